@@ -1,0 +1,1 @@
+# Build rules for host/aws (none yet).

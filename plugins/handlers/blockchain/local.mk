@@ -1,0 +1,1 @@
+# Build rules for plugins/handlers/blockchain (none yet).

@@ -1,0 +1,1 @@
+# Build rules for plugins/sinks/s3 (none yet).

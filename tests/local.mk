@@ -1,0 +1,1 @@
+# Build rules for tests (filled in by the foundation).
