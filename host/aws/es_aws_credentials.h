@@ -1,0 +1,61 @@
+/*
+ * AWS credentials for the daemon's AWS clients (MSK IAM token signer, S3
+ * sink). One module, shared by both: it resolves the standard provider
+ * chain and caches temporary credentials until shortly before they expire.
+ *
+ * Chain, in order (the first source that is configured wins):
+ *   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ *      AWS_SESSION_TOKEN (optional)
+ *   2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
+ *      (+ AWS_ROLE_SESSION_NAME) via STS AssumeRoleWithWebIdentity
+ *   3. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
+ *      AWS_CONFIG_FILE (~/.aws/config), profile AWS_PROFILE or "default"
+ *   4. container endpoint: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
+ *      AWS_CONTAINER_CREDENTIALS_FULL_URI (+ AWS_CONTAINER_AUTHORIZATION_TOKEN
+ *      or _TOKEN_FILE)
+ *   5. EC2 instance metadata, IMDSv2 (token PUT then GET), unless
+ *      AWS_EC2_METADATA_DISABLED=true
+ *
+ * Secrets are never logged; error messages name sources, never values.
+ * Thread-safe: one provider may be shared by threads.
+ */
+#ifndef ES_AWS_CREDENTIALS_H
+#define ES_AWS_CREDENTIALS_H
+
+#include <stddef.h>
+#include <time.h>
+
+typedef struct es_aws_credentials_s {
+    char access_key_id[128];
+    char secret_access_key[128];
+    char session_token[4096]; /* empty when none */
+    time_t expiration;        /* 0 when the credentials do not expire */
+} es_aws_credentials_t;
+
+typedef struct es_aws_provider_s es_aws_provider_t;
+
+/* Overrides, all optional (NULL/0 = use the environment or the default). */
+typedef struct es_aws_provider_opts_s {
+    const char *profile;          /* instead of AWS_PROFILE */
+    const char *access_key_id;    /* static credentials from config */
+    const char *secret_access_key;
+    const char *session_token;
+    const char *sts_endpoint;     /* default https://sts.amazonaws.com */
+    const char *imds_endpoint;    /* default http://169.254.169.254 */
+    const char *container_host;   /* default http://169.254.170.2 */
+    long timeout_ms;              /* HTTP timeout per source, default 2000 */
+} es_aws_provider_opts_t;
+
+es_aws_provider_t *es_aws_provider_new(const es_aws_provider_opts_t *opts,
+                                       char *errstr, size_t errstr_size);
+void es_aws_provider_destroy(es_aws_provider_t *provider);
+
+/*
+ * Fills *out with valid credentials, refreshing cached temporary ones that
+ * expire within five minutes. Returns 0, or -1 with errstr saying which
+ * sources were tried and why each failed.
+ */
+int es_aws_provider_get(es_aws_provider_t *provider, es_aws_credentials_t *out,
+                        char *errstr, size_t errstr_size);
+
+#endif

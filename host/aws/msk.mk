@@ -1,0 +1,1 @@
+# MSK IAM token signer (none yet).
