@@ -49,4 +49,5 @@ AM_TESTS_ENVIRONMENT = ES_TEST_PLUGIN_DIR=$(abs_top_builddir)/tests/unit/plugins
 	export ES_TEST_PLUGIN_DIR; ES_BUILD_DIR=$(abs_top_builddir); export ES_BUILD_DIR; \
 	ES_SRC_DIR=$(abs_top_srcdir); export ES_SRC_DIR;
 
-EXTRA_DIST += tests/e2e/lib.sh tests/e2e/foundation.sh
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/foundation.sh \
+	tests/e2e/plugin_sdk.sh tests/e2e/gen_events.py docs/examples/counting_sink.c
