@@ -827,13 +827,15 @@ static es_status_t purchase_owner(bc_t *bc, const bc_job_t *j,
         st_put(bc, k, first);
     }
     free(val);
-    free(k);
     long waited = (long)((now_ms() - t0) / 1000);
     if (waited >= bc->cfg.wallet_wait_s) {
         set_reason(reason, n, "no wallet linked for user %s after %ld s", user,
                    waited);
+        bc->host->state_delete(bc->host, k);
+        free(k);
         return ES_FAIL;
     }
+    free(k);
     set_reason(reason, n, "no wallet linked for user %s yet", user);
     return ES_RETRY;
 }
