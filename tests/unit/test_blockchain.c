@@ -195,7 +195,8 @@ static cJSON *record(void)
 {
     return cJSON_Parse(
         "{\"operation\":\"mint\",\"tenantId\":\"tenant-a\",\"ticketId\":"
-        "\"ticket-1\",\"contractAddress\":\"0x1234\",\"tokenId\":42,"
+        "\"ticket-1\",\"contractAddress\":\"0x1234\",\"tokenId\":"
+        "2891986158693390,"
         "\"chainId\":\"POLYGON\",\"ownerAddress\":\"0xabcd\","
         "\"transactionHash\":\"0xdeadbeef\",\"blockNumber\":12345678,"
         "\"gasUsed\":\"21000\",\"effectiveGasPrice\":\"1000000000\","
@@ -241,7 +242,12 @@ START_TEST(test_minted_event_shape)
     ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(data, "costUsd")));
     ck_assert_str_eq(cJSON_GetObjectItem(data, "gasUsed")->valuestring,
                      "21000");
-    ck_assert_int_eq(cJSON_GetObjectItem(data, "tokenId")->valueint, 42);
+    ck_assert_double_eq(cJSON_GetObjectItem(data, "tokenId")->valuedouble,
+                        2891986158693390.0);
+    /* integers stay integers in the text (cJSON alone would print
+     * 2.89198615869339e+15) */
+    ck_assert_ptr_nonnull(strstr(json, "\"tokenId\":2891986158693390,"));
+    ck_assert_ptr_nonnull(strstr(json, "\"blockNumber\":12345678,"));
     cJSON_Delete(ev);
     free(json);
     cJSON_Delete(rec);

@@ -666,6 +666,15 @@ static es_status_t fetch_receipt(bc_t *bc, const char *hash, cJSON **receipt,
     return rc == 1 ? ES_OK : ES_RETRY;
 }
 
+/* Integers as raw digits: cJSON would print 2891986158693390 as the
+ * approximate 2.89198615869339e+15. */
+static void add_uint(cJSON *o, const char *name, uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    cJSON_AddRawToObject(o, name, buf);
+}
+
 /* The durable record of a finished mint or burn, from its receipt. */
 static cJSON *make_record(bc_t *bc, const char *op, const bc_job_t *j,
                           const char *ticket, uint64_t token, const char *owner,
@@ -696,12 +705,12 @@ static cJSON *make_record(bc_t *bc, const char *op, const bc_job_t *j,
     cJSON_AddStringToObject(r, "tenantId", j->tenant);
     cJSON_AddStringToObject(r, "ticketId", ticket);
     cJSON_AddStringToObject(r, "contractAddress", bc->cfg.contract);
-    cJSON_AddNumberToObject(r, "tokenId", (double)token);
+    add_uint(r, "tokenId", token);
     cJSON_AddStringToObject(r, "chainId", bc->cfg.chain_id);
     cJSON_AddStringToObject(r, "ownerAddress", owner);
     cJSON_AddStringToObject(r, "transactionHash",
                             jstr(receipt, "transactionHash"));
-    cJSON_AddNumberToObject(r, "blockNumber", (double)block);
+    add_uint(r, "blockNumber", block);
     snprintf(num, sizeof(num), "%llu", (unsigned long long)gas);
     cJSON_AddStringToObject(r, "gasUsed", num);
     snprintf(num, sizeof(num), "%llu", (unsigned long long)price);

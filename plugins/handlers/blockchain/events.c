@@ -3,6 +3,7 @@
  * redelivery re-emits byte-identical events. */
 #include "bc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,13 +36,28 @@ done:
     return out;
 }
 
+/* cJSON prints a double with 15 significant digits when that round-trips,
+ * so 2891986158693390 would come out as 2.89198615869339e+15; integers
+ * (token ids, block numbers) are written as integers instead. */
+static cJSON *copy_value(const cJSON *v)
+{
+    char buf[32];
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+        v->valuedouble <= 9007199254740992.0 &&
+        v->valuedouble == (double)(uint64_t)v->valuedouble) {
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v->valuedouble);
+        return cJSON_CreateRaw(buf);
+    }
+    return cJSON_Duplicate(v, 1);
+}
+
 /* Copies the named members of rec, in this order, into a new object. */
 static cJSON *pick(const cJSON *rec, const char *const *names)
 {
     cJSON *d = cJSON_CreateObject();
     for (size_t i = 0; d && names[i]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, names[i]);
-        cJSON *copy = v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull();
+        cJSON *copy = v ? copy_value(v) : cJSON_CreateNull();
         if (!copy || !cJSON_AddItemToObject(d, names[i], copy)) {
             cJSON_Delete(copy);
             cJSON_Delete(d);

@@ -47,4 +47,5 @@ endif
 EXTRA_DIST += docs/blockchain-handler.md tests/e2e/blockchain.sh \
 	tests/peers/chain/package.json tests/peers/chain/package-lock.json \
 	tests/peers/chain/TicketNFT.sol tests/peers/chain/TicketNFT.hashes \
-	tests/peers/chain/compile.js tests/peers/chain/deploy.js
+	tests/peers/chain/compile.js tests/peers/chain/deploy.js \
+	tests/peers/chain/inspect.js
