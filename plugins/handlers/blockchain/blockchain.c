@@ -1141,7 +1141,11 @@ done:
     return st;
 }
 
-/* ------------------------------------------ synchronous event handling */
+/* --------------------------------------------- wallets and loyalty tiers */
+
+/* Wallet links are written by the worker too: the host's state is one
+ * SQLite connection per instance, and a put from another thread while the
+ * worker holds a transaction would join (and could roll back with) it. */
 
 static es_status_t do_wallet(bc_t *bc, const char *tenant, const cJSON *data,
                              char *reason, size_t n)
@@ -1239,9 +1243,11 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&bc->mu);
 
         char reason[256] = "";
-        es_status_t st = j->op == BC_OP_PURCHASE
-                             ? do_purchase(bc, j, reason, sizeof(reason))
-                             : do_cancel(bc, j, reason, sizeof(reason));
+        es_status_t st =
+            j->op == BC_OP_PURCHASE ? do_purchase(bc, j, reason, sizeof(reason))
+            : j->op == BC_OP_CANCEL
+                ? do_cancel(bc, j, reason, sizeof(reason))
+                : do_wallet(bc, j->tenant, j->data, reason, sizeof(reason));
         if (atomic_load(&bc->stop) && st != ES_OK) {
             /* Shutting down mid-operation: leave it pending; the host
              * redelivers after restart and the state resumes it. */
@@ -1331,9 +1337,14 @@ static es_status_t deliver_one(bc_t *bc, const es_event_t *ev, char *reason,
                    jstr(data, need) ? "userId" : need);
         return ES_FAIL;
     }
+    char addr[BC_ADDR_SIZE];
+    if (op == BC_OP_WALLET &&
+        bc_address_parse(jstr(data, "walletAddress"), addr) != 0) {
+        set_reason(reason, n,
+                   "data.walletAddress: missing or not a 20-byte hex address");
+        return ES_FAIL;
+    }
     switch (op) {
-    case BC_OP_WALLET:
-        return do_wallet(bc, tenant, data, reason, n);
     case BC_OP_TIER:
     case BC_OP_RENEW:
         return do_tier(bc, ev, op, tenant, data, reason, n);
