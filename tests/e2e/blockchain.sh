@@ -30,10 +30,10 @@ done
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RPC=http://127.0.0.1:$PORT
 
-start_ganache() {
+start_ganache() { # [ganache options]: mines instantly unless told otherwise
   "$PEER/node_modules/.bin/ganache" --server.host 127.0.0.1 --server.port "$PORT" \
     --wallet.deterministic --database.dbPath "$WORK/chaindb" --logging.quiet \
-    >>"$WORK/ganache.log" 2>&1 &
+    "$@" >>"$WORK/ganache.log" 2>&1 &
   GANACHE_PID=$!
   ES_PIDS+=("$GANACHE_PID")
   for _ in $(seq 1 150); do
@@ -230,10 +230,15 @@ sleep 1
 es_produce wallet-events "$WORK/dw.txt"
 check "daemon: 4 purchases minted" wait_minted 4 60
 
-# SIGKILL mid-stream, then restart: redeliveries must not mint again
+# SIGKILL mid-stream, then restart: redeliveries must not mint again. From
+# here on ganache mines a block a second, so six mints take several seconds
+# and the kill lands with transactions sent but not yet mined.
+stop_ganache
+start_ganache --miner.blockTime 1
 for i in $(seq 5 10); do buy tenant-d "d-$i" "user-d$((i % 2))"; done | keyed >"$WORK/d2.txt"
 es_produce ticketing-events "$WORK/d2.txt"
-sleep 0.5
+sleep 2.5
+es_log "minted before the kill: $(grep -c 'msg="minted ticket=d-\([5-9]\|10\) ' "$ES_DAEMON_LOG")"
 es_stop_daemon KILL || true
 es_start_daemon "$DCONF"
 check "daemon: all 10 purchases minted after a SIGKILL restart" wait_minted 10 90
@@ -243,7 +248,7 @@ stop_ganache
 for i in 11 12; do buy tenant-d "d-$i" user-d1; done | keyed >"$WORK/d3.txt"
 es_produce ticketing-events "$WORK/d3.txt"
 sleep 5
-start_ganache
+start_ganache --miner.blockTime 1
 check "daemon: purchases made while the chain was down minted once it returned" \
   wait_minted 12 90
 
