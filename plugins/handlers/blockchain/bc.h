@@ -6,8 +6,12 @@
 #ifndef BC_H
 #define BC_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "eventstream/plugin.h"
 
 struct cJSON;
 
@@ -107,5 +111,143 @@ void bc_rpc_destroy(bc_rpc_t *rpc);
 bc_rpc_status_t bc_rpc_call(bc_rpc_t *rpc, const char *method,
                             struct cJSON *params, struct cJSON **result,
                             char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------- the instance */
+
+#define BC_TYPE_MINTED "eventzr.blockchain.ticket.minted.v1"
+#define BC_TYPE_REVOKED "eventzr.blockchain.ticket.revoked.v1"
+#define BC_TYPE_TIER "eventzr.blockchain.loyalty.tier_changed.v1"
+#define BC_TYPE_NFT "eventzr.blockchain.nft.events.v1"
+#define BC_TYPE_TX "eventzr.blockchain.transaction.events.v1"
+#define BC_TYPE_QUOTA "eventzr.blockchain.quota.events.v1"
+
+#define BC_ZERO_ADDRESS "0x0000000000000000000000000000000000000000"
+
+typedef enum bc_op_e {
+    BC_OP_IGNORE = 0,
+    BC_OP_PURCHASE,
+    BC_OP_CANCEL,
+    BC_OP_TIER,
+    BC_OP_RENEW,
+    BC_OP_WALLET,
+} bc_op_t;
+
+typedef enum bc_period_e {
+    BC_PERIOD_TOTAL = 0,
+    BC_PERIOD_DAY,
+    BC_PERIOD_MONTH,
+} bc_period_t;
+
+typedef struct bc_config_s {
+    char *rpc_url;
+    char *rpc_bearer_token;
+    char *rpc_ca_file;
+    char contract[BC_ADDR_SIZE];
+    char from[BC_ADDR_SIZE];
+    char *chain_id;
+    char *source;
+    double native_token_usd;
+    long rpc_timeout_ms;
+    long receipt_timeout_ms;
+    long receipt_poll_ms;
+    long wallet_wait_s;
+    long gas_limit;
+    long queue_max;
+    long mint_quota;
+    bc_period_t quota_period;
+    struct cJSON *tenant_quotas;
+    long logs_from_block;
+} bc_config_t;
+
+typedef struct bc_job_s {
+    struct bc_job_s *next;
+    bc_op_t op;
+    uint64_t token;
+    char *id;
+    char *tenant;
+    char *time;
+    struct cJSON *data;
+} bc_job_t;
+
+typedef struct bc_s {
+    const es_host_t *host;
+    bc_config_t cfg;
+    bc_rpc_t *rpc;
+    pthread_t worker;
+    int worker_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bc_job_t *head, *tail;
+    long queued;
+    atomic_int stop;
+} bc_t;
+
+/* ------------------------------------------------------------ config.c */
+
+int bc_config_parse(bc_config_t *c, const struct cJSON *config, char *errstr,
+                    size_t errstr_size);
+void bc_config_free(bc_config_t *c);
+
+/* -------------------------------------------------------- blockchain.c */
+
+int64_t bc_now_ms(void);
+/* A non-empty string member, or NULL. */
+const char *bc_jstr(const struct cJSON *obj, const char *name);
+/* State keys are "kind:len(a):a:b" so that no two (a, b) pairs collide
+ * whatever characters tenant or ticket ids contain. malloc'd. */
+char *bc_state_key(const char *kind, const char *a, const char *b);
+/* 1 with a NUL-terminated malloc'd copy in *out, 0 absent, -1 error. */
+int bc_st_get(bc_t *bc, const char *key, char **out);
+int bc_st_put(bc_t *bc, const char *key, const char *value);
+void bc_set_reason(char *reason, size_t n, const char *fmt, ...)
+    ES_PRINTF(3, 4);
+/* Publishes one event through the host (data taken over); -1 with the
+ * reason set if it cannot. */
+int bc_emit_one(bc_t *bc, uint64_t token, const char *type,
+                const char *input_id, const char *tenant, const char *time,
+                struct cJSON *data, char *reason, size_t n);
+/* Emits the events of a recorded mint or burn. */
+int bc_emit_record(bc_t *bc, uint64_t token, const char *input_id,
+                   const struct cJSON *rec, char *reason, size_t n);
+/* Re-emits the record under key: 1 done, 0 no record, -1 error. */
+int bc_replay_record(bc_t *bc, const bc_job_t *j, const char *key, char *reason,
+                     size_t n);
+
+/* ------------------------------------------------------------- chain.c */
+
+/* ownerOf(token): OK with the owner, REVERT when it does not exist. */
+bc_rpc_status_t bc_chain_owner_of(bc_t *bc, uint64_t token,
+                                  char owner[BC_ADDR_SIZE], char *reason,
+                                  size_t n);
+/* Hash of the latest Transfer(from, to, token) log (NULL matches any):
+ * 1 found, 0 none, -1 error. */
+int bc_chain_find_transfer(bc_t *bc, const char *from, const char *to,
+                           uint64_t token, char hash[BC_HASH_SIZE],
+                           char *reason, size_t n);
+/* Resumes a transaction kept under pending_key: 1 mined (*receipt, owner),
+ * 0 nothing pending any more, -1 try later. */
+int bc_resume_pending(bc_t *bc, const char *pending_key, struct cJSON **receipt,
+                      char owner[BC_ADDR_SIZE], char *reason, size_t n);
+/* Simulates, sends and waits for data; keeps the hash under pending_key. */
+es_status_t bc_send_and_wait(bc_t *bc, const char *pending_key,
+                             const char *data, const char *owner,
+                             struct cJSON **receipt, char *reason, size_t n);
+es_status_t bc_fetch_receipt(bc_t *bc, const char *hash, struct cJSON **receipt,
+                             char *reason, size_t n);
+/* The durable record of a confirmed mint or burn, from its receipt. */
+struct cJSON *bc_make_record(bc_t *bc, const char *op, const bc_job_t *j,
+                             const char *ticket, uint64_t token,
+                             const char *owner, const struct cJSON *receipt,
+                             char *reason, size_t n);
+
+/* --------------------------------------------------------------- ops.c */
+
+es_status_t bc_do_purchase(bc_t *bc, const bc_job_t *j, char *reason, size_t n);
+es_status_t bc_do_cancel(bc_t *bc, const bc_job_t *j, char *reason, size_t n);
+es_status_t bc_do_wallet(bc_t *bc, const char *tenant, const struct cJSON *data,
+                         char *reason, size_t n);
+es_status_t bc_do_tier(bc_t *bc, const es_event_t *ev, bc_op_t op,
+                       const char *tenant, const struct cJSON *data,
+                       char *reason, size_t n);
 
 #endif /* BC_H */

@@ -2,6 +2,9 @@
 pkgplugin_LTLIBRARIES += plugins/handlers/blockchain/blockchain.la
 plugins_handlers_blockchain_blockchain_la_SOURCES = \
 	plugins/handlers/blockchain/blockchain.c \
+	plugins/handlers/blockchain/config.c \
+	plugins/handlers/blockchain/ops.c \
+	plugins/handlers/blockchain/chain.c \
 	plugins/handlers/blockchain/abi.c \
 	plugins/handlers/blockchain/events.c \
 	plugins/handlers/blockchain/rpc.c \
