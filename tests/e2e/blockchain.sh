@@ -36,12 +36,16 @@ start_ganache() { # [ganache options]: mines instantly unless told otherwise
     "$@" >>"$WORK/ganache.log" 2>&1 &
   GANACHE_PID=$!
   ES_PIDS+=("$GANACHE_PID")
-  for _ in $(seq 1 150); do
+  # node and ganache take seconds to start, more on a loaded machine
+  for _ in $(seq 1 450); do
     curl -sf -X POST -H 'content-type: application/json' \
       --data '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$RPC" >/dev/null && return 0
+    kill -0 "$GANACHE_PID" 2>/dev/null || break
     sleep 0.2
   done
-  echo "ganache did not start"; cat "$WORK/ganache.log"; return 1
+  echo "ganache did not start on $RPC:" >&2
+  cat "$WORK/ganache.log" >&2 || true
+  return 1
 }
 stop_ganache() {
   kill "$GANACHE_PID"; wait "$GANACHE_PID" 2>/dev/null || true; GANACHE_PID=
