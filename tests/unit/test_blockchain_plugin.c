@@ -48,6 +48,7 @@ typedef struct chain_s {
     int ntokens;
     int sends; /* eth_sendTransaction calls */
     int down;  /* answer 503 to everything */
+    int hold;  /* sent transactions stay pending (no receipt) */
     char url[64];
 } chain_t;
 
@@ -139,7 +140,8 @@ static cJSON *rpc(const char *method, cJSON *params, cJSON **err)
         strcmp(method, "eth_getTransactionByHash") == 0) {
         const char *h = cJSON_GetStringValue(p0);
         int n = (int)strtol(h + 2, NULL, 16);
-        if (n < 1 || n > chain.sends)
+        if (n < 1 || n > chain.sends ||
+            (chain.hold && strstr(method, "Receipt"))) /* pending */
             return cJSON_CreateNull();
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "transactionHash", h);
@@ -484,6 +486,33 @@ START_TEST(test_redelivery_is_idempotent)
 }
 END_TEST
 
+/* A transaction not mined within receipt_timeout_ms: RETRY, and the next
+ * attempt waits for the same transaction instead of sending another. */
+START_TEST(test_pending_transaction_resumed)
+{
+    char reason[256];
+    start("\"receipt_timeout_ms\":100");
+    link_wallet("user-1", BUYER);
+    chain.hold = 1;
+    ck_assert_int_eq(purchase("p-1", "ticket-1", "user-1", reason), ES_RETRY);
+    ck_assert_str_eq(reason, "transaction 0x"
+                             "0000000000000000000000000000000000000000000000000"
+                             "000000000000001 not mined after 100 ms");
+    ck_assert_int_eq(purchase("p-1", "ticket-1", "user-1", reason), ES_RETRY);
+    chain.hold = 0;
+    ck_assert_int_eq(purchase("p-1", "ticket-1", "user-1", reason), ES_OK);
+    ck_assert_int_eq(chain.sends, 1);
+    cJSON *ev = cJSON_Parse(fh->emits[0].json);
+    ck_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "data"), "transactionHash")
+            ->valuestring,
+        "0x0000000000000000000000000000000000000000000000000000000000000001");
+    cJSON_Delete(ev);
+    char *pending = fh_state(fh, "mtx:8:tenant-a:ticket-1");
+    ck_assert_ptr_null(pending);
+}
+END_TEST
+
 START_TEST(test_owned_by_other_fails)
 {
     char reason[256];
@@ -655,6 +684,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_ignored_and_invalid);
     tcase_add_test(tc, test_wallet_lookup_and_mint);
     tcase_add_test(tc, test_redelivery_is_idempotent);
+    tcase_add_test(tc, test_pending_transaction_resumed);
     tcase_add_test(tc, test_owned_by_other_fails);
     tcase_add_test(tc, test_quota);
     tcase_add_test(tc, test_not_authorised_fails);
