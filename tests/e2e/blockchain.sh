@@ -209,10 +209,7 @@ check "daemon accepts the blockchain instance config" "$ES_BIN" --check-config "
 
 keyed() { sed 's/^\(.*"subject":"\([^"]*\)".*\)$/\2\t\1/'; }
 # consume_minted OUT: everything on the minted topic so far, "key TAB value"
-consume_minted() {
-  timeout 20 kcat -C -b "$BOOTSTRAP" -t "$MINTED" -o beginning -e -q \
-    -f '%k\t%s\n' >"$1" 2>/dev/null || true
-}
+consume_minted() { es_consume_all "$MINTED" "$1" "$BOOTSTRAP" '%k\t%s\n'; }
 # wait_minted N SECS: until N distinct tickets were minted (or the time ends)
 wait_minted() {
   local i
@@ -259,10 +256,8 @@ check "daemon: purchases made while the chain was down minted once it returned" 
 # a buyer who never links a wallet: dead-lettered with the reason
 buy tenant-d d-13 user-ghost | keyed >"$WORK/d4.txt"
 es_produce ticketing-events "$WORK/d4.txt"
-for _ in $(seq 1 30); do
-  es_consume eventstream.dlq 1 "$WORK/dlq.txt" "$BOOTSTRAP" '%k|%h|%s\n'
-  [ -s "$WORK/dlq.txt" ] && break
-done
+# (es_consume waits up to 30 s for the record)
+es_consume eventstream.dlq 1 "$WORK/dlq.txt" "$BOOTSTRAP" '%k|%h|%s\n'
 check "daemon: purchase without a wallet dead-lettered with the reason" \
   grep -q '^tenant-d|.*es_reason=no wallet linked for user user-ghost after [0-9]* s' "$WORK/dlq.txt"
 
