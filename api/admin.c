@@ -19,11 +19,28 @@ struct es_admin_s {
     char *cert, *key;
 };
 
+#define MAX_BODY (1 << 20)
+
+/* One request: the uploaded body, gathered across callbacks. */
+typedef struct request_s {
+    char *body;
+    size_t len;
+    int too_large;
+} request_t;
+
+/* What a handler gets: the path parameter ({topic}) and the body. */
+typedef struct call_s {
+    const char *param;
+    const char *body;
+    size_t body_len;
+} call_t;
+
 typedef struct route_s {
     const char *method;
-    const char *path;
-    int public; /* no token needed: liveness and readiness probes */
-    enum MHD_Result (*handle)(es_admin_t *a, struct MHD_Connection *c);
+    const char *path; /* a segment "{x}" matches one non-empty segment */
+    int public;       /* no token needed: liveness and readiness probes */
+    enum MHD_Result (*handle)(es_admin_t *a, struct MHD_Connection *c,
+                              const call_t *call);
 } route_t;
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status,
@@ -53,14 +70,16 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
     return send_json(c, status, o);
 }
 
-static enum MHD_Result get_health(es_admin_t *a, struct MHD_Connection *c)
+static enum MHD_Result get_health(es_admin_t *a, struct MHD_Connection *c,
+                                  const call_t *call)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
     return send_json(c, MHD_HTTP_OK, o);
 }
 
-static enum MHD_Result get_ready(es_admin_t *a, struct MHD_Connection *c)
+static enum MHD_Result get_ready(es_admin_t *a, struct MHD_Connection *c,
+                                 const call_t *call)
 {
     int ready = es_pipeline_ready(a->pipeline);
     cJSON *o = cJSON_CreateObject();
@@ -71,17 +90,161 @@ static enum MHD_Result get_ready(es_admin_t *a, struct MHD_Connection *c)
     return send_json(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
 }
 
-static enum MHD_Result get_metrics(es_admin_t *a, struct MHD_Connection *c)
+static enum MHD_Result get_metrics(es_admin_t *a, struct MHD_Connection *c,
+                                   const call_t *call)
 {
     return send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4",
                      es_metrics_prometheus());
+}
+
+static enum MHD_Result get_topics(es_admin_t *a, struct MHD_Connection *c,
+                                  const call_t *call)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "topics",
+                          es_topics_list_json(es_pipeline_topics(a->pipeline)));
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result get_schemas(es_admin_t *a, struct MHD_Connection *c,
+                                   const call_t *call)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(
+        o, "schemas", es_topics_schemas_json(es_pipeline_topics(a->pipeline)));
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result get_schema(es_admin_t *a, struct MHD_Connection *c,
+                                  const call_t *call)
+{
+    cJSON *s =
+        es_topics_schema_json(es_pipeline_topics(a->pipeline), call->param);
+    if (!s)
+        return send_error(c, MHD_HTTP_NOT_FOUND,
+                          "no onboarded Avro topic of that name");
+    return send_json(c, MHD_HTTP_OK, s);
+}
+
+static enum MHD_Result get_usage(es_admin_t *a, struct MHD_Connection *c,
+                                 const call_t *call)
+{
+    const char *tenant =
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
+    const char *topic =
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "topic");
+    return send_json(
+        c, MHD_HTTP_OK,
+        es_usage_json(es_pipeline_usage(a->pipeline), tenant, topic));
+}
+
+/* Headers of the sample record: {"name": "string value", ...}. */
+static int parse_headers(const cJSON *h, es_header_t **out, size_t *n,
+                         const char **why)
+{
+    *out = NULL;
+    *n = 0;
+    if (!h)
+        return 0;
+    if (!cJSON_IsObject(h)) {
+        *why = "\"headers\" must be an object of string values";
+        return -1;
+    }
+    *out = calloc((size_t)cJSON_GetArraySize(h) + 1, sizeof **out);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, h)
+    {
+        if (!cJSON_IsString(it)) {
+            *why = "\"headers\" must be an object of string values";
+            return -1;
+        }
+        (*out)[(*n)++] =
+            (es_header_t){it->string, it->valuestring, strlen(it->valuestring)};
+    }
+    return 0;
+}
+
+/*
+ * The body is either the record value itself (a structured CloudEvent) or
+ * {"value": event-or-string, "key": "...", "headers": {...}} for a key,
+ * headers or a binary-mode value.
+ */
+static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
+                                 const call_t *call)
+{
+    const char *end = NULL;
+    cJSON *body =
+        cJSON_ParseWithLengthOpts(call->body, call->body_len, &end, 0);
+    if (!body) {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "request body is not valid JSON (at byte %zu)",
+                 end ? (size_t)(end - call->body) : (size_t)0);
+        return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+    }
+    const cJSON *value = body, *key = NULL, *headers = NULL;
+    int wrapped = cJSON_IsObject(body) &&
+                  cJSON_GetObjectItemCaseSensitive(body, "value") &&
+                  !cJSON_GetObjectItemCaseSensitive(body, "specversion");
+    if (wrapped) {
+        value = cJSON_GetObjectItemCaseSensitive(body, "value");
+        key = cJSON_GetObjectItemCaseSensitive(body, "key");
+        headers = cJSON_GetObjectItemCaseSensitive(body, "headers");
+    }
+    const char *why = NULL;
+    es_header_t *hv = NULL;
+    size_t nh = 0;
+    if (key && !cJSON_IsString(key))
+        why = "\"key\" must be a string";
+    else if (parse_headers(headers, &hv, &nh, &why) == 0 && !why) {
+        char *raw =
+            cJSON_IsString(value) ? NULL : cJSON_PrintUnformatted(value);
+        const char *v = raw ? raw : value->valuestring;
+        cJSON *res =
+            es_pipeline_dry_run(a->pipeline, call->param, v, strlen(v),
+                                key ? key->valuestring : NULL,
+                                key ? strlen(key->valuestring) : 0, hv, nh);
+        free(raw);
+        free(hv);
+        cJSON_Delete(body);
+        return send_json(c, MHD_HTTP_OK, res);
+    }
+    free(hv);
+    cJSON_Delete(body);
+    return send_error(c, MHD_HTTP_BAD_REQUEST, why);
 }
 
 static const route_t routes[] = {
     {"GET", "/health", 1, get_health},
     {"GET", "/ready", 1, get_ready},
     {"GET", "/metrics", 0, get_metrics},
+    {"GET", "/v1/topics", 0, get_topics},
+    {"POST", "/v1/topics/{topic}/test", 0, post_test},
+    {"GET", "/v1/schemas", 0, get_schemas},
+    {"GET", "/v1/schemas/{topic}", 0, get_schema},
+    {"GET", "/v1/usage", 0, get_usage},
 };
+
+/* Matches url against a route path; a "{x}" segment is copied to param. */
+static int path_matches(const char *pattern, const char *url, char *param,
+                        size_t param_size)
+{
+    while (*pattern && *url) {
+        if (*pattern == '{') {
+            size_t n = strcspn(url, "/");
+            if (n == 0 || n >= param_size)
+                return 0;
+            memcpy(param, url, n);
+            param[n] = '\0';
+            url += n;
+            pattern += strcspn(pattern, "}") + 1;
+            continue;
+        }
+        if (*pattern++ != *url++)
+            return 0;
+    }
+    return *pattern == '\0' && *url == '\0';
+}
 
 /* Compares in time that depends only on the length of `expected`. */
 static int token_matches(const char *given, const char *expected)
@@ -108,9 +271,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   size_t *upload_size, void **con_cls)
 {
     es_admin_t *a = cls;
+    request_t *req = *con_cls;
+    if (!req) { /* first call: headers only */
+        *con_cls = calloc(1, sizeof *req);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (req->len + *upload_size > MAX_BODY) {
+            req->too_large = 1;
+        } else {
+            req->body = realloc(req->body, req->len + *upload_size + 1);
+            memcpy(req->body + req->len, upload, *upload_size);
+            req->len += *upload_size;
+            req->body[req->len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
     int path_known = 0;
+    char param[512];
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (strcmp(routes[i].path, url) != 0)
+        if (!path_matches(routes[i].path, url, param, sizeof param))
             continue;
         path_known = 1;
         if (strcmp(routes[i].method, method) != 0)
@@ -118,12 +299,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (!routes[i].public && !authorised(a, c))
             return send_error(c, MHD_HTTP_UNAUTHORIZED,
                               "missing or wrong bearer token");
-        return routes[i].handle(a, c);
+        if (req->too_large)
+            return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                              "request body larger than 1 MiB");
+        call_t call = {param, req->body ? req->body : "", req->len};
+        return routes[i].handle(a, c, &call);
     }
     if (path_known)
         return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
                           "method not allowed on this path");
     return send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    request_t *req = *con_cls;
+    if (req) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
 }
 
 static char *read_file(const char *path, char *errstr, size_t errstr_size,
@@ -206,7 +402,8 @@ es_admin_t *es_admin_start(const es_config_t *conf, es_pipeline_t *p,
     if (a->cert)
         flags |= MHD_USE_TLS;
     a->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, &sa,
+        flags, 0, NULL, NULL, on_request, a, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_SOCK_ADDR, &sa,
         a->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, a->cert,
         MHD_OPTION_HTTPS_MEM_KEY, a->key, MHD_OPTION_END);
     if (!a->mhd) {

@@ -1,6 +1,15 @@
-# The admin HTTP API, linked into the daemon.
+# The admin API, linked into the daemon.
 noinst_LTLIBRARIES += api/libesapi.la
 api_libesapi_la_SOURCES = api/admin.c api/admin.h
 api_libesapi_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(RDKAFKA_CFLAGS)
 api_libesapi_la_LIBADD = $(MHD_LIBS) $(CJSON_LIBS)
 EXTRA_DIST += api/openapi.yaml tests/e2e/api.sh
+
+# Topic onboarding (docs/onboarding.md): the seed topics' folders, the
+# unit test of the registry and usage counters, and the e2e test with its
+# sample filter plugin.
+EXTRA_DIST += service-teams-topics docs/onboarding.md tests/e2e/onboarding.sh
+check_LTLIBRARIES += tests/e2e/samplefilter.la
+tests_e2e_samplefilter_la_SOURCES = tests/e2e/sample_filter.c
+tests_e2e_samplefilter_la_LIBADD = $(CJSON_LIBS)
+tests_e2e_samplefilter_la_LDFLAGS = $(TEST_PLUGIN_LINK)

@@ -11,7 +11,9 @@ host_libeshost_la_SOURCES = \
 	host/src/metrics.c host/src/metrics.h \
 	host/src/offsets.c host/src/offsets.h \
 	host/src/pipeline.c host/src/pipeline.h \
-	host/src/state.c host/src/state.h
+	host/src/state.c host/src/state.h \
+	host/src/topics.c host/src/topics.h \
+	host/src/usage.c host/src/usage.h
 host_libeshost_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(SQLITE_CFLAGS)
 host_libeshost_la_LIBADD = $(RDKAFKA_LIBS) $(CJSON_LIBS) $(SQLITE_LIBS)
 

@@ -332,6 +332,7 @@ static int parse_top(parse_ctx_t *ctx, es_config_t *conf)
         FIELD(es_config_t, plugin_dir, "plugin_dir", F_STRING, 0),
         FIELD(es_config_t, state_dir, "state_dir", F_STRING, 0),
         FIELD(es_config_t, dead_letter_topic, "dead_letter_topic", F_STRING, 0),
+        FIELD(es_config_t, topics_dir, "topics_dir", F_STRING, 0),
     };
     const cJSON *item;
     cJSON_ArrayForEach(item, conf->root)
@@ -491,6 +492,7 @@ void es_config_destroy(es_config_t *conf)
     free(conf->plugin_dir);
     free(conf->state_dir);
     free(conf->dead_letter_topic);
+    free(conf->topics_dir);
     free(conf->api_listen);
     free(conf->api_token);
     free(conf->api_token_file);

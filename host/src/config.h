@@ -40,6 +40,7 @@ typedef struct es_config_s {
     char *plugin_dir;
     char *state_dir;
     char *dead_letter_topic;
+    char *topics_dir; /* service-teams-topics/; NULL: no onboarding */
     es_log_level_t log_level;
     es_log_format_t log_format;
 

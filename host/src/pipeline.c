@@ -18,6 +18,8 @@
 #include "offsets.h"
 #include "pipeline.h"
 #include "state.h"
+#include "topics.h"
+#include "usage.h"
 
 typedef struct instance_s instance_t;
 typedef struct route_s route_t;
@@ -117,6 +119,7 @@ typedef struct completion_s {
 
 #define TOKEN_BUCKETS 65536
 #define FLUSH_INTERVAL_MS 100
+#define HOUSEKEEPING_INTERVAL_MS 2000 /* topics rescan, usage save */
 
 struct es_pipeline_s {
     const es_config_t *conf;
@@ -149,6 +152,13 @@ struct es_pipeline_s {
     atomic_size_t joined_consumers;
     int64_t last_flush_ms, last_commit_ms;
     es_counter_t *consumed, *decode_failed, *dead_lettered;
+
+    es_topics_t *topics; /* NULL when no topics_dir */
+    es_usage_t *usage;
+    int64_t last_housekeeping_ms;
+    /* Filter plugin calls on one instance must not overlap: the pipeline
+     * thread and the admin API's dry runs both take this lock. */
+    pthread_mutex_t filter_lock;
 };
 
 static int64_t now_ms(void)
@@ -458,6 +468,9 @@ static void settle(es_pipeline_t *p, delivery_t *d)
     }
     es_counter_add(d->dest->delivered, 1);
     observe_latency(d);
+    es_usage_add(p->usage, d->tenant, rd_kafka_topic_name(d->rec->msg->rkt),
+                 d->dest->conf->name,
+                 d->out ? d->out->dec.json_len : d->rec->dec.json_len);
     delivery_done(p, d);
 }
 
@@ -733,20 +746,63 @@ static void build_event(es_event_t *ev, const record_t *rec,
     };
 }
 
-static char *find_tenant(const route_t *r, const record_t *rec,
-                         const es_decoded_t *dec)
+/* The route's tenant spec; else the onboarded topic's; else the default
+ * one. `r` NULL: no route (usage of consumed events). */
+static char *lookup_tenant(es_pipeline_t *p, const route_t *r,
+                           const char *topic, const void *key, size_t key_len,
+                           const es_decoded_t *dec)
 {
-    static const char *const defaults[] = {"tenantid", "data.tenantId", "key"};
-    const es_strv_t *spec = &r->conf->tenant;
-    size_t n = spec->n ? spec->n : 3;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = spec->n ? spec->v[i] : defaults[i];
-        char *t =
-            es_decode_lookup(dec->ce, rec->msg->key, rec->msg->key_len, s);
-        if (t)
-            return t;
+    static char *defaults[] = {"tenantid", "data.tenantId", "key"};
+    static const es_strv_t default_spec = {defaults, 3};
+    const es_strv_t *spec = r && r->conf->tenant.n ? &r->conf->tenant : NULL;
+    char *t = NULL;
+    es_topics_lock(p->topics);
+    if (!spec) {
+        const es_topic_t *ot = es_topics_find(p->topics, topic);
+        spec = ot ? &ot->tenant : &default_spec;
     }
-    return NULL;
+    for (size_t i = 0; i < spec->n && !t; i++)
+        t = es_decode_lookup(dec->ce, key, key_len, spec->v[i]);
+    es_topics_unlock(p->topics);
+    return t;
+}
+
+static char *find_tenant(es_pipeline_t *p, const route_t *r,
+                         const record_t *rec, const es_decoded_t *dec)
+{
+    return lookup_tenant(p, r, rd_kafka_topic_name(rec->msg->rkt),
+                         rec->msg->key, rec->msg->key_len, dec);
+}
+
+/* The onboarded topic's PII fields, removed after the filter chain and
+ * before every destination. NULL when the event holds none (nothing is
+ * re-serialised then); *bad set when the result is not a CloudEvent. */
+static output_t *strip_pii(es_pipeline_t *p, const char *topic,
+                           const es_decoded_t *dec, cJSON *removed, int *bad)
+{
+    output_t *o = NULL;
+    es_topics_lock(p->topics);
+    const es_topic_t *t = es_topics_find(p->topics, topic);
+    if (t && es_topic_has_pii(t, dec->ce)) {
+        cJSON *ce = cJSON_Duplicate(dec->ce, 1);
+        es_topic_strip_pii(t, ce, removed);
+        o = calloc(1, sizeof *o);
+        char reason[256];
+        if (es_decode_validate(ce, &o->dec, reason, sizeof reason)) {
+            cJSON_Delete(ce);
+            free(o);
+            o = NULL;
+            *bad = 1;
+        } else {
+            o->dec.ce = ce;
+            o->dec.owned_json = cJSON_PrintUnformatted(ce);
+            o->dec.json = o->dec.owned_json;
+            o->dec.json_len = strlen(o->dec.owned_json);
+            o->refs = 1;
+        }
+    }
+    es_topics_unlock(p->topics);
+    return o;
 }
 
 static route_t *route_by_name(es_pipeline_t *p, const char *name)
@@ -817,16 +873,27 @@ static void deliver_to_destinations(es_pipeline_t *p, record_t *rec,
                                     route_t *target)
 {
     const es_decoded_t *dec = out ? &out->dec : &rec->dec;
-    char *tenant = find_tenant(route, rec, dec);
+    char *tenant = find_tenant(p, route, rec, dec);
     if (!tenant && route->conf->require_tenant) {
         es_counter_add(route->tenantless, 1);
         dead_letter_record(p, rec, route, "route",
                            "no tenant found where the route looks for it");
         return;
     }
+    int bad = 0;
+    output_t *clean =
+        strip_pii(p, rd_kafka_topic_name(rec->msg->rkt), dec, NULL, &bad);
+    if (bad) {
+        dead_letter_record(p, rec, route, "host",
+                           "stripping PII fields left an invalid CloudEvent");
+        free(tenant);
+        return;
+    }
     route_t *r = target ? target : route;
     for (size_t i = 0; i < r->conf->destinations.n; i++)
-        enqueue(r->dests[i], delivery_new(p, rec, out, r, r->dests[i], tenant));
+        enqueue(r->dests[i], delivery_new(p, rec, clean ? clean : out, r,
+                                          r->dests[i], tenant));
+    output_release(clean); /* the deliveries hold their own references */
     free(tenant);
 }
 
@@ -868,13 +935,15 @@ static void route_event(es_pipeline_t *p, record_t *rec, route_t *route,
     }
     instance_t *f = route->filters[fi];
     const es_decoded_t *dec = out ? &out->dec : &rec->dec;
-    char *tenant = find_tenant(route, rec, dec);
+    char *tenant = find_tenant(p, route, rec, dec);
     es_event_t ev;
     build_event(&ev, rec, dec, tenant, route->conf->name, 0, 1);
     collector_t c = {{collect_add, collect_set_route, NULL}, NULL, 0, NULL};
     char err[512] = "";
+    pthread_mutex_lock(&p->filter_lock);
     es_filter_verdict_t v =
         f->plugin->filter(f->handle, &ev, &c.base, err, sizeof err);
+    pthread_mutex_unlock(&p->filter_lock);
     free(tenant);
     switch (v) {
     case ES_FILTER_KEEP:
@@ -1016,6 +1085,10 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
         es_counter_add(p->decode_failed, 1);
         dead_letter_record(p, rec, NULL, "decode", reason);
     } else {
+        char *tenant =
+            lookup_tenant(p, NULL, topic, m->key, m->key_len, &rec->dec);
+        es_usage_add(p->usage, tenant, topic, NULL, m->len);
+        free(tenant);
         for (size_t i = 0; i < c->nroutes; i++) {
             if (!route_wants(c->routes[i], topic))
                 continue;
@@ -1393,6 +1466,19 @@ static int instances_init(es_pipeline_t *p, char *errstr, size_t errstr_size)
     return 0;
 }
 
+static int topics_init(es_pipeline_t *p, char *errstr, size_t errstr_size)
+{
+    if (!p->conf->topics_dir)
+        return 0;
+    char err[1024];
+    p->topics = es_topics_load(p->conf->topics_dir, err, sizeof err);
+    if (!p->topics) {
+        snprintf(errstr, errstr_size, "%s: %s", p->conf->path, err);
+        return -1;
+    }
+    return 0;
+}
+
 static es_pipeline_t *pipeline_alloc(const es_config_t *conf,
                                      es_loader_t *loader)
 {
@@ -1401,6 +1487,7 @@ static es_pipeline_t *pipeline_alloc(const es_config_t *conf,
     p->loader = loader;
     pthread_mutex_init(&p->token_lock, NULL);
     pthread_mutex_init(&p->comp_lock, NULL);
+    pthread_mutex_init(&p->filter_lock, NULL);
     p->tokens = calloc(TOKEN_BUCKETS, sizeof *p->tokens);
     make_wake_pipe(p->comp_wake);
     make_wake_pipe(p->prod_wake);
@@ -1430,6 +1517,11 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
             rd_kafka_queue_get_main(es_producer_handle(p->producer));
         rd_kafka_queue_io_event_enable(p->prod_queue, p->prod_wake[1], "p", 1);
     }
+    if (topics_init(p, errstr, errstr_size))
+        goto fail;
+    char usage_path[4200];
+    snprintf(usage_path, sizeof usage_path, "%s/usage.json", conf->state_dir);
+    p->usage = es_usage_new(usage_path);
     if (instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
         consumers_init(p, brokers, errstr, errstr_size))
@@ -1468,6 +1560,15 @@ static void wait_for_work(es_pipeline_t *p)
                 drain_fd(fds[i].fd);
 }
 
+/* Picks up added or changed topic folders, saves the usage counters. */
+static void housekeeping(es_pipeline_t *p)
+{
+    char err[512];
+    es_topics_rescan(p->topics);
+    if (es_usage_save(p->usage, err, sizeof err))
+        es_warn("%s", err);
+}
+
 static void iterate(es_pipeline_t *p, int consume)
 {
     wait_for_work(p);
@@ -1490,6 +1591,10 @@ static void iterate(es_pipeline_t *p, int consume)
     if (now - p->last_commit_ms >= p->conf->commit_interval_ms) {
         commit_all(p, 0);
         p->last_commit_ms = now;
+    }
+    if (now - p->last_housekeeping_ms >= HOUSEKEEPING_INTERVAL_MS) {
+        housekeeping(p);
+        p->last_housekeeping_ms = now;
     }
     apply_backpressure(p);
 }
@@ -1601,6 +1706,9 @@ void es_pipeline_destroy(es_pipeline_t *p)
     free(p->tokens);
     free(p->comp);
     free(p->heap);
+    es_usage_destroy(p->usage);
+    es_topics_destroy(p->topics);
+    pthread_mutex_destroy(&p->filter_lock);
     int *fds[] = {p->comp_wake, p->prod_wake};
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 2; i++)
@@ -1613,7 +1721,8 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
                                 char *errstr, size_t errstr_size)
 {
     es_pipeline_t *p = pipeline_alloc(conf, loader);
-    int rc = instances_init(p, errstr, errstr_size) ||
+    int rc = topics_init(p, errstr, errstr_size) ||
+                     instances_init(p, errstr, errstr_size) ||
                      routes_init(p, errstr, errstr_size)
                  ? -1
                  : 0;
@@ -1627,4 +1736,221 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
 int es_pipeline_ready(es_pipeline_t *p)
 {
     return atomic_load(&p->joined_consumers) == p->nconsumers;
+}
+
+/* ------------------------------------------------ topic testing (dry run) */
+
+es_topics_t *es_pipeline_topics(es_pipeline_t *p)
+{
+    return p->topics;
+}
+
+es_usage_t *es_pipeline_usage(es_pipeline_t *p)
+{
+    return p->usage;
+}
+
+typedef struct dry_s {
+    es_pipeline_t *p;
+    const char *topic;
+    const void *key;
+    size_t key_len;
+    const es_header_t *headers;
+    size_t nh;
+    cJSON *steps, *outputs;
+} dry_t;
+
+static const char *verdict_name(es_filter_verdict_t v)
+{
+    switch (v) {
+    case ES_FILTER_KEEP:
+        return "keep";
+    case ES_FILTER_DROP:
+        return "drop";
+    case ES_FILTER_REPLACE:
+        return "replace";
+    case ES_FILTER_FAIL:
+        break;
+    }
+    return "fail";
+}
+
+static void dry_event(const dry_t *t, es_event_t *ev, const es_decoded_t *dec,
+                      const char *tenant, const char *route)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    *ev = (es_event_t){
+        .json = dec->json,
+        .json_len = dec->json_len,
+        .ce = dec->ce,
+        .id = dec->id,
+        .source = dec->source,
+        .type = dec->type,
+        .subject = dec->subject,
+        .time = dec->time,
+        .tenant = tenant,
+        .topic = t->topic,
+        .partition = -1,
+        .offset = -1,
+        .timestamp_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+        .key = t->key,
+        .key_len = t->key_len,
+        .headers = t->headers,
+        .header_count = t->nh,
+        .route = route,
+        .attempt = 1,
+    };
+}
+
+static void add_tenant(cJSON *o, const char *tenant)
+{
+    if (tenant)
+        cJSON_AddStringToObject(o, "tenant", tenant);
+    else
+        cJSON_AddNullToObject(o, "tenant");
+}
+
+/* What the end of the chain would deliver, after PII stripping. */
+static void dry_output(dry_t *t, route_t *route, const es_decoded_t *dec,
+                       route_t *target)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToArray(t->outputs, o);
+    char *tenant =
+        lookup_tenant(t->p, route, t->topic, t->key, t->key_len, dec);
+    add_tenant(o, tenant);
+    free(tenant);
+    if (!tenant && route->conf->require_tenant) {
+        cJSON_AddStringToObject(o, "dead_letter",
+                                "no tenant found where the route looks for it");
+        return;
+    }
+    cJSON *removed = cJSON_CreateArray();
+    int bad = 0;
+    output_t *clean = strip_pii(t->p, t->topic, dec, removed, &bad);
+    if (bad) {
+        cJSON_Delete(removed);
+        cJSON_AddStringToObject(
+            o, "dead_letter",
+            "stripping PII fields left an invalid CloudEvent");
+        return;
+    }
+    cJSON_AddItemToObject(o, "event",
+                          cJSON_Duplicate(clean ? clean->dec.ce : dec->ce, 1));
+    cJSON_AddItemToObject(o, "pii_stripped", removed);
+    route_t *r = target ? target : route;
+    cJSON_AddStringToObject(o, "route", r->conf->name);
+    cJSON *dests = cJSON_AddArrayToObject(o, "destinations");
+    for (size_t i = 0; i < r->conf->destinations.n; i++)
+        cJSON_AddItemToArray(dests,
+                             cJSON_CreateString(r->conf->destinations.v[i]));
+    output_release(clean);
+}
+
+static void dry_route(dry_t *t, route_t *route, const es_decoded_t *dec,
+                      size_t fi, route_t *target);
+
+/* A route name from a filter; unknown names would dead-letter. */
+static int dry_target(dry_t *t, cJSON *step, const char *name, route_t **target)
+{
+    if (!name)
+        return 0;
+    *target = route_by_name(t->p, name);
+    if (*target)
+        return 0;
+    char why[256];
+    snprintf(why, sizeof why,
+             "filter routed the event to unknown route \"%.100s\"", name);
+    cJSON_AddStringToObject(step, "dead_letter", why);
+    return -1;
+}
+
+static void dry_route(dry_t *t, route_t *route, const es_decoded_t *dec,
+                      size_t fi, route_t *target)
+{
+    if (fi == route->conf->filters.n) {
+        dry_output(t, route, dec, target);
+        return;
+    }
+    instance_t *f = route->filters[fi];
+    char *tenant =
+        lookup_tenant(t->p, route, t->topic, t->key, t->key_len, dec);
+    es_event_t ev;
+    dry_event(t, &ev, dec, tenant, route->conf->name);
+    collector_t c = {{collect_add, collect_set_route, NULL}, NULL, 0, NULL};
+    char err[512] = "";
+    pthread_mutex_lock(&t->p->filter_lock);
+    es_filter_verdict_t v =
+        f->plugin->filter(f->handle, &ev, &c.base, err, sizeof err);
+    pthread_mutex_unlock(&t->p->filter_lock);
+    free(tenant);
+    cJSON *step = cJSON_CreateObject();
+    cJSON_AddItemToArray(t->steps, step);
+    cJSON_AddStringToObject(step, "filter", f->conf->name);
+    cJSON_AddStringToObject(step, "event_id", dec->id);
+    cJSON_AddStringToObject(step, "verdict", verdict_name(v));
+    if (v == ES_FILTER_KEEP) {
+        if (dry_target(t, step, c.route, &target) == 0)
+            dry_route(t, route, dec, fi + 1, target);
+    } else if (v == ES_FILTER_REPLACE) {
+        cJSON_AddNumberToObject(step, "outputs", (double)c.n);
+        for (size_t i = 0; i < c.n; i++) {
+            route_t *tt = target;
+            if (dry_target(t, step, c.items[i].route, &tt) == 0)
+                dry_route(t, route, &c.items[i].out->dec, fi + 1, tt);
+        }
+    } else if (v != ES_FILTER_DROP) {
+        cJSON_AddStringToObject(step, "dead_letter",
+                                err[0] ? err : "filter failed");
+    }
+    collector_clear(&c);
+}
+
+cJSON *es_pipeline_dry_run(es_pipeline_t *p, const char *topic,
+                           const void *value, size_t len, const void *key,
+                           size_t key_len, const es_header_t *headers,
+                           size_t nh)
+{
+    cJSON *res = cJSON_CreateObject();
+    cJSON_AddStringToObject(res, "topic", topic);
+    es_topics_lock(p->topics);
+    const es_topic_t *ot = es_topics_find(p->topics, topic);
+    if (ot)
+        cJSON_AddItemToObject(res, "onboarded", es_topic_json(ot));
+    else
+        cJSON_AddNullToObject(res, "onboarded");
+    es_topics_unlock(p->topics);
+    cJSON_AddFalseToObject(res, "delivered");
+    es_decoded_t dec = {0};
+    char reason[256];
+    if (es_decode_record(value, len, headers, nh,
+                         (size_t)p->conf->max_event_bytes, &dec, reason,
+                         sizeof reason)) {
+        cJSON_AddStringToObject(res, "decode_error", reason);
+        return res;
+    }
+    cJSON_AddItemToObject(res, "decoded", cJSON_Duplicate(dec.ce, 1));
+    char *tenant = lookup_tenant(p, NULL, topic, key, key_len, &dec);
+    add_tenant(res, tenant);
+    free(tenant);
+    cJSON *routes = cJSON_AddArrayToObject(res, "routes");
+    for (size_t i = 0; i < p->nroutes; i++) {
+        if (!route_wants(&p->routes[i], topic))
+            continue;
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddItemToArray(routes, r);
+        cJSON_AddStringToObject(r, "route", p->routes[i].conf->name);
+        dry_t t = {p,
+                   topic,
+                   key,
+                   key_len,
+                   headers,
+                   nh,
+                   cJSON_AddArrayToObject(r, "filters"),
+                   cJSON_AddArrayToObject(r, "outputs")};
+        dry_route(&t, &p->routes[i], &dec, 0, NULL);
+    }
+    es_decoded_clear(&dec);
+    return res;
 }

@@ -11,8 +11,12 @@
 
 #include <signal.h>
 
+#include <cjson/cJSON.h>
+
 #include "config.h"
 #include "loader.h"
+#include "topics.h"
+#include "usage.h"
 
 typedef struct es_pipeline_s es_pipeline_t;
 
@@ -34,5 +38,22 @@ int es_pipeline_ready(es_pipeline_t *p);
 /* Only creates and destroys every instance: for --check-config. */
 int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
                                 char *errstr, size_t errstr_size);
+
+/* The onboarded topics (NULL without topics_dir) and the usage counters,
+ * for the admin API. */
+es_topics_t *es_pipeline_topics(es_pipeline_t *p);
+es_usage_t *es_pipeline_usage(es_pipeline_t *p);
+
+/*
+ * Topic testing dry run, on the calling thread: decodes `value` as a record
+ * of `topic`, finds the tenant, runs every route's filter chain (filter
+ * calls serialised with the pipeline thread) and strips the topic's PII.
+ * Nothing is delivered or produced. Returns a JSON report (see
+ * api/openapi.yaml, POST /v1/topics/{topic}/test).
+ */
+cJSON *es_pipeline_dry_run(es_pipeline_t *p, const char *topic,
+                           const void *value, size_t len, const void *key,
+                           size_t key_len, const es_header_t *headers,
+                           size_t nh);
 
 #endif
