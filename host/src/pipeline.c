@@ -1507,6 +1507,8 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
                  conf->path, conf->state_dir, strerror(errno));
         goto fail;
     }
+    if (topics_init(p, errstr, errstr_size))
+        goto fail;
     p->producer = es_producer_new(brokers, conf->kafka_properties,
                                   es_kafka_enabled_from_env(), on_produced, p,
                                   errstr, errstr_size);
@@ -1517,8 +1519,6 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
             rd_kafka_queue_get_main(es_producer_handle(p->producer));
         rd_kafka_queue_io_event_enable(p->prod_queue, p->prod_wake[1], "p", 1);
     }
-    if (topics_init(p, errstr, errstr_size))
-        goto fail;
     char usage_path[4200];
     snprintf(usage_path, sizeof usage_path, "%s/usage.json", conf->state_dir);
     p->usage = es_usage_new(usage_path);
