@@ -13,3 +13,11 @@ check_LTLIBRARIES += tests/e2e/samplefilter.la
 tests_e2e_samplefilter_la_SOURCES = tests/e2e/sample_filter.c
 tests_e2e_samplefilter_la_LIBADD = $(CJSON_LIBS)
 tests_e2e_samplefilter_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_onboarding
+TESTS += tests/unit/test_onboarding
+endif
+tests_unit_test_onboarding_SOURCES = tests/unit/test_onboarding.c
+tests_unit_test_onboarding_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
+	$(RDKAFKA_CFLAGS) -DSRCDIR='"$(abs_top_srcdir)"'
+tests_unit_test_onboarding_LDADD = host/libeshost.la $(CHECK_LIBS)
