@@ -1,0 +1,424 @@
+/*
+ * The sandbox a filter script runs in, and the `es` helper table.
+ *
+ * A state gets base, string, table, math and utf8, plus os.clock. Nothing
+ * that reaches the outside world is opened (io, os, package, debug,
+ * coroutine), and the base functions that load code or files (load,
+ * loadfile, dofile), collectgarbage and warn are removed; string.dump goes
+ * too. setmetatable refuses __gc, because a finalizer would run outside the
+ * instruction budget of any call.
+ */
+#include "lua_filter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#define LF_REDACTED "[REDACTED]"
+
+/* Allocator with a cap: growing past mem_limit fails (Lua then raises a
+ * memory error after an emergency collection); shrinking never fails. */
+static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    lf_script_t *s = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        s->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && s->mem_used - old + nsize > s->mem_limit) {
+        s->mem_refused = 1;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    s->mem_used = s->mem_used - old + nsize;
+    return p;
+}
+
+/* ------------------------------------------------------------- logging */
+
+static void push_joined(lua_State *L, int from, const char *sep)
+{
+    luaL_Buffer b;
+    int top = lua_gettop(L);
+    luaL_buffinit(L, &b);
+    for (int i = from; i <= top; i++) {
+        if (i > from)
+            luaL_addstring(&b, sep);
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+}
+
+static int api_print(lua_State *L)
+{
+    lf_script_t *s = lf_script_of(L);
+    push_joined(L, 1, "\t");
+    s->host->log(s->host, ES_LOG_INFO, "script: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+static int api_log(lua_State *L)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug", NULL};
+    static const es_log_level_t levels[] = {ES_LOG_ERROR, ES_LOG_WARN,
+                                            ES_LOG_INFO, ES_LOG_DEBUG};
+    lf_script_t *s = lf_script_of(L);
+    int lvl = luaL_checkoption(L, 1, NULL, names);
+    push_joined(L, 2, " ");
+    s->host->log(s->host, levels[lvl], "script: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+/* ------------------------------------------------------ kinds and copy */
+
+static int set_kind(lua_State *L, const char *mt_name)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_getmetatable(L, mt_name);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static int api_array(lua_State *L)
+{
+    return set_kind(L, LF_ARRAY_MT);
+}
+
+static int api_object(lua_State *L)
+{
+    return set_kind(L, LF_OBJECT_MT);
+}
+
+static void copy_value(lua_State *L, int idx, int depth)
+{
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    if (depth > LF_MAX_DEPTH)
+        luaL_error(L, "es.copy: nesting too deep (a cycle?)");
+    luaL_checkstack(L, 6, "es.copy");
+    lua_createtable(L, (int)lua_rawlen(L, idx), 0);
+    int dst = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pushvalue(L, -2);
+        copy_value(L, lua_gettop(L) - 1, depth + 1);
+        lua_rawset(L, dst);
+        lua_pop(L, 1);
+    }
+    if (lua_getmetatable(L, idx)) /* share kind and key order */
+        lua_setmetatable(L, dst);
+}
+
+static int api_copy(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    copy_value(L, 1, 0);
+    return 1;
+}
+
+static int api_encode(lua_State *L)
+{
+    lf_script_t *s = lf_script_of(L);
+    luaL_checkany(L, 1);
+    s->enc_scratch.len = 0;
+    lf_json_encode(L, 1, &s->enc_scratch);
+    lua_pushlstring(L, s->enc_scratch.data, s->enc_scratch.len);
+    return 1;
+}
+
+/* ---------------------------------------------------- dotted-path edits */
+
+enum { OP_REMOVE, OP_REDACT };
+
+typedef struct path_op_s {
+    int op;
+    int repl; /* stack index of the replacement (OP_REDACT) */
+    lua_Integer count;
+} path_op_t;
+
+static int is_array(lua_State *L, int t)
+{
+    int r = 0;
+    if (lua_getmetatable(L, t)) {
+        lua_getfield(L, -1, LF_KIND_FIELD);
+        const char *k = lua_tostring(L, -1);
+        r = k && k[0] == 'a';
+        lua_pop(L, 2);
+    }
+    return r;
+}
+
+/* Pushes the key for segment seg of table t: an integer when the segment
+ * is all digits and t has that index, else the string. */
+static void push_key(lua_State *L, int t, const char *seg, size_t n)
+{
+    lua_Integer v = 0;
+    size_t i = 0;
+    for (; i < n && i < 18 && seg[i] >= '0' && seg[i] <= '9'; i++)
+        v = v * 10 + (seg[i] - '0');
+    if (n > 0 && i == n) {
+        if (lua_rawgeti(L, t, v) != LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushinteger(L, v);
+            return;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushlstring(L, seg, n);
+}
+
+/* Applies the op to t[key], key on top of the stack (popped). */
+static void apply_leaf(lua_State *L, int t, path_op_t *po)
+{
+    int key = lua_gettop(L);
+    lua_pushvalue(L, key);
+    lua_rawget(L, t);
+    int present = !lua_isnil(L, -1);
+    int is_null = lua_islightuserdata(L, -1) && !lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!present || (po->op == OP_REDACT && is_null)) {
+        lua_settop(L, key - 1);
+        return;
+    }
+    po->count++;
+    if (po->op == OP_REMOVE && lua_isinteger(L, key) && is_array(L, t)) {
+        lua_Integer i = lua_tointeger(L, key),
+                    n = (lua_Integer)lua_rawlen(L, t);
+        for (; i < n; i++) {
+            lua_rawgeti(L, t, i + 1);
+            lua_rawseti(L, t, i);
+        }
+        lua_pushnil(L);
+        lua_rawseti(L, t, n);
+    } else if (po->op == OP_REMOVE) {
+        lua_pushvalue(L, key);
+        lua_pushnil(L);
+        lua_rawset(L, t);
+    } else {
+        lua_pushvalue(L, key);
+        if (lua_isfunction(L, po->repl)) {
+            lua_pushvalue(L, po->repl);
+            lua_pushvalue(L, key);
+            lua_rawget(L, t);
+            lua_call(L, 1, 1);
+        } else {
+            lua_pushvalue(L, po->repl);
+        }
+        lua_rawset(L, t);
+    }
+    lua_settop(L, key - 1);
+}
+
+static void walk(lua_State *L, int t, const char *path, size_t len,
+                 path_op_t *po, int depth);
+
+/* Continues the walk into t[key] (key on top, popped). */
+static void descend(lua_State *L, int t, const char *rest, size_t len,
+                    path_op_t *po, int depth)
+{
+    lua_rawget(L, t);
+    if (lua_type(L, -1) == LUA_TTABLE)
+        walk(L, lua_gettop(L), rest, len, po, depth + 1);
+    lua_pop(L, 1);
+}
+
+static void walk_all(lua_State *L, int t, const char *rest, size_t len,
+                     int leaf, path_op_t *po, int depth)
+{
+    /* Collect the keys first: the op may remove entries. */
+    lua_newtable(L);
+    int keys = lua_gettop(L);
+    lua_Integer n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, keys, ++n);
+    }
+    /* Backwards, so removing array elements does not shift the rest. */
+    for (lua_Integer i = n; i >= 1; i--) {
+        lua_rawgeti(L, keys, i);
+        if (leaf)
+            apply_leaf(L, t, po);
+        else
+            descend(L, t, rest, len, po, depth);
+    }
+    lua_pop(L, 1);
+}
+
+static void walk(lua_State *L, int t, const char *path, size_t len,
+                 path_op_t *po, int depth)
+{
+    if (depth > LF_MAX_DEPTH)
+        return;
+    luaL_checkstack(L, 8, "path");
+    const char *dot = memchr(path, '.', len);
+    size_t n = dot ? (size_t)(dot - path) : len;
+    const char *rest = dot ? dot + 1 : path + len;
+    size_t rlen = dot ? len - n - 1 : 0;
+    if (n == 1 && path[0] == '*') {
+        walk_all(L, t, rest, rlen, !dot, po, depth);
+        return;
+    }
+    push_key(L, t, path, n);
+    if (!dot)
+        apply_leaf(L, t, po);
+    else
+        descend(L, t, rest, rlen, po, depth);
+}
+
+static void run_paths(lua_State *L, int paths_idx, path_op_t *po)
+{
+    if (lua_type(L, paths_idx) == LUA_TSTRING) {
+        size_t len;
+        const char *p = lua_tolstring(L, paths_idx, &len);
+        walk(L, 1, p, len, po, 0);
+        return;
+    }
+    luaL_checktype(L, paths_idx, LUA_TTABLE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, paths_idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, paths_idx, i);
+        size_t len;
+        const char *p = lua_tolstring(L, -1, &len);
+        if (!p)
+            luaL_error(L, "path %d is not a string", (int)i);
+        walk(L, 1, p, len, po, 0);
+        lua_pop(L, 1);
+    }
+}
+
+/* es.remove(tbl, path_or_paths) -> number removed */
+static int api_remove(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    path_op_t po = {OP_REMOVE, 0, 0};
+    run_paths(L, 2, &po);
+    lua_pushinteger(L, po.count);
+    return 1;
+}
+
+/* es.redact(tbl, path_or_paths [, replacement or function(old)]) -> n */
+static int api_redact(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 3);
+    if (lua_isnil(L, 3)) {
+        lua_pushliteral(L, LF_REDACTED);
+        lua_replace(L, 3);
+    }
+    path_op_t po = {OP_REDACT, 3, 0};
+    run_paths(L, 2, &po);
+    lua_pushinteger(L, po.count);
+    return 1;
+}
+
+/* ------------------------------------------------------------- sandbox */
+
+static int api_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+        return luaL_error(L, "__gc metamethods are not allowed in filters");
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+static void open_libs(lua_State *L)
+{
+    static const struct {
+        const char *name;
+        lua_CFunction open;
+    } libs[] = {{LUA_GNAME, luaopen_base},
+                {LUA_STRLIBNAME, luaopen_string},
+                {LUA_TABLIBNAME, luaopen_table},
+                {LUA_MATHLIBNAME, luaopen_math},
+                {LUA_UTF8LIBNAME, luaopen_utf8}};
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        luaL_requiref(L, libs[i].name, libs[i].open, 1);
+        lua_pop(L, 1);
+    }
+    static const char *const removed[] = {
+        "dofile", "loadfile", "load", "collectgarbage", "warn", "require"};
+    for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, removed[i]);
+    }
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+
+    /* os is opened unregistered only to take clock out of it. */
+    luaopen_os(L);
+    lua_getfield(L, -1, "clock");
+    lua_newtable(L);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "clock");
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, api_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, api_print);
+    lua_setglobal(L, "print");
+}
+
+static void make_kind_mt(lua_State *L, const char *name, const char *kind)
+{
+    luaL_newmetatable(L, name);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, LF_KIND_FIELD);
+    lua_pop(L, 1);
+}
+
+static int sandbox_init(lua_State *L)
+{
+    static const luaL_Reg es_funcs[] = {
+        {"remove", api_remove}, {"redact", api_redact},
+        {"log", api_log},       {"array", api_array},
+        {"object", api_object}, {"copy", api_copy},
+        {"encode", api_encode}, {NULL, NULL}};
+    open_libs(L);
+    make_kind_mt(L, LF_ARRAY_MT, "array");
+    make_kind_mt(L, LF_OBJECT_MT, "object");
+    luaL_newlib(L, es_funcs);
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    lua_setglobal(L, "es");
+    return 0;
+}
+
+lua_State *lf_sandbox_new(lf_script_t *s)
+{
+    lua_State *L = lua_newstate(lf_alloc, s);
+    if (!L)
+        return NULL;
+    *(lf_script_t **)lua_getextraspace(L) = s;
+    lua_pushcfunction(L, sandbox_init);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        lua_close(L);
+        return NULL;
+    }
+    /* Generational mode suits a filter: most garbage dies with its event. */
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    return L;
+}
