@@ -152,14 +152,7 @@ typedef struct path_op_s {
 
 static int is_array(lua_State *L, int t)
 {
-    int r = 0;
-    if (lua_getmetatable(L, t)) {
-        lua_getfield(L, -1, LF_KIND_FIELD);
-        const char *k = lua_tostring(L, -1);
-        r = k && k[0] == 'a';
-        lua_pop(L, 2);
-    }
-    return r;
+    return lf_table_kind(L, t) == 'a';
 }
 
 /* Pushes the key for segment seg of table t: an integer when the segment
@@ -382,11 +375,10 @@ static void open_libs(lua_State *L)
     lua_setglobal(L, "print");
 }
 
-static void make_kind_mt(lua_State *L, const char *name, const char *kind)
+static void make_kind_mt(lua_State *L, const char *name, int kind)
 {
     luaL_newmetatable(L, name);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, LF_KIND_FIELD);
+    lf_mark_kind(L, kind);
     lua_pop(L, 1);
 }
 
@@ -398,8 +390,10 @@ static int sandbox_init(lua_State *L)
         {"object", api_object}, {"copy", api_copy},
         {"encode", api_encode}, {NULL, NULL}};
     open_libs(L);
-    make_kind_mt(L, LF_ARRAY_MT, "array");
-    make_kind_mt(L, LF_OBJECT_MT, "object");
+    make_kind_mt(L, LF_ARRAY_MT, 'a');
+    luaL_getmetatable(L, LF_ARRAY_MT);
+    lf_script_of(L)->array_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    make_kind_mt(L, LF_OBJECT_MT, 'o');
     luaL_newlib(L, es_funcs);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");

@@ -258,6 +258,7 @@ static void script_destroy(lf_script_t *s)
         return;
     if (s->L)
         lua_close(s->L);
+    lf_shapes_free(s);
     free(s->dec_scratch.data);
     free(s->enc_scratch.data);
     free(s);
@@ -391,14 +392,8 @@ static void add_output(lua_State *L, lf_instance_t *in, int idx, int route,
 
 static int is_output_list(lua_State *L, int idx)
 {
-    if (lua_getmetatable(L, idx)) {
-        lua_getfield(L, -1, LF_KIND_FIELD);
-        const char *k = lua_tostring(L, -1);
-        int arr = k && k[0] == 'a';
-        lua_pop(L, 2);
-        if (arr)
-            return 1;
-    }
+    if (lf_table_kind(L, idx) == 'a')
+        return 1;
     int list = lua_rawgeti(L, idx, 1) != LUA_TNIL;
     lua_pop(L, 1);
     return list;

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <lua.h>
 
@@ -28,6 +29,17 @@ typedef struct lf_buf_s {
     size_t cap;
 } lf_buf_t;
 
+/* Object shapes seen so far: the key sequence of an object and the shared
+ * key-order metatable made for it (anchored in the registry by ref). */
+#define LF_SHAPE_SLOTS 1024 /* power of two; at most 3/4 used */
+#define LF_SHAPE_MAX_KEYS 64
+typedef struct lf_shape_s {
+    uint32_t hash;
+    int nkeys; /* 0: free slot */
+    int ref;
+    const void **keys; /* interned key strings, by address */
+} lf_shape_t;
+
 /* One Lua state running one script. */
 typedef struct lf_script_s {
     lua_State *L;
@@ -40,10 +52,39 @@ typedef struct lf_script_s {
     int instr_limit;      /* instructions per call */
     lf_buf_t dec_scratch; /* unescaped strings while decoding */
     lf_buf_t enc_scratch; /* es.encode output */
+    lf_shape_t *shapes;   /* LF_SHAPE_SLOTS entries, allocated on first use */
+    size_t nshapes;
+    int array_mt_ref; /* registry ref of the shared array metatable */
 } lf_script_t;
 
-void lf_buf_reserve(lua_State *L, lf_buf_t *b, size_t extra);
-void lf_buf_add(lua_State *L, lf_buf_t *b, const void *p, size_t n);
+/* Frees the shape cache (the state must be closed or about to be). */
+void lf_shapes_free(lf_script_t *s);
+
+/* Grows b to hold extra more bytes (raises a Lua error on failure). */
+void lf_buf_grow(lua_State *L, lf_buf_t *b, size_t extra);
+
+static inline void lf_buf_reserve(lua_State *L, lf_buf_t *b, size_t extra)
+{
+    if (b->cap - b->len < extra)
+        lf_buf_grow(L, b, extra);
+}
+
+static inline void lf_buf_add(lua_State *L, lf_buf_t *b, const void *p,
+                              size_t n)
+{
+    if (n == 0)
+        return;
+    lf_buf_reserve(L, b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+/* Kind of the table at idx: 'a' (array), 'o' (object) or 0 (plain).
+ * Our metatables carry the kind under a light-userdata key (no string
+ * lookup); a script's own metatable may give it as __jsontype. */
+int lf_table_kind(lua_State *L, int idx);
+/* Marks the metatable on top of the stack as kind 'a' or 'o'. */
+void lf_mark_kind(lua_State *L, int kind);
 
 /* Pushes the JSON text as a Lua value (objects keep their key order in
  * their metatable). Raises a Lua error when the text is not valid JSON.

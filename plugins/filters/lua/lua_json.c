@@ -22,10 +22,8 @@
 
 #include <lauxlib.h>
 
-void lf_buf_reserve(lua_State *L, lf_buf_t *b, size_t extra)
+void lf_buf_grow(lua_State *L, lf_buf_t *b, size_t extra)
 {
-    if (b->cap - b->len >= extra)
-        return;
     size_t cap = b->cap ? b->cap : 1024;
     while (cap - b->len < extra)
         cap *= 2;
@@ -36,13 +34,34 @@ void lf_buf_reserve(lua_State *L, lf_buf_t *b, size_t extra)
     b->cap = cap;
 }
 
-void lf_buf_add(lua_State *L, lf_buf_t *b, const void *p, size_t n)
+static const char lf_kind_key = 'k';
+
+void lf_mark_kind(lua_State *L, int kind)
 {
-    if (n == 0)
-        return;
-    lf_buf_reserve(L, b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
+    lua_pushstring(L, kind == 'a' ? "array" : "object");
+    lua_setfield(L, -2, LF_KIND_FIELD);
+    lua_pushinteger(L, kind);
+    lua_rawsetp(L, -2, &lf_kind_key);
+}
+
+int lf_table_kind(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    int kind = 0;
+    if (lua_rawgetp(L, -1, &lf_kind_key) == LUA_TNUMBER) {
+        kind = (int)lua_tointeger(L, -1);
+    } else if (lua_getfield(L, -2, LF_KIND_FIELD) == LUA_TSTRING) {
+        const char *k = lua_tostring(L, -1);
+        kind = strcmp(k, "array") == 0    ? 'a'
+               : strcmp(k, "object") == 0 ? 'o'
+                                          : 0;
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return kind;
 }
 
 /* ------------------------------------------------------------- decoding */
@@ -253,37 +272,126 @@ static int dec_literal(dec_t *d, const char *word, size_t n)
 
 static void dec_value(dec_t *d, int depth);
 
+void lf_shapes_free(lf_script_t *s)
+{
+    if (!s->shapes)
+        return;
+    for (size_t i = 0; i < LF_SHAPE_SLOTS; i++)
+        free(s->shapes[i].keys);
+    free(s->shapes);
+    s->shapes = NULL;
+}
+
+static uint32_t shape_hash(const void *const *keys, int n)
+{
+    uint64_t h = 1469598103934665603u;
+    for (int i = 0; i < n; i++)
+        h = (h ^ (uint64_t)(uintptr_t)keys[i]) * 1099511628211u;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static void make_order_mt(lua_State *L, int base, int n)
+{
+    lua_createtable(L, n, 2);
+    lf_mark_kind(L, 'o');
+    for (int i = 0; i < n; i++) {
+        lua_pushvalue(L, base + 2 * i);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/*
+ * Pushes the key-order metatable for the n keys at base, base+2, ...
+ * Objects of one topic mostly share a few shapes, so the metatable is
+ * looked up by the keys' (interned) addresses instead of rebuilt.
+ */
+static void push_order_mt(lua_State *L, int base, int n, const void **keys)
+{
+    lf_script_t *s = lf_script_of(L);
+    if (!keys) {
+        make_order_mt(L, base, n);
+        return;
+    }
+    uint32_t h = shape_hash(keys, n);
+    if (!s->shapes) {
+        s->shapes = calloc(LF_SHAPE_SLOTS, sizeof *s->shapes);
+        if (!s->shapes)
+            luaL_error(L, "out of memory");
+    }
+    size_t i = h & (LF_SHAPE_SLOTS - 1);
+    for (; s->shapes[i].nkeys; i = (i + 1) & (LF_SHAPE_SLOTS - 1)) {
+        lf_shape_t *sh = &s->shapes[i];
+        if (sh->hash == h && sh->nkeys == n &&
+            memcmp(sh->keys, keys, (size_t)n * sizeof *keys) == 0) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, sh->ref);
+            return;
+        }
+    }
+    make_order_mt(L, base, n);
+    if (s->nshapes >= LF_SHAPE_SLOTS / 4 * 3)
+        return; /* full: new shapes get their own metatable */
+    const void **copy = malloc((size_t)n * sizeof *keys);
+    if (!copy)
+        return;
+    memcpy(copy, keys, (size_t)n * sizeof *keys);
+    lua_pushvalue(L, -1);
+    s->shapes[i] = (lf_shape_t){h, n, luaL_ref(L, LUA_REGISTRYINDEX), copy};
+    s->nshapes++;
+}
+
+/* Is the key on top equal to an earlier key of this object? Returns the
+ * stack index of the earlier key's value, or 0. */
+static int dup_key(lua_State *L, int base, int n, const void **keys)
+{
+    const void *k = lua_topointer(L, -1);
+    for (int i = 0; i < n; i++) {
+        if (keys ? keys[i] == k : lua_rawequal(L, base + 2 * i, -1))
+            return base + 2 * i + 1;
+    }
+    return 0;
+}
+
+/*
+ * Members are collected on the stack first, so the table is created with
+ * its final size (no rehash) and the shape known before the metatable is
+ * chosen.
+ */
 static void dec_object(dec_t *d, int depth)
 {
     lua_State *L = d->L;
+    const void *keys[LF_SHAPE_MAX_KEYS];
+    int use_keys = 1; /* all keys short (interned) and few enough */
+    int base = lua_gettop(L) + 1, n = 0;
     d->p++;
-    lua_createtable(L, 0, 8);
-    lua_createtable(L, 8, 1); /* the key-order metatable */
-    lua_pushliteral(L, "object");
-    lua_setfield(L, -2, LF_KIND_FIELD);
-    lua_Integer nkeys = 0;
     skip_ws(d);
     if (d->p < d->end && *d->p == '}') {
         d->p++;
-        goto done;
+        goto build;
     }
     for (;;) {
         skip_ws(d);
         if (d->p >= d->end || *d->p != '"')
             dec_fail(d, "expected object key");
+        if (!lua_checkstack(L, 4))
+            dec_fail(d, "object too large");
         dec_string(d);
         skip_ws(d);
         if (d->p >= d->end || *d->p != ':')
             dec_fail(d, "expected ':'");
         d->p++;
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, -4) == LUA_TNIL) { /* first time we see it */
-            lua_pushvalue(L, -2);
-            lua_rawseti(L, -4, ++nkeys);
+        if (use_keys && (n == LF_SHAPE_MAX_KEYS || lua_rawlen(L, -1) > 40))
+            use_keys = 0;
+        int dup = dup_key(L, base, n, use_keys ? keys : NULL);
+        if (dup) {
+            lua_pop(L, 1);
+            dec_value(d, depth + 1);
+            lua_replace(L, dup); /* the last value wins, at the first place */
+        } else {
+            if (use_keys)
+                keys[n] = lua_topointer(L, -1);
+            dec_value(d, depth + 1);
+            n++;
         }
-        lua_pop(L, 1);
-        dec_value(d, depth + 1);
-        lua_rawset(L, -4);
         skip_ws(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
@@ -295,8 +403,17 @@ static void dec_object(dec_t *d, int depth)
         }
         dec_fail(d, "expected ',' or '}'");
     }
-done:
+build:
+    lua_createtable(L, 0, n);
+    for (int i = 0; i < n; i++) {
+        lua_pushvalue(L, base + 2 * i);
+        lua_pushvalue(L, base + 2 * i + 1);
+        lua_rawset(L, -3);
+    }
+    push_order_mt(L, base, n, use_keys ? keys : NULL);
     lua_setmetatable(L, -2);
+    lua_replace(L, base);
+    lua_settop(L, base);
 }
 
 static void dec_array(dec_t *d, int depth)
@@ -325,7 +442,7 @@ static void dec_array(dec_t *d, int depth)
         dec_fail(d, "expected ',' or ']'");
     }
 done:
-    luaL_getmetatable(L, LF_ARRAY_MT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lf_script_of(L)->array_mt_ref);
     lua_setmetatable(L, -2);
 }
 
@@ -385,6 +502,11 @@ void lf_json_push(lua_State *L, const char *json, size_t len, lf_buf_t *scratch)
 
 static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth);
 
+/* 1 for the bytes a JSON string must escape: controls, '"' and '\\'. */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1};
+
 static void enc_string(lua_State *L, int idx, lf_buf_t *b)
 {
     static const char hexd[] = "0123456789abcdef";
@@ -395,7 +517,7 @@ static void enc_string(lua_State *L, int idx, lf_buf_t *b)
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!needs_escape[c])
             continue;
         lf_buf_add(L, b, s + run, i - run);
         run = i + 1;
@@ -433,12 +555,29 @@ static void enc_string(lua_State *L, int idx, lf_buf_t *b)
     lf_buf_add(L, b, "\"", 1);
 }
 
+static int fmt_int(char *out, lua_Integer v)
+{
+    char rev[24];
+    int n = 0, len = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        rev[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = rev[--n];
+    out[len] = '\0';
+    return len;
+}
+
 static void enc_number(lua_State *L, int idx, lf_buf_t *b)
 {
     char tmp[40];
     int n;
     if (lua_isinteger(L, idx)) {
-        n = snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
+        n = fmt_int(tmp, lua_tointeger(L, idx));
     } else {
         double v = lua_tonumber(L, idx);
         if (!isfinite(v))
@@ -455,20 +594,6 @@ static void enc_number(lua_State *L, int idx, lf_buf_t *b)
         }
     }
     lf_buf_add(L, b, tmp, (size_t)n);
-}
-
-/* Kind of the table at idx from its metatable: 'a', 'o' or 0 (plain). */
-static int table_kind(lua_State *L, int idx)
-{
-    if (!lua_getmetatable(L, idx))
-        return 0;
-    int kind = 0;
-    if (lua_getfield(L, -1, LF_KIND_FIELD) == LUA_TSTRING) {
-        const char *k = lua_tostring(L, -1);
-        kind = k[0] == 'a' ? 'a' : k[0] == 'o' ? 'o' : 0;
-    }
-    lua_pop(L, 2);
-    return kind;
 }
 
 static void enc_array(lua_State *L, int idx, lf_buf_t *b, int depth)
@@ -637,7 +762,7 @@ static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
         }
         break;
     case LUA_TTABLE:
-        switch (table_kind(L, idx)) {
+        switch (lf_table_kind(L, idx)) {
         case 'a':
             enc_array(L, idx, b, depth);
             return;
