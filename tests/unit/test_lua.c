@@ -430,14 +430,14 @@ END_TEST
 
 START_TEST(test_memory_bomb)
 {
-    init_script("local keep = {}\n"
-                "function filter(ev)\n"
+    init_script("function filter(ev)\n"
                 "  if ev.data == 1 then local s = string.rep('x', 1e9) end\n"
                 "  if ev.data == 2 then\n"
                 "    local s = 'xxxxxxxxxxxxxxxx'\n"
                 "    while true do s = s .. s end\n"
                 "  end\n"
                 "  if ev.data == 3 then\n"
+                "    local keep = {}\n"
                 "    for i = 1, 1e8 do keep[i] = {} end\n"
                 "  end\n"
                 "  return 'keep'\n"

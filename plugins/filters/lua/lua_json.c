@@ -308,7 +308,7 @@ static void make_order_mt(lua_State *L, int base, int n)
 static void push_order_mt(lua_State *L, int base, int n, const void **keys)
 {
     lf_script_t *s = lf_script_of(L);
-    if (!keys) {
+    if (!keys || n == 0) {
         make_order_mt(L, base, n);
         return;
     }
@@ -330,10 +330,10 @@ static void push_order_mt(lua_State *L, int base, int n, const void **keys)
     make_order_mt(L, base, n);
     if (s->nshapes >= LF_SHAPE_SLOTS / 4 * 3)
         return; /* full: new shapes get their own metatable */
-    const void **copy = malloc((size_t)n * sizeof *keys);
+    const void **copy = malloc((size_t)(unsigned)n * sizeof *keys);
     if (!copy)
         return;
-    memcpy(copy, keys, (size_t)n * sizeof *keys);
+    memcpy(copy, keys, (size_t)(unsigned)n * sizeof *keys);
     lua_pushvalue(L, -1);
     s->shapes[i] = (lf_shape_t){h, n, luaL_ref(L, LUA_REGISTRYINDEX), copy};
     s->nshapes++;
@@ -412,8 +412,10 @@ build:
     }
     push_order_mt(L, base, n, use_keys ? keys : NULL);
     lua_setmetatable(L, -2);
-    lua_replace(L, base);
-    lua_settop(L, base);
+    if (n > 0) {
+        lua_replace(L, base);
+        lua_settop(L, base);
+    }
 }
 
 static void dec_array(dec_t *d, int depth)
