@@ -229,11 +229,15 @@ static void conf_free(lf_conf_t *c)
  * that catches the error with pcall is stopped again straight away. */
 static void lf_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
     lf_script_t *s = lf_script_of(L);
     s->budget_hit = 1;
     lua_sethook(L, lf_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "instruction limit (%d) exceeded", s->instr_limit);
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        lua_pushfstring(L, "%s:%d: instruction limit (%d) exceeded",
+                        ar->short_src, ar->currentline, s->instr_limit);
+    else
+        lua_pushfstring(L, "instruction limit (%d) exceeded", s->instr_limit);
+    lua_error(L);
 }
 
 static int load_main(lua_State *L)
