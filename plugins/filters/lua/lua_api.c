@@ -18,6 +18,100 @@
 
 #define LF_REDACTED "[REDACTED]"
 
+/*
+ * Small blocks come from per-state free lists carved out of 64 KB chunks:
+ * a filter allocates and frees thousands of small strings and tables per
+ * event, and going to malloc for each (with its bin consolidation for
+ * ~1 KB table parts) cost more than the script itself. The chunks go back
+ * to the system when the state is closed; the memory cap counts what the
+ * script holds, so free blocks kept in the lists are bounded by it.
+ */
+#define POOL_CHUNK (64 * 1024)
+
+static int size_class(size_t n)
+{
+    if (n <= 256)
+        return (int)((n + 15) / 16) - 1; /* 0..15: 16-byte steps */
+    int c = 16;
+    size_t sz = 512;
+    while (sz < n) {
+        sz <<= 1;
+        c++;
+    }
+    return c; /* 16: 512, 17: 1024, 18: 2048, 19: 4096 */
+}
+
+static size_t class_size(int c)
+{
+    return c < 16 ? (size_t)(c + 1) * 16 : (size_t)512 << (c - 16);
+}
+
+static void *pool_get(lf_pool_t *p, int c)
+{
+    void *b = p->free[c];
+    if (b) {
+        p->free[c] = *(void **)b;
+        return b;
+    }
+    size_t sz = class_size(c);
+    if (p->left < sz) {
+        char *chunk = malloc(POOL_CHUNK);
+        if (!chunk)
+            return NULL;
+        *(char **)chunk = p->chunks; /* chunks are linked by their head */
+        p->chunks = chunk;
+        p->next = chunk + 16;
+        p->left = POOL_CHUNK - 16;
+    }
+    b = p->next;
+    p->next += sz;
+    p->left -= sz;
+    return b;
+}
+
+static void pool_put(lf_pool_t *p, int c, void *b)
+{
+    *(void **)b = p->free[c];
+    p->free[c] = b;
+}
+
+void lf_pool_free(lf_pool_t *p)
+{
+    while (p->chunks) {
+        char *next = *(char **)p->chunks;
+        free(p->chunks);
+        p->chunks = next;
+    }
+}
+
+static void *block_alloc(lf_pool_t *p, size_t n)
+{
+    return n <= LF_POOL_MAX ? pool_get(p, size_class(n)) : malloc(n);
+}
+
+static void block_free(lf_pool_t *p, void *b, size_t n)
+{
+    if (n <= LF_POOL_MAX)
+        pool_put(p, size_class(n), b);
+    else
+        free(b);
+}
+
+static void *block_realloc(lf_pool_t *p, void *b, size_t old, size_t n)
+{
+    if (old > LF_POOL_MAX && n > LF_POOL_MAX)
+        return realloc(b, n);
+    if (old <= LF_POOL_MAX && n <= LF_POOL_MAX &&
+        size_class(old) == size_class(n))
+        return b;
+    void *nb = block_alloc(p, n);
+    if (!nb)
+        return NULL;
+    memcpy(nb, b, old < n ? old : n);
+    block_free(p, b, old);
+    return nb;
+}
+
 /* Allocator with a cap: growing past mem_limit fails (Lua then raises a
  * memory error after an emergency collection); shrinking never fails. */
 static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -25,7 +119,8 @@ static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     lf_script_t *s = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        free(ptr);
+        if (ptr)
+            block_free(&s->pool, ptr, old);
         s->mem_used -= old;
         return NULL;
     }
@@ -33,7 +128,8 @@ static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->mem_refused = 1;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p = ptr ? block_realloc(&s->pool, ptr, old, nsize)
+                  : block_alloc(&s->pool, nsize);
     if (!p)
         return NULL;
     s->mem_used = s->mem_used - old + nsize;

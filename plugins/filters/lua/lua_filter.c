@@ -263,6 +263,7 @@ static void script_destroy(lf_script_t *s)
     if (s->L)
         lua_close(s->L);
     lf_shapes_free(s);
+    lf_pool_free(&s->pool);
     free(s->dec_scratch.data);
     free(s->enc_scratch.data);
     free(s);

@@ -40,6 +40,18 @@ typedef struct lf_shape_s {
     const void **keys; /* interned key strings, by address */
 } lf_shape_t;
 
+/* Free lists of small blocks for a state's allocator (lua_api.c). */
+#define LF_POOL_MAX 4096
+#define LF_POOL_CLASSES 20
+typedef struct lf_pool_s {
+    void *free[LF_POOL_CLASSES];
+    char *chunks; /* list of 64 KB chunks */
+    char *next;   /* unused part of the newest chunk */
+    size_t left;
+} lf_pool_t;
+
+void lf_pool_free(lf_pool_t *p);
+
 /* One Lua state running one script. */
 typedef struct lf_script_s {
     lua_State *L;
@@ -55,6 +67,7 @@ typedef struct lf_script_s {
     lf_shape_t *shapes;   /* LF_SHAPE_SLOTS entries, allocated on first use */
     size_t nshapes;
     int array_mt_ref; /* registry ref of the shared array metatable */
+    lf_pool_t pool;
 } lf_script_t;
 
 /* Frees the shape cache (the state must be closed or about to be). */
