@@ -87,6 +87,9 @@ es_check "load error names file and line" \
     grep -q "$BAD:3:" <<<"$BAD_OUT"
 
 es_start_daemon "$CONFIG"
+# "consumer joined" comes before the consumer has looked up the latest
+# offsets; records produced in between would be skipped.
+sleep 2
 
 {
     ev e-keep keep
