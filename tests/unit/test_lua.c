@@ -302,6 +302,52 @@ START_TEST(test_dup_keys_and_whitespace)
 }
 END_TEST
 
+START_TEST(test_string_boundaries)
+{
+    /* Escapes at every position of strings around the 8-byte scan width:
+     * canonical escapes come back exactly as they went in. */
+    init_script("function filter(ev) return ev end\n", "");
+    static const char *const escs[] = {"\\\"", "\\\\", "\\u0001", "\\n"};
+    for (int len = 0; len < 20; len++)
+        for (int pos = 0; pos <= len; pos++)
+            for (size_t e = 0; e < sizeof escs / sizeof escs[0]; e++) {
+                char str[64] = "", json[256];
+                for (int i = 0; i < len; i++) {
+                    if (i == pos)
+                        strcat(str, escs[e]);
+                    strcat(str, "x");
+                }
+                if (pos == len)
+                    strcat(str, escs[e]);
+                snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":\"%s\"}",
+                         str);
+                check_roundtrip(json, json);
+            }
+}
+END_TEST
+
+START_TEST(test_big_and_long_keys)
+{
+    /* More keys than the shape cache takes, and keys longer than Lua's
+     * interned strings, duplicated. */
+    init_script("function filter(ev) ev.data.added = es.encode({1, 'a'})\n"
+                "  return ev end\n",
+                "");
+    char json[8192], expect[8192 + 256];
+    int n = snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":{");
+    for (int i = 0; i < 70; i++)
+        n += snprintf(json + n, sizeof json - (size_t)n, "\"k%02d\":%d,", i, i);
+    const char *longk = "\"a-key-longer-than-forty-characters-xxxxxxxxxxxx\"";
+    snprintf(expect, sizeof expect, "%s%s:2,\"added\":\"[1,\\\"a\\\"]\"}}",
+             json, longk);
+    n += snprintf(json + n, sizeof json - (size_t)n, "%s:1,%s:2}}", longk,
+                  longk);
+    check_roundtrip(json, expect);
+    /* Same shape twice: the cached key order is reused. */
+    check_roundtrip(json, expect);
+}
+END_TEST
+
 /* ---------------------------------------------------------- helpers */
 
 START_TEST(test_redact_remove)
@@ -698,13 +744,14 @@ static Suite *lua_suite(void)
     Suite *s = suite_create("lua-filter");
     struct {
         const char *name;
-        const TTest *tests[8];
+        const TTest *tests[12];
     } groups[] = {
         {"verdicts",
          {test_verdicts, test_routes_and_multi, test_invalid_output, NULL}},
         {"fidelity",
          {test_integers, test_numbers_roundtrip, test_kinds_null_order,
-          test_strings, test_dup_keys_and_whitespace, NULL}},
+          test_strings, test_dup_keys_and_whitespace, test_string_boundaries,
+          test_big_and_long_keys, NULL}},
         {"helpers", {test_redact_remove, test_log_and_print, NULL}},
         {"sandbox",
          {test_sandbox, test_sandbox_io_call_fails, test_bytecode_refused,
