@@ -190,6 +190,9 @@ START_TEST(test_invalid_output)
                 "  if ev.data.kind == 'noid' then ev.id = nil end\n"
                 "  if ev.data.kind == 'fn' then ev.data.f = print end\n"
                 "  if ev.data.kind == 'nan' then ev.data.f = 0/0 end\n"
+                "  if ev.data.kind == 'cycle' then\n"
+                "    local t = {}; t.event = t; return { t }\n"
+                "  end\n"
                 "  return ev\n"
                 "end\n",
                 "\"on_error\":\"drop\"");
@@ -201,6 +204,9 @@ START_TEST(test_invalid_output)
     ck_assert_ptr_nonnull(strstr(errstr, "function"));
     ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"kind\":\"nan\"}}"),
                      ES_FILTER_DROP);
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"kind\":\"cycle\"}}"),
+                     ES_FILTER_DROP);
+    ck_assert_ptr_nonnull(strstr(errstr, "'specversion'"));
     /* The host refusing an output dead-letters the event. */
     out.reject = 1;
     ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"kind\":\"ok\"}}"),

@@ -357,7 +357,7 @@ static void check_route(lua_State *L, int idx, const char *what)
 
 /* Validates and encodes one output event (or {event=, route=} pair). */
 static void add_output(lua_State *L, lf_instance_t *in, int idx, int route,
-                       int n)
+                       int n, int allow_pair)
 {
     static const char *const required[] = {"specversion", "id", "source",
                                            "type"};
@@ -366,7 +366,7 @@ static void add_output(lua_State *L, lf_instance_t *in, int idx, int route,
     if (lua_type(L, idx) != LUA_TTABLE)
         luaL_error(L, "output %d is a %s, not an event table", n,
                    luaL_typename(L, idx));
-    if (lua_getfield(L, idx, "event") == LUA_TTABLE &&
+    if (allow_pair && lua_getfield(L, idx, "event") == LUA_TTABLE &&
         lua_getfield(L, idx, "specversion") == LUA_TNIL) {
         lua_pop(L, 1);
         lua_getfield(L, idx, "route");
@@ -375,7 +375,7 @@ static void add_output(lua_State *L, lf_instance_t *in, int idx, int route,
             lua_pop(L, 1);
             lua_pushvalue(L, route);
         }
-        add_output(L, in, -2, lua_gettop(L), n);
+        add_output(L, in, -2, lua_gettop(L), n, 0);
         lua_pop(L, 2);
         return;
     }
@@ -432,13 +432,13 @@ static void interpret(lua_State *L, lf_instance_t *in, int r)
     case LUA_TTABLE:
         in->verdict = ES_FILTER_REPLACE;
         if (!is_output_list(L, r)) {
-            add_output(L, in, r, route, 1);
+            add_output(L, in, r, route, 1, 0);
             break;
         }
         for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, r); i <= n;
              i++) {
             lua_rawgeti(L, r, i);
-            add_output(L, in, -1, route, (int)i);
+            add_output(L, in, -1, route, (int)i, 1);
             lua_pop(L, 1);
         }
         break;
