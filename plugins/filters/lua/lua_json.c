@@ -311,26 +311,46 @@ static uint32_t shape_hash(const void *const *keys, int n)
     return (uint32_t)(h ^ (h >> 32));
 }
 
-static void make_order_mt(lua_State *L, int base, int n)
+/* Is key i (at base + 2i) a repeat of an earlier key of the object? */
+static int is_repeat(lua_State *L, int base, int i, const void **keys)
 {
+    for (int j = 0; j < i; j++)
+        if (keys ? keys[j] == keys[i]
+                 : lua_rawequal(L, base + 2 * j, base + 2 * i))
+            return 1;
+    return 0;
+}
+
+/* Builds the key-order metatable; a repeated key keeps its first place.
+ * Returns whether there were repeats. */
+static int make_order_mt(lua_State *L, int base, int n, const void **keys)
+{
+    int repeats = 0, k = 0;
     lua_createtable(L, n, 2);
     lf_mark_kind(L, 'o');
     for (int i = 0; i < n; i++) {
+        if (is_repeat(L, base, i, keys)) {
+            repeats = 1;
+            continue;
+        }
         lua_pushvalue(L, base + 2 * i);
-        lua_rawseti(L, -2, i + 1);
+        lua_rawseti(L, -2, ++k);
     }
+    return repeats;
 }
 
 /*
  * Pushes the key-order metatable for the n keys at base, base+2, ...
  * Objects of one topic mostly share a few shapes, so the metatable is
- * looked up by the keys' (interned) addresses instead of rebuilt.
+ * looked up by the keys' (interned) addresses instead of rebuilt. Cached
+ * shapes have no repeated keys, so a hit also proves the object has none:
+ * repeats are only looked for on a miss.
  */
 static void push_order_mt(lua_State *L, int base, int n, const void **keys)
 {
     lf_script_t *s = lf_script_of(L);
     if (!keys || n == 0) {
-        make_order_mt(L, base, n);
+        make_order_mt(L, base, n, keys);
         return;
     }
     uint32_t h = shape_hash(keys, n);
@@ -343,12 +363,13 @@ static void push_order_mt(lua_State *L, int base, int n, const void **keys)
     for (; s->shapes[i].nkeys; i = (i + 1) & (LF_SHAPE_SLOTS - 1)) {
         lf_shape_t *sh = &s->shapes[i];
         if (sh->hash == h && sh->nkeys == n &&
-            memcmp(sh->keys, keys, (size_t)n * sizeof *keys) == 0) {
+            memcmp(sh->keys, keys, (size_t)(unsigned)n * sizeof *keys) == 0) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, sh->ref);
             return;
         }
     }
-    make_order_mt(L, base, n);
+    if (make_order_mt(L, base, n, keys))
+        return; /* repeated keys: not a shape worth keeping */
     if (s->nshapes >= LF_SHAPE_SLOTS / 4 * 3)
         return; /* full: new shapes get their own metatable */
     const void **copy = malloc((size_t)(unsigned)n * sizeof *keys);
@@ -360,22 +381,10 @@ static void push_order_mt(lua_State *L, int base, int n, const void **keys)
     s->nshapes++;
 }
 
-/* Is the key on top equal to an earlier key of this object? Returns the
- * stack index of the earlier key's value, or 0. */
-static int dup_key(lua_State *L, int base, int n, const void **keys)
-{
-    const void *k = lua_topointer(L, -1);
-    for (int i = 0; i < n; i++) {
-        if (keys ? keys[i] == k : lua_rawequal(L, base + 2 * i, -1))
-            return base + 2 * i + 1;
-    }
-    return 0;
-}
-
 /*
  * Members are collected on the stack first, so the table is created with
  * its final size (no rehash) and the shape known before the metatable is
- * chosen.
+ * chosen. Setting the members in order makes the last of repeated keys win.
  */
 static void dec_object(dec_t *d, int depth)
 {
@@ -390,11 +399,12 @@ static void dec_object(dec_t *d, int depth)
         goto build;
     }
     for (;;) {
+        /* Room for 8 more members, the build below and nested values. */
+        if ((n & 7) == 0 && !lua_checkstack(L, 24))
+            dec_fail(d, "object too large");
         skip_ws(d);
         if (d->p >= d->end || *d->p != '"')
             dec_fail(d, "expected object key");
-        if (!lua_checkstack(L, 4))
-            dec_fail(d, "object too large");
         dec_string(d);
         skip_ws(d);
         if (d->p >= d->end || *d->p != ':')
@@ -402,17 +412,10 @@ static void dec_object(dec_t *d, int depth)
         d->p++;
         if (use_keys && (n == LF_SHAPE_MAX_KEYS || lua_rawlen(L, -1) > 40))
             use_keys = 0;
-        int dup = dup_key(L, base, n, use_keys ? keys : NULL);
-        if (dup) {
-            lua_pop(L, 1);
-            dec_value(d, depth + 1);
-            lua_replace(L, dup); /* the last value wins, at the first place */
-        } else {
-            if (use_keys)
-                keys[n] = lua_topointer(L, -1);
-            dec_value(d, depth + 1);
-            n++;
-        }
+        if (use_keys)
+            keys[n] = lua_topointer(L, -1);
+        dec_value(d, depth + 1);
+        n++;
         skip_ws(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
@@ -443,6 +446,8 @@ static void dec_array(dec_t *d, int depth)
 {
     lua_State *L = d->L;
     d->p++;
+    if (!lua_checkstack(L, 8))
+        dec_fail(d, "nesting too deep");
     lua_createtable(L, 4, 0);
     lua_Integer i = 0;
     skip_ws(d);
@@ -473,7 +478,6 @@ static void dec_value(dec_t *d, int depth)
 {
     if (depth > LF_MAX_DEPTH)
         dec_fail(d, "nesting too deep");
-    luaL_checkstack(d->L, 6, "JSON nesting");
     skip_ws(d);
     if (d->p >= d->end)
         dec_fail(d, "unexpected end");
@@ -515,6 +519,7 @@ static void dec_value(dec_t *d, int depth)
 void lf_json_push(lua_State *L, const char *json, size_t len, lf_buf_t *scratch)
 {
     dec_t d = {L, json, json + len, json, scratch};
+    luaL_checkstack(L, 8, "JSON");
     dec_value(&d, 0);
     skip_ws(&d);
     if (d.p != d.end)
