@@ -14,7 +14,6 @@
  */
 #include "lua_filter.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
