@@ -149,7 +149,7 @@ static int conf_parse(mkt_conf_t *c, const cJSON *config, char *e, size_t n)
 
     c->source = strdup("marketplace-svc");
     c->topic_prefix = strdup("");
-    c->wait_timeout_ms = 60000;
+    c->wait_timeout_ms = 30000;
     c->wait_max_attempts = 0;
     if (config && !cJSON_IsObject(config)) {
         snprintf(e, n, "config must be a JSON object");
@@ -390,11 +390,18 @@ static es_status_t on_wait(mkt_ctx_t *x, mkt_state_t st)
         snprintf(buf, sizeof(buf), "%" PRId64, now);
         h->state_put(h, x->wait_key, buf, strlen(buf));
     }
-    snprintf(x->reason, x->reason_size,
-             "order %s is %s: %s event %s may be early, waiting "
-             "(%" PRId64 " of %" PRId64 " ms)",
-             x->in.order_id, mkt_state_name(st), x->ev->type, x->ev->id, waited,
-             c->wait_timeout_ms);
+    if (st == MKT_ST_NONE)
+        snprintf(x->reason, x->reason_size,
+                 "unknown order %s: %s event %s may be early, waiting "
+                 "(%" PRId64 " of %" PRId64 " ms)",
+                 x->in.order_id, x->ev->type, x->ev->id, waited,
+                 c->wait_timeout_ms);
+    else
+        snprintf(x->reason, x->reason_size,
+                 "order %s is %s: %s event %s may be early, waiting "
+                 "(%" PRId64 " of %" PRId64 " ms)",
+                 x->in.order_id, mkt_state_name(st), x->ev->type, x->ev->id,
+                 waited, c->wait_timeout_ms);
     h->counter_add(h, "waits", 1);
     return finish(x, ES_RETRY);
 }
