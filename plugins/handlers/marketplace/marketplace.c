@@ -31,6 +31,7 @@ typedef struct mkt_conf_s {
 typedef struct mkt_s {
     const es_host_t *host;
     mkt_conf_t conf;
+    int64_t epoch; /* incarnation number of this instance, see on_duplicate */
 } mkt_t;
 
 /* One event being handled: what every step needs. */
@@ -316,11 +317,41 @@ static es_status_t finish(mkt_ctx_t *x, es_status_t st)
 }
 
 /*
- * A duplicate never changes state. Only a redelivery of the very same
- * record (same topic, partition and offset) re-publishes the recorded
- * events, byte for byte: its offset was never committed, so the events it
- * emitted may never have been acknowledged (a crash between our commit and
- * the broker's ack). A copy of the event at another position emits nothing.
+ * Whether the events recorded for an input may never have reached the
+ * broker. The host runs a handler again for a record it already delivered
+ * (attempt > 1) when an emitted event was not acknowledged. A fresh
+ * redelivery (attempt 1, after a restart or a rebalance) of a record handled
+ * by an earlier incarnation is safe to skip only if that incarnation was
+ * shut down cleanly (destroy marks it): the host drains in-flight events,
+ * whose emits are acknowledged, before destroying plugins. After a crash the
+ * producer's queue is gone, so the events are published again.
+ */
+static int outputs_may_be_lost(mkt_ctx_t *x, const cJSON *seen)
+{
+    const es_host_t *h = x->m->host;
+    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(seen, "epoch");
+    char key[32], *val = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (x->ev->attempt > 1)
+        return 1;
+    if (!cJSON_IsNumber(ep))
+        return 1;
+    if ((int64_t)ep->valuedouble == x->m->epoch)
+        return 0; /* our own producer still holds them */
+    snprintf(key, sizeof(key), "x:%" PRId64, (int64_t)ep->valuedouble);
+    rc = h->state_get(h, key, &val, &len);
+    h->free(val);
+    return rc != 1;
+}
+
+/*
+ * A duplicate never changes state and never emits anything new. A copy of
+ * the event at another position is a no-op. A redelivery of the very same
+ * record (same topic, partition and offset: its offset was never
+ * committed) re-publishes the recorded events byte for byte, same ids,
+ * when they may have been lost (see outputs_may_be_lost).
  */
 static es_status_t on_duplicate(mkt_ctx_t *x, const cJSON *seen)
 {
@@ -334,10 +365,12 @@ static es_status_t on_duplicate(mkt_ctx_t *x, const cJSON *seen)
     h->state_rollback(h);
     if (topic && ev->topic && strcmp(topic, ev->topic) == 0 &&
         cJSON_IsNumber(part) && part->valuedouble == ev->partition &&
-        cJSON_IsNumber(off) && off->valuedouble == (double)ev->offset) {
+        cJSON_IsNumber(off) && off->valuedouble == (double)ev->offset &&
+        outputs_may_be_lost(x, seen)) {
         if (emit_all(x, cJSON_GetObjectItemCaseSensitive(seen, "emitted")))
             return ES_RETRY;
-        h->counter_add(h, "redelivered", 1);
+        h->counter_add(h, "republished", 1);
+        h->log(h, ES_LOG_DEBUG, "event %s redelivered: republished", ev->id);
         return ES_OK;
     }
     h->counter_add(h, "duplicates", 1);
@@ -429,6 +462,7 @@ static cJSON *seen_record(mkt_ctx_t *x, mkt_state_t next)
     cJSON_AddNumberToObject(seen, "offset", (double)ev->offset);
     cJSON_AddStringToObject(seen, "order", x->in.order_id);
     cJSON_AddStringToObject(seen, "state", mkt_state_name(next));
+    cJSON_AddNumberToObject(seen, "epoch", (double)x->m->epoch);
     cJSON_AddItemToObject(seen, "emitted", cJSON_CreateArray());
     return seen;
 }
@@ -568,8 +602,11 @@ static es_status_t handle(mkt_t *m, const es_event_t *ev, char *reason,
         return fail(&x, "invalid");
     }
     if (mkt_input_parse(ev->type, x.tenant, data, &x.in, err, sizeof(err))) {
-        snprintf(reason, reason_size, "%s event %s: %s",
-                 ev->type ? ev->type : "(untyped)", ev->id, err);
+        /* Long reasons are cut at the host's limit; that is intended. */
+        if (snprintf(reason, reason_size, "%s event %s: %s",
+                     ev->type ? ev->type : "(untyped)", ev->id,
+                     err) >= (int)reason_size)
+            reason[reason_size - 1] = '\0';
         return fail(&x, "invalid");
     }
     x.order_key = key_make('o', x.tenant, x.in.order_id, NULL);
@@ -588,6 +625,30 @@ done:
 }
 
 /* ---------------------------------------------------------------- vtable */
+
+/* Each instance is a new incarnation, numbered on its first delivery (so
+ * that --check-config touches no state); destroy marks it cleanly ended. */
+static int epoch_start(mkt_t *m, char *errstr, size_t errstr_size)
+{
+    const es_host_t *h = m->host;
+    char *val = NULL, buf[24];
+    size_t len = 0;
+    int rc = h->state_get(h, "epoch", &val, &len);
+
+    if (rc == 1 && len < sizeof(buf)) {
+        memcpy(buf, val, len);
+        buf[len] = '\0';
+        m->epoch = strtoll(buf, NULL, 10);
+    }
+    h->free(val);
+    m->epoch++;
+    snprintf(buf, sizeof(buf), "%" PRId64, m->epoch);
+    if (rc < 0 || h->state_put(h, "epoch", buf, strlen(buf)) != 0) {
+        snprintf(errstr, errstr_size, "state: cannot read or write the epoch");
+        return -1;
+    }
+    return 0;
+}
 
 static int mkt_init(const es_host_t *host, const cJSON *config, void **instance,
                     char *errstr, size_t errstr_size)
@@ -612,8 +673,16 @@ static void mkt_deliver(void *instance, const es_event_t *const *events,
                         size_t count, es_result_t *results)
 {
     mkt_t *m = instance;
+    char err[MKT_REASON_MAX] = "";
 
+    if (m->epoch == 0 && epoch_start(m, err, sizeof(err)) != 0)
+        m->epoch = 0;
     for (size_t i = 0; i < count; i++) {
+        if (m->epoch == 0) {
+            results[i].status = ES_RETRY;
+            snprintf(results[i].reason, sizeof(results[i].reason), "%s", err);
+            continue;
+        }
         results[i].status =
             handle(m, events[i], results[i].reason, sizeof(results[i].reason));
         m->host->counter_add(m->host, "events", 1);
@@ -626,6 +695,11 @@ static void mkt_destroy(void *instance)
 
     if (!m)
         return;
+    if (m->epoch > 0) {
+        char key[32];
+        snprintf(key, sizeof(key), "x:%" PRId64, m->epoch);
+        m->host->state_put(m->host, key, "clean", 5);
+    }
     conf_free(&m->conf);
     free(m);
 }
