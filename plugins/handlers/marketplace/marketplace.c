@@ -103,6 +103,10 @@ static int conf_topics(mkt_conf_t *c, const cJSON *obj, char *e, size_t n)
         }
         free(c->topics[k]);
         c->topics[k] = strdup(it->valuestring);
+        if (!c->topics[k]) {
+            snprintf(e, n, "out of memory");
+            return -1;
+        }
     }
     return 0;
 }
@@ -421,7 +425,11 @@ static es_status_t on_wait(mkt_ctx_t *x, mkt_state_t st)
     }
     if (rc == 0) {
         snprintf(buf, sizeof(buf), "%" PRId64, now);
-        h->state_put(h, x->wait_key, buf, strlen(buf));
+        if (h->state_put(h, x->wait_key, buf, strlen(buf)) != 0) {
+            h->state_rollback(h);
+            snprintf(x->reason, x->reason_size, "state: write failed");
+            return ES_RETRY;
+        }
     }
     if (st == MKT_ST_NONE)
         snprintf(x->reason, x->reason_size,
