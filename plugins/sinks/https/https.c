@@ -36,7 +36,9 @@ struct hs_event_s {
     size_t body_len;
     struct curl_slist *ce_headers; /* binary mode */
     int64_t enq_ms;
-    int isolate; /* send alone: its batch was rejected */
+    int isolate;        /* send alone: its batch was rejected */
+    int own;            /* id and body are separate allocations */
+    char inline_data[]; /* id and body, in one allocation with the event */
 };
 
 typedef struct hs_sink_s hs_sink_t;
@@ -53,6 +55,7 @@ struct hs_req_s {
     char *payload; /* what is signed: the uncompressed body */
     size_t payload_len;
     int payload_owned;
+    size_t payload_cap;
     char *body; /* what is sent (== payload unless gzip) */
     size_t body_len;
     char *msg_id;
@@ -84,6 +87,12 @@ struct hs_sink_s {
     CURLM *multi;
     size_t inflight;
     hs_req_t *reqs; /* in flight */
+    CURL *pool[64]; /* idle easy handles, reset, for reuse */
+    size_t npool;
+    /* batch payload buffers keep their capacity: allocating and freeing
+     * half a megabyte per request costs more than the TLS (mmap/munmap) */
+    hs_buf_t bufs[16];
+    size_t nbufs;
     double tokens;
     int64_t tokens_ms;
     char *oauth_token;
@@ -106,8 +115,10 @@ static void event_free(hs_event_t *e)
 {
     if (!e)
         return;
-    free(e->id);
-    free(e->body);
+    if (e->own) {
+        free(e->id);
+        free(e->body);
+    }
     curl_slist_free_all(e->ce_headers);
     free(e);
 }
@@ -190,6 +201,10 @@ static void easy_common(hs_sink_t *s, CURL *e, const char *url)
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* small transfer buffers: curl's 64 KB upload buffer per request makes
+     * glibc grow and trim the worker's heap on every request */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
@@ -401,12 +416,19 @@ static void req_free(hs_req_t *r)
 {
     if (!r)
         return;
-    if (r->easy)
+    if (r->easy && r->sink->npool < sizeof(r->sink->pool) / sizeof(CURL *)) {
+        /* no reset: every request sets all its options again */
+        r->sink->pool[r->sink->npool++] = r->easy;
+    } else if (r->easy) {
         curl_easy_cleanup(r->easy);
+    }
     curl_slist_free_all(r->headers);
     if (r->body != r->payload)
         free(r->body);
-    if (r->payload_owned)
+    if (r->payload_owned && r->sink->nbufs < 16)
+        r->sink->bufs[r->sink->nbufs++] =
+            (hs_buf_t){r->payload, 0, r->payload_cap};
+    else if (r->payload_owned)
         free(r->payload);
     free(r->msg_id);
     hs_buf_free(&r->resp);
@@ -438,15 +460,30 @@ static char *batch_id(hs_event_t **ev, size_t n)
     return out;
 }
 
-static int build_payload(hs_req_t *r, hs_mode_t mode)
+static int build_payload(hs_sink_t *s, hs_req_t *r)
 {
-    if (mode != HS_MODE_BATCH) {
+    if (s->conf.mode != HS_MODE_BATCH) {
         r->payload = r->events[0]->body;
         r->payload_len = r->events[0]->body_len;
         r->msg_id = strdup(r->events[0]->id);
         return r->msg_id ? 0 : -1;
     }
     hs_buf_t b = {0};
+    size_t total = 3;
+    for (size_t i = 0; i < r->count; i++)
+        total += r->events[i]->body_len + 1;
+    if (s->nbufs)
+        b = s->bufs[--s->nbufs];
+    b.len = 0;
+    if (b.cap < total) {
+        char *d = realloc(b.data, total);
+        if (!d) {
+            free(b.data);
+            return -1;
+        }
+        b.data = d;
+        b.cap = total;
+    }
     hs_buf_append(&b, "[", 1);
     for (size_t i = 0; i < r->count; i++) {
         if (i)
@@ -459,6 +496,7 @@ static int build_payload(hs_req_t *r, hs_mode_t mode)
     }
     r->payload = b.data;
     r->payload_len = b.len;
+    r->payload_cap = b.cap;
     r->payload_owned = 1;
     /* a one-event batch keeps the event's id as webhook-id */
     r->msg_id = r->count == 1 ? strdup(r->events[0]->id)
@@ -539,7 +577,8 @@ static hs_req_t *req_new(hs_sink_t *s, hs_event_t **ev, size_t n)
     r->sink = s;
     r->events = ev;
     r->count = n;
-    if (!(r->easy = curl_easy_init()) || build_payload(r, s->conf.mode) != 0)
+    r->easy = s->npool ? s->pool[--s->npool] : curl_easy_init();
+    if (!r->easy || build_payload(s, r) != 0)
         goto fail;
     r->body = r->payload;
     r->body_len = r->payload_len;
@@ -639,6 +678,11 @@ static int endpoint_ready(hs_sink_t *s, int64_t now)
         drain_queue(s, disabled ? ES_FAIL : ES_RETRY, reason);
         return -1;
     }
+    pthread_mutex_lock(&s->mu);
+    int queued = s->head != NULL || s->resend;
+    pthread_mutex_unlock(&s->mu);
+    if (!queued)
+        return -1; /* handshake and token wait for something to send */
     if (s->conf.handshake_origin && !s->consented) {
         if (now >= s->next_handshake_ms) {
             handshake(s);
@@ -651,11 +695,6 @@ static int endpoint_ready(hs_sink_t *s, int64_t now)
     }
     if (s->conf.auth_type == HS_AUTH_OAUTH2 &&
         (!s->oauth_token || now >= s->oauth_refresh_ms)) {
-        pthread_mutex_lock(&s->mu);
-        int queued = s->head != NULL || s->resend;
-        pthread_mutex_unlock(&s->mu);
-        if (!queued)
-            return -1; /* fetch lazily, when there is something to send */
         if (fetch_token(s, reason, sizeof(reason)) != 0) {
             s->host->log(s->host, ES_LOG_WARN, "msg=\"%s\" url=%s", reason,
                          s->safe_url);
@@ -849,7 +888,7 @@ static void finish(hs_sink_t *s, hs_req_t *r, CURLcode cc)
                  r->retry_after[0] ? ", Retry-After " : "", r->retry_after, ex);
         if (r->retry_after[0])
             hold_endpoint(s, r, code);
-    } else if (code / 100 == 4 && r->count > 1) {
+    } else if ((code == 400 || code == 413 || code == 422) && r->count > 1) {
         s->host->log(s->host, ES_LOG_WARN,
                      "msg=\"batch rejected, resending its %zu events one by "
                      "one\" url=%s status=%ld body=\"%s\"",
@@ -931,30 +970,57 @@ static void *worker(void *arg)
 
 /* ----------------------------------------------------------- the plugin */
 
+static int id_needs_encoding(const char *id)
+{
+    for (const char *p = id; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return 1;
+    return 0;
+}
+
 static hs_event_t *event_copy(hs_sink_t *s, const es_event_t *ev, char *err,
                               size_t n)
 {
-    hs_event_t *e = calloc(1, sizeof(*e));
-    if (!e)
-        goto oom;
+    /* the id becomes the webhook-id header: no CR/LF smuggling */
+    const char *id = ev->id ? ev->id : "";
+    size_t id_len = strlen(id);
+    hs_event_t *e = NULL;
+    if (s->conf.mode != HS_MODE_BINARY && !id_needs_encoding(id)) {
+        /* the common case: one allocation; structured JSON goes out as
+         * the host gave it, without re-serialising */
+        e = malloc(sizeof(*e) + id_len + 1 + ev->json_len + 1);
+        if (!e)
+            goto oom;
+        memset(e, 0, sizeof(*e));
+        e->id = e->inline_data;
+        memcpy(e->id, id, id_len + 1);
+        e->body = e->id + id_len + 1;
+        memcpy(e->body, ev->json, ev->json_len);
+        e->body[ev->json_len] = '\0';
+        e->body_len = ev->json_len;
+    } else {
+        if (!(e = calloc(1, sizeof(*e))))
+            goto oom;
+        e->own = 1;
+        e->id = id_needs_encoding(id) ? hs_pct_encode(id, id_len) : strdup(id);
+        if (!e->id)
+            goto oom;
+        if (s->conf.mode == HS_MODE_BINARY) {
+            if (hs_binary_encode(ev->ce, &e->ce_headers, &e->body, &e->body_len,
+                                 err, n) != 0) {
+                event_free(e);
+                return NULL;
+            }
+        } else {
+            if (!(e->body = malloc(ev->json_len + 1)))
+                goto oom;
+            memcpy(e->body, ev->json, ev->json_len);
+            e->body[ev->json_len] = '\0';
+            e->body_len = ev->json_len;
+        }
+    }
     e->token = ev->token;
     e->enq_ms = mono_ms();
-    if (!(e->id = strdup(ev->id ? ev->id : "")))
-        goto oom;
-    if (s->conf.mode == HS_MODE_BINARY) {
-        if (hs_binary_encode(ev->ce, &e->ce_headers, &e->body, &e->body_len,
-                             err, n) != 0) {
-            event_free(e);
-            return NULL;
-        }
-        return e;
-    }
-    /* structured JSON goes out as the host gave it: no re-serialising */
-    if (!(e->body = malloc(ev->json_len + 1)))
-        goto oom;
-    memcpy(e->body, ev->json, ev->json_len);
-    e->body[ev->json_len] = '\0';
-    e->body_len = ev->json_len;
     return e;
 oom:
     event_free(e);
@@ -972,9 +1038,40 @@ static void https_deliver(void *inst, const es_event_t *const *events,
                           size_t count, es_result_t *results)
 {
     hs_sink_t *s = inst;
-    int queued = 0;
+    char state[256] = "";
+    es_status_t refuse = ES_PENDING;
+    size_t room;
+    /* decide and reserve room once per call, then copy without the lock */
+    pthread_mutex_lock(&s->mu);
+    if (s->disabled) {
+        refuse = ES_FAIL;
+        snprintf(state, sizeof(state), "%s", s->disabled_reason);
+    } else if (mono_ms() < s->hold_until_ms) {
+        refuse = ES_RETRY;
+        snprintf(state, sizeof(state), "%s", s->hold_reason);
+    }
+    room = s->pending < (size_t)s->conf.max_pending_events
+               ? (size_t)s->conf.max_pending_events - s->pending
+               : 0;
+    room = refuse != ES_PENDING ? 0 : room < count ? room : count;
+    s->pending += room;
+    pthread_mutex_unlock(&s->mu);
+
+    hs_event_t *head = NULL, **tail = &head;
+    size_t used = 0;
     for (size_t i = 0; i < count; i++) {
         char err[256] = "";
+        if (refuse != ES_PENDING) {
+            result_set(&results[i], refuse, state);
+            continue;
+        }
+        if (i >= room) {
+            snprintf(err, sizeof(err),
+                     "https sink queue full (%lld events pending)",
+                     (long long)s->conf.max_pending_events);
+            result_set(&results[i], ES_RETRY, err);
+            continue;
+        }
         hs_event_t *e = event_copy(s, events[i], err, sizeof(err));
         if (!e) {
             /* an event binary mode cannot carry will never go: dead-letter
@@ -983,33 +1080,23 @@ static void https_deliver(void *inst, const es_event_t *const *events,
                        err);
             continue;
         }
-        pthread_mutex_lock(&s->mu);
-        es_status_t st = ES_PENDING;
-        if (s->disabled) {
-            st = ES_FAIL;
-            snprintf(err, sizeof(err), "%s", s->disabled_reason);
-        } else if (mono_ms() < s->hold_until_ms) {
-            st = ES_RETRY;
-            snprintf(err, sizeof(err), "%s", s->hold_reason);
-        } else if (s->pending >= (size_t)s->conf.max_pending_events) {
-            st = ES_RETRY;
-            snprintf(err, sizeof(err),
-                     "https sink queue full (%zu events pending)", s->pending);
-        } else {
-            if (s->tail)
-                s->tail->next = e;
-            else
-                s->head = e;
-            s->tail = e;
-            s->pending++;
-            queued = 1;
-        }
-        pthread_mutex_unlock(&s->mu);
-        if (st != ES_PENDING)
-            event_free(e);
-        result_set(&results[i], st, st == ES_PENDING ? NULL : err);
+        *tail = e;
+        tail = &e->next;
+        used++;
+        result_set(&results[i], ES_PENDING, NULL);
     }
-    if (queued)
+    pthread_mutex_lock(&s->mu);
+    s->pending -= room - used;
+    if (head) {
+        if (s->tail)
+            s->tail->next = head;
+        else
+            s->head = head;
+        for (hs_event_t *e = head; e; e = e->next)
+            s->tail = e;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (head)
         curl_multi_wakeup(s->multi);
 }
 
@@ -1053,6 +1140,10 @@ static void https_destroy(void *inst)
         s->head = e->next;
         event_free(e);
     }
+    while (s->npool)
+        curl_easy_cleanup(s->pool[--s->npool]);
+    while (s->nbufs)
+        free(s->bufs[--s->nbufs].data);
     if (s->multi)
         curl_multi_cleanup(s->multi);
     pthread_mutex_destroy(&s->mu);

@@ -22,4 +22,5 @@ tests_unit_test_https_LDADD = $(CHECK_LIBS) $(CURL_LIBS) $(CJSON_LIBS) \
 	$(OPENSSL_LIBS) $(ZLIB_LIBS) -lpthread
 TESTS += tests/unit/test_https
 EXTRA_DIST += tests/peers/https/server.py tests/peers/https/mkcerts.sh \
-	docs/https-sink.md scripts/bench-https
+	docs/https-sink.md scripts/bench-https \
+	plugins/sinks/https/bench/receiver.c plugins/sinks/https/bench/driver.c
