@@ -12,7 +12,10 @@ plugins_sinks_https_https_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 
 # Unit/integration tests: the plugin compiled in, a fake host, and a real
 # TLS receiver (tests/peers/https/server.py) with a throwaway CA.
+if HAVE_CHECK
 check_PROGRAMS += tests/unit/test_https
+TESTS += tests/unit/test_https
+endif
 tests_unit_test_https_SOURCES = tests/unit/test_https.c $(HTTPS_SINK_SOURCES)
 tests_unit_test_https_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DHTTPS_PEER_DIR='"$(abs_top_srcdir)/tests/peers/https"'
@@ -20,7 +23,7 @@ tests_unit_test_https_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CURL_CFLAGS) \
 	$(OPENSSL_CFLAGS) $(ZLIB_CFLAGS)
 tests_unit_test_https_LDADD = $(CHECK_LIBS) $(CURL_LIBS) $(CJSON_LIBS) \
 	$(OPENSSL_LIBS) $(ZLIB_LIBS) -lpthread
-TESTS += tests/unit/test_https
 EXTRA_DIST += tests/peers/https/server.py tests/peers/https/mkcerts.sh \
 	docs/https-sink.md scripts/bench-https \
-	plugins/sinks/https/bench/receiver.c plugins/sinks/https/bench/driver.c
+	plugins/sinks/https/bench/receiver.c plugins/sinks/https/bench/driver.c \
+	tests/e2e/https.sh
