@@ -788,6 +788,61 @@ START_TEST(oauth2_refresh_on_401)
 }
 END_TEST
 
+START_TEST(oauth2_refresh_before_expiry)
+{
+    /* a 2 s token is refreshed after half its life (margin capped) */
+    server_config("{\"reset\":true,\"bearer\":true,\"token_ttl\":2}");
+    char extra[512];
+    snprintf(extra, sizeof(extra),
+             "\"auth\":{\"type\":\"oauth2\",\"token_url\":\"https://"
+             "127.0.0.1:%d/oauth/token\",\"client_id\":\"client-id\","
+             "\"client_secret\":\"client-secret\"}",
+             port);
+    void *inst = inst_new(cfg(extra));
+    tev_t *t = tev_simple(1050, NULL);
+    done_t d;
+    deliver_once(inst, &t, 1, &d, 5000);
+    ck_assert_int_eq(d.status, ES_OK);
+    usleep(1200000);
+    t->ev.token = next_token++;
+    deliver_once(inst, &t, 1, &d, 5000);
+    ck_assert_int_eq(d.status, ES_OK);
+    cJSON *st = server_state();
+    ck_assert_int_eq(cJSON_GetObjectItem(st, "token_fetches")->valueint, 2);
+    ck_assert_int_eq(n_requests(st), 2); /* no 401 on the way */
+    cJSON_Delete(st);
+    plugin->destroy(inst);
+    tev_free(t);
+}
+END_TEST
+
+START_TEST(rate_limited)
+{
+    server_config("{\"reset\":true}");
+    void *inst = inst_new(cfg("\"rate_limit\":{\"requests_per_s\":10,"
+                              "\"burst\":1},\"max_concurrency\":4"));
+    tev_t *t[5];
+    done_t d[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = tev_simple(1060 + i, NULL);
+    double t0 = now_s();
+    deliver_once(inst, t, 5, d, 5000);
+    double el = now_s() - t0;
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(d[i].status, ES_OK);
+        tev_free(t[i]);
+    }
+    /* 1 at once, then one every 100 ms */
+    ck_assert_msg(el >= 0.38, "5 requests at 10/s took %.3fs", el);
+    cJSON *st = server_state();
+    double first = cJSON_GetObjectItem(request_n(st, 0), "t")->valuedouble;
+    double last = cJSON_GetObjectItem(request_n(st, 4), "t")->valuedouble;
+    ck_assert_msg(last - first >= 0.38, "spread %.3fs", last - first);
+    cJSON_Delete(st);
+    plugin->destroy(inst);
+}
+END_TEST
+
 START_TEST(basic_auth)
 {
     server_config("{\"reset\":true,\"basic\":\"alice:s3cret\"}");
@@ -954,6 +1009,8 @@ int main(void)
     tcase_add_test(tc, gone_disables);
     tcase_add_test(tc, redirect_not_followed);
     tcase_add_test(tc, oauth2_refresh_on_401);
+    tcase_add_test(tc, oauth2_refresh_before_expiry);
+    tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, basic_auth);
     tcase_add_test(tc, webhook_handshake);
     tcase_add_test(tc, queue_full_and_insecure);
