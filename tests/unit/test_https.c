@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -957,6 +958,8 @@ static void start_server(void)
         exit(99);
     server_pid = fork();
     if (server_pid == 0) {
+        /* the receiver must not outlive a crashed test run */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         dup2(fds[1], 1);
         close(fds[0]);
         char script[512];
