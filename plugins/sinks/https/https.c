@@ -401,11 +401,11 @@ static void handshake(hs_sink_t *s)
     else
         s->consented = 1;
     if (s->consented)
-        s->host->log(s->host, ES_LOG_INFO,
-                     "msg=\"webhook handshake accepted\" url=%s", s->safe_url);
+        s->host->log(s->host, ES_LOG_INFO, "webhook handshake accepted url=%s",
+                     s->safe_url);
     else
-        s->host->log(s->host, ES_LOG_WARN, "msg=\"%s\" url=%s",
-                     s->handshake_reason, s->safe_url);
+        s->host->log(s->host, ES_LOG_WARN, "%s url=%s", s->handshake_reason,
+                     s->safe_url);
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
 }
@@ -696,7 +696,7 @@ static int endpoint_ready(hs_sink_t *s, int64_t now)
     if (s->conf.auth_type == HS_AUTH_OAUTH2 &&
         (!s->oauth_token || now >= s->oauth_refresh_ms)) {
         if (fetch_token(s, reason, sizeof(reason)) != 0) {
-            s->host->log(s->host, ES_LOG_WARN, "msg=\"%s\" url=%s", reason,
+            s->host->log(s->host, ES_LOG_WARN, "%s url=%s", reason,
                          s->safe_url);
             drain_queue(s, ES_RETRY, reason);
             while (s->resend) {
@@ -788,7 +788,7 @@ static void hold_endpoint(hs_sink_t *s, hs_req_t *r, long code)
     }
     pthread_mutex_unlock(&s->mu);
     s->host->log(s->host, ES_LOG_WARN,
-                 "msg=\"endpoint asked to wait\" url=%s status=%ld "
+                 "endpoint asked to wait url=%s status=%ld "
                  "retry_after_s=%lld",
                  s->safe_url, code, secs);
 }
@@ -806,9 +806,9 @@ static void disable_endpoint(hs_sink_t *s, hs_req_t *r)
     pthread_mutex_unlock(&s->mu);
     if (first) {
         s->host->log(s->host, ES_LOG_ERROR,
-                     "msg=\"ENDPOINT DISABLED: it answered 410 Gone; every "
+                     "ENDPOINT DISABLED: it answered 410 Gone; every "
                      "event for it is now dead-lettered until the instance "
-                     "is restarted or reconfigured\" url=%s body=\"%s\"",
+                     "is restarted or reconfigured; url=%s body=\"%s\"",
                      s->safe_url, ex);
         s->host->counter_add(s->host, "endpoint_disabled", 1);
     }
@@ -864,7 +864,7 @@ static void finish(hs_sink_t *s, hs_req_t *r, CURLcode cc)
         int64_t now = mono_ms();
         if (is_tls_error(cc) && now - s->last_tls_log_ms > 10000) {
             s->last_tls_log_ms = now;
-            s->host->log(s->host, ES_LOG_ERROR, "msg=\"%s\" url=%s", reason,
+            s->host->log(s->host, ES_LOG_ERROR, "%s url=%s", reason,
                          s->safe_url);
         }
     } else if (code / 100 == 2) {
@@ -890,8 +890,8 @@ static void finish(hs_sink_t *s, hs_req_t *r, CURLcode cc)
             hold_endpoint(s, r, code);
     } else if ((code == 400 || code == 413 || code == 422) && r->count > 1) {
         s->host->log(s->host, ES_LOG_WARN,
-                     "msg=\"batch rejected, resending its %zu events one by "
-                     "one\" url=%s status=%ld body=\"%s\"",
+                     "batch rejected, resending its %zu events one by "
+                     "one url=%s status=%ld body=\"%s\"",
                      r->count, s->safe_url, code, ex);
         isolate_batch(s, r);
         req_free(r);
@@ -1183,13 +1183,13 @@ static int https_init(const es_host_t *host, const cJSON *config,
     s->tokens_ms = mono_ms();
     if (s->conf.tls_insecure_skip_verify)
         host->log(host, ES_LOG_WARN,
-                  "msg=\"TLS verification is OFF "
+                  "TLS verification is OFF "
                   "(tls.insecure_skip_verify): the endpoint is not "
-                  "authenticated\" url=%s",
+                  "authenticated; url=%s",
                   s->safe_url);
     if (strncasecmp(s->conf.url, "http://", 7) == 0)
         host->log(host, ES_LOG_WARN,
-                  "msg=\"plain http:// endpoint: events travel unencrypted\" "
+                  "plain http:// endpoint: events travel unencrypted "
                   "url=%s",
                   s->safe_url);
     if (pthread_create(&s->thread, NULL, worker, s) != 0) {
@@ -1198,7 +1198,7 @@ static int https_init(const es_host_t *host, const cJSON *config,
     }
     s->thread_started = 1;
     host->log(host, ES_LOG_INFO,
-              "msg=\"https sink ready\" url=%s mode=%s gzip=%d signing=%zu "
+              "https sink ready url=%s mode=%s gzip=%d signing=%zu "
               "auth=%s",
               s->safe_url,
               s->conf.mode == HS_MODE_BATCH    ? "batch"
