@@ -817,6 +817,30 @@ START_TEST(oauth2_refresh_before_expiry)
 }
 END_TEST
 
+START_TEST(oauth2_token_endpoint_refuses)
+{
+    server_config("{\"reset\":true,\"bearer\":true}");
+    char extra[512];
+    snprintf(extra, sizeof(extra),
+             "\"auth\":{\"type\":\"oauth2\",\"token_url\":\"https://"
+             "127.0.0.1:%d/oauth/token\",\"client_id\":\"client-id\","
+             "\"client_secret\":\"wrong-secret\"}",
+             port);
+    void *inst = inst_new(cfg(extra));
+    tev_t *t = tev_simple(1070, NULL);
+    done_t d;
+    deliver_once(inst, &t, 1, &d, 5000);
+    ck_assert_int_eq(d.status, ES_RETRY);
+    ck_assert_str_eq(d.reason, "oauth2 token endpoint answered HTTP 401");
+    cJSON *st = server_state();
+    ck_assert_int_eq(n_requests(st), 0); /* nothing sent without a token */
+    cJSON_Delete(st);
+    plugin->destroy(inst);
+    ck_assert_ptr_null(strstr(logs, "wrong-secret"));
+    tev_free(t);
+}
+END_TEST
+
 START_TEST(rate_limited)
 {
     server_config("{\"reset\":true}");
@@ -1013,6 +1037,7 @@ int main(void)
     tcase_add_test(tc, redirect_not_followed);
     tcase_add_test(tc, oauth2_refresh_on_401);
     tcase_add_test(tc, oauth2_refresh_before_expiry);
+    tcase_add_test(tc, oauth2_token_endpoint_refuses);
     tcase_add_test(tc, rate_limited);
     tcase_add_test(tc, basic_auth);
     tcase_add_test(tc, webhook_handshake);

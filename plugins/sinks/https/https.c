@@ -97,6 +97,8 @@ struct hs_sink_s {
     int64_t tokens_ms;
     char *oauth_token;
     int64_t oauth_refresh_ms;
+    int64_t oauth_next_try_ms; /* after a failed fetch: not before */
+    char oauth_error[256];
     int consented;
     int64_t next_handshake_ms;
     char handshake_reason[200];
@@ -663,6 +665,23 @@ static int rate_allows(hs_sink_t *s, int64_t now)
     return s->tokens >= 1.0;
 }
 
+/* Answers the events of requests waiting for a 401 resend. */
+static void drain_resend(hs_sink_t *s, es_status_t st, const char *reason)
+{
+    while (s->resend) {
+        hs_req_t *r = s->resend;
+        s->resend = r->next;
+        for (size_t i = 0; i < r->count; i++) {
+            complete(s, r->events[i], st, reason);
+            event_free(r->events[i]);
+        }
+        pthread_mutex_lock(&s->mu);
+        s->pending -= r->count;
+        pthread_mutex_unlock(&s->mu);
+        req_free(r);
+    }
+}
+
 /* Returns 0 when requests may go out; otherwise has already answered the
  * queued events. */
 static int endpoint_ready(hs_sink_t *s, int64_t now)
@@ -676,6 +695,8 @@ static int endpoint_ready(hs_sink_t *s, int64_t now)
     pthread_mutex_unlock(&s->mu);
     if (disabled || held) {
         drain_queue(s, disabled ? ES_FAIL : ES_RETRY, reason);
+        if (disabled) /* 401 resends never go out either */
+            drain_resend(s, ES_FAIL, reason);
         return -1;
     }
     pthread_mutex_lock(&s->mu);
@@ -695,22 +716,16 @@ static int endpoint_ready(hs_sink_t *s, int64_t now)
     }
     if (s->conf.auth_type == HS_AUTH_OAUTH2 &&
         (!s->oauth_token || now >= s->oauth_refresh_ms)) {
-        if (fetch_token(s, reason, sizeof(reason)) != 0) {
-            s->host->log(s->host, ES_LOG_WARN, "%s url=%s", reason,
-                         s->safe_url);
-            drain_queue(s, ES_RETRY, reason);
-            while (s->resend) {
-                hs_req_t *r = s->resend;
-                s->resend = r->next;
-                for (size_t i = 0; i < r->count; i++) {
-                    complete(s, r->events[i], ES_RETRY, reason);
-                    event_free(r->events[i]);
-                }
-                pthread_mutex_lock(&s->mu);
-                s->pending -= r->count;
-                pthread_mutex_unlock(&s->mu);
-                req_free(r);
+        /* a failing token endpoint is asked at most once a second */
+        if (now < s->oauth_next_try_ms ||
+            fetch_token(s, s->oauth_error, sizeof(s->oauth_error)) != 0) {
+            if (now >= s->oauth_next_try_ms) {
+                s->oauth_next_try_ms = now + 1000;
+                s->host->log(s->host, ES_LOG_WARN, "%s url=%s", s->oauth_error,
+                             s->safe_url);
             }
+            drain_queue(s, ES_RETRY, s->oauth_error);
+            drain_resend(s, ES_RETRY, s->oauth_error);
             return -1;
         }
     }
