@@ -49,4 +49,12 @@ AM_TESTS_ENVIRONMENT = ES_TEST_PLUGIN_DIR=$(abs_top_builddir)/tests/unit/plugins
 	export ES_TEST_PLUGIN_DIR; ES_BUILD_DIR=$(abs_top_builddir); export ES_BUILD_DIR; \
 	ES_SRC_DIR=$(abs_top_srcdir); export ES_SRC_DIR;
 
-EXTRA_DIST += tests/e2e/lib.sh tests/e2e/foundation.sh
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/foundation.sh \
+	tests/e2e/plugin_sdk.sh tests/e2e/gen_events.py docs/examples/counting_sink.c
+
+# A handler that emits a copy of each event: end-to-end tests of emit.
+check_LTLIBRARIES += tests/plugins/echo.la
+tests_plugins_echo_la_SOURCES = tests/plugins/echo_handler.c
+tests_plugins_echo_la_LIBADD = $(CJSON_LIBS)
+tests_plugins_echo_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+EXTRA_DIST += tests/e2e/emit.sh
