@@ -957,10 +957,11 @@ static int next_wait_ms(hs_sink_t *s)
                 wait = t;
         }
     }
-    if (s->hold_until_ms > now && s->hold_until_ms - now < wait)
+    int held = s->hold_until_ms > now;
+    if (held && s->hold_until_ms - now < wait)
         wait = s->hold_until_ms - now;
     pthread_mutex_unlock(&s->mu);
-    if (s->resend)
+    if (s->resend && !held) /* a held resend waits for the hold's end */
         wait = 0;
     return wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
 }
