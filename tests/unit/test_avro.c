@@ -420,6 +420,52 @@ START_TEST(test_local_schema_errors)
 }
 END_TEST
 
+/* Every truncation and many single-byte corruptions of a valid value must
+ * end in OK or FAIL with a reason: never a crash, a sanitizer report or an
+ * allocation sized by garbage. */
+START_TEST(test_mutations)
+{
+    const cJSON *c =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(fixtures, "cases"), 0);
+    size_t len;
+    unsigned char *orig =
+        unhex(cJSON_GetObjectItem(c, "hex")->valuestring, &len);
+    unsigned char *v = malloc(len);
+    static const int deltas[] = {1, -1, 0x40, 0x80};
+    es_avro_t *a = decoder(reg_port, "secret", NULL);
+    size_t ok = 0, failed = 0;
+    for (size_t cut = 0; cut <= len; cut++) {
+        cJSON *out = NULL;
+        char why[256];
+        es_avro_status_t st =
+            es_avro_decode_value(a, "shop", orig, cut, &out, why, sizeof(why));
+        ck_assert_msg(st == (cut == len ? ES_AVRO_OK : ES_AVRO_FAIL),
+                      "cut %zu: %s", cut, why);
+        cJSON_Delete(out);
+    }
+    for (size_t i = 5; i < len; i++) {
+        for (size_t d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++) {
+            cJSON *out = NULL;
+            char why[256] = "";
+            memcpy(v, orig, len);
+            v[i] = (unsigned char)(v[i] + deltas[d]);
+            es_avro_status_t st =
+                es_avro_decode_value(a, "shop", v, len, &out, why, sizeof(why));
+            ck_assert_msg(st == ES_AVRO_OK || st == ES_AVRO_FAIL, "%zu: %s", i,
+                          why);
+            ck_assert(st == ES_AVRO_OK ? out != NULL : why[0] != '\0');
+            st == ES_AVRO_OK ? ok++ : failed++;
+            cJSON_Delete(out);
+        }
+    }
+    ck_assert_uint_gt(failed, 0);
+    ck_assert_uint_gt(ok, 0);
+    es_avro_destroy(a);
+    free(v);
+    free(orig);
+}
+END_TEST
+
 static Suite *suite(int ncases)
 {
     Suite *s = suite_create("avro");
@@ -437,6 +483,7 @@ static Suite *suite(int ncases)
     tcase_add_test(tc, test_schemas_listing);
     tcase_add_test(tc, test_no_registry);
     tcase_add_test(tc, test_max_message_bytes);
+    tcase_add_test(tc, test_mutations);
     suite_add_tcase(s, tc);
     tc = tcase_create("config");
     tcase_add_test(tc, test_config_errors);
