@@ -1,7 +1,8 @@
 # Avro input: Confluent wire format / local .avsc → CloudEvents JSON.
 noinst_LTLIBRARIES += host/avro/libesavro.la
 host_avro_libesavro_la_SOURCES = host/avro/es_avro.h host/avro/avro_int.h \
-	host/avro/avro.c host/avro/shape.c host/avro/json.c host/avro/registry.c
+	host/avro/avro.c host/avro/shape.c host/avro/json.c host/avro/registry.c \
+	host/avro/es_avro_hook.h host/avro/hook.c
 host_avro_libesavro_la_CFLAGS = $(AM_CFLAGS) $(AVRO_CFLAGS) $(CURL_CFLAGS)
 host_avro_libesavro_la_LIBADD = $(AVRO_LIBS) $(CURL_LIBS) $(CJSON_LIBS) -lm
 
@@ -18,3 +19,6 @@ endif
 
 EXTRA_DIST += tests/unit/avro_fixtures.py tests/unit/avro_registry.py \
 	tests/e2e/avro.sh docs/avro.md scripts/bench-avro
+
+# The daemon decodes Avro topics through host/avro/hook.c.
+host_libeshost_la_LIBADD += host/avro/libesavro.la
