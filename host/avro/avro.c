@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -16,6 +17,13 @@
 #include "es_avro.h"
 
 #define EA_MAX_IDS_PER_TOPIC 16
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 typedef enum { SCHEMA_FETCHING, SCHEMA_READY, SCHEMA_FAILED } schema_state_t;
 
@@ -25,6 +33,7 @@ struct schema_s {
     int32_t id;
     schema_state_t state;
     es_avro_status_t fail_status;
+    int64_t retry_at_ms; /* SCHEMA_FAILED: ask the registry again after */
     char fail_reason[256];
     avro_schema_t schema;
     avro_value_iface_t *iface;
@@ -48,6 +57,7 @@ struct es_avro_s {
     int has_registry;
     int cache_size;
     long max_message_bytes;
+    long retry_hold_ms;
     es_avro_limits_t lim;
 
     pthread_mutex_t lock;
@@ -80,6 +90,7 @@ static const struct {
      1L << 30},
     {"max_items", OPT_INT, offsetof(es_avro_t, lim.max_items), 1, 100000000},
     {"max_depth", OPT_INT, offsetof(es_avro_t, lim.max_depth), 1, 1000},
+    {"retry_hold_ms", OPT_INT, offsetof(es_avro_t, retry_hold_ms), 0, 3600000},
 };
 
 static int set_option(es_avro_t *a, const cJSON *item, char *errstr,
@@ -177,6 +188,7 @@ es_avro_t *es_avro_new(const cJSON *config, char *errstr, size_t errstr_size)
     a->reg.timeout_ms = 5000;
     a->cache_size = 1000;
     a->max_message_bytes = 1L << 20;
+    a->retry_hold_ms = 1000;
     a->lim.max_items = 100000;
     a->lim.max_depth = 64;
     pthread_mutex_init(&a->lock, NULL);
@@ -398,7 +410,7 @@ static void cache_trim(es_avro_t *a)
         s = s->next;
     while (s && a->cached > a->cache_size) {
         schema_t *prev = s->prev;
-        if (s->state == SCHEMA_READY) {
+        if (s->state != SCHEMA_FETCHING) {
             cache_unlink(a, s);
             schema_unref(s);
         }
@@ -423,8 +435,11 @@ static void fetch_schema(es_avro_t *a, schema_t *s)
 
 /*
  * Returns a referenced schema for `id`, fetching it when no thread has.
- * Threads asking for an id being fetched wait for that one fetch. A failed
- * fetch is not cached: the next value with that id asks again.
+ * Threads asking for an id being fetched wait for that one fetch. A 404 is
+ * not cached (the next value with that id asks again); a transient failure
+ * is remembered for retry_hold_ms, so that while the registry is down each
+ * id costs one request (and at most one timeout) per hold period, not one
+ * per record.
  */
 static es_avro_status_t registry_schema(es_avro_t *a, int32_t id,
                                         schema_t **out, char *reason,
@@ -436,6 +451,11 @@ static es_avro_status_t registry_schema(es_avro_t *a, int32_t id,
     for (s = a->cache; s; s = s->next)
         if (s->id == id)
             break;
+    if (s && s->state == SCHEMA_FAILED && now_ms() >= s->retry_at_ms) {
+        cache_unlink(a, s);
+        schema_unref(s);
+        s = NULL;
+    }
     if (s) {
         s->refs++;
         while (s->state == SCHEMA_FETCHING)
@@ -457,8 +477,11 @@ static es_avro_status_t registry_schema(es_avro_t *a, int32_t id,
             cache_trim(a);
         } else {
             s->state = SCHEMA_FAILED;
-            cache_unlink(a, s);
-            schema_unref(s);
+            s->retry_at_ms = now_ms() + a->retry_hold_ms;
+            if (s->fail_status != ES_AVRO_RETRY || a->retry_hold_ms == 0) {
+                cache_unlink(a, s);
+                schema_unref(s);
+            }
         }
         pthread_cond_broadcast(&a->fetched);
     }

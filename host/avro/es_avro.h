@@ -50,6 +50,9 @@ typedef enum es_avro_status_e {
  *   max_message_bytes   larger values are dead-lettered, default 1048576
  *   max_items           array/map elements per value, default 100000
  *   max_depth           nesting depth per value, default 64
+ *   retry_hold_ms       after a transient registry failure for an id,
+ *                       answer RETRY for it without asking again for this
+ *                       long, default 1000 (0: ask every time)
  * Unknown keys and wrong types are errors naming the key. Returns NULL with
  * errstr filled on error.
  */

@@ -946,9 +946,10 @@ static void avro_retry_later(es_pipeline_t *p, delivery_t *d,
         dead_letter(p, d, why);
         return;
     }
-    es_warn("avro decode will be retried topic=%s offset=%lld attempt=%u: %s",
-            rd_kafka_topic_name(d->rec->msg->rkt),
-            (long long)d->rec->msg->offset, d->attempt, reason);
+    es_log(d->attempt == 1 ? ES_LOG_WARN : ES_LOG_DEBUG, "host",
+           "avro decode will be retried topic=%s offset=%lld attempt=%u: %s",
+           rd_kafka_topic_name(d->rec->msg->rkt),
+           (long long)d->rec->msg->offset, d->attempt, reason);
     d->due_ms = now_ms() + backoff_ms(p->conf, d->attempt);
     d->attempt++;
     heap_push(p, d);
@@ -1069,10 +1070,9 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
                          reason);
     else {
         es_counter_add(p->decode_failed, 1);
-        dead_letter_record(p, rec, NULL,
-                           es_avro_hook_wants(p->avro, topic) ? "avro"
-                                                              : "decode",
-                           reason);
+        dead_letter_record(
+            p, rec, NULL,
+            es_avro_hook_wants(p->avro, topic) ? "avro" : "decode", reason);
     }
     record_release(p, rec);
 }

@@ -3,6 +3,7 @@
 (Debian's python3-avro), never by the decoder under test.
 
     avro_fixtures.py OUTDIR
+    avro_fixtures.py --e2e OUTDIR   (also OUTDIR/e2e/*.bin for tests/e2e/avro.sh)
 
 writes OUTDIR/registry/{id}.avsc (served by avro_registry.py),
 OUTDIR/local/*.avsc (topics' local schemas) and OUTDIR/cases.json: a list of
@@ -218,7 +219,7 @@ DECIMALS = {"type": "record", "name": "Decimals", "fields": [
 ]}
 
 REGISTRY = {1: ALL_TYPES, 2: CLOUDEVENT, 3: LOCAL, 4: LIST, 5: NULLS, 6: STRS,
-            7: ITEM, 8: ENUM, 9: DECIMALS}
+            7: ITEM, 8: ENUM, 9: DECIMALS, 10: CLOUDEVENT}
 CE_HEADERS = {"ce_specversion": "1.0", "ce_id": "hdr-1", "ce_source": "/shop",
               "ce_type": "com.example.shop.all", "ce_subject": "sub",
               "ce_tenantid": "t-7", "content-type": "application/avro"}
@@ -340,7 +341,40 @@ def build_cases():
     return c
 
 
+def write_e2e(out):
+    """One file per Kafka record value (kcat -P sends each file as one)."""
+    d = os.path.join(out, "e2e")
+    os.makedirs(d, exist_ok=True)
+
+    def put(name, value):
+        with open(os.path.join(d, name + ".bin"), "wb") as f:
+            f.write(value)
+
+    for n in range(1, 6):
+        ev = dict(CE_DATUM, id="avro-%d" % n)
+        put("orders_%d" % n, wire(2, encode(CLOUDEVENT, ev)))
+    put("binary_mode", wire(7, encode(ITEM, {"sku": "bin-1", "qty": 4})))
+    put("iot_plain", encode(LOCAL, {"seq": 0, "sensor": "plain", "values": [0.5]}))
+    put("iot_wire", wire(3, encode(LOCAL, {"seq": 9, "sensor": "wire", "values": []})))
+    put("late", wire(10, encode(CLOUDEVENT, dict(CE_DATUM, id="avro-late"))))
+    body = encode(CLOUDEVENT, dict(CE_DATUM, id="avro-bad"))
+    bad = {
+        "bad_magic": (b"\x01" + wire(2, body)[1:], "unknown magic byte 0x01"),
+        "bad_id": (wire(999, body), "unknown schema id 999"),
+        "bad_truncated": (wire(2, body)[:-4], "truncated: "),
+        "bad_trailing": (wire(2, body) + b"\x00", "trailing bytes: 1 bytes"),
+        "bad_oversize": (wire(2, zigzag(1 << 40) + b"1.0"), "oversize string length"),
+    }
+    with open(os.path.join(d, "bad.tsv"), "w") as f:
+        for name, (value, reason) in bad.items():
+            put(name, value)
+            f.write("%s\t%s\n" % (name, reason))
+
+
 def main():
+    if sys.argv[1] == "--e2e":
+        write_e2e(sys.argv[2])
+        sys.argv.pop(1)
     out = sys.argv[1]
     os.makedirs(os.path.join(out, "registry"), exist_ok=True)
     os.makedirs(os.path.join(out, "local"), exist_ok=True)

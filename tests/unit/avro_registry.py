@@ -6,7 +6,8 @@ Serves GET /schemas/ids/{id} from DIR/{id}.avsc the way Confluent does:
 ...}. A file DIR/{id}.status holding an HTTP status makes that id answer
 with it (to test 5xx). GET /_hits/{id} returns how many times the id was
 requested. Options: --delay-ms N (sleep before each schema answer, to make
-concurrent fetches overlap), --auth USER:PASSWORD (basic auth required).
+concurrent fetches overlap), --auth USER:PASSWORD (basic auth required),
+--port N (listen on N, e.g. to come back on the same port after a stop).
 Prints "port=N" on stdout once listening on 127.0.0.1.
 """
 import argparse
@@ -76,8 +77,10 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--delay-ms", type=int, default=0)
     ap.add_argument("--auth", default="")
+    ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ThreadingHTTPServer.allow_reuse_address = True
+    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
     srv.dir = args.dir
     srv.delay = args.delay_ms / 1000.0

@@ -298,6 +298,27 @@ START_TEST(test_failed_fetch_is_not_cached)
 }
 END_TEST
 
+/* A transient failure is held for retry_hold_ms: one request per id per
+ * hold period while the registry is down, then it asks again. */
+START_TEST(test_retry_is_held)
+{
+    char why[256];
+    es_avro_t *a = decoder(reg_port, "secret", ", \"retry_hold_ms\": 400");
+    long before = hits(reg_port, 500);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(
+            decode_hex(a, "shop", "registry_5xx", why, sizeof(why)),
+            ES_AVRO_RETRY);
+    ck_assert_int_eq(hits(reg_port, 500) - before, 1);
+    ck_assert_msg(strstr(why, "HTTP 503"), "%s", why);
+    usleep(500 * 1000);
+    ck_assert_int_eq(decode_hex(a, "shop", "registry_5xx", why, sizeof(why)),
+                     ES_AVRO_RETRY);
+    ck_assert_int_eq(hits(reg_port, 500) - before, 2);
+    es_avro_destroy(a);
+}
+END_TEST
+
 START_TEST(test_cache_size_evicts)
 {
     char why[256];
@@ -399,6 +420,8 @@ START_TEST(test_config_errors)
                  "schema_registry.cache_size: must be an integer");
     config_error("{\"password\": \"p\"}", "schema_registry.url: required");
     config_error("[]", "schema_registry: must be an object");
+    config_error("{\"retry_hold_ms\": -1}",
+                 "schema_registry.retry_hold_ms: must be an integer");
 }
 END_TEST
 
@@ -480,6 +503,7 @@ static Suite *suite(int ncases)
     tcase_add_test(tc, test_fetched_once_under_concurrency);
     tcase_add_test(tc, test_failed_fetch_is_not_cached);
     tcase_add_test(tc, test_cache_size_evicts);
+    tcase_add_test(tc, test_retry_is_held);
     tcase_add_test(tc, test_schemas_listing);
     tcase_add_test(tc, test_no_registry);
     tcase_add_test(tc, test_max_message_bytes);
