@@ -22,3 +22,8 @@ EXTRA_DIST += tests/unit/avro_fixtures.py tests/unit/avro_registry.py \
 
 # The daemon decodes Avro topics through host/avro/hook.c.
 host_libeshost_la_LIBADD += host/avro/libesavro.la
+
+# Decode benchmark (scripts/bench-avro runs it).
+noinst_PROGRAMS += host/avro/es-bench-avro
+host_avro_es_bench_avro_SOURCES = host/avro/bench_avro.c
+host_avro_es_bench_avro_LDADD = host/libeshost.la

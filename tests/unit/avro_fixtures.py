@@ -371,7 +371,84 @@ def write_e2e(out):
             f.write("%s\t%s\n" % (name, reason))
 
 
+BENCH = {
+    "type": "record", "name": "OrderCreated", "namespace": "com.eventzr.bench",
+    "fields": [
+        {"name": "specversion", "type": "string"},
+        {"name": "id", "type": "string"},
+        {"name": "source", "type": "string"},
+        {"name": "type", "type": "string"},
+        {"name": "subject", "type": ["null", "string"]},
+        {"name": "time", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "tenantid", "type": "string"},
+        {"name": "data", "type": {"type": "record", "name": "Order", "fields": [
+            {"name": "orderId", "type": "string"},
+            {"name": "status", "type": {"type": "enum", "name": "Status",
+                                        "symbols": ["NEW", "PAID", "SHIPPED"]}},
+            {"name": "total", "type": {"type": "bytes", "logicalType": "decimal",
+                                       "precision": 12, "scale": 2}},
+            {"name": "currency", "type": "string"},
+            {"name": "customer", "type": {"type": "record", "name": "Customer", "fields": [
+                {"name": "id", "type": "string"}, {"name": "email", "type": "string"},
+                {"name": "name", "type": "string"},
+                {"name": "phone", "type": ["null", "string"]}]}},
+            {"name": "lines", "type": {"type": "array", "items": {
+                "type": "record", "name": "Line", "fields": [
+                    {"name": "sku", "type": "string"}, {"name": "title", "type": "string"},
+                    {"name": "qty", "type": "int"},
+                    {"name": "price", "type": {"type": "bytes", "logicalType": "decimal",
+                                               "precision": 10, "scale": 2}}]}}},
+            {"name": "attributes", "type": {"type": "map", "values": "string"}},
+            {"name": "createdAt", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        ]}},
+    ],
+}
+
+
+def write_bench(out, n):
+    """n events ~1.1 KB as JSON: bench.avsc, bench.avro (each value as a
+    4-byte big-endian length + wire-format value) and bench.jsonl (the same
+    events as the JSON the decoder produces)."""
+    d = os.path.join(out, "bench")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "bench.avsc"), "w") as f:
+        json.dump(BENCH, f)
+    base = datetime.datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+    with open(os.path.join(d, "bench.avro"), "wb") as fa, \
+            open(os.path.join(d, "bench.jsonl"), "w") as fj:
+        for i in range(n):
+            t = base + datetime.timedelta(milliseconds=i * 37)
+            lines = [{"sku": "SKU-%05d-%d" % (i, k), "title": "Product number %d of order %d" % (k, i),
+                      "qty": k + 1, "price": decimal.Decimal("%d.%02d" % (10 + k, i % 100))}
+                     for k in range(6)]
+            ev = {"specversion": "1.0", "id": "bench-%08d" % i,
+                  "source": "/marketplace-svc/orders",
+                  "type": "eventzr.marketplace.order.created.v1",
+                  "subject": "order/%d" % i, "time": t, "tenantid": "tenant-%03d" % (i % 50),
+                  "data": {"orderId": "ord-%08d" % i, "status": "PAID",
+                           "total": decimal.Decimal("%d.%02d" % (100 + i % 900, i % 100)),
+                           "currency": "EUR",
+                           "customer": {"id": "cust-%06d" % (i % 5000),
+                                        "email": "customer%d@example.com" % (i % 5000),
+                                        "name": "Customer Name %d" % (i % 5000),
+                                        "phone": None},
+                           "lines": lines,
+                           "attributes": {"channel": "web", "campaign": "winter-sale",
+                                          "locale": "de-DE"},
+                           "createdAt": t}}
+            value = wire(1, encode(BENCH, ev))
+            fa.write(struct.pack(">I", len(value)) + value)
+            js = dict(ev, time=t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (t.microsecond // 1000))
+            js["data"] = dict(ev["data"], total=str(ev["data"]["total"]),
+                              createdAt=js["time"],
+                              lines=[dict(l, price=str(l["price"])) for l in lines])
+            fj.write(json.dumps(js, separators=(",", ":")) + "\n")
+
+
 def main():
+    if sys.argv[1] == "--bench":
+        write_bench(sys.argv[3], int(sys.argv[2]))
+        return 0
     if sys.argv[1] == "--e2e":
         write_e2e(sys.argv[2])
         sys.argv.pop(1)
