@@ -41,6 +41,11 @@ struct schema_s {
     char *name; /* full name of the top type */
     char *path; /* local schemas */
     schema_t *prev, *next;
+    /* One decoded value kept for reuse: building libavro's generic value
+     * tree costs more than reading into it. */
+    pthread_mutex_t spare_lock;
+    avro_value_t spare;
+    int has_spare;
 };
 
 typedef struct topic_s topic_t;
@@ -219,6 +224,9 @@ static void schema_free(schema_t *s)
 {
     if (!s)
         return;
+    if (s->has_spare)
+        avro_value_decref(&s->spare);
+    pthread_mutex_destroy(&s->spare_lock);
     if (s->iface)
         avro_value_iface_decref(s->iface);
     if (s->schema)
@@ -345,6 +353,7 @@ int es_avro_add_local_schema(es_avro_t *a, const char *topic,
     topic_t *t;
     if (!json || !s)
         goto done;
+    pthread_mutex_init(&s->spare_lock, NULL);
     s->refs = 1;
     s->id = -1;
     s->state = SCHEMA_READY;
@@ -465,6 +474,7 @@ static es_avro_status_t registry_schema(es_avro_t *a, int32_t id,
             cache_push(a, s);
         }
     } else if ((s = calloc(1, sizeof(*s)))) {
+        pthread_mutex_init(&s->spare_lock, NULL);
         s->id = id;
         s->refs = 2; /* the cache's and ours */
         s->state = SCHEMA_FETCHING;
@@ -510,7 +520,37 @@ static void release(es_avro_t *a, schema_t *s)
 
 /* -------------------------------------------------------------- decode */
 
-static es_avro_status_t decode_body(es_avro_t *a, const schema_t *s,
+static int value_take(schema_t *s, avro_value_t *v)
+{
+    int have = 0;
+    pthread_mutex_lock(&s->spare_lock);
+    if (s->has_spare) {
+        *v = s->spare;
+        s->has_spare = 0;
+        have = 1;
+    }
+    pthread_mutex_unlock(&s->spare_lock);
+    if (have && avro_value_reset(v) == 0)
+        return 0;
+    if (have)
+        avro_value_decref(v);
+    return avro_generic_value_new(s->iface, v);
+}
+
+static void value_give_back(schema_t *s, avro_value_t *v)
+{
+    int kept = 0;
+    pthread_mutex_lock(&s->spare_lock);
+    if (!s->has_spare) {
+        s->spare = *v;
+        s->has_spare = kept = 1;
+    }
+    pthread_mutex_unlock(&s->spare_lock);
+    if (!kept)
+        avro_value_decref(v);
+}
+
+static es_avro_status_t decode_body(es_avro_t *a, schema_t *s,
                                     const uint8_t *body, size_t len,
                                     size_t base, cJSON **out, char *reason,
                                     size_t reason_size)
@@ -526,7 +566,7 @@ static es_avro_status_t decode_body(es_avro_t *a, const schema_t *s,
     /* libavro reads only bytes that were just checked to be one complete
      * value of this schema, so its allocations are bounded by the input. */
     if (!(r = avro_reader_memory((const char *)body, (int64_t)len)) ||
-        avro_generic_value_new(s->iface, &v) != 0) {
+        value_take(s, &v) != 0) {
         snprintf(reason, reason_size, "out of memory");
         st = ES_AVRO_RETRY;
         goto done;
@@ -547,7 +587,7 @@ static es_avro_status_t decode_body(es_avro_t *a, const schema_t *s,
     st = ES_AVRO_OK;
 done:
     if (have_value)
-        avro_value_decref(&v);
+        value_give_back(s, &v);
     if (r)
         avro_reader_free(r);
     return st;
