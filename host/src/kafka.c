@@ -19,10 +19,26 @@ int es_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
     return -1;
 }
 
+/* librdkafka's own log lines go through ours, at matching levels. The
+ * warning that a shared property does not apply to a producer (or a
+ * consumer) is expected: one kafka.properties object serves both. */
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
+                         const char *buf)
+{
+    es_log_level_t l = level <= 3   ? ES_LOG_ERROR
+                       : level == 4 ? ES_LOG_WARN
+                       : level <= 6 ? ES_LOG_INFO
+                                    : ES_LOG_DEBUG;
+    if (!strcmp(fac, "CONFWARN") && strstr(buf, "will be ignored by this"))
+        l = ES_LOG_DEBUG;
+    es_log(l, rd_kafka_name(rk), "%s: %s", fac, buf);
+}
+
 rd_kafka_conf_t *es_kafka_conf_new(const char *brokers, const cJSON *props,
                                    char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, on_kafka_log);
     if (es_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
                           errstr_size))
         goto fail;

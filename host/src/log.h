@@ -2,6 +2,8 @@
 #ifndef ES_LOG_H
 #define ES_LOG_H
 
+#include <stdarg.h>
+
 #include "eventstream/plugin.h"
 
 typedef enum es_log_format_e {

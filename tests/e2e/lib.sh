@@ -139,12 +139,19 @@ es_produce() {
     fi
 }
 
-# es_consume TOPIC COUNT OUTFILE [BROKERS] [kcat format]: reads COUNT
+# es_consume TOPIC COUNT OUTFILE [BROKERS] [kcat format]: waits for COUNT
 # records from the beginning (gives up after 30 s).
 es_consume() {
     local topic=$1 count=$2 out=$3 brokers=${4:-$BOOTSTRAP} fmt=${5:-'%s\n'}
     timeout 30 kcat -C -b "$brokers" -t "$topic" -o beginning -c "$count" \
-        -e -q -f "$fmt" >"$out" 2>/dev/null || true
+        -q -f "$fmt" >"$out" 2>/dev/null || true
+}
+
+# es_consume_all TOPIC OUTFILE [BROKERS] [kcat format]: what is there now.
+es_consume_all() {
+    local topic=$1 out=$2 brokers=${3:-$BOOTSTRAP} fmt=${4:-'%s\n'}
+    timeout 30 kcat -C -b "$brokers" -t "$topic" -o beginning -e -q \
+        -f "$fmt" >"$out" 2>/dev/null || true
 }
 
 # es_wait_lines FILE COUNT [SECONDS]: waits until FILE has COUNT lines.
