@@ -13,8 +13,8 @@
 
 #include "eventstream/plugin.h"
 
-/* From host/src/config.h and host/src/decode.h (not included here: the
- * build directory's autoconf config.h shadows the name). */
+/* From host/src/config.h and host/src/decode.h; declared, not included,
+ * so this header does not drag the host's internals into its users. */
 struct es_config_s;
 struct es_decoded_s;
 

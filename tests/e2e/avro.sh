@@ -67,6 +67,15 @@ bad_cfg=$(sed 's/"timeout_ms": 2000/"timeout_msx": 2000/' "$CONFIG" >"$ES_TMP/ba
     "$ES_BIN" --check-config "$ES_TMP/bad.json" 2>&1 || true)
 es_check "unknown schema_registry key is an error naming it" \
     grep -q 'schema_registry.timeout_msx: unknown key' <<<"$bad_cfg"
+# A topic is decoded once for all routes: formats must agree.
+bad_cfg=$(sed 's/"topics": \["e2e.avro.json"\]/"topics": ["e2e.avro.orders"]/' "$CONFIG" >"$ES_TMP/bad.json"; \
+    "$ES_BIN" --check-config "$ES_TMP/bad.json" 2>&1 || true)
+es_check "one topic with two formats is a config error" \
+    grep -q 'routes\[2\].format: topic "e2e.avro.orders" is json here but avro in route "orders"' <<<"$bad_cfg"
+bad_cfg=$(sed 's|reading.avsc|missing.avsc|' "$CONFIG" >"$ES_TMP/bad.json"; \
+    "$ES_BIN" --check-config "$ES_TMP/bad.json" 2>&1 || true)
+es_check "a missing local .avsc is a config error naming the topic" \
+    grep -q 'routes\[1\].avro_schemas.e2e.avro.iot: .*missing.avsc: No such file' <<<"$bad_cfg"
 es_check "the good config passes --check-config" \
     "$ES_BIN" --check-config "$CONFIG"
 
