@@ -16,8 +16,8 @@ host_libeshost_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(SQLITE_CFLAGS)
 host_libeshost_la_LIBADD = $(RDKAFKA_LIBS) $(CJSON_LIBS) $(SQLITE_LIBS)
 
 host_eventstreamd_SOURCES = host/src/main.c
-host_eventstreamd_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS)
-host_eventstreamd_LDADD = host/libeshost.la
+host_eventstreamd_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) -I$(top_srcdir)/api
+host_eventstreamd_LDADD = api/libesapi.la host/libeshost.la
 
 host_es_broker_SOURCES = host/src/broker.c
 host_es_broker_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS)

@@ -191,6 +191,13 @@ static const field_t pipeline_fields[] = {
     INT_FIELD(es_config_t, shutdown_timeout_ms, "shutdown_timeout_ms", 0,
               3600000),
 };
+static const field_t api_fields[] = {
+    FIELD(es_config_t, api_listen, "listen", F_STRING, 1),
+    FIELD(es_config_t, api_token, "token", F_STRING, 0),
+    FIELD(es_config_t, api_token_file, "token_file", F_STRING, 0),
+    FIELD(es_config_t, api_tls_cert, "tls_cert", F_STRING, 0),
+    FIELD(es_config_t, api_tls_key, "tls_key", F_STRING, 0),
+};
 static const field_t route_fields[] = {
     FIELD(es_route_conf_t, name, "name", F_STRING, 1),
     FIELD(es_route_conf_t, topics, "topics", F_STRV, 1),
@@ -346,6 +353,8 @@ static int parse_top(parse_ctx_t *ctx, es_config_t *conf)
         else if (!strcmp(k, "pipeline"))
             rc = parse_object(ctx, item, k, pipeline_fields, N(pipeline_fields),
                               conf);
+        else if (!strcmp(k, "api"))
+            rc = parse_object(ctx, item, k, api_fields, N(api_fields), conf);
         else if (!strcmp(k, "instances"))
             rc = parse_instances(ctx, conf, item);
         else if (!strcmp(k, "routes"))
@@ -373,6 +382,12 @@ static int validate(parse_ctx_t *ctx, es_config_t *conf)
     if (conf->kafka_properties &&
         check_kafka_properties(ctx, conf->kafka_properties))
         return -1;
+    if (!conf->api_tls_cert != !conf->api_tls_key)
+        return fail(ctx, conf->api_tls_cert ? "api.tls_key" : "api.tls_cert",
+                    "is required when the other TLS file is set");
+    if (conf->api_token && conf->api_token_file)
+        return fail(ctx, "api.token_file",
+                    "give either api.token or api.token_file, not both");
     if (conf->retry_max_backoff_ms < conf->retry_initial_backoff_ms)
         return fail(ctx, "retry.max_backoff_ms",
                     "must not be below retry.initial_backoff_ms");
@@ -481,6 +496,11 @@ void es_config_destroy(es_config_t *conf)
     free(conf->plugin_dir);
     free(conf->state_dir);
     free(conf->dead_letter_topic);
+    free(conf->api_listen);
+    free(conf->api_token);
+    free(conf->api_token_file);
+    free(conf->api_tls_cert);
+    free(conf->api_tls_key);
     free(conf->path);
     cJSON_Delete(conf->root);
     free(conf);

@@ -55,6 +55,13 @@ typedef struct es_config_s {
     int commit_interval_ms;
     int shutdown_timeout_ms;
 
+    /* admin API; disabled when api_listen is NULL */
+    char *api_listen; /* "host:port" */
+    char *api_token;
+    char *api_token_file;
+    char *api_tls_cert; /* PEM files: HTTPS when both are set */
+    char *api_tls_key;
+
     es_instance_conf_t *instances;
     size_t instance_count;
     es_route_conf_t *routes;

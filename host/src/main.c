@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "build-config.h"
+#include "admin.h"
 #include "config.h"
 #include "kafka.h"
 #include "loader.h"
@@ -83,6 +84,7 @@ static int run(const char *path)
     es_loader_t loader = {0};
     es_mock_broker_t *mock = NULL;
     es_pipeline_t *p = NULL;
+    es_admin_t *admin = NULL;
     int rc = 1;
     const char *brokers = conf->brokers;
     if (!strcmp(brokers, "embedded")) {
@@ -101,9 +103,15 @@ static int run(const char *path)
         es_err("%s", err);
         goto done;
     }
+    if (conf->api_listen &&
+        !(admin = es_admin_start(conf, p, err, sizeof err))) {
+        es_err("%s", err);
+        goto done;
+    }
     es_info("eventstreamd %s running config=%s", PACKAGE_VERSION, path);
     rc = es_pipeline_run(p, &stop_requested);
 done:
+    es_admin_stop(admin);
     es_pipeline_destroy(p);
     es_loader_clear(&loader);
     es_mock_broker_stop(mock);

@@ -39,6 +39,7 @@ struct instance_s {
     delivery_t **batch;
     size_t batch_n, batch_cap;
     es_counter_t *delivered, *retried, *dead_lettered;
+    es_histogram_t *latency;
 };
 
 struct route_s {
@@ -56,6 +57,8 @@ struct partition_s {
     int64_t committed;
     int revoked;
     size_t inflight;
+    int64_t last_offset; /* last consumed, for the lag gauge */
+    es_counter_t *lag;
     partition_t *next;
 };
 
@@ -145,6 +148,7 @@ struct es_pipeline_s {
     size_t inflight;
     int paused;
     int more_work;
+    atomic_size_t joined_consumers;
     int64_t last_flush_ms, last_commit_ms;
     es_counter_t *consumed, *decode_failed, *dead_lettered;
     es_avro_hook_t *avro; /* NULL when no route reads Avro */
@@ -431,6 +435,20 @@ static void schedule_retry(es_pipeline_t *p, delivery_t *d, const char *reason)
     heap_push(p, d);
 }
 
+/* From the record's Kafka timestamp (producer or broker time) to the
+ * destination's acknowledgement. */
+static void observe_latency(delivery_t *d)
+{
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(d->rec->msg, &type);
+    if (ts <= 0)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - ts;
+    es_histogram_observe(d->dest->latency, ms > 0 ? (uint64_t)ms : 0);
+}
+
 /* The plugin is done with the event; emitted children may still be in
  * flight, and a failed child means the handler must run again. */
 static void settle(es_pipeline_t *p, delivery_t *d)
@@ -442,6 +460,7 @@ static void settle(es_pipeline_t *p, delivery_t *d)
         return;
     }
     es_counter_add(d->dest->delivered, 1);
+    observe_latency(d);
     delivery_done(p, d);
 }
 
@@ -1045,6 +1064,7 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m); /* not ours any more */
         return;
     }
+    part->last_offset = m->offset;
     record_t *rec = calloc(1, sizeof *rec);
     rec->msg = m;
     rec->part = part;
@@ -1126,11 +1146,27 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_err2str(err));
 }
 
+/* Lag from librdkafka's cached high watermark: no broker round trip. */
+static void update_lag(consumer_t *c)
+{
+    for (partition_t *pt = c->parts; pt; pt = pt->next) {
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(c->rk, pt->topic, pt->partition, &lo,
+                                           &hi) ||
+            hi < 0)
+            continue;
+        int64_t next = pt->last_offset < 0 ? lo : pt->last_offset + 1;
+        es_gauge_set(pt->lag, hi > next ? (uint64_t)(hi - next) : 0);
+    }
+}
+
 static void commit_all(es_pipeline_t *p, int sync)
 {
     for (size_t i = 0; i < p->nconsumers; i++)
-        if (p->consumers[i].joined)
+        if (p->consumers[i].joined) {
             commit_consumer(&p->consumers[i], sync);
+            update_lag(&p->consumers[i]);
+        }
 }
 
 /* -------------------------------------------------------------- rebalance */
@@ -1156,6 +1192,14 @@ static void partitions_assign(consumer_t *c, rd_kafka_topic_partition_list_t *l)
         pt->partition = l->elems[i].partition;
         pt->offsets = es_offsets_new();
         pt->committed = -1;
+        pt->last_offset = -1;
+        char labels[600], t[256], g[256];
+        es_metrics_label_escape(t, sizeof t, pt->topic);
+        es_metrics_label_escape(g, sizeof g, c->group);
+        snprintf(labels, sizeof labels,
+                 "group=\"%s\",topic=\"%s\",partition=\"%d\"", g, t,
+                 (int)pt->partition);
+        pt->lag = es_metrics_gauge("es_consumer_lag", labels);
         pt->next = c->parts;
         c->parts = pt;
     }
@@ -1163,8 +1207,10 @@ static void partitions_assign(consumer_t *c, rd_kafka_topic_partition_list_t *l)
     if (c->p->paused)
         set_paused(c, 1);
     es_info("partitions assigned group=%s count=%d", c->group, l->cnt);
-    if (!c->joined++)
+    if (!c->joined++) {
         es_info("consumer joined group=%s", c->group);
+        atomic_fetch_add(&c->p->joined_consumers, 1);
+    }
 }
 
 /* Revoked partitions commit what is done now; events still in flight
@@ -1177,6 +1223,7 @@ static void partitions_revoke(consumer_t *c)
     while (pt) {
         partition_t *next = pt->next;
         pt->revoked = 1;
+        es_gauge_set(pt->lag, 0);
         if (pt->inflight == 0) {
             es_offsets_destroy(pt->offsets);
             free(pt->topic);
@@ -1243,6 +1290,7 @@ static int instance_init(es_pipeline_t *p, instance_t *inst,
     inst->delivered = es_metrics_counter("es_delivered_total", labels);
     inst->retried = es_metrics_counter("es_retried_total", labels);
     inst->dead_lettered = es_metrics_counter("es_dead_lettered_total", labels);
+    inst->latency = es_metrics_histogram("es_delivery_latency_seconds", labels);
     return 0;
 }
 
@@ -1648,4 +1696,9 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
     p->ninstances = 0;
     es_pipeline_destroy(p);
     return rc;
+}
+
+int es_pipeline_ready(es_pipeline_t *p)
+{
+    return atomic_load(&p->joined_consumers) == p->nconsumers;
 }
