@@ -1698,6 +1698,11 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
     return rc;
 }
 
+cJSON *es_pipeline_avro_schemas(es_pipeline_t *p)
+{
+    return es_avro_hook_schemas(p->avro);
+}
+
 int es_pipeline_ready(es_pipeline_t *p)
 {
     return atomic_load(&p->joined_consumers) == p->nconsumers;

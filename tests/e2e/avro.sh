@@ -34,6 +34,7 @@ start_registry() { # [PORT]
 es_start_broker
 start_registry
 OUT="$ES_TMP/out.jsonl"
+API_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 CONFIG=$(es_config avro "{
   \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"group_id\": \"avro-e2e\",
             \"properties\": {\"session.timeout.ms\": \"6000\",
@@ -41,6 +42,7 @@ CONFIG=$(es_config avro "{
   \"plugin_dir\": \"$ES_PLUGIN_DIR\",
   \"state_dir\": \"$ES_TMP/state\",
   \"dead_letter_topic\": \"e2e.avro.dlq\",
+  \"api\": {\"listen\": \"127.0.0.1:$API_PORT\"},
   \"retry\": {\"initial_backoff_ms\": 100, \"max_backoff_ms\": 500,
             \"max_attempts\": 0},
   \"schema_registry\": {\"url\": \"http://127.0.0.1:$REG_PORT\",
@@ -124,6 +126,14 @@ while IFS=$'\t' read -r name reason; do
 done <"$E2E/bad.tsv"
 es_check "dead letters name the avro decoder" grep -q 'es_plugin=avro' "$DLQ"
 es_check "dead letters keep the original topic" grep -q 'es_topic=e2e.avro.orders' "$DLQ"
+
+# The admin API lists the schemas in use per topic.
+SCHEMAS=$(curl -sf "http://127.0.0.1:$API_PORT/schemas" || echo '{}')
+es_eq "admin API: registry schema in use on the orders topic" \
+    "registry 2 com.eventzr.OrderCreated" \
+    "$(jq -r '."e2e.avro.orders"[] | select(.id==2) | "\(.source) \(.id) \(.name)"' <<<"$SCHEMAS")"
+es_eq "admin API: local schema of the iot topic" "local com.example.iot.Reading" \
+    "$(jq -r '."e2e.avro.iot"[] | select(.source=="local") | "\(.source) \(.name)"' <<<"$SCHEMAS")"
 
 # Registry outage: the event with a not-yet-cached schema id waits and is
 # retried; it is delivered once the registry is back, never dead-lettered.
