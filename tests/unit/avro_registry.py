@@ -7,13 +7,15 @@ Serves GET /schemas/ids/{id} from DIR/{id}.avsc the way Confluent does:
 with it (to test 5xx). GET /_hits/{id} returns how many times the id was
 requested. Options: --delay-ms N (sleep before each schema answer, to make
 concurrent fetches overlap), --auth USER:PASSWORD (basic auth required),
---port N (listen on N, e.g. to come back on the same port after a stop).
+--port N (listen on N, e.g. to come back on the same port after a stop),
+--tls CERT KEY (serve HTTPS).
 Prints "port=N" on stdout once listening on 127.0.0.1.
 """
 import argparse
 import base64
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -78,10 +80,15 @@ def main():
     ap.add_argument("--delay-ms", type=int, default=0)
     ap.add_argument("--auth", default="")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = ap.parse_args()
     ThreadingHTTPServer.allow_reuse_address = True
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
+    if args.tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls[0], args.tls[1])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.dir = args.dir
     srv.delay = args.delay_ms / 1000.0
     srv.auth = args.auth

@@ -22,8 +22,8 @@
 
 static char workdir[256];
 static cJSON *fixtures; /* cases.json */
-static int reg_port, slow_port;
-static pid_t reg_pid, slow_pid;
+static int reg_port, slow_port, tls_port;
+static pid_t reg_pid, slow_pid, tls_pid;
 
 static const char *python(void)
 {
@@ -40,7 +40,8 @@ static void script_path(char *buf, size_t n, const char *name)
 }
 
 /* Starts avro_registry.py and returns its port (its pid in *pid). */
-static int start_registry(const char *extra1, const char *extra2, pid_t *pid)
+static int start_registry(const char *extra1, const char *extra2,
+                          const char *extra3, pid_t *pid)
 {
     char script[512], dir[300], line[64] = "";
     int fds[2];
@@ -52,7 +53,8 @@ static int start_registry(const char *extra1, const char *extra2, pid_t *pid)
     if (*pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
-        execl(python(), python(), script, dir, extra1, extra2, (char *)NULL);
+        execl(python(), python(), script, dir, extra1, extra2, extra3,
+              (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -489,6 +491,69 @@ START_TEST(test_mutations)
 }
 END_TEST
 
+/* A throwaway CA and a certificate for 127.0.0.1 signed by it. */
+static int start_tls_registry(pid_t *pid)
+{
+    char cmd[2048], cert[300], key[300];
+    snprintf(cmd, sizeof(cmd),
+             "(cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+             "-subj /CN=test-ca -keyout ca.key -out ca.pem && "
+             "openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 "
+             "-keyout srv.key -out srv.csr && "
+             "printf 'subjectAltName=IP:127.0.0.1' > san.ext && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+             "-CAcreateserial -days 2 -extfile san.ext -out srv.pem) "
+             ">/dev/null 2>&1",
+             workdir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "openssl failed\n");
+        exit(1);
+    }
+    snprintf(cert, sizeof(cert), "%s/srv.pem", workdir);
+    snprintf(key, sizeof(key), "%s/srv.key", workdir);
+    return start_registry("--tls", cert, key, pid);
+}
+
+static es_avro_t *tls_decoder(const char *extra)
+{
+    char json[700], err[256];
+    snprintf(json, sizeof(json),
+             "{\"url\": \"https://127.0.0.1:%d\", \"timeout_ms\": 3000 %s}",
+             tls_port, extra);
+    cJSON *cfg = cJSON_Parse(json);
+    es_avro_t *a = es_avro_new(cfg, err, sizeof(err));
+    cJSON_Delete(cfg);
+    ck_assert_msg(a != NULL, "es_avro_new: %s", err);
+    return a;
+}
+
+START_TEST(test_tls_registry)
+{
+    char why[256], extra[400];
+    /* Trusted through ca_file. */
+    snprintf(extra, sizeof(extra), ", \"ca_file\": \"%s/ca.pem\"", workdir);
+    es_avro_t *a = tls_decoder(extra);
+    ck_assert_int_eq(
+        decode_hex(a, "shop", "item_by_other_id", why, sizeof(why)),
+        ES_AVRO_OK);
+    es_avro_destroy(a);
+    /* Unknown CA: not trusted, so retried (a config problem, not the
+     * event's). */
+    a = tls_decoder("");
+    ck_assert_int_eq(
+        decode_hex(a, "shop", "item_by_other_id", why, sizeof(why)),
+        ES_AVRO_RETRY);
+    ck_assert_msg(strstr(why, "schema registry unreachable"), "%s", why);
+    es_avro_destroy(a);
+    /* verify: false accepts it. */
+    a = tls_decoder(", \"verify\": false");
+    ck_assert_int_eq(
+        decode_hex(a, "shop", "item_by_other_id", why, sizeof(why)),
+        ES_AVRO_OK);
+    es_avro_destroy(a);
+}
+END_TEST
+
 static Suite *suite(int ncases)
 {
     Suite *s = suite_create("avro");
@@ -508,6 +573,7 @@ static Suite *suite(int ncases)
     tcase_add_test(tc, test_no_registry);
     tcase_add_test(tc, test_max_message_bytes);
     tcase_add_test(tc, test_mutations);
+    tcase_add_test(tc, test_tls_registry);
     suite_add_tcase(s, tc);
     tc = tcase_create("config");
     tcase_add_test(tc, test_config_errors);
@@ -543,8 +609,9 @@ int main(void)
     if (!mkdtemp(workdir) || !(fixtures = load_fixtures()))
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    reg_port = start_registry("--auth", "user:secret", &reg_pid);
-    slow_port = start_registry("--delay-ms", "300", &slow_pid);
+    reg_port = start_registry("--auth", "user:secret", NULL, &reg_pid);
+    slow_port = start_registry("--delay-ms", "300", NULL, &slow_pid);
+    tls_port = start_tls_registry(&tls_pid);
     int ncases = cJSON_GetArraySize(cJSON_GetObjectItem(fixtures, "cases"));
     SRunner *sr = srunner_create(suite(ncases));
     srunner_run_all(sr, CK_NORMAL);
@@ -552,6 +619,8 @@ int main(void)
     srunner_free(sr);
     kill(reg_pid, SIGTERM);
     kill(slow_pid, SIGTERM);
+    kill(tls_pid, SIGTERM);
+    waitpid(tls_pid, NULL, 0);
     waitpid(reg_pid, NULL, 0);
     waitpid(slow_pid, NULL, 0);
     cJSON_Delete(fixtures);
