@@ -72,6 +72,7 @@ struct consumer_s {
     size_t nroutes;
     partition_t *parts;
     int joined;
+    int start_at_end; /* auto.offset.reset is latest (the default) */
 };
 
 /* One consumed Kafka record, alive until every delivery of it is done. */
@@ -1183,8 +1184,43 @@ static void set_paused(consumer_t *c, int pause)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/*
+ * A partition the group never committed starts at its current end, looked
+ * up now rather than left to auto.offset.reset: then "consumer joined" in
+ * the log means every event produced after it is seen, which is what a new
+ * subscription promises (and what tests and operators rely on).
+ */
+static void resolve_start_offsets(consumer_t *c,
+                                  rd_kafka_topic_partition_list_t *l)
+{
+    if (!c->start_at_end ||
+        rd_kafka_committed(c->rk, l, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_topic_partition_list_t *fresh =
+        rd_kafka_topic_partition_list_new(l->cnt);
+    for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &l->elems[i];
+        int64_t lo, hi;
+        if (tp->offset >= 0)
+            continue;
+        if (rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition,
+                                             &lo, &hi, 10000) == 0) {
+            tp->offset = hi;
+            rd_kafka_topic_partition_list_add(fresh, tp->topic, tp->partition)
+                ->offset = hi;
+        }
+    }
+    /* Commit the starting point at once: if the first event is still in
+     * flight when the daemon stops, a restart must resume here, not at the
+     * (by then later) end of the partition. */
+    if (fresh->cnt && rd_kafka_commit(c->rk, fresh, 0))
+        es_warn("group=%s: could not commit the starting offsets", c->group);
+    rd_kafka_topic_partition_list_destroy(fresh);
+}
+
 static void partitions_assign(consumer_t *c, rd_kafka_topic_partition_list_t *l)
 {
+    resolve_start_offsets(c, l);
     for (int i = 0; i < l->cnt; i++) {
         partition_t *pt = calloc(1, sizeof *pt);
         pt->c = c;
@@ -1379,6 +1415,12 @@ static int consumer_start(es_pipeline_t *p, consumer_t *c, const char *brokers,
         rd_kafka_conf_destroy(conf);
         return -1;
     }
+    const cJSON *reset =
+        props ? cJSON_GetObjectItemCaseSensitive(props, "auto.offset.reset")
+              : NULL;
+    c->start_at_end = !reset || !strcmp(reset->valuestring, "latest") ||
+                      !strcmp(reset->valuestring, "largest") ||
+                      !strcmp(reset->valuestring, "end");
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
     rd_kafka_conf_set_opaque(conf, c);

@@ -1,0 +1,514 @@
+/*
+ * The sandbox a filter script runs in, and the `es` helper table.
+ *
+ * A state gets base, string, table, math and utf8, plus os.clock. Nothing
+ * that reaches the outside world is opened (io, os, package, debug,
+ * coroutine), and the base functions that load code or files (load,
+ * loadfile, dofile), collectgarbage and warn are removed; string.dump goes
+ * too. setmetatable refuses __gc, because a finalizer would run outside the
+ * instruction budget of any call.
+ */
+#include "lua_filter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#define LF_REDACTED "[REDACTED]"
+
+/*
+ * Small blocks come from per-state free lists carved out of 64 KB chunks:
+ * a filter allocates and frees thousands of small strings and tables per
+ * event, and going to malloc for each (with its bin consolidation for
+ * ~1 KB table parts) cost more than the script itself. The chunks go back
+ * to the system when the state is closed; the memory cap counts what the
+ * script holds, so free blocks kept in the lists are bounded by it.
+ */
+#define POOL_CHUNK (64 * 1024)
+
+static int size_class(size_t n)
+{
+    if (n <= 256)
+        return (int)((n + 15) / 16) - 1; /* 0..15: 16-byte steps */
+    int c = 16;
+    size_t sz = 512;
+    while (sz < n) {
+        sz <<= 1;
+        c++;
+    }
+    return c; /* 16: 512, 17: 1024, 18: 2048, 19: 4096 */
+}
+
+static size_t class_size(int c)
+{
+    return c < 16 ? (size_t)(c + 1) * 16 : (size_t)512 << (c - 16);
+}
+
+static void *pool_get(lf_pool_t *p, int c)
+{
+    void *b = p->free[c];
+    if (b) {
+        p->free[c] = *(void **)b;
+        return b;
+    }
+    size_t sz = class_size(c);
+    if (p->left < sz) {
+        char *chunk = malloc(POOL_CHUNK);
+        if (!chunk)
+            return NULL;
+        *(char **)chunk = p->chunks; /* chunks are linked by their head */
+        p->chunks = chunk;
+        p->next = chunk + 16;
+        p->left = POOL_CHUNK - 16;
+    }
+    b = p->next;
+    p->next += sz;
+    p->left -= sz;
+    return b;
+}
+
+static void pool_put(lf_pool_t *p, int c, void *b)
+{
+    *(void **)b = p->free[c];
+    p->free[c] = b;
+}
+
+void lf_pool_free(lf_pool_t *p)
+{
+    while (p->chunks) {
+        char *next = *(char **)p->chunks;
+        free(p->chunks);
+        p->chunks = next;
+    }
+}
+
+static void *block_alloc(lf_pool_t *p, size_t n)
+{
+    return n <= LF_POOL_MAX ? pool_get(p, size_class(n)) : malloc(n);
+}
+
+static void block_free(lf_pool_t *p, void *b, size_t n)
+{
+    if (n <= LF_POOL_MAX)
+        pool_put(p, size_class(n), b);
+    else
+        free(b);
+}
+
+static void *block_realloc(lf_pool_t *p, void *b, size_t old, size_t n)
+{
+    if (old > LF_POOL_MAX && n > LF_POOL_MAX)
+        return realloc(b, n);
+    if (old <= LF_POOL_MAX && n <= LF_POOL_MAX &&
+        size_class(old) == size_class(n))
+        return b;
+    void *nb = block_alloc(p, n);
+    if (!nb)
+        return NULL;
+    memcpy(nb, b, old < n ? old : n);
+    block_free(p, b, old);
+    return nb;
+}
+
+/* Allocator with a cap: growing past mem_limit fails (Lua then raises a
+ * memory error after an emergency collection); shrinking never fails. */
+static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    lf_script_t *s = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        if (ptr)
+            block_free(&s->pool, ptr, old);
+        s->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && s->mem_used - old + nsize > s->mem_limit) {
+        s->mem_refused = 1;
+        return NULL;
+    }
+    void *p = ptr ? block_realloc(&s->pool, ptr, old, nsize)
+                  : block_alloc(&s->pool, nsize);
+    if (!p)
+        return NULL;
+    s->mem_used = s->mem_used - old + nsize;
+    return p;
+}
+
+/* ------------------------------------------------------------- logging */
+
+static void push_joined(lua_State *L, int from, const char *sep)
+{
+    luaL_Buffer b;
+    int top = lua_gettop(L);
+    luaL_buffinit(L, &b);
+    for (int i = from; i <= top; i++) {
+        if (i > from)
+            luaL_addstring(&b, sep);
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+}
+
+static int api_print(lua_State *L)
+{
+    lf_script_t *s = lf_script_of(L);
+    push_joined(L, 1, "\t");
+    s->host->log(s->host, ES_LOG_INFO, "script: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+static int api_log(lua_State *L)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug", NULL};
+    static const es_log_level_t levels[] = {ES_LOG_ERROR, ES_LOG_WARN,
+                                            ES_LOG_INFO, ES_LOG_DEBUG};
+    lf_script_t *s = lf_script_of(L);
+    int lvl = luaL_checkoption(L, 1, NULL, names);
+    push_joined(L, 2, " ");
+    s->host->log(s->host, levels[lvl], "script: %s", lua_tostring(L, -1));
+    return 0;
+}
+
+/* ------------------------------------------------------ kinds and copy */
+
+static int set_kind(lua_State *L, const char *mt_name)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_getmetatable(L, mt_name);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static int api_array(lua_State *L)
+{
+    return set_kind(L, LF_ARRAY_MT);
+}
+
+static int api_object(lua_State *L)
+{
+    return set_kind(L, LF_OBJECT_MT);
+}
+
+static void copy_value(lua_State *L, int idx, int depth)
+{
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    if (depth > LF_MAX_DEPTH)
+        luaL_error(L, "es.copy: nesting too deep (a cycle?)");
+    luaL_checkstack(L, 6, "es.copy");
+    lua_createtable(L, (int)lua_rawlen(L, idx), 0);
+    int dst = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pushvalue(L, -2);
+        copy_value(L, lua_gettop(L) - 1, depth + 1);
+        lua_rawset(L, dst);
+        lua_pop(L, 1);
+    }
+    if (lua_getmetatable(L, idx)) /* share kind and key order */
+        lua_setmetatable(L, dst);
+}
+
+static int api_copy(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    copy_value(L, 1, 0);
+    return 1;
+}
+
+static int api_encode(lua_State *L)
+{
+    lf_script_t *s = lf_script_of(L);
+    luaL_checkany(L, 1);
+    s->enc_scratch.len = 0;
+    lf_json_encode(L, 1, &s->enc_scratch);
+    lua_pushlstring(L, s->enc_scratch.data, s->enc_scratch.len);
+    return 1;
+}
+
+/* ---------------------------------------------------- dotted-path edits */
+
+enum { OP_REMOVE, OP_REDACT };
+
+typedef struct path_op_s {
+    int op;
+    int repl; /* stack index of the replacement (OP_REDACT) */
+    lua_Integer count;
+} path_op_t;
+
+static int is_array(lua_State *L, int t)
+{
+    return lf_table_kind(L, t) == 'a';
+}
+
+/* Pushes the key for segment seg of table t: an integer when the segment
+ * is all digits and t has that index, else the string. */
+static void push_key(lua_State *L, int t, const char *seg, size_t n)
+{
+    lua_Integer v = 0;
+    size_t i = 0;
+    for (; i < n && i < 18 && seg[i] >= '0' && seg[i] <= '9'; i++)
+        v = v * 10 + (seg[i] - '0');
+    if (n > 0 && i == n) {
+        if (lua_rawgeti(L, t, v) != LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushinteger(L, v);
+            return;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushlstring(L, seg, n);
+}
+
+/* Applies the op to t[key], key on top of the stack (popped). */
+static void apply_leaf(lua_State *L, int t, path_op_t *po)
+{
+    int key = lua_gettop(L);
+    lua_pushvalue(L, key);
+    lua_rawget(L, t);
+    int present = !lua_isnil(L, -1);
+    int is_null = lua_islightuserdata(L, -1) && !lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!present || (po->op == OP_REDACT && is_null)) {
+        lua_settop(L, key - 1);
+        return;
+    }
+    po->count++;
+    if (po->op == OP_REMOVE && lua_isinteger(L, key) && is_array(L, t)) {
+        lua_Integer i = lua_tointeger(L, key),
+                    n = (lua_Integer)lua_rawlen(L, t);
+        for (; i < n; i++) {
+            lua_rawgeti(L, t, i + 1);
+            lua_rawseti(L, t, i);
+        }
+        lua_pushnil(L);
+        lua_rawseti(L, t, n);
+    } else if (po->op == OP_REMOVE) {
+        lua_pushvalue(L, key);
+        lua_pushnil(L);
+        lua_rawset(L, t);
+    } else {
+        lua_pushvalue(L, key);
+        if (lua_isfunction(L, po->repl)) {
+            lua_pushvalue(L, po->repl);
+            lua_pushvalue(L, key);
+            lua_rawget(L, t);
+            lua_call(L, 1, 1);
+        } else {
+            lua_pushvalue(L, po->repl);
+        }
+        lua_rawset(L, t);
+    }
+    lua_settop(L, key - 1);
+}
+
+static void walk(lua_State *L, int t, const char *path, size_t len,
+                 path_op_t *po, int depth);
+
+/* Continues the walk into t[key] (key on top, popped). */
+static void descend(lua_State *L, int t, const char *rest, size_t len,
+                    path_op_t *po, int depth)
+{
+    lua_rawget(L, t);
+    if (lua_type(L, -1) == LUA_TTABLE)
+        walk(L, lua_gettop(L), rest, len, po, depth + 1);
+    lua_pop(L, 1);
+}
+
+static void walk_all(lua_State *L, int t, const char *rest, size_t len,
+                     int leaf, path_op_t *po, int depth)
+{
+    /* Collect the keys first: the op may remove entries. */
+    lua_newtable(L);
+    int keys = lua_gettop(L);
+    lua_Integer n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, keys, ++n);
+    }
+    /* Backwards, so removing array elements does not shift the rest. */
+    for (lua_Integer i = n; i >= 1; i--) {
+        lua_rawgeti(L, keys, i);
+        if (leaf)
+            apply_leaf(L, t, po);
+        else
+            descend(L, t, rest, len, po, depth);
+    }
+    lua_pop(L, 1);
+}
+
+static void walk(lua_State *L, int t, const char *path, size_t len,
+                 path_op_t *po, int depth)
+{
+    if (depth > LF_MAX_DEPTH)
+        return;
+    luaL_checkstack(L, 8, "path");
+    const char *dot = memchr(path, '.', len);
+    size_t n = dot ? (size_t)(dot - path) : len;
+    const char *rest = dot ? dot + 1 : path + len;
+    size_t rlen = dot ? len - n - 1 : 0;
+    if (n == 1 && path[0] == '*') {
+        walk_all(L, t, rest, rlen, !dot, po, depth);
+        return;
+    }
+    push_key(L, t, path, n);
+    if (!dot)
+        apply_leaf(L, t, po);
+    else
+        descend(L, t, rest, rlen, po, depth);
+}
+
+static void run_paths(lua_State *L, int paths_idx, path_op_t *po)
+{
+    if (lua_type(L, paths_idx) == LUA_TSTRING) {
+        size_t len;
+        const char *p = lua_tolstring(L, paths_idx, &len);
+        walk(L, 1, p, len, po, 0);
+        return;
+    }
+    luaL_checktype(L, paths_idx, LUA_TTABLE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, paths_idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, paths_idx, i);
+        size_t len;
+        const char *p = lua_tolstring(L, -1, &len);
+        if (!p)
+            luaL_error(L, "path %d is not a string", (int)i);
+        walk(L, 1, p, len, po, 0);
+        lua_pop(L, 1);
+    }
+}
+
+/* es.remove(tbl, path_or_paths) -> number removed */
+static int api_remove(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    path_op_t po = {OP_REMOVE, 0, 0};
+    run_paths(L, 2, &po);
+    lua_pushinteger(L, po.count);
+    return 1;
+}
+
+/* es.redact(tbl, path_or_paths [, replacement or function(old)]) -> n */
+static int api_redact(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 3);
+    if (lua_isnil(L, 3)) {
+        lua_pushliteral(L, LF_REDACTED);
+        lua_replace(L, 3);
+    }
+    path_op_t po = {OP_REDACT, 3, 0};
+    run_paths(L, 2, &po);
+    lua_pushinteger(L, po.count);
+    return 1;
+}
+
+/* ------------------------------------------------------------- sandbox */
+
+static int api_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+        return luaL_error(L, "__gc metamethods are not allowed in filters");
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+static void open_libs(lua_State *L)
+{
+    static const struct {
+        const char *name;
+        lua_CFunction open;
+    } libs[] = {{LUA_GNAME, luaopen_base},
+                {LUA_STRLIBNAME, luaopen_string},
+                {LUA_TABLIBNAME, luaopen_table},
+                {LUA_MATHLIBNAME, luaopen_math},
+                {LUA_UTF8LIBNAME, luaopen_utf8}};
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        luaL_requiref(L, libs[i].name, libs[i].open, 1);
+        lua_pop(L, 1);
+    }
+    static const char *const removed[] = {
+        "dofile", "loadfile", "load", "collectgarbage", "warn", "require"};
+    for (size_t i = 0; i < sizeof removed / sizeof removed[0]; i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, removed[i]);
+    }
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+
+    /* os is opened unregistered only to take clock out of it. */
+    luaopen_os(L);
+    lua_getfield(L, -1, "clock");
+    lua_newtable(L);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "clock");
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, api_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, api_print);
+    lua_setglobal(L, "print");
+}
+
+static void make_kind_mt(lua_State *L, const char *name, int kind)
+{
+    luaL_newmetatable(L, name);
+    lf_mark_kind(L, kind);
+    lua_pop(L, 1);
+}
+
+static int sandbox_init(lua_State *L)
+{
+    static const luaL_Reg es_funcs[] = {
+        {"remove", api_remove}, {"redact", api_redact},
+        {"log", api_log},       {"array", api_array},
+        {"object", api_object}, {"copy", api_copy},
+        {"encode", api_encode}, {NULL, NULL}};
+    open_libs(L);
+    make_kind_mt(L, LF_ARRAY_MT, 'a');
+    luaL_getmetatable(L, LF_ARRAY_MT);
+    lf_script_of(L)->array_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    make_kind_mt(L, LF_OBJECT_MT, 'o');
+    luaL_newlib(L, es_funcs);
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    lua_setglobal(L, "es");
+    return 0;
+}
+
+lua_State *lf_sandbox_new(lf_script_t *s)
+{
+    lua_State *L = lua_newstate(lf_alloc, s);
+    if (!L)
+        return NULL;
+    *(lf_script_t **)lua_getextraspace(L) = s;
+    lua_pushcfunction(L, sandbox_init);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        lua_close(L);
+        return NULL;
+    }
+    /* Generational mode suits a filter: most garbage dies with its event. */
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    return L;
+}

@@ -1,0 +1,122 @@
+/*
+ * Internals of the Lua filter plugin shared by its three source files:
+ * lua_filter.c (plugin vtable, config, reload), lua_json.c (JSON <-> Lua)
+ * and lua_api.c (sandbox and the `es` helper table).
+ */
+#ifndef ES_LUA_FILTER_H
+#define ES_LUA_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <lua.h>
+
+#include "eventstream/plugin.h"
+
+/* Metatable field that marks a table as a JSON array or object. */
+#define LF_KIND_FIELD "__jsontype"
+/* Registry keys of the shared metatables. */
+#define LF_ARRAY_MT "es.array"
+#define LF_OBJECT_MT "es.object"
+/* Deepest nesting decoded or encoded; deeper is an error (or a cycle). */
+#define LF_MAX_DEPTH 128
+
+/* A growable byte buffer; lf_buf_* raise a Lua error when out of memory. */
+typedef struct lf_buf_s {
+    char *data;
+    size_t len;
+    size_t cap;
+} lf_buf_t;
+
+/* Object shapes seen so far: the key sequence of an object and the shared
+ * key-order metatable made for it (anchored in the registry by ref). */
+#define LF_SHAPE_SLOTS 1024 /* power of two; at most 3/4 used */
+#define LF_SHAPE_MAX_KEYS 64
+typedef struct lf_shape_s {
+    uint32_t hash;
+    int nkeys; /* 0: free slot */
+    int ref;
+    const void **keys; /* interned key strings, by address */
+} lf_shape_t;
+
+/* Free lists of small blocks for a state's allocator (lua_api.c). */
+#define LF_POOL_MAX 4096
+#define LF_POOL_CLASSES 20
+typedef struct lf_pool_s {
+    void *free[LF_POOL_CLASSES];
+    char *chunks; /* list of 64 KB chunks */
+    char *next;   /* unused part of the newest chunk */
+    size_t left;
+} lf_pool_t;
+
+void lf_pool_free(lf_pool_t *p);
+
+/* One Lua state running one script. */
+typedef struct lf_script_s {
+    lua_State *L;
+    const es_host_t *host;
+    int fn_ref;           /* registry ref of the filter function */
+    size_t mem_used;      /* bytes held by the state */
+    size_t mem_limit;     /* cap enforced by the allocator */
+    int mem_refused;      /* the allocator refused a request */
+    int budget_hit;       /* the instruction hook stopped the script */
+    int instr_limit;      /* instructions per call */
+    lf_buf_t dec_scratch; /* unescaped strings while decoding */
+    lf_buf_t enc_scratch; /* es.encode output */
+    lf_shape_t *shapes;   /* LF_SHAPE_SLOTS entries, allocated on first use */
+    size_t nshapes;
+    int array_mt_ref; /* registry ref of the shared array metatable */
+    lf_pool_t pool;
+} lf_script_t;
+
+/* Frees the shape cache (the state must be closed or about to be). */
+void lf_shapes_free(lf_script_t *s);
+
+/* Grows b to hold extra more bytes (raises a Lua error on failure). */
+void lf_buf_grow(lua_State *L, lf_buf_t *b, size_t extra);
+
+static inline void lf_buf_reserve(lua_State *L, lf_buf_t *b, size_t extra)
+{
+    if (b->cap - b->len < extra)
+        lf_buf_grow(L, b, extra);
+}
+
+static inline void lf_buf_add(lua_State *L, lf_buf_t *b, const void *p,
+                              size_t n)
+{
+    if (n == 0)
+        return;
+    lf_buf_reserve(L, b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+/* Kind of the table at idx: 'a' (array), 'o' (object) or 0 (plain).
+ * Our metatables carry the kind under a light-userdata key (no string
+ * lookup); a script's own metatable may give it as __jsontype. */
+int lf_table_kind(lua_State *L, int idx);
+/* Marks the metatable on top of the stack as kind 'a' or 'o'. */
+void lf_mark_kind(lua_State *L, int kind);
+
+/* Pushes the JSON text as a Lua value (objects keep their key order in
+ * their metatable). Raises a Lua error when the text is not valid JSON.
+ * scratch is a buffer the caller owns (reused across calls, so a raised
+ * error cannot leak it). */
+void lf_json_push(lua_State *L, const char *json, size_t len,
+                  lf_buf_t *scratch);
+
+/* Appends the JSON encoding of the value at idx to b. Raises a Lua error
+ * for values JSON cannot hold (functions, NaN, mixed tables, cycles). */
+void lf_json_encode(lua_State *L, int idx, lf_buf_t *b);
+
+/* Creates a sandboxed state with the `es` helpers; NULL when out of
+ * memory. The script pointer is kept in the state's extra space. */
+lua_State *lf_sandbox_new(lf_script_t *s);
+
+static inline lf_script_t *lf_script_of(lua_State *L)
+{
+    return *(lf_script_t **)lua_getextraspace(L);
+}
+
+#endif

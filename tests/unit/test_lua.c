@@ -1,0 +1,792 @@
+/*
+ * Unit tests of the Lua filter plugin, loaded with dlopen() from the build
+ * tree and driven through its vtable with a fake host.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_lua_host.h"
+
+#ifndef LUA_EXAMPLES_DIR
+#define LUA_EXAMPLES_DIR "plugins/filters/lua/examples"
+#endif
+
+static const es_plugin_t *plugin;
+static fake_host_t host;
+static fake_out_t out;
+static void *inst;
+static char script_path[64];
+static char errstr[512];
+
+#define ENVELOPE                                                               \
+    "\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"marketplace-svc\","    \
+    "\"type\":\"eventzr.marketplace.order.created.v1\""
+
+static void setup(void)
+{
+    plugin = fake_load_plugin();
+    ck_assert_ptr_nonnull(plugin);
+    fake_host_init(&host);
+    fake_out_init(&out);
+    inst = NULL;
+    snprintf(script_path, sizeof script_path, "/tmp/test_lua_%d_XXXXXX",
+             (int)getpid());
+    int fd = mkstemp(script_path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    errstr[0] = '\0';
+}
+
+static void teardown(void)
+{
+    plugin->destroy(inst);
+    fake_out_reset(&out);
+    unlink(script_path);
+}
+
+static void write_script(const char *text)
+{
+    FILE *f = fopen(script_path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Initialises an instance on `path` with extra config keys (JSON members,
+ * may be ""); returns init's result. */
+static int init_path(const char *path, const char *extra)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "{\"script\":\"%s\"%s%s}", path,
+             extra[0] ? "," : "", extra);
+    cJSON *c = cJSON_Parse(cfg);
+    ck_assert_ptr_nonnull(c);
+    int rc = plugin->init(&host.host, c, &inst, errstr, sizeof errstr);
+    cJSON_Delete(c);
+    return rc;
+}
+
+static void init_script(const char *text, const char *extra)
+{
+    write_script(text);
+    int rc = init_path(script_path, extra);
+    ck_assert_msg(rc == 0, "init failed: %s", errstr);
+}
+
+static es_filter_verdict_t run_tt(const char *json, const char *topic,
+                                  const char *tenant)
+{
+    fake_event_t e;
+    fake_out_reset(&out);
+    ck_assert_int_eq(fake_event_init(&e, json, topic, tenant), 0);
+    errstr[0] = '\0';
+    es_filter_verdict_t v =
+        plugin->filter(inst, &e.ev, &out.out, errstr, sizeof errstr);
+    fake_event_free(&e);
+    return v;
+}
+
+static es_filter_verdict_t run(const char *json)
+{
+    return run_tt(json, "eventzr.marketplace.order.created.v1", "t1");
+}
+
+/* Runs `return ev` on json and checks the output is exactly `expect`. */
+static void check_roundtrip(const char *json, const char *expect)
+{
+    ck_assert_int_eq(run(json), ES_FILTER_REPLACE);
+    ck_assert_int_eq(out.n, 1);
+    ck_assert_str_eq(out.json[0], expect);
+}
+
+/* ---------------------------------------------------------- verdicts */
+
+START_TEST(test_verdicts)
+{
+    init_script("function filter(ev, topic, tenant, key)\n"
+                "  local a = ev.data.action\n"
+                "  if a == 'nil' then return nil end\n"
+                "  if a == 'true' then return true end\n"
+                "  if a == 'false' then return false end\n"
+                "  if a == 'ctx' then ev.data.ctx = topic .. '/' .. tenant;"
+                " return ev end\n"
+                "  return a\n"
+                "end\n",
+                "");
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"action\":\"nil\"}}"),
+                     ES_FILTER_KEEP);
+    ck_assert_int_eq(out.n, 0);
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"action\":\"true\"}}"),
+                     ES_FILTER_KEEP);
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"action\":\"keep\"}}"),
+                     ES_FILTER_KEEP);
+    ck_assert_str_eq(out.keep_route, "");
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"action\":\"false\"}}"),
+                     ES_FILTER_DROP);
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"action\":\"drop\"}}"),
+                     ES_FILTER_DROP);
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"action\":\"ctx\"}}"),
+                     ES_FILTER_REPLACE);
+    ck_assert_ptr_nonnull(strstr(
+        out.json[0], "\"ctx\":\"eventzr.marketplace.order.created.v1/t1\""));
+    /* An unknown verdict string is a script error: dead-lettered. */
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"action\":\"maybe\"}}"),
+                     ES_FILTER_FAIL);
+    ck_assert_ptr_nonnull(strstr(errstr, "maybe"));
+    plugin->flush(inst);
+    ck_assert_uint_eq(fake_counter(&host, "lua_kept"), 3);
+    ck_assert_uint_eq(fake_counter(&host, "lua_dropped"), 2);
+    ck_assert_uint_eq(fake_counter(&host, "lua_replaced"), 1);
+    ck_assert_uint_eq(fake_counter(&host, "lua_errors"), 1);
+}
+END_TEST
+
+START_TEST(test_routes_and_multi)
+{
+    init_script("function filter(ev)\n"
+                "  local m = ev.data.mode\n"
+                "  if m == 'keep' then return 'keep', 'other' end\n"
+                "  if m == 'mod' then ev.data.x = 1; return ev, 'other' end\n"
+                "  if m == 'multi' then\n"
+                "    local b = es.copy(ev); b.id = 'e2'\n"
+                "    return { ev, { event = b, route = 'audit' } }, 'main'\n"
+                "  end\n"
+                "  if m == 'none' then return es.array() end\n"
+                "  if m == 'badroute' then return 'keep', 42 end\n"
+                "end\n",
+                "");
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"mode\":\"keep\"}}"),
+                     ES_FILTER_KEEP);
+    ck_assert_str_eq(out.keep_route, "other");
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"mode\":\"mod\"}}"),
+                     ES_FILTER_REPLACE);
+    ck_assert_int_eq(out.n, 1);
+    ck_assert_str_eq(out.route[0], "other");
+    ck_assert_str_eq(out.json[0],
+                     "{" ENVELOPE ",\"data\":{\"mode\":\"mod\",\"x\":1}}");
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"mode\":\"multi\"}}"),
+                     ES_FILTER_REPLACE);
+    ck_assert_int_eq(out.n, 2);
+    ck_assert_str_eq(out.route[0], "main");
+    ck_assert_str_eq(out.route[1], "audit");
+    ck_assert_ptr_nonnull(strstr(out.json[1], "\"id\":\"e2\""));
+    ck_assert_ptr_nonnull(strstr(out.json[0], "\"id\":\"e1\""));
+    /* An empty list of outputs drops the event. */
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"mode\":\"none\"}}"),
+                     ES_FILTER_DROP);
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"mode\":\"badroute\"}}"),
+                     ES_FILTER_FAIL);
+    ck_assert_ptr_nonnull(strstr(errstr, "route name"));
+}
+END_TEST
+
+START_TEST(test_invalid_output)
+{
+    init_script("function filter(ev)\n"
+                "  if ev.data.kind == 'noid' then ev.id = nil end\n"
+                "  if ev.data.kind == 'fn' then ev.data.f = print end\n"
+                "  if ev.data.kind == 'nan' then ev.data.f = 0/0 end\n"
+                "  if ev.data.kind == 'cycle' then\n"
+                "    local t = {}; t.event = t; return { t }\n"
+                "  end\n"
+                "  return ev\n"
+                "end\n",
+                "\"on_error\":\"drop\"");
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"kind\":\"noid\"}}"),
+                     ES_FILTER_DROP);
+    ck_assert_ptr_nonnull(strstr(errstr, "'id'"));
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"kind\":\"fn\"}}"),
+                     ES_FILTER_DROP);
+    ck_assert_ptr_nonnull(strstr(errstr, "function"));
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"kind\":\"nan\"}}"),
+                     ES_FILTER_DROP);
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"kind\":\"cycle\"}}"),
+                     ES_FILTER_DROP);
+    ck_assert_ptr_nonnull(strstr(errstr, "'specversion'"));
+    /* The host refusing an output dead-letters the event. */
+    out.reject = 1;
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"kind\":\"ok\"}}"),
+                     ES_FILTER_FAIL);
+    ck_assert_ptr_nonnull(strstr(errstr, "rejected"));
+    out.reject = 0;
+}
+END_TEST
+
+/* ---------------------------------------------------------- fidelity */
+
+START_TEST(test_integers)
+{
+    init_script("function filter(ev)\n"
+                "  local d = ev.data\n"
+                "  assert(math.type(d.a) == 'integer', 'a not integer')\n"
+                "  assert(d.a == 9007199254740993, 'a changed')\n"
+                "  assert(d.a ~= 9007199254740992, 'a rounded')\n"
+                "  assert(d.min == math.mininteger, 'min')\n"
+                "  assert(d.max == math.maxinteger, 'max')\n"
+                "  assert(math.type(d.f) == 'float', 'f not float')\n"
+                "  d.b = d.a + 1\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    check_roundtrip("{" ENVELOPE ",\"data\":{\"a\":9007199254740993,"
+                    "\"min\":-9223372036854775808,"
+                    "\"max\":9223372036854775807,\"f\":1.0}}",
+                    "{" ENVELOPE ",\"data\":{\"a\":9007199254740993,"
+                    "\"min\":-9223372036854775808,"
+                    "\"max\":9223372036854775807,\"f\":1.0,"
+                    "\"b\":9007199254740994}}");
+}
+END_TEST
+
+START_TEST(test_numbers_roundtrip)
+{
+    init_script("function filter(ev) return ev end\n", "");
+    /* Beyond int64 becomes a float (documented), floats keep a fraction
+     * or exponent, and print in their shortest exact form. */
+    check_roundtrip("{" ENVELOPE ",\"data\":[1.0,0.1,-2.5,1e300,1E2,0.002,"
+                    "12345678,18446744073709551616,-0.0,3.141592653589793]}",
+                    "{" ENVELOPE ",\"data\":[1.0,0.1,-2.5,1e+300,100.0,0.002,"
+                    "12345678,1.8446744073709552e+19,-0.0,3.141592653589793]"
+                    "}");
+}
+END_TEST
+
+START_TEST(test_kinds_null_order)
+{
+    init_script("function filter(ev)\n"
+                "  local d = ev.data\n"
+                "  assert(d.n == es.null, 'null lost')\n"
+                "  assert(getmetatable(d.ea).__jsontype == 'array')\n"
+                "  assert(getmetatable(d.eo).__jsontype == 'object')\n"
+                "  d.zz = 1; d.aa = es.array(); d.mm = es.object()\n"
+                "  d.plain = {}; d.seq = {1, 2, 'x'}\n"
+                "  d.nested = { b = 1, a = { 1, es.null } }\n"
+                "  d.gone = nil\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    check_roundtrip(
+        "{" ENVELOPE ",\"data\":{\"z\":1,\"gone\":2,\"a\":2,\"n\":null,"
+        "\"ea\":[],\"eo\":{},\"arr\":[null,{}, []]}}",
+        "{" ENVELOPE ",\"data\":{\"z\":1,\"a\":2,\"n\":null,\"ea\":[],"
+        "\"eo\":{},\"arr\":[null,{},[]],\"aa\":[],\"mm\":{},"
+        "\"nested\":{\"a\":[1,null],\"b\":1},\"plain\":{},"
+        "\"seq\":[1,2,\"x\"],\"zz\":1}}");
+}
+END_TEST
+
+START_TEST(test_strings)
+{
+    init_script("function filter(ev)\n"
+                "  assert(ev.data.e == '\\u{e9}', 'escape not decoded')\n"
+                "  assert(utf8.len(ev.data.u) == 4, 'utf8 length')\n"
+                "  assert(ev.data.s == '\\u{1F600}', 'surrogate pair')\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    check_roundtrip("{" ENVELOPE ",\"data\":{\"u\":\"h\xc3\xa9\xe2\x9c\x93"
+                    "\xf0\x9f\x98\x80\",\"e\":\"\\u00e9\","
+                    "\"s\":\"\\ud83d\\ude00\",\"q\":\"a\\\"b\\\\c\\n\\t"
+                    "\\u0001\\/\"}}",
+                    "{" ENVELOPE ",\"data\":{\"u\":\"h\xc3\xa9\xe2\x9c\x93"
+                    "\xf0\x9f\x98\x80\",\"e\":\"\xc3\xa9\","
+                    "\"s\":\"\xf0\x9f\x98\x80\",\"q\":\"a\\\"b\\\\c\\n\\t"
+                    "\\u0001/\"}}");
+}
+END_TEST
+
+START_TEST(test_dup_keys_and_whitespace)
+{
+    init_script("function filter(ev) return ev end\n", "");
+    check_roundtrip(" {" ENVELOPE " , \"data\" : { \"a\" : 1 , \"a\" : 2 } "
+                    "}\n",
+                    "{" ENVELOPE ",\"data\":{\"a\":2}}");
+}
+END_TEST
+
+START_TEST(test_string_boundaries)
+{
+    /* Escapes at every position of strings around the 8-byte scan width:
+     * canonical escapes come back exactly as they went in. */
+    init_script("function filter(ev) return ev end\n", "");
+    static const char *const escs[] = {"\\\"", "\\\\", "\\u0001", "\\n"};
+    for (int len = 0; len < 20; len++)
+        for (int pos = 0; pos <= len; pos++)
+            for (size_t e = 0; e < sizeof escs / sizeof escs[0]; e++) {
+                char str[64] = "", json[256];
+                for (int i = 0; i < len; i++) {
+                    if (i == pos)
+                        strcat(str, escs[e]);
+                    strcat(str, "x");
+                }
+                if (pos == len)
+                    strcat(str, escs[e]);
+                snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":\"%s\"}",
+                         str);
+                check_roundtrip(json, json);
+            }
+}
+END_TEST
+
+START_TEST(test_big_and_long_keys)
+{
+    /* More keys than the shape cache takes, and keys longer than Lua's
+     * interned strings, duplicated. */
+    init_script("function filter(ev) ev.data.added = es.encode({1, 'a'})\n"
+                "  return ev end\n",
+                "");
+    char json[8192], expect[8192 + 256];
+    int n = snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":{");
+    for (int i = 0; i < 70; i++)
+        n += snprintf(json + n, sizeof json - (size_t)n, "\"k%02d\":%d,", i, i);
+    const char *longk = "\"a-key-longer-than-forty-characters-xxxxxxxxxxxx\"";
+    snprintf(expect, sizeof expect, "%s%s:2,\"added\":\"[1,\\\"a\\\"]\"}}",
+             json, longk);
+    n += snprintf(json + n, sizeof json - (size_t)n, "%s:1,%s:2}}", longk,
+                  longk);
+    check_roundtrip(json, expect);
+    /* Same shape twice: the cached key order is reused. */
+    check_roundtrip(json, expect);
+}
+END_TEST
+
+/* ---------------------------------------------------------- helpers */
+
+START_TEST(test_redact_remove)
+{
+    init_script(
+        "function filter(ev)\n"
+        "  local n = es.redact(ev, {'data.email', 'data.users.*.phone',\n"
+        "                           'data.missing.x', 'data.nul'})\n"
+        "  n = n + es.remove(ev, 'data.users.2')\n"
+        "  n = n + es.remove(ev, {'data.secret', 'data.tags.1'})\n"
+        "  n = n + es.redact(ev, 'data.wallet', function(v)\n"
+        "      return v:sub(1, 4) .. '...' end)\n"
+        "  ev.data.count = n\n"
+        "  return ev\n"
+        "end\n",
+        "");
+    check_roundtrip(
+        "{" ENVELOPE ",\"data\":{\"email\":\"a@b.c\",\"nul\":null,"
+        "\"users\":[{\"phone\":\"1\"},{\"phone\":\"2\"},{\"name\":\"x\"}],"
+        "\"secret\":\"s\",\"tags\":[\"t1\",\"t2\"],\"wallet\":\"0xabcdef\"}}",
+        "{" ENVELOPE ",\"data\":{\"email\":\"[REDACTED]\",\"nul\":null,"
+        "\"users\":[{\"phone\":\"[REDACTED]\"},{\"name\":\"x\"}],"
+        "\"tags\":[\"t2\"],\"wallet\":\"0xab...\",\"count\":7}}");
+}
+END_TEST
+
+START_TEST(test_log_and_print)
+{
+    init_script("function filter(ev)\n"
+                "  es.log('warn', 'seen', ev.id, 42)\n"
+                "  print('hello', true)\n"
+                "  return 'keep'\n"
+                "end\n",
+                "");
+    ck_assert_int_eq(run("{" ENVELOPE "}"), ES_FILTER_KEEP);
+    ck_assert_ptr_nonnull(strstr(host.logs, "2 script: seen e1 42"));
+    ck_assert_ptr_nonnull(strstr(host.logs, "3 script: hello\ttrue"));
+}
+END_TEST
+
+/* ---------------------------------------------------------- sandbox */
+
+START_TEST(test_sandbox)
+{
+    init_script(
+        "function filter(ev)\n"
+        "  local absent = { io = io, require = require, load = load,\n"
+        "    loadfile = loadfile, dofile = dofile, package = package,\n"
+        "    debug = debug, coroutine = coroutine,\n"
+        "    execute = os.execute, getenv = os.getenv, remove = os.remove,\n"
+        "    dump = string.dump, collectgarbage = collectgarbage }\n"
+        "  for k, v in pairs(absent) do error(k .. ' is reachable') end\n"
+        "  assert(type(os.clock()) == 'number')\n"
+        "  assert(not pcall(setmetatable, {}, { __gc = print }))\n"
+        "  return 'keep'\n"
+        "end\n",
+        "");
+    ck_assert_int_eq(run("{" ENVELOPE "}"), ES_FILTER_KEEP);
+}
+END_TEST
+
+START_TEST(test_sandbox_io_call_fails)
+{
+    init_script("function filter(ev)\n"
+                "  if ev.data == 1 then io.open('/etc/passwd') end\n"
+                "  if ev.data == 2 then os.execute('true') end\n"
+                "  if ev.data == 3 then require('os') end\n"
+                "  return 'keep'\n"
+                "end\n",
+                "");
+    for (int i = 1; i <= 3; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":%d}", i);
+        ck_assert_int_eq(run(json), ES_FILTER_FAIL);
+        ck_assert_ptr_nonnull(strstr(errstr, "nil value"));
+    }
+}
+END_TEST
+
+START_TEST(test_bytecode_refused)
+{
+    /* A precompiled chunk starts with ESC "Lua". */
+    write_script("\x1bLua\x54");
+    ck_assert_int_ne(init_path(script_path, ""), 0);
+    ck_assert_ptr_nonnull(strstr(errstr, "binary"));
+}
+END_TEST
+
+/* ---------------------------------------------------------- budgets */
+
+static double thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+START_TEST(test_runaway_stopped)
+{
+    init_script(
+        "function filter(ev)\n"
+        "  if ev.data == 1 then while true do end end\n"
+        "  if ev.data == 2 then\n"
+        "    while true do pcall(function() while true do end end) end\n"
+        "  end\n"
+        "  return 'keep'\n"
+        "end\n",
+        "");
+    for (int i = 1; i <= 2; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":%d}", i);
+        double t0 = thread_cpu_ms();
+        ck_assert_int_eq(run(json), ES_FILTER_FAIL);
+        double spent = thread_cpu_ms() - t0;
+        ck_assert_msg(spent < 100.0, "runaway ran %.1f ms", spent);
+        ck_assert_ptr_nonnull(strstr(errstr, "instruction limit"));
+    }
+    /* The state is still usable. */
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":0}"), ES_FILTER_KEEP);
+    plugin->flush(inst);
+    ck_assert_uint_eq(fake_counter(&host, "lua_instruction_limit"), 2);
+    /* Logged once per burst. */
+    ck_assert_int_eq(host.log_lines, 1);
+}
+END_TEST
+
+START_TEST(test_memory_bomb)
+{
+    init_script("function filter(ev)\n"
+                "  if ev.data == 1 then local s = string.rep('x', 1e9) end\n"
+                "  if ev.data == 2 then\n"
+                "    local s = 'xxxxxxxxxxxxxxxx'\n"
+                "    while true do s = s .. s end\n"
+                "  end\n"
+                "  if ev.data == 3 then\n"
+                "    local keep = {}\n"
+                "    for i = 1, 1e8 do keep[i] = {} end\n"
+                "  end\n"
+                "  return 'keep'\n"
+                "end\n",
+                "\"memory_limit_kb\":4096,\"on_error\":\"pass\"");
+    for (int i = 1; i <= 3; i++) {
+        char json[256];
+        snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":%d}", i);
+        ck_assert_int_eq(run(json), ES_FILTER_KEEP);
+        ck_assert_msg(strstr(errstr, "memory"), "errstr: %s", errstr);
+    }
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":0}"), ES_FILTER_KEEP);
+    plugin->flush(inst);
+    ck_assert_uint_eq(fake_counter(&host, "lua_memory_limit"), 3);
+}
+END_TEST
+
+START_TEST(test_on_error_policies)
+{
+    static const struct {
+        const char *cfg;
+        es_filter_verdict_t v;
+    } cases[] = {{"", ES_FILTER_FAIL},
+                 {"\"on_error\":\"dead-letter\"", ES_FILTER_FAIL},
+                 {"\"on_error\":\"pass\"", ES_FILTER_KEEP},
+                 {"\"on_error\":\"drop\"", ES_FILTER_DROP}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        init_script("function filter(ev) error('boom') end\n", cases[i].cfg);
+        ck_assert_int_eq(run("{" ENVELOPE "}"), cases[i].v);
+        ck_assert_ptr_nonnull(strstr(errstr, ":1: boom"));
+        plugin->destroy(inst);
+        inst = NULL;
+    }
+}
+END_TEST
+
+/* ---------------------------------------------------------- config, load */
+
+START_TEST(test_load_errors)
+{
+    write_script("function filter(ev)\n  return 'keep'\nend end\n");
+    ck_assert_int_ne(init_path(script_path, ""), 0);
+    ck_assert_msg(strstr(errstr, script_path) && strstr(errstr, ":3:"),
+                  "errstr: %s", errstr);
+
+    write_script("local x = nil + 1\n");
+    ck_assert_int_ne(init_path(script_path, ""), 0);
+    ck_assert_msg(strstr(errstr, ":1:"), "errstr: %s", errstr);
+
+    write_script("function other(ev) end\n");
+    ck_assert_int_ne(init_path(script_path, ""), 0);
+    ck_assert_ptr_nonnull(strstr(errstr, "'filter'"));
+    ck_assert_int_eq(init_path(script_path, "\"function\":\"other\""), 0);
+    plugin->destroy(inst);
+    inst = NULL;
+
+    write_script("while true do end\n");
+    ck_assert_int_ne(init_path(script_path, ""), 0);
+    ck_assert_ptr_nonnull(strstr(errstr, "instruction limit"));
+
+    ck_assert_int_ne(init_path("/nonexistent/x.lua", ""), 0);
+    ck_assert_ptr_nonnull(strstr(errstr, "/nonexistent/x.lua"));
+}
+END_TEST
+
+START_TEST(test_config_errors)
+{
+    static const struct {
+        const char *cfg;
+        const char *want;
+    } cases[] = {
+        {"{}", "script: required"},
+        {"{\"script\":\"x\",\"bogus\":1}", "bogus: unknown key"},
+        {"{\"script\":1}", "script: must be"},
+        {"{\"script\":\"x\",\"on_error\":\"retry\"}", "on_error: must be"},
+        {"{\"script\":\"x\",\"instruction_limit\":1.5}",
+         "instruction_limit: must be"},
+        {"{\"script\":\"x\",\"memory_limit_kb\":-1}",
+         "memory_limit_kb: must be"},
+        {"{\"script\":\"x\",\"reload_check_ms\":\"1\"}",
+         "reload_check_ms: must be"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *c = cJSON_Parse(cases[i].cfg);
+        ck_assert_int_ne(
+            plugin->init(&host.host, c, &inst, errstr, sizeof errstr), 0);
+        ck_assert_msg(strstr(errstr, cases[i].want), "%s -> %s", cases[i].cfg,
+                      errstr);
+        cJSON_Delete(c);
+    }
+    ck_assert_int_ne(
+        plugin->init(&host.host, NULL, &inst, errstr, sizeof errstr), 0);
+    inst = NULL;
+}
+END_TEST
+
+/* ---------------------------------------------------------- reload */
+
+static void wait_and_flush(void)
+{
+    usleep(20000);
+    plugin->flush(inst);
+}
+
+START_TEST(test_reload)
+{
+    init_script("function filter(ev) return 'keep' end\n",
+                "\"reload_check_ms\":10");
+    ck_assert_int_eq(run("{" ENVELOPE "}"), ES_FILTER_KEEP);
+
+    write_script("function filter(ev) return 'drop' end -- v2\n");
+    wait_and_flush();
+    ck_assert_int_eq(run("{" ENVELOPE "}"), ES_FILTER_DROP);
+    ck_assert_uint_eq(fake_counter(&host, "lua_reloads"), 1);
+
+    /* A broken version is refused; v2 keeps running. */
+    write_script("function filter(ev) return 'keep' -- broken\n");
+    wait_and_flush();
+    ck_assert_int_eq(run("{" ENVELOPE "}"), ES_FILTER_DROP);
+    ck_assert_uint_eq(fake_counter(&host, "lua_reload_failures"), 1);
+    ck_assert_ptr_nonnull(strstr(host.logs, "reload failed"));
+    /* ...and is not retried until the file changes again. */
+    wait_and_flush();
+    ck_assert_uint_eq(fake_counter(&host, "lua_reload_failures"), 1);
+
+    write_script("function filter(ev) return 'keep', 'v3' end\n");
+    wait_and_flush();
+    ck_assert_int_eq(run("{" ENVELOPE "}"), ES_FILTER_KEEP);
+    ck_assert_str_eq(out.keep_route, "v3");
+    ck_assert_uint_eq(fake_counter(&host, "lua_reloads"), 2);
+}
+END_TEST
+
+/* ---------------------------------------------------------- examples */
+
+static void init_example(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", LUA_EXAMPLES_DIR, name);
+    ck_assert_msg(init_path(path, "") == 0, "%s: %s", name, errstr);
+}
+
+START_TEST(test_example_drop_test_tenants)
+{
+    init_example("drop_test_tenants.lua");
+    ck_assert_int_eq(run_tt("{" ENVELOPE "}", "t", "test-acme"),
+                     ES_FILTER_DROP);
+    ck_assert_int_eq(run_tt("{" ENVELOPE "}", "t", "acme"), ES_FILTER_KEEP);
+    ck_assert_int_eq(
+        run_tt("{" ENVELOPE ",\"tenantid\":\"tenant-test\"}", "t", NULL),
+        ES_FILTER_DROP);
+    ck_assert_int_eq(
+        run_tt("{" ENVELOPE ",\"data\":{\"tenantId\":\"qa-1\"}}", "t", NULL),
+        ES_FILTER_DROP);
+    ck_assert_int_eq(run_tt("{" ENVELOPE "}", "t", NULL), ES_FILTER_KEEP);
+}
+END_TEST
+
+#define PROFILE_ENV                                                            \
+    "\"specversion\":\"1.0\",\"id\":\"p1\",\"source\":\"user-svc\","           \
+    "\"type\":\"eventzr.user.profile.updated.v1\""
+
+START_TEST(test_example_strip_pii)
+{
+    init_example("strip_pii.lua");
+    ck_assert_int_eq(
+        run("{" PROFILE_ENV ",\"data\":{\"userId\":\"u1\",\"email\":\"a@b.c\","
+            "\"phone\":\"+1555\",\"firstName\":\"Ada\",\"lastName\":\"L\","
+            "\"tier\":\"gold\",\"contacts\":[{\"email\":\"x@y.z\","
+            "\"kind\":\"work\"}]}}"),
+        ES_FILTER_REPLACE);
+    ck_assert_str_eq(out.json[0],
+                     "{" PROFILE_ENV ",\"data\":{\"userId\":\"u1\","
+                     "\"tier\":\"gold\",\"contacts\":[{\"kind\":\"work\"}],"
+                     "\"piiRemoved\":true}}");
+    ck_assert_int_eq(run("{" PROFILE_ENV ",\"data\":{\"userId\":\"u1\"}}"),
+                     ES_FILTER_KEEP);
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"email\":\"a@b.c\"}}"),
+                     ES_FILTER_KEEP);
+}
+END_TEST
+
+#define MINT_ENV                                                               \
+    "\"specversion\":\"1.0\",\"type\":\"eventzr.blockchain.ticket.minted."     \
+    "v1\",\"source\":\"blockchain-svc\",\"id\":\"m1\""
+
+START_TEST(test_example_mask_wallets)
+{
+    init_example("mask_wallets.lua");
+    ck_assert_int_eq(
+        run("{" MINT_ENV ",\"data\":{\"tenantId\":\"t\","
+            "\"contractAddress\":"
+            "\"0x1234567890abcdef1234567890abcdef1234abcd\","
+            "\"tokenId\":42,"
+            "\"ownerAddress\":\"0xABCDEF7890abcdef1234567890abcdef12341234\","
+            "\"transactionHash\":\"0xdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef"
+            "deadbeefdeadbeefdeadbeef\",\"costUsd\":0.002}}"),
+        ES_FILTER_REPLACE);
+    ck_assert_str_eq(out.json[0],
+                     "{" MINT_ENV ",\"data\":{\"tenantId\":\"t\","
+                     "\"contractAddress\":\"0x1234...abcd\",\"tokenId\":42,"
+                     "\"ownerAddress\":\"0xABCD...1234\","
+                     "\"transactionHash\":\"0xdeadbeefdeadbeefdeadbeefdeadbee"
+                     "fdeadbeefdeadbeefdeadbeefdeadbeef\",\"costUsd\":0.002}}");
+    ck_assert_int_eq(run("{" MINT_ENV ",\"data\":{\"tokenId\":1}}"),
+                     ES_FILTER_KEEP);
+}
+END_TEST
+
+START_TEST(test_example_keep_types)
+{
+    init_example("keep_types.lua");
+    ck_assert_int_eq(run("{" ENVELOPE "}"), ES_FILTER_KEEP);
+    ck_assert_int_eq(run("{" MINT_ENV "}"), ES_FILTER_DROP);
+}
+END_TEST
+
+START_TEST(test_example_route_marketplace)
+{
+    init_example("route_marketplace.lua");
+    ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"id\":\"o1\","
+                         "\"buyerId\":\"b\",\"sellerId\":\"s\","
+                         "\"amount\":5000}}"),
+                     ES_FILTER_REPLACE);
+    ck_assert_int_eq(out.n, 2);
+    ck_assert_str_eq(out.route[0], "marketplace-orders");
+    ck_assert_str_eq(out.route[1], "marketplace-audit");
+    ck_assert_ptr_nonnull(strstr(out.json[0], "\"amount\":5000"));
+    ck_assert_ptr_nonnull(strstr(out.json[1], "\"id\":\"e1:audit\""));
+    ck_assert_ptr_null(strstr(out.json[1], "amount"));
+    ck_assert_int_eq(
+        run("{\"specversion\":\"1.0\",\"id\":\"d\",\"source\":\"m\","
+            "\"type\":\"eventzr.marketplace.dispute.opened.v1\"}"),
+        ES_FILTER_KEEP);
+    ck_assert_str_eq(out.keep_route, "marketplace-disputes");
+    ck_assert_int_eq(run("{" MINT_ENV "}"), ES_FILTER_KEEP);
+    ck_assert_str_eq(out.keep_route, "");
+}
+END_TEST
+
+START_TEST(test_example_bench_redact)
+{
+    init_example("bench_redact.lua");
+    ck_assert_int_eq(run_tt("{" ENVELOPE "}", "t", "tenant-test"),
+                     ES_FILTER_DROP);
+    ck_assert_int_eq(run("{" ENVELOPE
+                         ",\"data\":{\"email\":\"a@b.c\",\"walletAddress\":"
+                         "\"0x1234567890abcdef1234567890abcdef1234abcd\"}}"),
+                     ES_FILTER_REPLACE);
+    ck_assert_str_eq(out.json[0], "{" ENVELOPE ",\"data\":{\"email\":"
+                                  "\"[REDACTED]\",\"walletAddress\":"
+                                  "\"0x1234...abcd\"}}");
+}
+END_TEST
+
+static Suite *lua_suite(void)
+{
+    Suite *s = suite_create("lua-filter");
+    struct {
+        const char *name;
+        const TTest *tests[12];
+    } groups[] = {
+        {"verdicts",
+         {test_verdicts, test_routes_and_multi, test_invalid_output, NULL}},
+        {"fidelity",
+         {test_integers, test_numbers_roundtrip, test_kinds_null_order,
+          test_strings, test_dup_keys_and_whitespace, test_string_boundaries,
+          test_big_and_long_keys, NULL}},
+        {"helpers", {test_redact_remove, test_log_and_print, NULL}},
+        {"sandbox",
+         {test_sandbox, test_sandbox_io_call_fails, test_bytecode_refused,
+          NULL}},
+        {"budgets",
+         {test_runaway_stopped, test_memory_bomb, test_on_error_policies,
+          NULL}},
+        {"load", {test_load_errors, test_config_errors, test_reload, NULL}},
+        {"examples",
+         {test_example_drop_test_tenants, test_example_strip_pii,
+          test_example_mask_wallets, test_example_keep_types,
+          test_example_route_marketplace, test_example_bench_redact, NULL}},
+    };
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        TCase *tc = tcase_create(groups[g].name);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 30);
+        for (int i = 0; groups[g].tests[i]; i++)
+            tcase_add_test(tc, groups[g].tests[i]);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(lua_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,57 @@
+/*
+ * Fake host for the Lua filter's unit tests and benchmark: an es_host_t
+ * that records logs and counters in memory, an es_filter_out_t that
+ * records outputs, and a loader that dlopen()s the built plugin.
+ */
+#ifndef TEST_LUA_HOST_H
+#define TEST_LUA_HOST_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "eventstream/plugin.h"
+
+#define FAKE_MAX_OUT 16
+
+typedef struct fake_host_s {
+    es_host_t host; /* first: the plugin sees a pointer to this */
+    char logs[16384];
+    size_t logs_len;
+    int log_lines;
+    struct {
+        char name[64];
+        unsigned long long value;
+    } counters[32];
+    int ncounters;
+} fake_host_t;
+
+typedef struct fake_out_s {
+    es_filter_out_t out; /* first */
+    char *json[FAKE_MAX_OUT];
+    char *route[FAKE_MAX_OUT];
+    int n;
+    char keep_route[128];
+    int reject; /* make add() fail */
+} fake_out_t;
+
+typedef struct fake_event_s {
+    es_event_t ev;
+    cJSON *ce;
+    char *json;
+} fake_event_t;
+
+void fake_host_init(fake_host_t *h);
+unsigned long long fake_counter(const fake_host_t *h, const char *name);
+void fake_out_init(fake_out_t *o);
+void fake_out_reset(fake_out_t *o);
+/* Fills an event from JSON text the way the host does (returns -1 when the
+ * text does not parse). */
+int fake_event_init(fake_event_t *e, const char *json, const char *topic,
+                    const char *tenant);
+void fake_event_free(fake_event_t *e);
+/* dlopen()s build-plugins/lua.so (under $ES_BUILD_DIR, else the current
+ * directory, else beside the test binary); NULL with a message on stderr. */
+const es_plugin_t *fake_load_plugin(void);
+
+#endif
