@@ -77,10 +77,19 @@ static enum MHD_Result get_metrics(es_admin_t *a, struct MHD_Connection *c)
                      es_metrics_prometheus());
 }
 
+static enum MHD_Result get_schemas(es_admin_t *a, struct MHD_Connection *c)
+{
+    cJSON *topics = es_pipeline_avro_schemas(a->pipeline);
+    if (!topics)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return send_json(c, MHD_HTTP_OK, topics);
+}
+
 static const route_t routes[] = {
     {"GET", "/health", 1, get_health},
     {"GET", "/ready", 1, get_ready},
     {"GET", "/metrics", 0, get_metrics},
+    {"GET", "/schemas", 0, get_schemas},
 };
 
 /* Compares in time that depends only on the length of `expected`. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "../avro/es_avro_hook.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -104,6 +105,7 @@ struct delivery_s {
     int awaiting_plugin;
     int plugin_done;
     int dlq;
+    int redecode; /* Avro: waiting for the schema registry */
     int64_t due_ms;
     atomic_int children;
     atomic_int child_failed;
@@ -150,6 +152,7 @@ struct es_pipeline_s {
     atomic_size_t joined_consumers;
     int64_t last_flush_ms, last_commit_ms;
     es_counter_t *consumed, *decode_failed, *dead_lettered;
+    es_avro_hook_t *avro; /* NULL when no route reads Avro */
 };
 
 static int64_t now_ms(void)
@@ -932,6 +935,65 @@ static void dispatch_all(es_pipeline_t *p)
             dispatch_instance(p, &p->instances[i]);
 }
 
+static int route_wants(const route_t *r, const char *topic);
+
+static void route_record(es_pipeline_t *p, record_t *rec)
+{
+    consumer_t *c = rec->part->c;
+    const char *topic = rd_kafka_topic_name(rec->msg->rkt);
+    for (size_t i = 0; i < c->nroutes; i++) {
+        if (!route_wants(c->routes[i], topic))
+            continue;
+        es_counter_add(c->routes[i]->consumed, 1);
+        route_event(p, rec, c->routes[i], NULL, 0, NULL);
+    }
+}
+
+/* Avro: the schema registry cannot answer now. The record waits in the
+ * retry heap (later records go on; the offset is not committed past it)
+ * and is decoded again with the host's backoff and attempt limit. */
+static void avro_retry_later(es_pipeline_t *p, delivery_t *d,
+                             const char *reason)
+{
+    int max = p->conf->retry_max_attempts;
+    d->redecode = 1;
+    d->dlq_plugin = "avro";
+    if (max && d->attempt >= (uint32_t)max) {
+        char why[300];
+        snprintf(why, sizeof why, "gave up after %u attempts: %s", d->attempt,
+                 reason);
+        es_counter_add(p->decode_failed, 1);
+        dead_letter(p, d, why);
+        return;
+    }
+    es_log(d->attempt == 1 ? ES_LOG_WARN : ES_LOG_DEBUG, "host",
+           "avro decode will be retried topic=%s offset=%lld attempt=%u: %s",
+           rd_kafka_topic_name(d->rec->msg->rkt),
+           (long long)d->rec->msg->offset, d->attempt, reason);
+    d->due_ms = now_ms() + backoff_ms(p->conf, d->attempt);
+    d->attempt++;
+    heap_push(p, d);
+}
+
+static void avro_redecode(es_pipeline_t *p, delivery_t *d)
+{
+    record_t *rec = d->rec;
+    const char *topic = rd_kafka_topic_name(rec->msg->rkt);
+    char reason[256];
+    es_status_t st = es_avro_hook_decode(p->avro, topic, rec->msg->payload,
+                                         rec->msg->len, rec->headers, rec->nh,
+                                         &rec->dec, reason, sizeof reason);
+    if (st == ES_RETRY) {
+        avro_retry_later(p, d, reason);
+    } else if (st == ES_FAIL) {
+        es_counter_add(p->decode_failed, 1);
+        dead_letter(p, d, reason);
+    } else {
+        route_record(p, rec);
+        delivery_done(p, d);
+    }
+}
+
 static void fire_due_retries(es_pipeline_t *p)
 {
     int64_t now = now_ms();
@@ -939,6 +1001,8 @@ static void fire_due_retries(es_pipeline_t *p)
         delivery_t *d = heap_pop(p);
         if (d->dlq)
             dead_letter_send(p, d);
+        else if (d->redecode)
+            avro_redecode(p, d);
         else
             enqueue(d->dest, d);
     }
@@ -1011,18 +1075,25 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
     es_counter_add(p->consumed, 1);
     parse_headers(rec);
     char reason[256];
-    if (es_decode_record(m->payload, m->len, rec->headers, rec->nh,
-                         (size_t)p->conf->max_event_bytes, &rec->dec, reason,
-                         sizeof reason)) {
+    es_status_t st = ES_OK;
+    if (es_avro_hook_wants(p->avro, topic))
+        st = es_avro_hook_decode(p->avro, topic, m->payload, m->len,
+                                 rec->headers, rec->nh, &rec->dec, reason,
+                                 sizeof reason);
+    else if (es_decode_record(m->payload, m->len, rec->headers, rec->nh,
+                              (size_t)p->conf->max_event_bytes, &rec->dec,
+                              reason, sizeof reason))
+        st = ES_FAIL;
+    if (st == ES_OK)
+        route_record(p, rec);
+    else if (st == ES_RETRY)
+        avro_retry_later(p, delivery_new(p, rec, NULL, NULL, NULL, NULL),
+                         reason);
+    else {
         es_counter_add(p->decode_failed, 1);
-        dead_letter_record(p, rec, NULL, "decode", reason);
-    } else {
-        for (size_t i = 0; i < c->nroutes; i++) {
-            if (!route_wants(c->routes[i], topic))
-                continue;
-            es_counter_add(c->routes[i]->consumed, 1);
-            route_event(p, rec, c->routes[i], NULL, 0, NULL);
-        }
+        dead_letter_record(
+            p, rec, NULL,
+            es_avro_hook_wants(p->avro, topic) ? "avro" : "decode", reason);
     }
     record_release(p, rec);
 }
@@ -1472,7 +1543,8 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
             rd_kafka_queue_get_main(es_producer_handle(p->producer));
         rd_kafka_queue_io_event_enable(p->prod_queue, p->prod_wake[1], "p", 1);
     }
-    if (instances_init(p, errstr, errstr_size) ||
+    if (es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
+        instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
         consumers_init(p, brokers, errstr, errstr_size))
         goto fail;
@@ -1633,6 +1705,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
     es_producer_destroy(p->producer, 0);
     for (size_t i = 0; i < p->nconsumers; i++)
         consumer_destroy(&p->consumers[i]);
+    es_avro_hook_destroy(p->avro);
     for (size_t i = 0; i < p->nroutes; i++) {
         free(p->routes[i].filters);
         free(p->routes[i].dests);
@@ -1655,7 +1728,8 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
                                 char *errstr, size_t errstr_size)
 {
     es_pipeline_t *p = pipeline_alloc(conf, loader);
-    int rc = instances_init(p, errstr, errstr_size) ||
+    int rc = es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
+                     instances_init(p, errstr, errstr_size) ||
                      routes_init(p, errstr, errstr_size)
                  ? -1
                  : 0;
@@ -1664,6 +1738,11 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
     p->ninstances = 0;
     es_pipeline_destroy(p);
     return rc;
+}
+
+cJSON *es_pipeline_avro_schemas(es_pipeline_t *p)
+{
+    return es_avro_hook_schemas(p->avro);
 }
 
 int es_pipeline_ready(es_pipeline_t *p)
