@@ -22,9 +22,9 @@ tests_unit_test_s3_LDADD = $(CHECK_LIBS) $(CJSON_LIBS) $(ZLIB_LIBS)
 TESTS += tests/unit/test_s3
 endif
 
-#BENCH noinst_PROGRAMS += scripts/bench-s3-driver
-#BENCH scripts_bench_s3_driver_SOURCES = scripts/bench-s3-driver.c
-#BENCH scripts_bench_s3_driver_LDADD = $(CJSON_LIBS)
+noinst_PROGRAMS += scripts/bench-s3-driver
+scripts_bench_s3_driver_SOURCES = scripts/bench-s3-driver.c
+scripts_bench_s3_driver_LDADD = $(CJSON_LIBS)
 
 EXTRA_DIST += tests/e2e/s3_front.py tests/e2e/s3.sh docs/s3-sink.md \
 	scripts/bench-s3 tests/peers/s3rver/package.json \

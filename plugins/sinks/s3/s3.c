@@ -495,6 +495,7 @@ void s3_batch_free(s3_batch_t *b)
     free(b->buf);
     free(b->tokens);
     free(b->key);
+    free(b->alt_key);
     free(b->topic);
     free(b);
 }
@@ -506,16 +507,19 @@ static void seal(s3_sink_t *s, s3_slot_t *sl)
         return;
     sl->open = NULL;
     s->open_bytes -= b->len;
-    /* A redelivered batch that ends where a recorded plan ended gets that
-     * plan's key, even when its first events were already committed: the
-     * object under that key holds them all. */
-    int replay = b->plan_end >= 0 && b->end_offset == b->plan_end;
-    if (replay)
-        b->key = render_key(s, b, b->plan_start, b->plan_end);
-    else {
+    /*
+     * The key always names the batch's own offset range, so an object under
+     * a key holds every event of that range. A redelivered batch that ends
+     * where a recorded plan ended but starts later (its first events were
+     * committed) may already be inside the plan's object: the worker looks
+     * for that object first (alt_key) and writes nothing if it is there.
+     */
+    if (b->plan_end >= 0 && b->end_offset == b->plan_end &&
+        b->start_offset > b->plan_start)
+        b->alt_key = render_key(s, b, b->plan_start, b->plan_end);
+    if (b->plan_start != b->start_offset || b->plan_end != b->end_offset)
         plans_add(s, sl, b->start_offset, b->end_offset);
-        b->key = render_key(s, b, b->start_offset, b->end_offset);
-    }
+    b->key = render_key(s, b, b->start_offset, b->end_offset);
     b->topic = strdup(sl->topic);
     if (!b->key || !b->topic) {
         for (size_t i = 0; i < b->count; i++)

@@ -52,8 +52,9 @@ typedef struct s3_batch_s {
     int64_t plan_start, plan_end; /* -1 when not replaying a plan */
     time_t key_time;
     uint64_t opened_ms;
-    char *key;   /* object key, set when sealed */
-    char *topic; /* copies for the worker's logs */
+    char *key;     /* object key, set when sealed */
+    char *alt_key; /* a recorded plan's key that may already hold it all */
+    char *topic;   /* copies for the worker's logs */
     struct s3_batch_s *next;
 } s3_batch_t;
 

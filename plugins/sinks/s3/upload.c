@@ -194,7 +194,10 @@ static int s3_call(s3_worker_t *w, const char *method, const char *key,
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->cfg.timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    else if (body || strcmp(method, "POST") == 0 ||
+             strcmp(method, "PUT") == 0) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     }
@@ -447,6 +450,17 @@ static int put_object(s3_worker_t *w, const char *key, const char *ctype,
     return rc;
 }
 
+static int plan_object_exists(s3_worker_t *w, const char *key)
+{
+    s3_resp_t r;
+    char err[256];
+    int rc = s3_call(w, "HEAD", key, NULL, NULL, NULL, 0, 0, 0, &r, err,
+                     sizeof(err)) == 0 &&
+             r.status == 200;
+    resp_clear(&r);
+    return rc;
+}
+
 static void upload(s3_worker_t *w, const s3_batch_t *b, s3_outcome_t *o)
 {
     s3_sink_t *s = w->s;
@@ -459,6 +473,10 @@ static void upload(s3_worker_t *w, const s3_batch_t *b, s3_outcome_t *o)
     o->status = ES_OK;
     if (es_aws_provider_get(s->creds, &w->creds, err, sizeof(err))) {
         fail_text(o, ES_RETRY, err);
+        goto done;
+    }
+    if (b->alt_key && plan_object_exists(w, b->alt_key)) {
+        o->existed = 1;
         goto done;
     }
     if (p.gzip) {
