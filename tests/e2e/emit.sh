@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The host producer: a handler's emitted events reach their topic keyed by
+# tenant, and KAFKA_ENABLED=false turns emits and dead letters into counted,
+# logged-once no-ops while consumption goes on.
+. "$(dirname "$0")/lib.sh"
+
+PLUGINS="$ES_TMP/plugins"
+mkdir -p "$PLUGINS"
+ln -s "$ES_PLUGIN_DIR/file.so" "$PLUGINS/file.so"
+ln -s "$BUILD_DIR/tests/plugins/.libs/echo.so" "$PLUGINS/echo.so"
+es_start_broker -t in:2 -t echo-out:2 -t eventstream.dlq:1
+OUT="$ES_TMP/out.jsonl"
+CONFIG=$(es_config emit "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
+  \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/state\",
+  \"instances\": {\"echo\": {\"plugin\": \"echo\", \"config\": {\"topic\": \"echo-out\"}},
+                  \"out\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"in\"], \"destinations\": [\"echo\", \"out\"]}]
+}")
+
+es_start_daemon "$CONFIG"
+python3 "$SRC_DIR/tests/e2e/gen_events.py" 500 --keyed >"$ES_TMP/a.txt"
+es_produce in "$ES_TMP/a.txt"
+es_consume echo-out 500 "$ES_TMP/echo.txt" "$BOOTSTRAP" '%k\t%s\n'
+es_eq "500 emitted events arrive" 500 "$(es_count "$ES_TMP/echo.txt")"
+es_check "emitted ids derive from the input ids" \
+    cmp -s <(python3 -c '
+import json,sys
+print("\n".join(sorted("echo-" + json.loads(l.split("\t",1)[1])["id"] for l in open(sys.argv[1]))))' "$ES_TMP/a.txt") \
+    <(python3 -c '
+import json,sys
+print("\n".join(sorted(json.loads(l.split("\t",1)[1])["id"] for l in open(sys.argv[1]))))' "$ES_TMP/echo.txt")
+es_check "emitted events are keyed by tenant" python3 -c '
+import json,sys
+for l in open(sys.argv[1]):
+    k, v = l.rstrip("\n").split("\t", 1)
+    e = json.loads(v)
+    assert k == e.get("tenantid", e["data"].get("tenantId")), (k, v)' "$ES_TMP/echo.txt"
+es_stop_daemon TERM
+
+# KAFKA_ENABLED=false: consumption continues, publishing is skipped.
+KAFKA_ENABLED=false es_start_daemon "$CONFIG"
+python3 "$SRC_DIR/tests/e2e/gen_events.py" 100 --start 1000 --keyed >"$ES_TMP/b.txt"
+printf 'x\t{"broken"\n' >>"$ES_TMP/b.txt"
+es_produce in "$ES_TMP/b.txt"
+es_wait_lines "$OUT" 600 30 || true
+es_eq "file sink still receives with KAFKA_ENABLED=false" 600 "$(es_count "$OUT")"
+es_wait_log 'dead letter skipped \(KAFKA_ENABLED=false\)' 20 || true
+es_eq "disabled publishing is logged once" 1 "$(grep -c 'KAFKA_ENABLED=false: Kafka publishing is off' "$ES_DAEMON_LOG")"
+es_check "skipped dead letter logs its reason" grep -q 'dead letter skipped (KAFKA_ENABLED=false).*invalid JSON' "$ES_DAEMON_LOG"
+es_stop_daemon TERM
+es_consume_all echo-out "$ES_TMP/echo2.txt"
+es_eq "nothing emitted while disabled" 500 "$(es_count "$ES_TMP/echo2.txt")"
+es_consume_all eventstream.dlq "$ES_TMP/dlq.txt"
+es_eq "no dead letter produced while disabled" 0 "$(es_count "$ES_TMP/dlq.txt")"
+es_finish
