@@ -365,6 +365,7 @@ static s3_slot_t *slot_get(s3_sink_t *s, const char *topic, int32_t partition,
     }
     sl->partition = partition;
     sl->hash = h;
+    sl->blocked_at = -1;
     plans_load(s, sl);
     sl->hnext = s->buckets[i];
     s->buckets[i] = sl;
@@ -644,6 +645,20 @@ static void deliver_one(s3_sink_t *s, const es_event_t *ev, es_result_t *r)
         set_result(r, ES_FAIL, "s3: event larger than max_buffer_bytes");
         return;
     }
+    if (sl->blocked_at >= 0) {
+        uint64_t now = now_ms();
+        if (ev->offset > sl->blocked_at && now - sl->blocked_ms < S3_BLOCK_MS) {
+            set_result(r, ES_RETRY,
+                       "s3: waiting for an earlier event of this "
+                       "partition (buffer was full)");
+            return;
+        }
+        /* The rejected event is back, or it is not coming (dead-lettered):
+         * in that case the hole ends the open batch. */
+        if (ev->offset > sl->blocked_at)
+            seal(s, sl);
+        sl->blocked_at = -1;
+    }
     s3_batch_t *b = sl->open;
     /* Batches hold increasing offsets only (a retried event comes back
      * behind later ones), and never run past a replayed plan's end. */
@@ -653,9 +668,8 @@ static void deliver_one(s3_sink_t *s, const es_event_t *ev, es_result_t *r)
         seal(s, sl);
     if (used_bytes(s) + line > (size_t)c->max_buffer_bytes) {
         relieve_pressure(s);
-        /* Whatever follows this event in the slot must not join a batch
-         * this event would have belonged to. */
-        seal(s, sl);
+        sl->blocked_at = ev->offset;
+        sl->blocked_ms = now_ms();
         set_result(r, ES_RETRY,
                    "s3: buffer full (max_buffer_bytes), "
                    "uploads behind");

@@ -15,6 +15,8 @@
 #include "es_aws_credentials.h"
 
 #define S3_MAX_PLANS 32
+/* How long later events wait for a rejected one to come back. */
+#define S3_BLOCK_MS 30000
 
 typedef struct s3_config_s {
     char *bucket;
@@ -67,6 +69,10 @@ typedef struct s3_slot_s {
     s3_batch_t *open;
     int64_t plan_s[S3_MAX_PLANS], plan_e[S3_MAX_PLANS];
     int nplans;
+    /* Offset of an event answered RETRY for lack of memory: later events of
+     * the slot wait for it, so a batch never has a hole (-1: none). */
+    int64_t blocked_at;
+    uint64_t blocked_ms;
     struct s3_slot_s *hnext;
     struct s3_slot_s *lnext; /* list of all slots, for age checks */
 } s3_slot_t;
