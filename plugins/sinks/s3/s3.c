@@ -562,9 +562,42 @@ static s3_batch_t *batch_open(s3_sink_t *s, s3_slot_t *sl, const es_event_t *ev)
     return b;
 }
 
+void s3_batch_recycle(s3_sink_t *s, s3_batch_t *b)
+{
+    pthread_mutex_lock(&s->lock);
+    if (b->cap == (size_t)s->cfg.max_object_bytes &&
+        s->nspare < S3_SPARE_BUFFERS) {
+        s->spare[s->nspare++] = b->buf;
+        b->buf = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    s3_batch_free(b);
+}
+
+static char *take_spare(s3_sink_t *s)
+{
+    char *buf = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->nspare > 0)
+        buf = s->spare[--s->nspare];
+    pthread_mutex_unlock(&s->lock);
+    return buf;
+}
+
 static int batch_append(s3_sink_t *s, s3_batch_t *b, const es_event_t *ev)
 {
     size_t need = b->len + ev->json_len + 1;
+    size_t full = (size_t)s->cfg.max_object_bytes;
+    if (need > b->cap && need <= full && b->cap < full && need > S3_BIG_BATCH) {
+        char *spare = take_spare(s);
+        if (spare) {
+            if (b->len)
+                memcpy(spare, b->buf, b->len);
+            free(b->buf);
+            b->buf = spare;
+            b->cap = full;
+        }
+    }
     if (need > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < need)
@@ -722,6 +755,8 @@ static void s3_destroy(void *instance)
         sl = next;
     }
     free(s->buckets);
+    for (int i = 0; i < s->nspare; i++)
+        free(s->spare[i]);
     es_aws_provider_destroy(s->creds);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);

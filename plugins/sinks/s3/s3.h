@@ -17,6 +17,9 @@
 #define S3_MAX_PLANS 32
 /* How long later events wait for a rejected one to come back. */
 #define S3_BLOCK_MS 30000
+#define S3_SPARE_BUFFERS 4
+/* Batches growing past this take a full-size spare buffer. */
+#define S3_BIG_BATCH (1u << 20)
 
 typedef struct s3_config_s {
     char *bucket;
@@ -96,12 +99,18 @@ typedef struct s3_sink_s {
     int stopping;
     pthread_t *workers;
     long nworkers;
+    /* Full-size batch buffers kept for reuse (guarded by lock): fresh
+     * multi-MiB buffers cost a page fault per 4 KiB on every batch. */
+    char *spare[S3_SPARE_BUFFERS];
+    int nspare;
 } s3_sink_t;
 
 /* upload.c */
 int s3_workers_start(s3_sink_t *s, char *errstr, size_t errstr_size);
 void s3_workers_stop(s3_sink_t *s);
 void s3_batch_free(s3_batch_t *b);
+/* Frees a batch, keeping its buffer for reuse when it is a full-size one. */
+void s3_batch_recycle(s3_sink_t *s, s3_batch_t *b);
 /* Percent-encodes per S3 rules (unreserved and, if keep_slash, '/'). */
 char *s3_uri_encode(const char *s, int keep_slash);
 

@@ -570,7 +570,7 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&s->lock);
         s->queued_bytes -= b->len;
         pthread_mutex_unlock(&s->lock);
-        s3_batch_free(b);
+        s3_batch_recycle(s, b);
     }
     curl_easy_cleanup(w->curl);
     free(w->part);
