@@ -1,10 +1,6 @@
 /*
  * Amazon MSK IAM SASL/OAUTHBEARER tokens (see msk_iam.h for the layers).
  */
-#ifdef HAVE_CONFIG_H
-#include "config.h"
-#endif
-
 #include "msk_iam.h"
 
 #include <ctype.h>
@@ -20,10 +16,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0"
-#endif
-#define ES_MSK_IAM_USER_AGENT "eventstream/" PACKAGE_VERSION
+/* The Go signer sends "<lib>/<version>/<runtime>"; ours names librdkafka. */
+#define ES_MSK_IAM_USER_AGENT_PREFIX "eventstream/librdkafka-"
 #define ES_MSK_IAM_PRINCIPAL "aws_msk_iam"
 /* sasl.oauthbearer.config value carrying the signer id and the region. */
 #define ES_MSK_IAM_CONF_TAG "es_msk_iam"
@@ -523,7 +517,12 @@ int es_msk_iam_token_build(const es_aws_credentials_t *creds,
     sb_put(&url, "/?");
     sb_put(&url, query);
     sb_put(&url, "&User-Agent=");
-    sb_put_enc(&url, user_agent ? user_agent : ES_MSK_IAM_USER_AGENT);
+    if (user_agent) {
+        sb_put_enc(&url, user_agent);
+    } else {
+        sb_put_enc(&url, ES_MSK_IAM_USER_AGENT_PREFIX);
+        sb_put_enc(&url, rd_kafka_version_str());
+    }
     if (url.oom)
         goto oom;
     out->value = base64url(url.s, url.len);
@@ -742,7 +741,7 @@ static int issue_token(const char *conf_tag, es_msk_iam_token_t *tok,
     *msk_out = msk;
     memset(&creds, 0, sizeof(creds));
     if (es_aws_provider_get(msk->provider, &creds, perr, sizeof(perr)) != 0) {
-        fmt_err(errstr, errstr_size, "MSK IAM: no AWS credentials: %s", perr);
+        fmt_err(errstr, errstr_size, "MSK IAM: %s", perr);
         goto done;
     }
     rc = es_msk_iam_token_build(&creds, region, time(NULL), NULL, tok, errstr,

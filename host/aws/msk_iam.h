@@ -125,7 +125,7 @@ typedef struct es_msk_iam_token_s {
  * lifetime_ms = min(sign_time + 900 s, creds->expiration when non-zero).
  * Fails when the credentials are empty or already expired at sign_time, or
  * the region is not a valid region name. `user_agent` NULL = the default
- * ("eventstream/<version>"). Free with es_msk_iam_token_clear().
+ * ("eventstream/librdkafka-<version>"). Free with es_msk_iam_token_clear().
  */
 int es_msk_iam_token_build(const es_aws_credentials_t *creds,
                            const char *region, time_t sign_time,

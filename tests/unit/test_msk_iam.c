@@ -536,7 +536,9 @@ START_TEST(check_missing_credentials_fails_naming_sources)
     ck_assert_int_eq(es_msk_iam_check(conf, err, sizeof(err)), -1);
     ck_assert_ptr_nonnull(strstr(err, "no AWS credentials"));
     ck_assert_ptr_nonnull(strstr(err, "environment"));
-    ck_assert_ptr_nonnull(strstr(err, "IMDS"));
+    ck_assert_ptr_nonnull(strstr(err, "web identity"));
+    ck_assert_ptr_nonnull(strstr(err, "container"));
+    ck_assert_ptr_nonnull(strstr(err, "imds"));
 
     setenv("AWS_ACCESS_KEY_ID", "AKIDCHECK", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "secret-check", 1);
