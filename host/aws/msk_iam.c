@@ -838,6 +838,12 @@ int es_msk_iam_configure(rd_kafka_conf_t *conf, const es_msk_iam_opts_t *opts,
                 proto);
         return -1;
     }
+    conf_str(conf, "sasl.oauthbearer.method", mech, sizeof(mech));
+    if (!strcasecmp(mech, "oidc")) {
+        fmt_err(errstr, errstr_size,
+                "aws_msk_iam: conflicts with sasl.oauthbearer.method=oidc");
+        return -1;
+    }
     if (resolve_region(conf, opts, region, sizeof(region), errstr,
                        errstr_size) != 0)
         return -1;

@@ -486,6 +486,18 @@ START_TEST(configure_rules)
     ck_assert_ptr_nonnull(strstr(err, "security.protocol"));
     rd_kafka_conf_destroy(conf);
 
+    conf =
+        kconf("b-1.x.ap-south-1.amazonaws.com:9098", "SASL_SSL", "OAUTHBEARER");
+    /* Debian's librdkafka 2.0.2 is built without OIDC: then there is
+     * nothing to conflict with */
+    if (rd_kafka_conf_set(conf, "sasl.oauthbearer.method", "oidc", err,
+                          sizeof(err)) == RD_KAFKA_CONF_OK) {
+        ck_assert_int_eq(es_msk_iam_configure(conf, &on, msk, err, sizeof(err)),
+                         -1);
+        ck_assert_ptr_nonnull(strstr(err, "oidc"));
+    }
+    rd_kafka_conf_destroy(conf);
+
     /* no region anywhere */
     conf = kconf("127.0.0.1:9092", "SASL_SSL", "OAUTHBEARER");
     ck_assert_int_eq(es_msk_iam_configure(conf, &on, msk, err, sizeof(err)),
