@@ -688,12 +688,25 @@ static void fake_broker_start(fake_broker_t *fb)
     pthread_create(&fb->thr, NULL, fake_broker_main, fb);
 }
 
+static char last_kafka_error[2048];
+
+static void record_error(rd_kafka_t *rk, int err, const char *reason,
+                         void *opaque)
+{
+    (void)rk;
+    (void)err;
+    (void)opaque;
+    if (strstr(reason, "OAUTHBEARER"))
+        snprintf(last_kafka_error, sizeof(last_kafka_error), "%s", reason);
+}
+
 static rd_kafka_t *msk_client(es_msk_iam_t *msk, int port)
 {
     char brokers[64], err[512];
     es_msk_iam_opts_t opts = {0};
     snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", port);
     rd_kafka_conf_t *conf = kconf(brokers, "SASL_PLAINTEXT", "OAUTHBEARER");
+    rd_kafka_conf_set_error_cb(conf, record_error);
     /* the daemon's property loop: ours are consumed, the rest go on */
     static const char *props[][2] = {
         {"sasl.oauthbearer.method", "aws_msk_iam"},
@@ -762,6 +775,12 @@ START_TEST(wiring_failure_reported_to_librdkafka)
     }
     ck_assert_uint_ge(failures, 1);
     ck_assert_uint_eq(tokens, 0);
+    /* librdkafka surfaces the reason given to set_token_failure() */
+    for (int i = 0; i < 50 && !last_kafka_error[0]; i++)
+        rd_kafka_poll(rk, 100);
+    ck_assert_msg(strstr(last_kafka_error, "MSK IAM: no AWS credentials "
+                                           "found (tried: environment") != NULL,
+                  "error seen: \"%s\"", last_kafka_error);
     rd_kafka_destroy(rk);
     es_msk_iam_destroy(msk);
 }
