@@ -634,12 +634,14 @@ static es_msk_iam_t *reg_acquire(uint64_t id)
     return msk;
 }
 
-static void reg_release(es_msk_iam_t *msk, int ok)
+typedef enum { COUNT_NONE, COUNT_TOKEN, COUNT_FAILURE } count_t;
+
+static void reg_release(es_msk_iam_t *msk, count_t count)
 {
     pthread_mutex_lock(&reg_lock);
-    if (ok)
+    if (count == COUNT_TOKEN)
         msk->tokens++;
-    else
+    else if (count == COUNT_FAILURE)
         msk->failures++;
     if (--msk->users == 0)
         pthread_cond_broadcast(&reg_cond);
@@ -771,7 +773,7 @@ static void refresh_cb(rd_kafka_t *rk, const char *oauthbearer_config,
     if (!ok)
         rd_kafka_oauthbearer_set_token_failure(rk, errstr);
     if (msk)
-        reg_release(msk, ok);
+        reg_release(msk, ok ? COUNT_TOKEN : COUNT_FAILURE);
     if (tok.value)
         OPENSSL_cleanse(tok.value, strlen(tok.value));
     es_msk_iam_token_clear(&tok);
@@ -895,13 +897,8 @@ int es_msk_iam_check(const rd_kafka_conf_t *conf, char *errstr,
         return 0;
     conf_str(conf, "sasl.oauthbearer.config", tag, sizeof(tag));
     int rc = issue_token(tag, &tok, &msk, errstr, errstr_size);
-    if (msk) {
-        /* a check is not a token handed to librdkafka: count nothing */
-        pthread_mutex_lock(&reg_lock);
-        if (--msk->users == 0)
-            pthread_cond_broadcast(&reg_cond);
-        pthread_mutex_unlock(&reg_lock);
-    }
+    if (msk) /* a check hands librdkafka nothing: count nothing */
+        reg_release(msk, COUNT_NONE);
     es_msk_iam_token_clear(&tok);
     return rc;
 }
