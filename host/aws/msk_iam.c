@@ -417,7 +417,7 @@ int es_msk_iam_region_from_brokers(const char *brokers, char *region,
 
     /* the label right before "amazonaws.com" (or "amazonaws.com.cn") */
     char *aws = strstr(host, ".amazonaws.com");
-    if (!aws)
+    if (!aws || (aws[14] && strcmp(aws + 14, ".cn")))
         return -1;
     *aws = '\0';
     char *label = strrchr(host, '.');

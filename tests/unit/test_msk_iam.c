@@ -355,6 +355,7 @@ START_TEST(region_from_brokers)
         {"localhost", NULL},
         {"kafka.example.com:9092,b-1.x.us-east-1.amazonaws.com:9098", NULL},
         {"b-1.x.amazonaws.com:9098", NULL},
+        {"b-1.us-east-1.amazonaws.com.evil.example:9098", NULL},
         {"", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
