@@ -14,6 +14,7 @@
 #include "decode.h"
 #include "../avro/es_avro_hook.h"
 #include "kafka.h"
+#include "msk_iam.h"
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
@@ -1429,6 +1430,8 @@ static int consumer_start(es_pipeline_t *p, consumer_t *c, const char *brokers,
         rd_kafka_conf_destroy(conf);
         return -1;
     }
+    if (es_msk_iam_start(c->rk, errstr, errstr_size))
+        return -1;
     rd_kafka_poll_set_consumer(c->rk);
     rd_kafka_topic_partition_list_t *topics =
         rd_kafka_topic_partition_list_new(4);
