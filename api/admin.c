@@ -214,6 +214,16 @@ static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
     return send_error(c, MHD_HTTP_BAD_REQUEST, why);
 }
 
+/* The Avro schemas the routes' decoders use (docs/avro.md). */
+static enum MHD_Result get_avro_schemas(es_admin_t *a, struct MHD_Connection *c,
+                                        const call_t *call)
+{
+    cJSON *topics = es_pipeline_avro_schemas(a->pipeline);
+    if (!topics)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return send_json(c, MHD_HTTP_OK, topics);
+}
+
 static const route_t routes[] = {
     {"GET", "/health", 1, get_health},
     {"GET", "/ready", 1, get_ready},
@@ -223,6 +233,7 @@ static const route_t routes[] = {
     {"GET", "/v1/schemas", 0, get_schemas},
     {"GET", "/v1/schemas/{topic}", 0, get_schema},
     {"GET", "/v1/usage", 0, get_usage},
+    {"GET", "/schemas", 0, get_avro_schemas},
 };
 
 /* Matches url against a route path; a "{x}" segment is copied to param. */

@@ -3,18 +3,27 @@
  * sink). One module, shared by both: it resolves the standard provider
  * chain and caches temporary credentials until shortly before they expire.
  *
- * Chain, in order (the first source that is configured wins):
+ * Chain, in order (static keys given in opts come first; a source that is
+ * not configured is skipped, one that fails is noted and the chain goes on;
+ * the first that yields credentials wins):
  *   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  *      AWS_SESSION_TOKEN (optional)
  *   2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
  *      (+ AWS_ROLE_SESSION_NAME) via STS AssumeRoleWithWebIdentity
  *   3. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
- *      AWS_CONFIG_FILE (~/.aws/config), profile AWS_PROFILE or "default"
+ *      AWS_CONFIG_FILE (~/.aws/config), profile AWS_PROFILE or "default":
+ *      static keys (aws_access_key_id, aws_secret_access_key,
+ *      aws_session_token), or role_arn + web_identity_token_file
  *   4. container endpoint: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
  *      AWS_CONTAINER_CREDENTIALS_FULL_URI (+ AWS_CONTAINER_AUTHORIZATION_TOKEN
  *      or _TOKEN_FILE)
  *   5. EC2 instance metadata, IMDSv2 (token PUT then GET), unless
  *      AWS_EC2_METADATA_DISABLED=true
+ *
+ * Endpoint overrides from the environment (used when opts leave them NULL):
+ * AWS_ENDPOINT_URL_STS and AWS_EC2_METADATA_SERVICE_ENDPOINT. Plain-http
+ * AWS_CONTAINER_CREDENTIALS_FULL_URI is accepted only for loopback and the
+ * ECS/EKS agent addresses.
  *
  * Secrets are never logged; error messages name sources, never values.
  * Thread-safe: one provider may be shared by threads.
@@ -30,20 +39,23 @@ typedef struct es_aws_credentials_s {
     char secret_access_key[128];
     char session_token[4096]; /* empty when none */
     time_t expiration;        /* 0 when the credentials do not expire */
+    /* Which source gave them, for logs: "config", "environment",
+     * "web-identity", "profile", "container" or "imds". */
+    char source[32];
 } es_aws_credentials_t;
 
 typedef struct es_aws_provider_s es_aws_provider_t;
 
 /* Overrides, all optional (NULL/0 = use the environment or the default). */
 typedef struct es_aws_provider_opts_s {
-    const char *profile;          /* instead of AWS_PROFILE */
-    const char *access_key_id;    /* static credentials from config */
+    const char *profile;       /* instead of AWS_PROFILE */
+    const char *access_key_id; /* static credentials from config */
     const char *secret_access_key;
     const char *session_token;
-    const char *sts_endpoint;     /* default https://sts.amazonaws.com */
-    const char *imds_endpoint;    /* default http://169.254.169.254 */
-    const char *container_host;   /* default http://169.254.170.2 */
-    long timeout_ms;              /* HTTP timeout per source, default 2000 */
+    const char *sts_endpoint;   /* default https://sts.amazonaws.com */
+    const char *imds_endpoint;  /* default http://169.254.169.254 */
+    const char *container_host; /* default http://169.254.170.2 */
+    long timeout_ms;            /* HTTP timeout per source, default 2000 */
 } es_aws_provider_opts_t;
 
 es_aws_provider_t *es_aws_provider_new(const es_aws_provider_opts_t *opts,

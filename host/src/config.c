@@ -206,6 +206,9 @@ static const field_t route_fields[] = {
     FIELD(es_route_conf_t, require_tenant, "require_tenant", F_BOOL, 0),
     FIELD(es_route_conf_t, filters, "filters", F_STRV, 0),
     FIELD(es_route_conf_t, destinations, "destinations", F_STRV, 1),
+    /* Avro input; checked further by host/avro/hook.c. */
+    FIELD(es_route_conf_t, format, "format", F_STRING, 0),
+    FIELD(es_route_conf_t, avro_schemas, "avro_schemas", F_OBJ_REF, 0),
 };
 static const field_t instance_fields[] = {
     FIELD(es_instance_conf_t, plugin, "plugin", F_STRING, 1),
@@ -333,6 +336,7 @@ static int parse_top(parse_ctx_t *ctx, es_config_t *conf)
         FIELD(es_config_t, state_dir, "state_dir", F_STRING, 0),
         FIELD(es_config_t, dead_letter_topic, "dead_letter_topic", F_STRING, 0),
         FIELD(es_config_t, topics_dir, "topics_dir", F_STRING, 0),
+        FIELD(es_config_t, schema_registry, "schema_registry", F_OBJ_REF, 0),
     };
     const cJSON *item;
     cJSON_ArrayForEach(item, conf->root)
@@ -481,6 +485,7 @@ void es_config_destroy(es_config_t *conf)
         es_route_conf_t *r = &conf->routes[i];
         free(r->name);
         free(r->group);
+        free(r->format);
         strv_free(&r->topics);
         strv_free(&r->tenant);
         strv_free(&r->filters);

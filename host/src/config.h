@@ -28,6 +28,8 @@ typedef struct es_route_conf_s {
     int require_tenant;
     es_strv_t filters;
     es_strv_t destinations;
+    char *format;        /* "json" (default) or "avro": see host/avro */
+    cJSON *avro_schemas; /* {topic: local .avsc path}, borrowed; or NULL */
 } es_route_conf_t;
 
 typedef struct es_config_s {
@@ -65,6 +67,8 @@ typedef struct es_config_s {
     size_t instance_count;
     es_route_conf_t *routes;
     size_t route_count;
+
+    cJSON *schema_registry; /* Avro registry settings, borrowed; or NULL */
 } es_config_t;
 
 /* Loads and validates FILE. Returns NULL with errstr "FILE: key: what". */

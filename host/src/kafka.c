@@ -7,6 +7,11 @@
 #include <librdkafka/rdkafka_mock.h>
 #include "log.h"
 #include "metrics.h"
+#include "msk_iam.h"
+
+/* MSK IAM token signer shared by every client that switches it on; made on
+ * first use, freed by es_kafka_global_cleanup() after the last client. */
+static es_msk_iam_t *msk_signer;
 
 int es_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
                       const char *value, char *errstr, size_t errstr_size)
@@ -42,11 +47,27 @@ rd_kafka_conf_t *es_kafka_conf_new(const char *brokers, const cJSON *props,
     if (es_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
                           errstr_size))
         goto fail;
+    es_msk_iam_opts_t msk = {0};
     const cJSON *p;
     cJSON_ArrayForEach(p, props)
     {
-        if (es_kafka_conf_set(conf, p->string, p->valuestring, errstr,
-                              errstr_size))
+        /* sasl.oauthbearer.method=aws_msk_iam, aws_msk_iam(.region) are
+         * ours, not librdkafka's */
+        int r = es_msk_iam_opts_set(&msk, p->string, p->valuestring, errstr,
+                                    errstr_size);
+        if (r < 0 || (r == 0 && es_kafka_conf_set(conf, p->string,
+                                                  p->valuestring, errstr,
+                                                  errstr_size)))
+            goto fail;
+    }
+    if (msk.enabled) {
+        if (!msk_signer &&
+            !(msk_signer = es_msk_iam_new(NULL, errstr, errstr_size)))
+            goto fail;
+        /* missing credentials fail here, at startup, naming the sources */
+        if (es_msk_iam_configure(conf, &msk, msk_signer, errstr,
+                                 errstr_size) ||
+            es_msk_iam_check(conf, errstr, errstr_size))
             goto fail;
     }
     return conf;
@@ -160,6 +181,10 @@ es_producer_t *es_producer_new(const char *brokers, const cJSON *props,
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
+    if (es_msk_iam_start(p->rk, errstr, errstr_size)) {
+        rd_kafka_destroy(p->rk);
+        goto fail;
+    }
     return p;
 fail:
     free(p);
@@ -222,4 +247,10 @@ void es_producer_destroy(es_producer_t *p, int timeout_ms)
         rd_kafka_destroy(p->rk);
     }
     free(p);
+}
+
+void es_kafka_global_cleanup(void)
+{
+    es_msk_iam_destroy(msk_signer);
+    msk_signer = NULL;
 }

@@ -53,6 +53,10 @@ int es_producer_enabled(const es_producer_t *p);
 /* Waits up to timeout_ms for outstanding records, then frees. NULL ok. */
 void es_producer_destroy(es_producer_t *p, int timeout_ms);
 
+/* Frees what the Kafka clients shared (the MSK IAM signer); call after the
+ * last rd_kafka_destroy(). */
+void es_kafka_global_cleanup(void);
+
 /* Parses KAFKA_ENABLED: unset or "true"/"1"/"yes" = enabled. */
 int es_kafka_enabled_from_env(void);
 

@@ -113,6 +113,7 @@ static int run(const char *path)
 done:
     es_admin_stop(admin);
     es_pipeline_destroy(p);
+    es_kafka_global_cleanup();
     es_loader_clear(&loader);
     es_mock_broker_stop(mock);
     es_config_destroy(conf);

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "../avro/es_avro_hook.h"
 #include "kafka.h"
+#include "msk_iam.h"
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
@@ -73,6 +75,7 @@ struct consumer_s {
     size_t nroutes;
     partition_t *parts;
     int joined;
+    int start_at_end; /* auto.offset.reset is latest (the default) */
 };
 
 /* One consumed Kafka record, alive until every delivery of it is done. */
@@ -105,6 +108,7 @@ struct delivery_s {
     int awaiting_plugin;
     int plugin_done;
     int dlq;
+    int redecode; /* Avro: waiting for the schema registry */
     int64_t due_ms;
     atomic_int children;
     atomic_int child_failed;
@@ -152,6 +156,7 @@ struct es_pipeline_s {
     atomic_size_t joined_consumers;
     int64_t last_flush_ms, last_commit_ms;
     es_counter_t *consumed, *decode_failed, *dead_lettered;
+    es_avro_hook_t *avro; /* NULL when no route reads Avro */
 
     es_topics_t *topics; /* NULL when no topics_dir */
     es_usage_t *usage;
@@ -1000,6 +1005,69 @@ static void dispatch_all(es_pipeline_t *p)
             dispatch_instance(p, &p->instances[i]);
 }
 
+static int route_wants(const route_t *r, const char *topic);
+
+static void route_record(es_pipeline_t *p, record_t *rec)
+{
+    consumer_t *c = rec->part->c;
+    const char *topic = rd_kafka_topic_name(rec->msg->rkt);
+    char *tenant = lookup_tenant(p, NULL, topic, rec->msg->key,
+                                 rec->msg->key_len, &rec->dec);
+    es_usage_add(p->usage, tenant, topic, NULL, rec->msg->len);
+    free(tenant);
+    for (size_t i = 0; i < c->nroutes; i++) {
+        if (!route_wants(c->routes[i], topic))
+            continue;
+        es_counter_add(c->routes[i]->consumed, 1);
+        route_event(p, rec, c->routes[i], NULL, 0, NULL);
+    }
+}
+
+/* Avro: the schema registry cannot answer now. The record waits in the
+ * retry heap (later records go on; the offset is not committed past it)
+ * and is decoded again with the host's backoff and attempt limit. */
+static void avro_retry_later(es_pipeline_t *p, delivery_t *d,
+                             const char *reason)
+{
+    int max = p->conf->retry_max_attempts;
+    d->redecode = 1;
+    d->dlq_plugin = "avro";
+    if (max && d->attempt >= (uint32_t)max) {
+        char why[300];
+        snprintf(why, sizeof why, "gave up after %u attempts: %s", d->attempt,
+                 reason);
+        es_counter_add(p->decode_failed, 1);
+        dead_letter(p, d, why);
+        return;
+    }
+    es_log(d->attempt == 1 ? ES_LOG_WARN : ES_LOG_DEBUG, "host",
+           "avro decode will be retried topic=%s offset=%lld attempt=%u: %s",
+           rd_kafka_topic_name(d->rec->msg->rkt),
+           (long long)d->rec->msg->offset, d->attempt, reason);
+    d->due_ms = now_ms() + backoff_ms(p->conf, d->attempt);
+    d->attempt++;
+    heap_push(p, d);
+}
+
+static void avro_redecode(es_pipeline_t *p, delivery_t *d)
+{
+    record_t *rec = d->rec;
+    const char *topic = rd_kafka_topic_name(rec->msg->rkt);
+    char reason[256];
+    es_status_t st = es_avro_hook_decode(p->avro, topic, rec->msg->payload,
+                                         rec->msg->len, rec->headers, rec->nh,
+                                         &rec->dec, reason, sizeof reason);
+    if (st == ES_RETRY) {
+        avro_retry_later(p, d, reason);
+    } else if (st == ES_FAIL) {
+        es_counter_add(p->decode_failed, 1);
+        dead_letter(p, d, reason);
+    } else {
+        route_record(p, rec);
+        delivery_done(p, d);
+    }
+}
+
 static void fire_due_retries(es_pipeline_t *p)
 {
     int64_t now = now_ms();
@@ -1007,6 +1075,8 @@ static void fire_due_retries(es_pipeline_t *p)
         delivery_t *d = heap_pop(p);
         if (d->dlq)
             dead_letter_send(p, d);
+        else if (d->redecode)
+            avro_redecode(p, d);
         else
             enqueue(d->dest, d);
     }
@@ -1079,22 +1149,25 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
     es_counter_add(p->consumed, 1);
     parse_headers(rec);
     char reason[256];
-    if (es_decode_record(m->payload, m->len, rec->headers, rec->nh,
-                         (size_t)p->conf->max_event_bytes, &rec->dec, reason,
-                         sizeof reason)) {
+    es_status_t st = ES_OK;
+    if (es_avro_hook_wants(p->avro, topic))
+        st = es_avro_hook_decode(p->avro, topic, m->payload, m->len,
+                                 rec->headers, rec->nh, &rec->dec, reason,
+                                 sizeof reason);
+    else if (es_decode_record(m->payload, m->len, rec->headers, rec->nh,
+                              (size_t)p->conf->max_event_bytes, &rec->dec,
+                              reason, sizeof reason))
+        st = ES_FAIL;
+    if (st == ES_OK)
+        route_record(p, rec);
+    else if (st == ES_RETRY)
+        avro_retry_later(p, delivery_new(p, rec, NULL, NULL, NULL, NULL),
+                         reason);
+    else {
         es_counter_add(p->decode_failed, 1);
-        dead_letter_record(p, rec, NULL, "decode", reason);
-    } else {
-        char *tenant =
-            lookup_tenant(p, NULL, topic, m->key, m->key_len, &rec->dec);
-        es_usage_add(p->usage, tenant, topic, NULL, m->len);
-        free(tenant);
-        for (size_t i = 0; i < c->nroutes; i++) {
-            if (!route_wants(c->routes[i], topic))
-                continue;
-            es_counter_add(c->routes[i]->consumed, 1);
-            route_event(p, rec, c->routes[i], NULL, 0, NULL);
-        }
+        dead_letter_record(
+            p, rec, NULL,
+            es_avro_hook_wants(p->avro, topic) ? "avro" : "decode", reason);
     }
     record_release(p, rec);
 }
@@ -1185,8 +1258,43 @@ static void set_paused(consumer_t *c, int pause)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/*
+ * A partition the group never committed starts at its current end, looked
+ * up now rather than left to auto.offset.reset: then "consumer joined" in
+ * the log means every event produced after it is seen, which is what a new
+ * subscription promises (and what tests and operators rely on).
+ */
+static void resolve_start_offsets(consumer_t *c,
+                                  rd_kafka_topic_partition_list_t *l)
+{
+    if (!c->start_at_end ||
+        rd_kafka_committed(c->rk, l, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_topic_partition_list_t *fresh =
+        rd_kafka_topic_partition_list_new(l->cnt);
+    for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &l->elems[i];
+        int64_t lo, hi;
+        if (tp->offset >= 0)
+            continue;
+        if (rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition,
+                                             &lo, &hi, 10000) == 0) {
+            tp->offset = hi;
+            rd_kafka_topic_partition_list_add(fresh, tp->topic, tp->partition)
+                ->offset = hi;
+        }
+    }
+    /* Commit the starting point at once: if the first event is still in
+     * flight when the daemon stops, a restart must resume here, not at the
+     * (by then later) end of the partition. */
+    if (fresh->cnt && rd_kafka_commit(c->rk, fresh, 0))
+        es_warn("group=%s: could not commit the starting offsets", c->group);
+    rd_kafka_topic_partition_list_destroy(fresh);
+}
+
 static void partitions_assign(consumer_t *c, rd_kafka_topic_partition_list_t *l)
 {
+    resolve_start_offsets(c, l);
     for (int i = 0; i < l->cnt; i++) {
         partition_t *pt = calloc(1, sizeof *pt);
         pt->c = c;
@@ -1381,6 +1489,12 @@ static int consumer_start(es_pipeline_t *p, consumer_t *c, const char *brokers,
         rd_kafka_conf_destroy(conf);
         return -1;
     }
+    const cJSON *reset =
+        props ? cJSON_GetObjectItemCaseSensitive(props, "auto.offset.reset")
+              : NULL;
+    c->start_at_end = !reset || !strcmp(reset->valuestring, "latest") ||
+                      !strcmp(reset->valuestring, "largest") ||
+                      !strcmp(reset->valuestring, "end");
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
     rd_kafka_conf_set_opaque(conf, c);
@@ -1389,6 +1503,8 @@ static int consumer_start(es_pipeline_t *p, consumer_t *c, const char *brokers,
         rd_kafka_conf_destroy(conf);
         return -1;
     }
+    if (es_msk_iam_start(c->rk, errstr, errstr_size))
+        return -1;
     rd_kafka_poll_set_consumer(c->rk);
     rd_kafka_topic_partition_list_t *topics =
         rd_kafka_topic_partition_list_new(4);
@@ -1522,7 +1638,8 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
     char usage_path[4200];
     snprintf(usage_path, sizeof usage_path, "%s/usage.json", conf->state_dir);
     p->usage = es_usage_new(usage_path);
-    if (instances_init(p, errstr, errstr_size) ||
+    if (es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
+        instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
         consumers_init(p, brokers, errstr, errstr_size))
         goto fail;
@@ -1696,6 +1813,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
     es_producer_destroy(p->producer, 0);
     for (size_t i = 0; i < p->nconsumers; i++)
         consumer_destroy(&p->consumers[i]);
+    es_avro_hook_destroy(p->avro);
     for (size_t i = 0; i < p->nroutes; i++) {
         free(p->routes[i].filters);
         free(p->routes[i].dests);
@@ -1722,6 +1840,7 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
 {
     es_pipeline_t *p = pipeline_alloc(conf, loader);
     int rc = topics_init(p, errstr, errstr_size) ||
+                     es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
                      instances_init(p, errstr, errstr_size) ||
                      routes_init(p, errstr, errstr_size)
                  ? -1
@@ -1731,6 +1850,11 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
     p->ninstances = 0;
     es_pipeline_destroy(p);
     return rc;
+}
+
+cJSON *es_pipeline_avro_schemas(es_pipeline_t *p)
+{
+    return es_avro_hook_schemas(p->avro);
 }
 
 int es_pipeline_ready(es_pipeline_t *p)

@@ -35,6 +35,10 @@ void es_pipeline_destroy(es_pipeline_t *p);
 /* Every consumer group has joined (safe from any thread). */
 int es_pipeline_ready(es_pipeline_t *p);
 
+/* Avro schemas in use per topic (host/avro); a new object the caller owns.
+ * Safe from any thread. */
+cJSON *es_pipeline_avro_schemas(es_pipeline_t *p);
+
 /* Only creates and destroys every instance: for --check-config. */
 int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
                                 char *errstr, size_t errstr_size);

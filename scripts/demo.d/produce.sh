@@ -2,8 +2,11 @@
 # Produces the demo's sample events to the daemon's embedded broker.
 set -euo pipefail
 B=$1
-echo "== producing 10 marketplace listing events (seed 001) and one malformed event"
-python3 "$SRC/tests/e2e/gen_events.py" 20 --keyed | awk 'NR % 2 == 0' |
-    kcat -P -b "$B" -t eventzr.marketplace.listing.created.v1 -K $'\t'
-printf 'bad\t{"specversion":"1.0","source":"marketplace-svc"}\n' |
-    kcat -P -b "$B" -t eventzr.marketplace.listing.created.v1 -K $'\t'
+echo "== producing user profiles with personal data, an order lifecycle for two tenants, and one malformed event"
+python3 "$SRC/scripts/demo.d/events.py" | while IFS=$'\t' read -r topic key json; do
+    printf '%s\t%s\n' "$key" "$json" | kcat -P -b "$B" -t "$topic" -K $'\t'
+    # the order's steps in order, as the services would publish them
+    sleep 0.2
+done
+printf 'bad\t{"specversion":"1.0","source":"user-svc"}\n' |
+    kcat -P -b "$B" -t eventzr.user.profile.updated.v1 -K $'\t'

@@ -1,0 +1,431 @@
+/*
+ * Tests for the AWS credentials chain: every source, against local files and
+ * a loopback Python server (aws_creds_server.py) playing STS, the container
+ * endpoint and IMDSv2.
+ */
+#include "es_aws_credentials.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int server_port;
+static pid_t server_pid;
+static int server_stdin = -1;
+static char tmpdir[256];
+static char base_url[64];
+
+static const char *const aws_env[] = {"AWS_ACCESS_KEY_ID",
+                                      "AWS_SECRET_ACCESS_KEY",
+                                      "AWS_SESSION_TOKEN",
+                                      "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                      "AWS_ROLE_ARN",
+                                      "AWS_ROLE_SESSION_NAME",
+                                      "AWS_SHARED_CREDENTIALS_FILE",
+                                      "AWS_CONFIG_FILE",
+                                      "AWS_PROFILE",
+                                      "AWS_DEFAULT_PROFILE",
+                                      "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                                      "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                      "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                      "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                                      "AWS_EC2_METADATA_DISABLED",
+                                      "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                                      "AWS_ENDPOINT_URL_STS",
+                                      NULL};
+
+static void start_server(void)
+{
+    int in[2], out[2];
+    char script[512], line[64];
+    snprintf(script, sizeof(script), "%s/tests/unit/aws_creds_server.py",
+             ES_TEST_SRCDIR);
+    if (pipe(in) || pipe(out))
+        abort();
+    server_pid = fork();
+    if (server_pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execlp("python3", "python3", script, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    server_stdin = in[1];
+    FILE *f = fdopen(out[0], "r");
+    if (!f || !fgets(line, sizeof(line), f) ||
+        sscanf(line, "port=%d", &server_port) != 1) {
+        fprintf(stderr, "aws_creds_server.py did not start\n");
+        exit(1);
+    }
+    fclose(f);
+    snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", server_port);
+}
+
+static void stop_server(void)
+{
+    if (server_pid > 0) {
+        close(server_stdin);
+        kill(server_pid, SIGTERM);
+        waitpid(server_pid, NULL, 0);
+    }
+}
+
+/* Every test starts from a clean environment with HOME pointing at an empty
+ * directory, so the developer's own ~/.aws never leaks in. */
+static void setup(void)
+{
+    for (size_t i = 0; aws_env[i]; i++)
+        unsetenv(aws_env[i]);
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/es-aws-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    setenv("HOME", tmpdir, 1);
+    /* IMDS on by default would try 169.254.169.254: keep tests local. */
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup of %s failed\n", tmpdir);
+}
+
+static char *write_file(const char *name, const char *content)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(content, f);
+    fclose(f);
+    return path;
+}
+
+static es_aws_provider_t *provider(void)
+{
+    char err[256];
+    es_aws_provider_opts_t o = {0};
+    char sts[96];
+    snprintf(sts, sizeof(sts), "%s/sts", base_url);
+    o.sts_endpoint = sts;
+    o.container_host = base_url;
+    o.timeout_ms = 2000;
+    es_aws_provider_t *p = es_aws_provider_new(&o, err, sizeof(err));
+    ck_assert_msg(p != NULL, "%s", err);
+    return p;
+}
+
+static int stat_count(const char *key)
+{
+    char cmd[256], buf[2048];
+    snprintf(cmd, sizeof(cmd), "curl -s %s/stats", base_url);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    pclose(f);
+    buf[n] = '\0';
+    char pat[160];
+    snprintf(pat, sizeof(pat), "\"%s\": ", key);
+    const char *s = strstr(buf, pat);
+    return s ? atoi(s + strlen(pat)) : 0;
+}
+
+START_TEST(test_env)
+{
+    es_aws_credentials_t c;
+    char err[512];
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+    setenv("AWS_SESSION_TOKEN", "envtoken", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(c.access_key_id, "AKIAENV");
+    ck_assert_str_eq(c.secret_access_key, "envsecret");
+    ck_assert_str_eq(c.session_token, "envtoken");
+    ck_assert_str_eq(c.source, "environment");
+    ck_assert_int_eq(c.expiration, 0);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_static_opts_win)
+{
+    es_aws_credentials_t c;
+    char err[512];
+    es_aws_provider_opts_t o = {0};
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+    o.access_key_id = "AKIACONF";
+    o.secret_access_key = "confsecret";
+    es_aws_provider_t *p = es_aws_provider_new(&o, err, sizeof(err));
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(c.access_key_id, "AKIACONF");
+    ck_assert_str_eq(c.session_token, "");
+    ck_assert_str_eq(c.source, "config");
+    es_aws_provider_destroy(p);
+
+    o.secret_access_key = NULL;
+    ck_assert_ptr_null(es_aws_provider_new(&o, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "secret_access_key"));
+}
+END_TEST
+
+START_TEST(test_env_half_set_is_error)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "AWS_SECRET_ACCESS_KEY"));
+    ck_assert_ptr_null(strstr(err, "AKIAENV")); /* values never echoed */
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_profile_credentials_file)
+{
+    es_aws_credentials_t c;
+    char err[512];
+    setenv("AWS_SHARED_CREDENTIALS_FILE",
+           write_file("credentials",
+                      "[default]\naws_access_key_id = AKIADEF\n"
+                      "aws_secret_access_key = defsecret\n\n"
+                      "[ops]\n# comment\naws_access_key_id=AKIAOPS\n"
+                      "aws_secret_access_key=opssecret\n"
+                      "aws_session_token = opstoken\n"),
+           1);
+    setenv("AWS_PROFILE", "ops", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(c.access_key_id, "AKIAOPS");
+    ck_assert_str_eq(c.secret_access_key, "opssecret");
+    ck_assert_str_eq(c.session_token, "opstoken");
+    ck_assert_str_eq(c.source, "profile");
+    es_aws_provider_destroy(p);
+
+    unsetenv("AWS_PROFILE");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(c.access_key_id, "AKIADEF");
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_profile_home_and_config_file)
+{
+    es_aws_credentials_t c;
+    char err[512];
+    /* ~/.aws/config with "[profile NAME]" sections, found through HOME. */
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/.aws", tmpdir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    write_file(".aws/config", "[profile dev]\nregion = eu-west-1\n"
+                              "aws_access_key_id = AKIADEV\n"
+                              "aws_secret_access_key = devsecret\n");
+    setenv("AWS_PROFILE", "dev", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_str_eq(c.access_key_id, "AKIADEV");
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_web_identity)
+{
+    es_aws_credentials_t c;
+    char err[512];
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE",
+           write_file("token", "web-identity-token-123\n"), 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/es-test", 1);
+    setenv("AWS_ROLE_SESSION_NAME", "sess1", 1);
+    int before = stat_count("POST /sts");
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "WEBAKID-sess1");
+    ck_assert_str_eq(c.secret_access_key, "WEBSECRET");
+    ck_assert_str_eq(c.session_token, "WEBTOKEN");
+    ck_assert_str_eq(c.source, "web-identity");
+    ck_assert_int_gt(c.expiration, time(NULL) + 3000);
+    /* Cached: a second get does not call STS again. */
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(stat_count("POST /sts") - before, 1);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_web_identity_rejected)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", write_file("token", "wrong-token"),
+           1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/es-test", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "HTTP 403 AccessDenied") != NULL, "%s", err);
+    ck_assert_ptr_null(strstr(err, "wrong-token"));
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_web_identity_from_profile)
+{
+    es_aws_credentials_t c;
+    char err[512];
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "[profile wi]\nrole_arn = arn:aws:iam::123456789012:role/es-test"
+             "\nweb_identity_token_file = %s/token\n"
+             "role_session_name = fromprofile\n",
+             tmpdir);
+    write_file("token", "web-identity-token-123");
+    setenv("AWS_CONFIG_FILE", write_file("config", cfg), 1);
+    setenv("AWS_PROFILE", "wi", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "WEBAKID-fromprofile");
+    ck_assert_str_eq(c.source, "profile");
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_container_relative)
+{
+    es_aws_credentials_t c;
+    char err[512];
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/long", 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer container-secret", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "CONTAINERAKID");
+    ck_assert_str_eq(c.session_token, "CONTAINERTOKEN");
+    ck_assert_str_eq(c.source, "container");
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_container_full_uri_token_file_refresh)
+{
+    es_aws_credentials_t c;
+    char err[512], url[128];
+    snprintf(url, sizeof(url), "%s/v2/credentials/short", base_url);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+           write_file("auth", "Bearer container-secret\n"), 1);
+    int before = stat_count("GET /v2/credentials/short");
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "CONTAINERAKID");
+    /* The endpoint hands out credentials valid for 60 s, inside the
+     * five-minute refresh margin: every get refreshes them. */
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(stat_count("GET /v2/credentials/short") - before, 2);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_container_wrong_token)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/long", 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer nope", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "container: endpoint answered HTTP 401") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_container_full_uri_must_be_local_or_https)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://example.com/creds", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "must be https") != NULL, "%s", err);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_imds)
+{
+    es_aws_credentials_t c;
+    char err[512];
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", base_url, 1);
+    int before = stat_count("PUT /latest/api/token");
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "IMDSAKID");
+    ck_assert_str_eq(c.secret_access_key, "IMDSSECRET");
+    ck_assert_str_eq(c.session_token, "IMDSTOKEN");
+    ck_assert_str_eq(c.source, "imds");
+    ck_assert_int_gt(c.expiration, time(NULL) + 3000);
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(stat_count("PUT /latest/api/token") - before, 1);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_nothing_found_lists_sources)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "no AWS credentials found") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "environment:") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "web identity:") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "profile default:") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "container:") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "imds:") != NULL, "%s", err);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+int main(void)
+{
+    start_server();
+    Suite *s = suite_create("aws_credentials");
+    TCase *tc = tcase_create("chain");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_env);
+    tcase_add_test(tc, test_static_opts_win);
+    tcase_add_test(tc, test_env_half_set_is_error);
+    tcase_add_test(tc, test_profile_credentials_file);
+    tcase_add_test(tc, test_profile_home_and_config_file);
+    tcase_add_test(tc, test_web_identity);
+    tcase_add_test(tc, test_web_identity_rejected);
+    tcase_add_test(tc, test_web_identity_from_profile);
+    tcase_add_test(tc, test_container_relative);
+    tcase_add_test(tc, test_container_full_uri_token_file_refresh);
+    tcase_add_test(tc, test_container_wrong_token);
+    tcase_add_test(tc, test_container_full_uri_must_be_local_or_https);
+    tcase_add_test(tc, test_imds);
+    tcase_add_test(tc, test_nothing_found_lists_sources);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    stop_server();
+    return failed ? 1 : 0;
+}
