@@ -356,9 +356,13 @@ size_t th_consume(const char *bootstraps, const char *topic, int partitions,
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *parts =
         rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; p++)
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
+    char *topics = strdup(topic), *save = NULL;
+    for (char *t = strtok_r(topics, ",", &save); t;
+         t = strtok_r(NULL, ",", &save))
+        for (int p = 0; p < partitions; p++)
+            rd_kafka_topic_partition_list_add(parts, t, p)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    free(topics);
     ck_assert_int_eq(rd_kafka_assign(rk, parts), 0);
     rd_kafka_topic_partition_list_destroy(parts);
 
@@ -383,7 +387,7 @@ size_t th_consume(const char *bootstraps, const char *topic, int partitions,
             }
             th_msg_fill(&msgs[n++], rm);
             if (n >= want && extra_until < 0)
-                extra_until = el + 300;
+                extra_until = el + 150;
         }
         rd_kafka_message_destroy(rm);
     }

@@ -91,8 +91,9 @@ typedef struct th_msg_s {
     size_t *hlens;
 } th_msg_t;
 
-/* Reads `topic` (all `partitions`) from the beginning until `want`
- * messages arrived (then 300 ms more, to see duplicates) or timeout. */
+/* Reads `topic` (a comma-separated list; all `partitions` of each) from the
+ * beginning until `want` messages arrived (then 150 ms more, to see
+ * duplicates) or timeout. */
 size_t th_consume(const char *bootstraps, const char *topic, int partitions,
                   size_t want, int timeout_ms, th_msg_t **out);
 void th_msgs_free(th_msg_t *msgs, size_t n);

@@ -487,18 +487,25 @@ START_TEST(test_topic_template)
     fx_deliver(&fx, 0, 14);
     ck_assert_uint_eq(th_wait_completed(fx.host, 14, 10000), 14);
     ck_assert_uint_eq(fx.host->ok, 14);
+    char topics[1024] = "";
     for (int t = 0; t < TENANTS; t++) {
         char topic[128];
         snprintf(topic, sizeof(topic),
-                 "fwd.tenant-%d.eventzr.marketplace.order.created.v1", t);
-        th_msg_t *msgs;
-        size_t got =
-            th_consume(fx.cluster.bootstraps, topic, 1, 2, 10000, &msgs);
-        ck_assert_uint_eq(got, 2);
-        for (size_t i = 0; i < got; i++)
-            ck_assert_int_eq(msg_event_index(&msgs[i], 0) % TENANTS, t);
-        th_msgs_free(msgs, got);
+                 "%sfwd.tenant-%d.eventzr.marketplace.order.created.v1",
+                 t ? "," : "", t);
+        strcat(topics, topic);
     }
+    th_msg_t *msgs;
+    size_t got = th_consume(fx.cluster.bootstraps, topics, 1, 14, 10000, &msgs);
+    check_exactly_once(&fx, msgs, got, 14, 0);
+    for (size_t i = 0; i < got; i++) {
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "fwd.tenant-%ld.eventzr.marketplace.order.created.v1",
+                 msg_event_index(&msgs[i], 0) % TENANTS);
+        ck_assert_str_eq(msgs[i].topic, want);
+    }
+    th_msgs_free(msgs, got);
 
     /* No tenant, or one that makes an illegal topic name: FAIL now. */
     char reason[256];
@@ -699,6 +706,52 @@ START_TEST(test_queue_full_is_backpressure)
 }
 END_TEST
 
+START_TEST(test_fatal_error_recreates_producer)
+{
+    const size_t n = 200;
+    fx_t fx;
+    fx_start(&fx, n);
+    th_topic_create(&fx.cluster, "fatal", 1);
+    char *config = fx_config(&fx, "\"topic\":\"fatal\"");
+    fx_init(&fx, config);
+    free(config);
+    fx_make_events(&fx, n);
+    fx_deliver(&fx, 0, 1);
+    ck_assert_uint_eq(th_wait_completed(fx.host, 1, 10000), 1);
+    /* An idempotence violation is fatal for the producer. */
+    rd_kafka_mock_push_request_errors(
+        fx.cluster.mc, TH_APIKEY_PRODUCE, 1,
+        RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    fx_deliver(&fx, 1, 2);
+    ck_assert_uint_eq(th_wait_completed(fx.host, 2, 10000), 2);
+    /* Fatal is a permanent error class: dead-lettered, never lost. */
+    ck_assert_msg(fx.host->done[2].status == ES_FAIL, "%d %s",
+                  fx.host->done[2].status, fx.host->done[2].reason);
+    ck_assert_ptr_nonnull(strstr(fx.host->done[2].reason, "fatal:"));
+    /* Whatever the host sends next gets through a new producer. */
+    for (int i = 0; i < 50 && th_log_count(fx.host, "re-creating") == 0; i++)
+        th_sleep_ms(100);
+    ck_assert_uint_eq(th_log_count(fx.host, "re-creating"), 1);
+    size_t base = th_completed(fx.host);
+    for (size_t i = 2; i < n; i++) {
+        const es_event_t *b[1] = {&fx.events[i].ev};
+        es_result_t r;
+        th_plugin()->deliver(fx.inst, b, 1, &r);
+        if (r.status == ES_RETRY) { /* still re-creating: back off */
+            th_sleep_ms(50);
+            i--;
+            continue;
+        }
+        ck_assert_int_eq(r.status, ES_PENDING);
+    }
+    ck_assert_uint_eq(th_wait_completed(fx.host, base + n - 2, 10000),
+                      base + n - 2);
+    for (size_t i = 2; i < n; i++)
+        ck_assert_int_eq(fx.host->done[i + 1].status, ES_OK);
+    fx_stop(&fx);
+}
+END_TEST
+
 /* ------------------------------------------------------ flush, destroy */
 
 START_TEST(test_destroy_waits_for_acks)
@@ -855,6 +908,7 @@ static Suite *kafka_sink_suite(void)
     tcase_add_test(tc, test_permanent_errors_fail);
     tcase_add_test(tc, test_queue_full_is_backpressure);
     tcase_add_test(tc, test_destroy_waits_for_acks);
+    tcase_add_test(tc, test_fatal_error_recreates_producer);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -481,11 +481,18 @@ static void ks_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
     char reason[256], fatal[160] = "";
     es_status_t st = ks_classify(m->err);
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+    /* An error that made the idempotent producer fatal is of the fatal
+     * class (FAIL); what the purge before re-creation took back was
+     * never in doubt (RETRY). */
+    if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+        m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT &&
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal)))
+        st = ES_FAIL;
     snprintf(reason, sizeof(reason), "kafka delivery to %s failed: %s: %s%s%s",
              rd_kafka_topic_name(m->rkt), rd_kafka_err2name(m->err),
-             rd_kafka_err2str(m->err), *fatal ? ": " : "", fatal);
+             rd_kafka_err2str(m->err), *fatal ? " (fatal: " : "", fatal);
+    if (*fatal)
+        strncat(reason, ")", sizeof(reason) - strlen(reason) - 1);
     s->host->complete(s->host, token, st, reason);
     atomic_fetch_add(st == ES_FAIL ? &s->n_failed : &s->n_retry, 1);
     ks_done_one(s);
