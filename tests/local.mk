@@ -1,1 +1,52 @@
-# Build rules for tests (filled in by the foundation).
+# Unit tests of the host's modules (Check), and the plugins the loader
+# tests refuse or accept. End-to-end tests live in tests/e2e/ and are run by
+# scripts/test after `make check`.
+HOST_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(RDKAFKA_CFLAGS)
+HOST_TEST_LIBS = host/libeshost.la $(CHECK_LIBS)
+
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_decode tests/unit/test_offsets \
+	tests/unit/test_config tests/unit/test_loader
+TESTS += tests/unit/test_decode tests/unit/test_offsets \
+	tests/unit/test_config tests/unit/test_loader
+endif
+tests_unit_test_decode_SOURCES = tests/unit/test_decode.c
+tests_unit_test_decode_CFLAGS = $(HOST_TEST_CFLAGS)
+tests_unit_test_decode_LDADD = $(HOST_TEST_LIBS)
+tests_unit_test_offsets_SOURCES = tests/unit/test_offsets.c
+tests_unit_test_offsets_CFLAGS = $(HOST_TEST_CFLAGS)
+tests_unit_test_offsets_LDADD = $(HOST_TEST_LIBS)
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_CFLAGS = $(HOST_TEST_CFLAGS)
+tests_unit_test_config_LDADD = $(HOST_TEST_LIBS)
+tests_unit_test_loader_SOURCES = tests/unit/test_loader.c
+tests_unit_test_loader_CFLAGS = $(HOST_TEST_CFLAGS)
+tests_unit_test_loader_LDADD = $(HOST_TEST_LIBS)
+
+# One source, five plugins: good, wrong ABI, small descriptor, missing
+# callback, duplicate name.
+check_LTLIBRARIES += tests/unit/plugins/tp_good.la \
+	tests/unit/plugins/tp_wrongabi.la tests/unit/plugins/tp_small.la \
+	tests/unit/plugins/tp_nodeliver.la tests/unit/plugins/tp_dup.la
+TP_SRC = tests/unit/plugins/test_plugins.c
+tests_unit_plugins_tp_good_la_SOURCES = $(TP_SRC)
+tests_unit_plugins_tp_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DTEST_VARIANT=1
+tests_unit_plugins_tp_good_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+tests_unit_plugins_tp_wrongabi_la_SOURCES = $(TP_SRC)
+tests_unit_plugins_tp_wrongabi_la_CPPFLAGS = $(AM_CPPFLAGS) -DTEST_VARIANT=2
+tests_unit_plugins_tp_wrongabi_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+tests_unit_plugins_tp_small_la_SOURCES = $(TP_SRC)
+tests_unit_plugins_tp_small_la_CPPFLAGS = $(AM_CPPFLAGS) -DTEST_VARIANT=3
+tests_unit_plugins_tp_small_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+tests_unit_plugins_tp_nodeliver_la_SOURCES = $(TP_SRC)
+tests_unit_plugins_tp_nodeliver_la_CPPFLAGS = $(AM_CPPFLAGS) -DTEST_VARIANT=4
+tests_unit_plugins_tp_nodeliver_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+tests_unit_plugins_tp_dup_la_SOURCES = $(TP_SRC)
+tests_unit_plugins_tp_dup_la_CPPFLAGS = $(AM_CPPFLAGS) -DTEST_VARIANT=5
+tests_unit_plugins_tp_dup_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+
+AM_TESTS_ENVIRONMENT = ES_TEST_PLUGIN_DIR=$(abs_top_builddir)/tests/unit/plugins/.libs; \
+	export ES_TEST_PLUGIN_DIR; ES_BUILD_DIR=$(abs_top_builddir); export ES_BUILD_DIR; \
+	ES_SRC_DIR=$(abs_top_srcdir); export ES_SRC_DIR;
+
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/foundation.sh

@@ -1,0 +1,24 @@
+bin_PROGRAMS += host/eventstreamd host/es-broker
+
+# The daemon's modules, also linked into the unit tests.
+noinst_LTLIBRARIES += host/libeshost.la
+host_libeshost_la_SOURCES = \
+	host/src/config.c host/src/config.h \
+	host/src/decode.c host/src/decode.h \
+	host/src/kafka.c host/src/kafka.h \
+	host/src/loader.c host/src/loader.h \
+	host/src/log.c host/src/log.h \
+	host/src/metrics.c host/src/metrics.h \
+	host/src/offsets.c host/src/offsets.h \
+	host/src/pipeline.c host/src/pipeline.h \
+	host/src/state.c host/src/state.h
+host_libeshost_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(SQLITE_CFLAGS)
+host_libeshost_la_LIBADD = $(RDKAFKA_LIBS) $(CJSON_LIBS) $(SQLITE_LIBS)
+
+host_eventstreamd_SOURCES = host/src/main.c
+host_eventstreamd_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS)
+host_eventstreamd_LDADD = host/libeshost.la
+
+host_es_broker_SOURCES = host/src/broker.c
+host_es_broker_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS)
+host_es_broker_LDADD = host/libeshost.la

@@ -1,0 +1,500 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+/* Table-driven parsing: each JSON object the config contains is described
+ * by a field table; keys not in the table are errors. */
+typedef enum field_kind_e {
+    F_STRING = 1,
+    F_INT,
+    F_BOOL,
+    F_STRV,      /* array of non-empty strings */
+    F_OBJ_REF,   /* any object, kept as a borrowed cJSON pointer */
+    F_LOG_LEVEL, /* "error" | "warn" | "info" | "debug" */
+    F_LOG_FORMAT /* "logfmt" | "json" */
+} field_kind_t;
+
+typedef struct field_s {
+    const char *key;
+    field_kind_t kind;
+    size_t offset;
+    int required;
+    long min, max; /* F_INT bounds */
+} field_t;
+
+typedef struct parse_ctx_s {
+    const char *path;
+    char *errstr;
+    size_t errstr_size;
+} parse_ctx_t;
+
+static int fail(parse_ctx_t *ctx, const char *key_path, const char *fmt, ...)
+    ES_PRINTF(3, 4);
+
+static int fail(parse_ctx_t *ctx, const char *key_path, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(ctx->errstr, ctx->errstr_size, "%s: %s: %s", ctx->path,
+             key_path[0] ? key_path : "(top level)", what);
+    return -1;
+}
+
+static void join_path(char *out, size_t size, const char *parent,
+                      const char *key)
+{
+    snprintf(out, size, "%s%s%s", parent, parent[0] ? "." : "", key);
+}
+
+static int parse_strv(parse_ctx_t *ctx, const cJSON *item, const char *path,
+                      es_strv_t *out)
+{
+    if (!cJSON_IsArray(item))
+        return fail(ctx, path, "must be an array of strings");
+    size_t n = (size_t)cJSON_GetArraySize(item);
+    out->v = calloc(n + 1, sizeof(char *));
+    out->n = 0;
+    const cJSON *el;
+    cJSON_ArrayForEach(el, item)
+    {
+        char el_path[256];
+        snprintf(el_path, sizeof el_path, "%s[%zu]", path, out->n);
+        if (!cJSON_IsString(el) || !el->valuestring[0])
+            return fail(ctx, el_path, "must be a non-empty string");
+        out->v[out->n++] = strdup(el->valuestring);
+    }
+    return 0;
+}
+
+static int parse_field(parse_ctx_t *ctx, const field_t *f, const cJSON *item,
+                       const char *path, void *base)
+{
+    char *slot = (char *)base + f->offset;
+    switch (f->kind) {
+    case F_STRING:
+        if (!cJSON_IsString(item) || !item->valuestring[0])
+            return fail(ctx, path, "must be a non-empty string");
+        free(*(char **)slot);
+        *(char **)slot = strdup(item->valuestring);
+        return 0;
+    case F_INT: {
+        double d = item->valuedouble;
+        if (!cJSON_IsNumber(item) || d != (double)(long)d)
+            return fail(ctx, path, "must be an integer");
+        if ((long)d < f->min || (long)d > f->max)
+            return fail(ctx, path, "must be between %ld and %ld, not %ld",
+                        f->min, f->max, (long)d);
+        *(int *)slot = (int)d;
+        return 0;
+    }
+    case F_BOOL:
+        if (!cJSON_IsBool(item))
+            return fail(ctx, path, "must be true or false");
+        *(int *)slot = cJSON_IsTrue(item);
+        return 0;
+    case F_STRV:
+        return parse_strv(ctx, item, path, (es_strv_t *)slot);
+    case F_OBJ_REF:
+        if (!cJSON_IsObject(item))
+            return fail(ctx, path, "must be an object");
+        *(const cJSON **)slot = item;
+        return 0;
+    case F_LOG_LEVEL:
+        if (!cJSON_IsString(item) ||
+            es_log_level_parse(item->valuestring, (es_log_level_t *)slot))
+            return fail(ctx, path,
+                        "must be one of \"error\", \"warn\", \"info\", "
+                        "\"debug\"");
+        return 0;
+    case F_LOG_FORMAT:
+        if (cJSON_IsString(item) && !strcmp(item->valuestring, "logfmt"))
+            *(es_log_format_t *)slot = ES_LOG_LOGFMT;
+        else if (cJSON_IsString(item) && !strcmp(item->valuestring, "json"))
+            *(es_log_format_t *)slot = ES_LOG_JSON;
+        else
+            return fail(ctx, path, "must be \"logfmt\" or \"json\"");
+        return 0;
+    }
+    return fail(ctx, path, "internal: unknown field kind");
+}
+
+static int parse_object(parse_ctx_t *ctx, const cJSON *obj,
+                        const char *obj_path, const field_t *fields,
+                        size_t nfields, void *base)
+{
+    if (!cJSON_IsObject(obj))
+        return fail(ctx, obj_path, "must be an object");
+    const cJSON *item;
+    cJSON_ArrayForEach(item, obj)
+    {
+        char path[256];
+        join_path(path, sizeof path, obj_path, item->string);
+        size_t i;
+        for (i = 0; i < nfields; i++)
+            if (!strcmp(fields[i].key, item->string))
+                break;
+        if (i == nfields)
+            return fail(ctx, path, "unknown key");
+        if (parse_field(ctx, &fields[i], item, path, base))
+            return -1;
+    }
+    for (size_t i = 0; i < nfields; i++) {
+        if (fields[i].required &&
+            !cJSON_GetObjectItemCaseSensitive(obj, fields[i].key)) {
+            char path[256];
+            join_path(path, sizeof path, obj_path, fields[i].key);
+            return fail(ctx, path, "is required");
+        }
+    }
+    return 0;
+}
+
+#define FIELD(type, member, key, kind, req)                                    \
+    {                                                                          \
+        key, kind, offsetof(type, member), req, 0, 0                           \
+    }
+#define INT_FIELD(type, member, key, lo, hi)                                   \
+    {                                                                          \
+        key, F_INT, offsetof(type, member), 0, lo, hi                          \
+    }
+
+/* Sub-objects of the top level are parsed into the same es_config_t. */
+static const field_t kafka_fields[] = {
+    FIELD(es_config_t, brokers, "brokers", F_STRING, 1),
+    FIELD(es_config_t, group_id, "group_id", F_STRING, 0),
+    FIELD(es_config_t, kafka_properties, "properties", F_OBJ_REF, 0),
+};
+static const field_t log_fields[] = {
+    FIELD(es_config_t, log_level, "level", F_LOG_LEVEL, 0),
+    FIELD(es_config_t, log_format, "format", F_LOG_FORMAT, 0),
+};
+static const field_t retry_fields[] = {
+    INT_FIELD(es_config_t, retry_initial_backoff_ms, "initial_backoff_ms", 1,
+              3600000),
+    INT_FIELD(es_config_t, retry_max_backoff_ms, "max_backoff_ms", 1, 86400000),
+    INT_FIELD(es_config_t, retry_max_attempts, "max_attempts", 0, 1000000),
+};
+static const field_t pipeline_fields[] = {
+    INT_FIELD(es_config_t, max_inflight, "max_inflight", 1, 10000000),
+    INT_FIELD(es_config_t, max_event_bytes, "max_event_bytes", 64,
+              100 * 1024 * 1024),
+    INT_FIELD(es_config_t, batch_size, "batch_size", 1, 100000),
+    INT_FIELD(es_config_t, commit_interval_ms, "commit_interval_ms", 10,
+              600000),
+    INT_FIELD(es_config_t, shutdown_timeout_ms, "shutdown_timeout_ms", 0,
+              3600000),
+};
+static const field_t route_fields[] = {
+    FIELD(es_route_conf_t, name, "name", F_STRING, 1),
+    FIELD(es_route_conf_t, topics, "topics", F_STRV, 1),
+    FIELD(es_route_conf_t, group, "group", F_STRING, 0),
+    FIELD(es_route_conf_t, tenant, "tenant", F_STRV, 0),
+    FIELD(es_route_conf_t, require_tenant, "require_tenant", F_BOOL, 0),
+    FIELD(es_route_conf_t, filters, "filters", F_STRV, 0),
+    FIELD(es_route_conf_t, destinations, "destinations", F_STRV, 1),
+};
+static const field_t instance_fields[] = {
+    FIELD(es_instance_conf_t, plugin, "plugin", F_STRING, 1),
+    FIELD(es_instance_conf_t, config, "config", F_OBJ_REF, 0),
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static int parse_instances(parse_ctx_t *ctx, es_config_t *conf,
+                           const cJSON *obj)
+{
+    if (!cJSON_IsObject(obj))
+        return fail(ctx, "instances",
+                    "must be an object of name: {plugin, "
+                    "config}");
+    conf->instance_count = (size_t)cJSON_GetArraySize(obj);
+    conf->instances = calloc(conf->instance_count + 1, sizeof *conf->instances);
+    size_t i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, obj)
+    {
+        char path[256];
+        es_instance_conf_t *inst = &conf->instances[i++];
+        inst->name = strdup(item->string);
+        join_path(path, sizeof path, "instances", item->string);
+        if (!item->string[0])
+            return fail(ctx, path, "instance name must not be empty");
+        if (parse_object(ctx, item, path, instance_fields, N(instance_fields),
+                         inst))
+            return -1;
+    }
+    return 0;
+}
+
+static int check_route_refs(parse_ctx_t *ctx, const es_config_t *conf,
+                            size_t ri)
+{
+    const es_route_conf_t *r = &conf->routes[ri];
+    char path[256];
+    for (size_t j = 0; j < ri; j++) {
+        if (!strcmp(conf->routes[j].name, r->name)) {
+            snprintf(path, sizeof path, "routes[%zu].name", ri);
+            return fail(ctx, path, "duplicate route name \"%s\"", r->name);
+        }
+    }
+    const es_strv_t *lists[] = {&r->filters, &r->destinations};
+    const char *keys[] = {"filters", "destinations"};
+    for (size_t l = 0; l < 2; l++) {
+        for (size_t k = 0; k < lists[l]->n; k++) {
+            if (es_config_instance(conf, lists[l]->v[k]))
+                continue;
+            snprintf(path, sizeof path, "routes[%zu].%s[%zu]", ri, keys[l], k);
+            return fail(ctx, path,
+                        "instance \"%s\" is not defined in "
+                        "\"instances\"",
+                        lists[l]->v[k]);
+        }
+    }
+    if (r->destinations.n == 0) {
+        snprintf(path, sizeof path, "routes[%zu].destinations", ri);
+        return fail(ctx, path, "needs at least one destination");
+    }
+    return 0;
+}
+
+static int parse_routes(parse_ctx_t *ctx, es_config_t *conf, const cJSON *arr)
+{
+    if (!cJSON_IsArray(arr))
+        return fail(ctx, "routes", "must be an array of route objects");
+    conf->route_count = (size_t)cJSON_GetArraySize(arr);
+    conf->routes = calloc(conf->route_count + 1, sizeof *conf->routes);
+    size_t i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, arr)
+    {
+        char path[64];
+        snprintf(path, sizeof path, "routes[%zu]", i);
+        if (parse_object(ctx, item, path, route_fields, N(route_fields),
+                         &conf->routes[i]))
+            return -1;
+        i++;
+    }
+    for (i = 0; i < conf->route_count; i++)
+        if (check_route_refs(ctx, conf, i))
+            return -1;
+    return 0;
+}
+
+static int check_kafka_properties(parse_ctx_t *ctx, const cJSON *props)
+{
+    const cJSON *p;
+    cJSON_ArrayForEach(p, props)
+    {
+        char path[256];
+        join_path(path, sizeof path, "kafka.properties", p->string);
+        if (!cJSON_IsString(p))
+            return fail(ctx, path, "librdkafka properties must be strings");
+    }
+    return 0;
+}
+
+static void set_defaults(es_config_t *conf)
+{
+    conf->group_id = strdup("eventstreamd");
+    conf->plugin_dir = strdup(ES_PLUGIN_DIR);
+    conf->state_dir = strdup("/var/lib/eventstream");
+    conf->dead_letter_topic = strdup("eventstream.dlq");
+    conf->log_level = ES_LOG_INFO;
+    conf->log_format = ES_LOG_LOGFMT;
+    conf->retry_initial_backoff_ms = 100;
+    conf->retry_max_backoff_ms = 30000;
+    conf->retry_max_attempts = 10;
+    conf->max_inflight = 50000;
+    conf->max_event_bytes = 1024 * 1024;
+    conf->batch_size = 1000;
+    conf->commit_interval_ms = 1000;
+    conf->shutdown_timeout_ms = 10000;
+}
+
+/* Top-level keys that hold objects parsed by their own table or function. */
+static int parse_top(parse_ctx_t *ctx, es_config_t *conf)
+{
+    static const field_t top_fields[] = {
+        FIELD(es_config_t, plugin_dir, "plugin_dir", F_STRING, 0),
+        FIELD(es_config_t, state_dir, "state_dir", F_STRING, 0),
+        FIELD(es_config_t, dead_letter_topic, "dead_letter_topic", F_STRING, 0),
+    };
+    const cJSON *item;
+    cJSON_ArrayForEach(item, conf->root)
+    {
+        const char *k = item->string;
+        int rc;
+        if (!strcmp(k, "kafka"))
+            rc =
+                parse_object(ctx, item, k, kafka_fields, N(kafka_fields), conf);
+        else if (!strcmp(k, "log"))
+            rc = parse_object(ctx, item, k, log_fields, N(log_fields), conf);
+        else if (!strcmp(k, "retry"))
+            rc =
+                parse_object(ctx, item, k, retry_fields, N(retry_fields), conf);
+        else if (!strcmp(k, "pipeline"))
+            rc = parse_object(ctx, item, k, pipeline_fields, N(pipeline_fields),
+                              conf);
+        else if (!strcmp(k, "instances"))
+            rc = parse_instances(ctx, conf, item);
+        else if (!strcmp(k, "routes"))
+            rc = 0; /* after instances, whatever the key order */
+        else {
+            size_t i;
+            for (i = 0; i < N(top_fields); i++)
+                if (!strcmp(top_fields[i].key, k))
+                    break;
+            if (i == N(top_fields))
+                return fail(ctx, k, "unknown key");
+            rc = parse_field(ctx, &top_fields[i], item, k, conf);
+        }
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int validate(parse_ctx_t *ctx, es_config_t *conf)
+{
+    if (!conf->brokers)
+        return fail(ctx, "kafka.brokers",
+                    "is required (\"embedded\" or host:port,...)");
+    if (conf->kafka_properties &&
+        check_kafka_properties(ctx, conf->kafka_properties))
+        return -1;
+    if (conf->retry_max_backoff_ms < conf->retry_initial_backoff_ms)
+        return fail(ctx, "retry.max_backoff_ms",
+                    "must not be below retry.initial_backoff_ms");
+    const cJSON *routes =
+        cJSON_GetObjectItemCaseSensitive(conf->root, "routes");
+    if (!routes)
+        return fail(ctx, "routes", "is required");
+    return parse_routes(ctx, conf, routes);
+}
+
+static void json_error_position(const char *text, const char *at, int *line,
+                                int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; p < at && *p; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+es_config_t *es_config_parse(const char *text, const char *path, char *errstr,
+                             size_t errstr_size)
+{
+    parse_ctx_t ctx = {path, errstr, errstr_size};
+    es_config_t *conf = calloc(1, sizeof *conf);
+    conf->path = strdup(path);
+    set_defaults(conf);
+    const char *end = NULL;
+    conf->root = cJSON_ParseWithOpts(text, &end, 1);
+    if (!conf->root) {
+        int line, col;
+        json_error_position(text, end ? end : cJSON_GetErrorPtr(), &line, &col);
+        snprintf(errstr, errstr_size, "%s: line %d, column %d: invalid JSON",
+                 path, line, col);
+        goto fail;
+    }
+    if (!cJSON_IsObject(conf->root)) {
+        fail(&ctx, "", "the config must be a JSON object");
+        goto fail;
+    }
+    if (parse_top(&ctx, conf) || validate(&ctx, conf))
+        goto fail;
+    return conf;
+fail:
+    es_config_destroy(conf);
+    return NULL;
+}
+
+es_config_t *es_config_load(const char *path, char *errstr, size_t errstr_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(errstr, errstr_size, "%s: cannot open: %s", path,
+                 strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, len = 0;
+    char *text = malloc(cap);
+    size_t n;
+    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2)
+            text = realloc(text, cap *= 2);
+    }
+    fclose(f);
+    text[len] = '\0';
+    es_config_t *conf = es_config_parse(text, path, errstr, errstr_size);
+    free(text);
+    return conf;
+}
+
+static void strv_free(es_strv_t *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+}
+
+void es_config_destroy(es_config_t *conf)
+{
+    if (!conf)
+        return;
+    for (size_t i = 0; i < conf->instance_count; i++) {
+        free(conf->instances[i].name);
+        free(conf->instances[i].plugin);
+    }
+    free(conf->instances);
+    for (size_t i = 0; i < conf->route_count; i++) {
+        es_route_conf_t *r = &conf->routes[i];
+        free(r->name);
+        free(r->group);
+        strv_free(&r->topics);
+        strv_free(&r->tenant);
+        strv_free(&r->filters);
+        strv_free(&r->destinations);
+    }
+    free(conf->routes);
+    free(conf->brokers);
+    free(conf->group_id);
+    free(conf->plugin_dir);
+    free(conf->state_dir);
+    free(conf->dead_letter_topic);
+    free(conf->path);
+    cJSON_Delete(conf->root);
+    free(conf);
+}
+
+const es_instance_conf_t *es_config_instance(const es_config_t *conf,
+                                             const char *name)
+{
+    for (size_t i = 0; i < conf->instance_count; i++)
+        if (conf->instances[i].name && !strcmp(conf->instances[i].name, name))
+            return &conf->instances[i];
+    return NULL;
+}
+
+const es_route_conf_t *es_config_route(const es_config_t *conf,
+                                       const char *name)
+{
+    for (size_t i = 0; i < conf->route_count; i++)
+        if (!strcmp(conf->routes[i].name, name))
+            return &conf->routes[i];
+    return NULL;
+}

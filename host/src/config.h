@@ -1,0 +1,74 @@
+/* The daemon's JSON config: parsed, validated, every error naming the file,
+ * the key path and what is wrong. Unknown keys are errors. */
+#ifndef ES_CONFIG_H
+#define ES_CONFIG_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "log.h"
+
+typedef struct es_strv_s {
+    char **v;
+    size_t n;
+} es_strv_t;
+
+typedef struct es_instance_conf_s {
+    char *name;
+    char *plugin;
+    cJSON *config; /* borrowed from es_config_t.root; NULL when absent */
+} es_instance_conf_t;
+
+typedef struct es_route_conf_s {
+    char *name;
+    es_strv_t topics;
+    char *group;      /* consumer group id; NULL = kafka.group_id */
+    es_strv_t tenant; /* where the tenant is found, tried in order */
+    int require_tenant;
+    es_strv_t filters;
+    es_strv_t destinations;
+} es_route_conf_t;
+
+typedef struct es_config_s {
+    char *path;
+    cJSON *root;
+
+    char *brokers; /* "embedded" or a bootstrap list */
+    char *group_id;
+    cJSON *kafka_properties; /* object of string values, borrowed */
+    char *plugin_dir;
+    char *state_dir;
+    char *dead_letter_topic;
+    es_log_level_t log_level;
+    es_log_format_t log_format;
+
+    int retry_initial_backoff_ms;
+    int retry_max_backoff_ms;
+    int retry_max_attempts; /* 0 = retry forever */
+
+    int max_inflight;
+    int max_event_bytes;
+    int batch_size;
+    int commit_interval_ms;
+    int shutdown_timeout_ms;
+
+    es_instance_conf_t *instances;
+    size_t instance_count;
+    es_route_conf_t *routes;
+    size_t route_count;
+} es_config_t;
+
+/* Loads and validates FILE. Returns NULL with errstr "FILE: key: what". */
+es_config_t *es_config_load(const char *path, char *errstr, size_t errstr_size);
+/* Same, from a string; `path` only names the source in messages. */
+es_config_t *es_config_parse(const char *text, const char *path, char *errstr,
+                             size_t errstr_size);
+void es_config_destroy(es_config_t *conf);
+
+const es_instance_conf_t *es_config_instance(const es_config_t *conf,
+                                             const char *name);
+const es_route_conf_t *es_config_route(const es_config_t *conf,
+                                       const char *name);
+
+#endif

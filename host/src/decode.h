@@ -1,0 +1,45 @@
+/* CloudEvents 1.0 decoding of Kafka records: structured mode (a JSON
+ * CloudEvent as the value) and binary mode (ce_ headers + data as value). */
+#ifndef ES_DECODE_H
+#define ES_DECODE_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "eventstream/plugin.h"
+
+typedef struct es_decoded_s {
+    cJSON *ce;        /* owned: the event as a tree */
+    const char *json; /* the event as structured JSON */
+    size_t json_len;
+    char *owned_json; /* non-NULL when json was built (binary mode) */
+    const char *id, *source, *type, *subject, *time; /* point into ce */
+} es_decoded_t;
+
+/*
+ * Decodes one record. In structured mode `json` points at `value` itself
+ * (no copy, no re-serialisation), so value must outlive the result.
+ * Returns 0, or -1 with a precise reason ("missing required attribute
+ * \"id\"", "invalid JSON at byte 12", ...).
+ */
+int es_decode_record(const void *value, size_t len, const es_header_t *headers,
+                     size_t header_count, size_t max_bytes, es_decoded_t *out,
+                     char *reason, size_t reason_size);
+
+/* Validates a parsed CloudEvent object and fills the attribute pointers. */
+int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
+                       size_t reason_size);
+
+void es_decoded_clear(es_decoded_t *d);
+
+/*
+ * Finds a value by a tenant-source spec: "key" (the Kafka key), "data.a.b"
+ * (a path into the event), or a top-level attribute/extension name such as
+ * "tenantid". Strings are returned as is; integers are formatted. Returns a
+ * malloc'd string, or NULL when absent.
+ */
+char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
+                       const char *spec);
+
+#endif

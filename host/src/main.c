@@ -1,0 +1,153 @@
+/* eventstreamd: consumes Kafka, decodes CloudEvents, filters and routes
+ * them to plugin sinks and handlers with at-least-once delivery. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build-config.h"
+#include "config.h"
+#include "kafka.h"
+#include "loader.h"
+#include "log.h"
+#include "pipeline.h"
+
+static volatile sig_atomic_t stop_requested;
+
+/* The first signal asks for a graceful stop; a second one means "now":
+ * exit without committing anything more. */
+static void on_signal(int sig)
+{
+    if (stop_requested)
+        _exit(128 + sig);
+    stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: eventstreamd -c CONFIG.json\n"
+                 "       eventstreamd --check-config CONFIG.json\n"
+                 "       eventstreamd --version\n"
+                 "\n"
+                 "  -c, --config FILE       run with this config\n"
+                 "      --check-config FILE validate the config (and plugin "
+                 "configs), then exit\n"
+                 "  -h, --help              this text\n");
+}
+
+static int load_plugins(const es_config_t *conf, es_loader_t *loader)
+{
+    char err[1024];
+    if (es_loader_load_dir(loader, conf->plugin_dir, err, sizeof err) < 0) {
+        es_err("%s: plugin_dir: %s", conf->path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_config(const char *path)
+{
+    char err[2048];
+    es_config_t *conf = es_config_load(path, err, sizeof err);
+    if (!conf) {
+        fprintf(stderr, "eventstreamd: %s\n", err);
+        return 1;
+    }
+    es_log_setup(conf->log_level, conf->log_format);
+    es_loader_t loader = {0};
+    int rc = 1;
+    if (load_plugins(conf, &loader) == 0 &&
+        es_pipeline_check_instances(conf, &loader, err, sizeof err) == 0) {
+        printf("%s: OK (%zu instance(s), %zu route(s))\n", path,
+               conf->instance_count, conf->route_count);
+        rc = 0;
+    } else if (loader.count || err[0]) {
+        fprintf(stderr, "eventstreamd: %s\n", err);
+    }
+    es_loader_clear(&loader);
+    es_config_destroy(conf);
+    return rc;
+}
+
+static int run(const char *path)
+{
+    char err[2048];
+    es_config_t *conf = es_config_load(path, err, sizeof err);
+    if (!conf) {
+        fprintf(stderr, "eventstreamd: %s\n", err);
+        return 1;
+    }
+    es_log_setup(conf->log_level, conf->log_format);
+    es_loader_t loader = {0};
+    es_mock_broker_t *mock = NULL;
+    es_pipeline_t *p = NULL;
+    int rc = 1;
+    const char *brokers = conf->brokers;
+    if (!strcmp(brokers, "embedded")) {
+        mock = es_mock_broker_start(1, err, sizeof err);
+        if (!mock) {
+            es_err("embedded broker: %s", err);
+            goto done;
+        }
+        brokers = es_mock_broker_bootstrap(mock);
+        es_info("embedded broker started bootstrap=%s", brokers);
+    }
+    if (load_plugins(conf, &loader))
+        goto done;
+    p = es_pipeline_new(conf, &loader, brokers, err, sizeof err);
+    if (!p) {
+        es_err("%s", err);
+        goto done;
+    }
+    es_info("eventstreamd %s running config=%s", PACKAGE_VERSION, path);
+    rc = es_pipeline_run(p, &stop_requested);
+done:
+    es_pipeline_destroy(p);
+    es_loader_clear(&loader);
+    es_mock_broker_stop(mock);
+    es_config_destroy(conf);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", required_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *config = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'k':
+            return check_config(optarg);
+        case 'V':
+            printf("eventstreamd %s (plugin ABI %u)\n", PACKAGE_VERSION,
+                   ES_PLUGIN_ABI_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!config || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return run(config);
+}

@@ -1,0 +1,161 @@
+# Shared helpers for the end-to-end tests. Source it from a test script:
+#   . "$(dirname "$0")/lib.sh"
+# Needs BUILD_DIR (the configured build tree) and SRC_DIR (the source tree);
+# both default to what scripts/test passes.
+set -euo pipefail
+
+: "${SRC_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${BUILD_DIR:=$SRC_DIR/_build}"
+ES_BIN="$BUILD_DIR/host/eventstreamd"
+ES_BROKER_BIN="$BUILD_DIR/host/es-broker"
+ES_PLUGIN_DIR="$BUILD_DIR/build-plugins"
+ES_TMP=$(mktemp -d "${TMPDIR:-/tmp}/es-e2e.XXXXXX")
+ES_PASSED=0
+ES_FAILED=0
+ES_PIDS=()
+ES_DAEMON_PID=""
+ES_DAEMON_LOG=""
+
+es_cleanup() {
+    local pid
+    for pid in "${ES_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${ES_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${ES_KEEP_TMP:-}" = "" ]; then rm -rf "$ES_TMP"; fi
+}
+trap es_cleanup EXIT
+
+es_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# es_check NAME CONDITION-COMMAND... : records a pass or a failure.
+es_check() {
+    local name=$1
+    shift
+    if "$@"; then
+        ES_PASSED=$((ES_PASSED + 1))
+        echo "PASS: $name"
+    else
+        ES_FAILED=$((ES_FAILED + 1))
+        echo "FAIL: $name"
+    fi
+}
+
+# es_eq NAME EXPECTED ACTUAL
+es_eq() {
+    if [ "$2" = "$3" ]; then
+        ES_PASSED=$((ES_PASSED + 1))
+        echo "PASS: $1"
+    else
+        ES_FAILED=$((ES_FAILED + 1))
+        echo "FAIL: $1 (expected '$2', got '$3')"
+    fi
+}
+
+# Prints the summary line and exits non-zero on any failure.
+es_finish() {
+    echo "$ES_PASSED passed, $ES_FAILED failed"
+    [ "$ES_FAILED" -eq 0 ]
+}
+
+# es_start_broker [es-broker args...]: starts a standalone mock broker and
+# sets BOOTSTRAP (and BROKER_PID). Call it again for a second cluster; the
+# previous BOOTSTRAP is then in the caller's hands.
+es_start_broker() {
+    local out="$ES_TMP/broker.$RANDOM.out"
+    "$ES_BROKER_BIN" "$@" >"$out" 2>"$out.err" &
+    BROKER_PID=$!
+    ES_PIDS+=("$BROKER_PID")
+    local i
+    for i in $(seq 1 100); do
+        if grep -q '^bootstrap=' "$out" 2>/dev/null; then
+            BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$out")
+            export BOOTSTRAP
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "es-broker did not start: $(cat "$out.err")" >&2
+    return 1
+}
+
+# es_config NAME JSON: writes a config file and prints its path.
+es_config() {
+    local path="$ES_TMP/$1.json"
+    printf '%s\n' "$2" >"$path"
+    echo "$path"
+}
+
+# es_start_daemon CONFIG [LOG]: starts eventstreamd in the background and
+# waits until every consumer group has been assigned partitions.
+es_start_daemon() {
+    local config=$1
+    ES_DAEMON_LOG=${2:-$ES_TMP/daemon.$RANDOM.log}
+    "$ES_BIN" -c "$config" 2>>"$ES_DAEMON_LOG" &
+    ES_DAEMON_PID=$!
+    ES_PIDS+=("$ES_DAEMON_PID")
+    es_wait_log "consumer joined" 60
+}
+
+# es_stop_daemon [SIGNAL]: stops the daemon and waits for it to exit.
+es_stop_daemon() {
+    local sig=${1:-TERM}
+    [ -n "$ES_DAEMON_PID" ] || return 0
+    kill -s "$sig" "$ES_DAEMON_PID" 2>/dev/null || true
+    local rc=0
+    wait "$ES_DAEMON_PID" 2>/dev/null || rc=$?
+    ES_DAEMON_PID=""
+    return $rc
+}
+
+# es_wait_log PATTERN [SECONDS]: waits for PATTERN (grep -E) in the
+# daemon's log.
+es_wait_log() {
+    local pattern=$1 secs=${2:-30} i
+    for i in $(seq 1 $((secs * 10))); do
+        if grep -qE "$pattern" "$ES_DAEMON_LOG" 2>/dev/null; then return 0; fi
+        if [ -n "$ES_DAEMON_PID" ] && ! kill -0 "$ES_DAEMON_PID" 2>/dev/null; then
+            echo "daemon exited while waiting for '$pattern':" >&2
+            tail -20 "$ES_DAEMON_LOG" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "timed out waiting for '$pattern' in $ES_DAEMON_LOG" >&2
+    tail -20 "$ES_DAEMON_LOG" >&2
+    return 1
+}
+
+# es_produce TOPIC FILE [BROKERS]: one record per line; a line
+# "KEY<TAB>VALUE" sets the key.
+es_produce() {
+    local topic=$1 file=$2 brokers=${3:-$BOOTSTRAP}
+    if grep -q $'\t' "$file"; then
+        kcat -P -b "$brokers" -t "$topic" -K $'\t' -z none <"$file"
+    else
+        kcat -P -b "$brokers" -t "$topic" -z none <"$file"
+    fi
+}
+
+# es_consume TOPIC COUNT OUTFILE [BROKERS] [kcat format]: reads COUNT
+# records from the beginning (gives up after 30 s).
+es_consume() {
+    local topic=$1 count=$2 out=$3 brokers=${4:-$BOOTSTRAP} fmt=${5:-'%s\n'}
+    timeout 30 kcat -C -b "$brokers" -t "$topic" -o beginning -c "$count" \
+        -e -q -f "$fmt" >"$out" 2>/dev/null || true
+}
+
+# es_wait_lines FILE COUNT [SECONDS]: waits until FILE has COUNT lines.
+es_wait_lines() {
+    local file=$1 count=$2 secs=${3:-60} i
+    for i in $(seq 1 $((secs * 10))); do
+        if [ -f "$file" ] && [ "$(wc -l <"$file")" -ge "$count" ]; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# es_count FILE: number of lines (0 if absent).
+es_count() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }

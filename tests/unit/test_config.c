@@ -1,0 +1,100 @@
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+#define BASE_HEAD                                                              \
+    "{\n  \"kafka\": {\"brokers\": \"embedded\"},\n"                           \
+    "  \"instances\": {\"out\": {\"plugin\": \"file\", \"config\": "           \
+    "{\"path\": \"-\"}},\n  \"lua\": {\"plugin\": \"lua\"}},\n"
+
+static void expect_error(const char *text, const char *why)
+{
+    char err[1024] = "";
+    es_config_t *c = es_config_parse(text, "conf.json", err, sizeof err);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, why), "expected \"%s\" in \"%s\"", why, err);
+    ck_assert_msg(!strncmp(err, "conf.json: ", 11), "names the file: %s", err);
+}
+
+START_TEST(valid_config_parses)
+{
+    char err[1024] = "";
+    es_config_t *c = es_config_parse(
+        BASE_HEAD "  \"retry\": {\"max_attempts\": 3},\n"
+                  "  \"routes\": [{\"name\": \"r\", \"topics\": [\"a\", "
+                  "\"b\"], \"filters\": [\"lua\"], \"destinations\": "
+                  "[\"out\"], \"tenant\": [\"data.tenantId\"]}]}",
+        "conf.json", err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->brokers, "embedded");
+    ck_assert_str_eq(c->group_id, "eventstreamd");
+    ck_assert_int_eq(c->retry_max_attempts, 3);
+    ck_assert_int_eq(c->retry_initial_backoff_ms, 100);
+    ck_assert_uint_eq(c->route_count, 1);
+    ck_assert_uint_eq(c->routes[0].topics.n, 2);
+    ck_assert_str_eq(c->routes[0].tenant.v[0], "data.tenantId");
+    ck_assert_ptr_nonnull(es_config_instance(c, "out"));
+    ck_assert_str_eq(es_config_instance(c, "out")->plugin, "file");
+    es_config_destroy(c);
+}
+END_TEST
+
+START_TEST(errors_name_key_and_problem)
+{
+    expect_error(BASE_HEAD "\"routes\": [], \"bogus\": 1}",
+                 "conf.json: bogus: unknown key");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"a\"], \"destinations\": [\"nope\"]}]}",
+                 "routes[0].destinations[0]: instance \"nope\" is not "
+                 "defined");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"a\"], \"destinations\": [\"out\"], "
+                           "\"colour\": \"red\"}]}",
+                 "routes[0].colour: unknown key");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"destinations\": "
+                           "[\"out\"]}]}",
+                 "routes[0].topics: is required");
+    expect_error(BASE_HEAD "\"retry\": {\"max_attempts\": -1}, \"routes\": "
+                           "[]}",
+                 "retry.max_attempts: must be between 0 and");
+    expect_error(BASE_HEAD "\"log\": {\"level\": \"loud\"}, \"routes\": []}",
+                 "log.level: must be one of");
+    expect_error(BASE_HEAD "\"kafka\": {\"brokers\": \"x\", \"properties\": "
+                           "{\"acks\": 1}}, \"routes\": []}",
+                 "kafka.properties.acks: librdkafka properties must be "
+                 "strings");
+    expect_error("{\"routes\": []}", "kafka.brokers: is required");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"a\"], \"destinations\": [\"out\"]}, "
+                           "{\"name\": \"r\", \"topics\": [\"b\"], "
+                           "\"destinations\": [\"out\"]}]}",
+                 "routes[1].name: duplicate route name \"r\"");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": [1], "
+                           "\"destinations\": [\"out\"]}]}",
+                 "routes[0].topics[0]: must be a non-empty string");
+}
+END_TEST
+
+START_TEST(json_syntax_error_has_line_and_column)
+{
+    expect_error("{\n  \"kafka\": {\"brokers\": \"x\"},\n  oops\n}",
+                 "line 3, column ");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, valid_config_parses);
+    tcase_add_test(tc, errors_name_key_and_problem);
+    tcase_add_test(tc, json_syntax_error_has_line_and_column);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
