@@ -717,11 +717,16 @@ static void ks_flush(void *instance)
 
 /* ------------------------------------------------------------- lifecycle */
 
+/* Same rule as the host's own producer: unset, empty, "true", "1" or "yes"
+ * mean enabled; anything else (false, 0, no, off...) switches publishing
+ * off. */
 static int ks_env_disabled(void)
 {
     const char *v = getenv("KAFKA_ENABLED");
-    return v && (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0 ||
-                 strcasecmp(v, "no") == 0 || strcasecmp(v, "off") == 0);
+    if (!v || !*v)
+        return 0;
+    return !(strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+             strcasecmp(v, "yes") == 0);
 }
 
 static void ks_destroy(void *instance);
