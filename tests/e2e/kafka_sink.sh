@@ -11,10 +11,10 @@ BULK=eventzr.marketplace.listing.created.v1
 BIN=eventzr.blockchain.ticket.minted.v1
 N_BULK=${N_BULK:-100000}
 
-es_start_broker -t "$BULK:4" -t "$BIN:2" -t eventstream.dlq:1
+es_start_broker -t "$BULK:32" -t "$BIN:2" -t eventstream.dlq:1
 SRC=$BOOTSTRAP
 # The target keeps a bounded log per partition: spread the bulk topic.
-es_start_broker -t fwd.bulk:16 -t "fwd.$BIN:2"
+es_start_broker -t fwd.bulk:32 -t "fwd.$BIN:2"
 DST=$BOOTSTRAP
 
 config() { # NAME [BIN_TARGET]
