@@ -741,7 +741,7 @@ static int ks_init(const es_host_t *host, const struct cJSON *config,
         return -1;
     }
     s->host = host;
-    s->flush_timeout_ms = 100;
+    s->flush_timeout_ms = 0;
     s->close_timeout_ms = 10000;
     s->compression = 0;
     pthread_mutex_init(&s->lock, NULL);
