@@ -41,6 +41,14 @@ struct instance_s {
     pthread_mutex_t state_lock;
     delivery_t **batch;
     size_t batch_n, batch_cap;
+    /* Reused between dispatches: a fresh 200 KB array per batch meant an
+     * mmap, page faults and munmap every loop turn. */
+    delivery_t **spare;
+    size_t spare_cap;
+    es_event_t *evs;
+    const es_event_t **ptrs;
+    es_result_t *res;
+    size_t scratch_cap;
     es_counter_t *delivered, *retried, *dead_lettered;
     es_histogram_t *latency;
 };
@@ -974,28 +982,47 @@ static void route_event(es_pipeline_t *p, record_t *rec, route_t *route,
 
 /* ---------------------------------------------------------------- dispatch */
 
-static void dispatch_instance(es_pipeline_t *p, instance_t *inst)
+static void ensure_scratch(instance_t *inst, size_t n)
 {
-    size_t n = inst->batch_n;
-    delivery_t **batch = inst->batch;
-    inst->batch = NULL;
-    inst->batch_n = inst->batch_cap = 0;
-    es_event_t *evs = malloc(n * sizeof *evs);
-    const es_event_t **ptrs = malloc(n * sizeof *ptrs);
-    es_result_t *res = calloc(n, sizeof *res);
+    if (n <= inst->scratch_cap)
+        return;
+    inst->evs = realloc(inst->evs, n * sizeof *inst->evs);
+    inst->ptrs = realloc(inst->ptrs, n * sizeof *inst->ptrs);
+    inst->res = realloc(inst->res, n * sizeof *inst->res);
+    inst->scratch_cap = n;
+}
+
+/* Hands up to one pipeline batch of deliveries to the plugin. */
+static void deliver_chunk(es_pipeline_t *p, instance_t *inst,
+                          delivery_t **batch, size_t n)
+{
+    ensure_scratch(inst, n);
     for (size_t i = 0; i < n; i++) {
         delivery_t *d = batch[i];
-        build_event(&evs[i], d->rec, d->out ? &d->out->dec : &d->rec->dec,
+        build_event(&inst->evs[i], d->rec, d->out ? &d->out->dec : &d->rec->dec,
                     d->tenant, d->route->conf->name, d->token, d->attempt);
-        ptrs[i] = &evs[i];
+        inst->ptrs[i] = &inst->evs[i];
+        inst->res[i].status = 0; /* unset: caught as a plugin bug */
+        inst->res[i].reason[0] = '\0';
     }
-    inst->plugin->deliver(inst->handle, ptrs, n, res);
+    inst->plugin->deliver(inst->handle, inst->ptrs, n, inst->res);
     for (size_t i = 0; i < n; i++)
-        apply_result(p, batch[i], res[i].status, res[i].reason);
-    free(res);
-    free(ptrs);
-    free(evs);
-    free(batch);
+        apply_result(p, batch[i], inst->res[i].status, inst->res[i].reason);
+}
+
+static void dispatch_instance(es_pipeline_t *p, instance_t *inst)
+{
+    size_t n = inst->batch_n, max = (size_t)p->conf->batch_size;
+    delivery_t **batch = inst->batch;
+    size_t cap = inst->batch_cap;
+    /* Results may enqueue retries into the instance: give it the spare. */
+    inst->batch = inst->spare;
+    inst->batch_cap = inst->spare_cap;
+    inst->batch_n = 0;
+    for (size_t off = 0; off < n; off += max)
+        deliver_chunk(p, inst, batch + off, n - off < max ? n - off : max);
+    inst->spare = batch;
+    inst->spare_cap = cap;
 }
 
 static void dispatch_all(es_pipeline_t *p)
@@ -1775,6 +1802,10 @@ static void instance_destroy(instance_t *inst)
     }
     es_state_close(inst->state);
     free(inst->batch);
+    free(inst->spare);
+    free(inst->evs);
+    free(inst->ptrs);
+    free(inst->res);
     pthread_mutex_destroy(&inst->state_lock);
 }
 

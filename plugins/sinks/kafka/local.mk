@@ -1,1 +1,23 @@
-# Build rules for plugins/sinks/kafka (none yet).
+# kafka sink: re-publishes events to a (possibly different) Kafka cluster.
+pkgplugin_LTLIBRARIES += plugins/sinks/kafka/kafka.la
+plugins_sinks_kafka_kafka_la_SOURCES = plugins/sinks/kafka/kafka.c \
+	plugins/sinks/kafka/binding.c plugins/sinks/kafka/binding.h
+plugins_sinks_kafka_kafka_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS)
+plugins_sinks_kafka_kafka_la_LIBADD = $(RDKAFKA_LIBS) $(CJSON_LIBS) -lm
+plugins_sinks_kafka_kafka_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_kafka_sink
+tests_unit_test_kafka_sink_SOURCES = tests/unit/test_kafka_sink.c \
+	tests/unit/kafka_sink_harness.c tests/unit/kafka_sink_harness.h
+tests_unit_test_kafka_sink_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DES_TOP_BUILDDIR='"$(abs_top_builddir)"'
+tests_unit_test_kafka_sink_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
+	$(RDKAFKA_CFLAGS)
+tests_unit_test_kafka_sink_LDADD = $(CHECK_LIBS) $(RDKAFKA_LIBS) \
+	$(CJSON_LIBS) -lpthread
+TESTS += tests/unit/test_kafka_sink
+endif
+
+EXTRA_DIST += docs/kafka-sink.md tests/e2e/kafka_sink.sh \
+	scripts/bench-kafka-sink
