@@ -22,6 +22,7 @@
 #include <eventstream/plugin.h>
 
 #include "binding.h"
+#include "msk_iam.h"
 
 _Static_assert(sizeof(void *) >= sizeof(uint64_t),
                "tokens travel as the librdkafka message opaque");
@@ -48,7 +49,9 @@ typedef struct ks_sink_s {
     int keep_headers;
     int flush_timeout_ms;
     int close_timeout_ms;
-    const cJSON *properties; /* borrowed during init only */
+    const cJSON *properties;    /* borrowed during init only */
+    es_msk_iam_opts_t msk_opts; /* MSK IAM switch, from `properties` */
+    es_msk_iam_t *msk;          /* its token signer, when switched on */
 
     /* KAFKA_ENABLED=false: publishes are counted no-ops */
     int disabled;
@@ -312,8 +315,9 @@ static int ks_check_reserved(const char *name, const char *value, char *errstr,
     return 0;
 }
 
-static int ks_apply_properties(const cJSON *props, rd_kafka_conf_t *conf,
-                               char *errstr, size_t errstr_size)
+static int ks_apply_properties(ks_sink_t *s, const cJSON *props,
+                               rd_kafka_conf_t *conf, char *errstr,
+                               size_t errstr_size)
 {
     for (const cJSON *p = props ? props->child : NULL; p; p = p->next) {
         char num[64];
@@ -333,6 +337,14 @@ static int ks_apply_properties(const cJSON *props, rd_kafka_conf_t *conf,
                      p->string);
             return -1;
         }
+        /* sasl.oauthbearer.method=aws_msk_iam and aws_msk_iam.* are the
+         * daemon's MSK IAM switch, not librdkafka properties */
+        int msk = es_msk_iam_opts_set(&s->msk_opts, p->string, value, errstr,
+                                      errstr_size);
+        if (msk < 0)
+            return -1;
+        if (msk == 1)
+            continue;
         if (ks_check_reserved(p->string, value, errstr, errstr_size) != 0 ||
             ks_conf_set(conf, p->string, value, errstr, errstr_size) != 0)
             return -1;
@@ -369,6 +381,21 @@ static void ks_error_cb(rd_kafka_t *rk, int err, const char *reason,
 
 static void ks_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 
+/* MSK IAM: this sink's own token signer (the sink may target another
+ * cluster, region or role than the daemon's consumers). Missing
+ * credentials fail init, naming the sources tried. */
+static int ks_msk_setup(ks_sink_t *s, rd_kafka_conf_t *conf, char *errstr,
+                        size_t errstr_size)
+{
+    if (!s->msk && !(s->msk = es_msk_iam_new(NULL, errstr, errstr_size)))
+        return -1;
+    return es_msk_iam_configure(conf, &s->msk_opts, s->msk, errstr,
+                                errstr_size) ||
+                   es_msk_iam_check(conf, errstr, errstr_size)
+               ? -1
+               : 0;
+}
+
 static rd_kafka_conf_t *ks_make_conf(ks_sink_t *s, char *errstr,
                                      size_t errstr_size)
 {
@@ -381,13 +408,17 @@ static rd_kafka_conf_t *ks_make_conf(ks_sink_t *s, char *errstr,
     if (ks_conf_set(conf, "client.id", client_id, errstr, errstr_size) ||
         ks_conf_set(conf, "partitioner", "murmur2_random", errstr,
                     errstr_size) ||
-        ks_apply_properties(s->properties, conf, errstr, errstr_size) ||
+        ks_apply_properties(s, s->properties, conf, errstr, errstr_size) ||
         ks_conf_set(conf, "bootstrap.servers", s->brokers, errstr,
                     errstr_size) ||
         ks_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
         ks_conf_set(conf, "acks", "all", errstr, errstr_size) ||
         ks_conf_set(conf, "compression.type", ks_compressions[s->compression],
                     errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (s->msk_opts.enabled && ks_msk_setup(s, conf, errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -406,6 +437,10 @@ static int ks_producer_new(ks_sink_t *s, char *errstr, size_t errstr_size)
     if (!rk) {
         rd_kafka_conf_destroy(conf);
         snprintf(errstr, errstr_size, "kafka producer: %s", err);
+        return -1;
+    }
+    if (es_msk_iam_start(rk, errstr, errstr_size)) {
+        rd_kafka_destroy(rk);
         return -1;
     }
     s->rk = rk;
@@ -803,6 +838,7 @@ static void ks_destroy(void *instance)
     ks_producer_destroy(s);
     if (s->conf)
         rd_kafka_conf_destroy(s->conf);
+    es_msk_iam_destroy(s->msk); /* after the last client using it */
     ks_template_free(&s->topic);
     free(s->topic_src);
     free(s->brokers);
