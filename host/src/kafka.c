@@ -55,9 +55,9 @@ rd_kafka_conf_t *es_kafka_conf_new(const char *brokers, const cJSON *props,
          * ours, not librdkafka's */
         int r = es_msk_iam_opts_set(&msk, p->string, p->valuestring, errstr,
                                     errstr_size);
-        if (r < 0 || (r == 0 && es_kafka_conf_set(conf, p->string,
-                                                  p->valuestring, errstr,
-                                                  errstr_size)))
+        if (r < 0 ||
+            (r == 0 && es_kafka_conf_set(conf, p->string, p->valuestring,
+                                         errstr, errstr_size)))
             goto fail;
     }
     if (msk.enabled) {
@@ -65,8 +65,7 @@ rd_kafka_conf_t *es_kafka_conf_new(const char *brokers, const cJSON *props,
             !(msk_signer = es_msk_iam_new(NULL, errstr, errstr_size)))
             goto fail;
         /* missing credentials fail here, at startup, naming the sources */
-        if (es_msk_iam_configure(conf, &msk, msk_signer, errstr,
-                                 errstr_size) ||
+        if (es_msk_iam_configure(conf, &msk, msk_signer, errstr, errstr_size) ||
             es_msk_iam_check(conf, errstr, errstr_size))
             goto fail;
     }

@@ -729,13 +729,12 @@ static void process_completions(es_pipeline_t *p)
 
 /* ---------------------------------------------------------------- routing */
 
-static void build_event(es_event_t *ev, const record_t *rec,
-                        const es_decoded_t *dec, const char *tenant,
-                        const char *route, uint64_t token, uint32_t attempt)
+/* The fields every event view takes from its decoded CloudEvent; callers
+ * fill in where the event came from. */
+static es_event_t event_view(const es_decoded_t *dec, const char *tenant,
+                             const char *route)
 {
-    const rd_kafka_message_t *m = rec->msg;
-    rd_kafka_timestamp_type_t tstype;
-    *ev = (es_event_t){
+    return (es_event_t){
         .json = dec->json,
         .json_len = dec->json_len,
         .ce = dec->ce,
@@ -745,18 +744,28 @@ static void build_event(es_event_t *ev, const record_t *rec,
         .subject = dec->subject,
         .time = dec->time,
         .tenant = tenant,
-        .topic = rd_kafka_topic_name(m->rkt),
-        .partition = m->partition,
-        .offset = m->offset,
-        .timestamp_ms = rd_kafka_message_timestamp(m, &tstype),
-        .key = m->key,
-        .key_len = m->key_len,
-        .headers = rec->headers,
-        .header_count = rec->nh,
         .route = route,
-        .token = token,
-        .attempt = attempt,
+        .attempt = 1,
     };
+}
+
+static void build_event(es_event_t *ev, const record_t *rec,
+                        const es_decoded_t *dec, const char *tenant,
+                        const char *route, uint64_t token, uint32_t attempt)
+{
+    const rd_kafka_message_t *m = rec->msg;
+    rd_kafka_timestamp_type_t tstype;
+    *ev = event_view(dec, tenant, route);
+    ev->topic = rd_kafka_topic_name(m->rkt);
+    ev->partition = m->partition;
+    ev->offset = m->offset;
+    ev->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    ev->key = m->key;
+    ev->key_len = m->key_len;
+    ev->headers = rec->headers;
+    ev->header_count = rec->nh;
+    ev->token = token;
+    ev->attempt = attempt;
 }
 
 /* The route's tenant spec; else the onboarded topic's; else the default
@@ -1935,27 +1944,15 @@ static void dry_event(const dry_t *t, es_event_t *ev, const es_decoded_t *dec,
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    *ev = (es_event_t){
-        .json = dec->json,
-        .json_len = dec->json_len,
-        .ce = dec->ce,
-        .id = dec->id,
-        .source = dec->source,
-        .type = dec->type,
-        .subject = dec->subject,
-        .time = dec->time,
-        .tenant = tenant,
-        .topic = t->topic,
-        .partition = -1,
-        .offset = -1,
-        .timestamp_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
-        .key = t->key,
-        .key_len = t->key_len,
-        .headers = t->headers,
-        .header_count = t->nh,
-        .route = route,
-        .attempt = 1,
-    };
+    *ev = event_view(dec, tenant, route);
+    ev->topic = t->topic;
+    ev->partition = -1;
+    ev->offset = -1;
+    ev->timestamp_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    ev->key = t->key;
+    ev->key_len = t->key_len;
+    ev->headers = t->headers;
+    ev->header_count = t->nh;
 }
 
 static void add_tenant(cJSON *o, const char *tenant)

@@ -47,7 +47,7 @@ extern "C" {
 #define ES_PLUGIN_ENTRY_SYMBOL "es_plugin_entry"
 
 #if defined(__GNUC__)
-#define ES_PRINTF(fmt_idx, args_idx) \
+#define ES_PRINTF(fmt_idx, args_idx)                                           \
     __attribute__((format(printf, fmt_idx, args_idx)))
 #define ES_EXPORT __attribute__((visibility("default")))
 #else
@@ -176,8 +176,8 @@ struct es_host_s {
      * token, or for a token that was not pending, is a plugin bug the host
      * logs and ignores.
      */
-    void (*complete)(const es_host_t *host, uint64_t token,
-                     es_status_t status, const char *reason);
+    void (*complete)(const es_host_t *host, uint64_t token, es_status_t status,
+                     const char *reason);
 
     /*
      * Publishes a new CloudEvent (structured JSON, `json_len` bytes) to
@@ -188,10 +188,9 @@ struct es_host_s {
      * when it cannot be (the plugin should answer RETRY for the parent).
      * With KAFKA_ENABLED=false the call succeeds and publishes nothing.
      */
-    int (*emit)(const es_host_t *host, uint64_t parent_token,
-                const char *topic, const void *key, size_t key_len,
-                const char *json, size_t json_len, char *errstr,
-                size_t errstr_size);
+    int (*emit)(const es_host_t *host, uint64_t parent_token, const char *topic,
+                const void *key, size_t key_len, const char *json,
+                size_t json_len, char *errstr, size_t errstr_size);
 
     /*
      * Small durable key-value state per instance (SQLite in the state
@@ -204,8 +203,8 @@ struct es_host_s {
      */
     int (*state_get)(const es_host_t *host, const char *key, char **value,
                      size_t *value_len);
-    int (*state_put)(const es_host_t *host, const char *key,
-                     const void *value, size_t value_len);
+    int (*state_put)(const es_host_t *host, const char *key, const void *value,
+                     size_t value_len);
     int (*state_delete)(const es_host_t *host, const char *key);
     int (*state_begin)(const es_host_t *host);
     int (*state_commit)(const es_host_t *host);
@@ -242,9 +241,9 @@ struct es_filter_out_s {
 /* ----------------------------------------------------------------- vtable */
 
 typedef struct es_plugin_s {
-    uint32_t abi;  /* ES_PLUGIN_ABI_VERSION the plugin was built against */
-    uint32_t size; /* sizeof(es_plugin_t) the plugin was built against */
-    const char *name;    /* unique, e.g. "file", "https", "lua" */
+    uint32_t abi;     /* ES_PLUGIN_ABI_VERSION the plugin was built against */
+    uint32_t size;    /* sizeof(es_plugin_t) the plugin was built against */
+    const char *name; /* unique, e.g. "file", "https", "lua" */
     const char *version; /* free-form, for logs */
     es_plugin_kind_t kind;
 
@@ -292,11 +291,11 @@ typedef struct es_plugin_s {
  * a plugin may return NULL if it cannot work with that host. */
 typedef const es_plugin_t *(*es_plugin_entry_fn)(uint32_t host_abi);
 
-#define ES_PLUGIN_DEFINE(desc)                                      \
-    ES_EXPORT const es_plugin_t *es_plugin_entry(uint32_t host_abi) \
-    {                                                               \
-        (void)host_abi;                                             \
-        return &(desc);                                             \
+#define ES_PLUGIN_DEFINE(desc)                                                 \
+    ES_EXPORT const es_plugin_t *es_plugin_entry(uint32_t host_abi)            \
+    {                                                                          \
+        (void)host_abi;                                                        \
+        return &(desc);                                                        \
     }
 
 #ifdef __cplusplus
