@@ -60,3 +60,10 @@ tests_plugins_echo_la_SOURCES = tests/plugins/echo_handler.c
 tests_plugins_echo_la_LIBADD = $(CJSON_LIBS)
 tests_plugins_echo_la_LDFLAGS = $(TEST_PLUGIN_LINK)
 EXTRA_DIST += tests/e2e/emit.sh
+
+# A sink whose failure is switched by a file: end-to-end tests of parking.
+check_LTLIBRARIES += tests/plugins/switch.la
+tests_plugins_switch_la_SOURCES = tests/plugins/switch_sink.c
+tests_plugins_switch_la_LIBADD = $(CJSON_LIBS)
+tests_plugins_switch_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+EXTRA_DIST += tests/e2e/parking.sh docs/parking.md

@@ -213,9 +213,43 @@ static const field_t route_fields[] = {
 static const field_t instance_fields[] = {
     FIELD(es_instance_conf_t, plugin, "plugin", F_STRING, 1),
     FIELD(es_instance_conf_t, config, "config", F_OBJ_REF, 0),
+    FIELD(es_instance_conf_t, park_obj, "park", F_OBJ_REF, 0),
+};
+static const field_t park_fields[] = {
+    FIELD(es_park_conf_t, enabled, "enabled", F_BOOL, 0),
+    INT_FIELD(es_park_conf_t, after_ms, "after_ms", 0, 86400000),
+    INT_FIELD(es_park_conf_t, after_attempts, "after_attempts", 0, 1000000),
+    FIELD(es_park_conf_t, topic, "topic", F_STRING, 0),
+    FIELD(es_park_conf_t, group, "group", F_STRING, 0),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* "park": {...} switches parking on with these defaults. */
+static int parse_park(parse_ctx_t *ctx, es_instance_conf_t *inst,
+                      const char *inst_path)
+{
+    if (!inst->park_obj)
+        return 0;
+    char path[300], topic[300];
+    snprintf(path, sizeof path, "%s.park", inst_path);
+    es_park_conf_t *pc = &inst->park;
+    pc->enabled = 1;
+    pc->after_ms = 30000;
+    pc->after_attempts = 5;
+    if (parse_object(ctx, inst->park_obj, path, park_fields, N(park_fields),
+                     pc))
+        return -1;
+    if (!pc->topic) {
+        snprintf(topic, sizeof topic, "eventstream.park.%s", inst->name);
+        pc->topic = strdup(topic);
+    }
+    if (pc->enabled && !pc->after_ms && !pc->after_attempts)
+        return fail(ctx, path,
+                    "after_ms and after_attempts are both 0: the destination "
+                    "would never be parked (set \"enabled\": false instead)");
+    return 0;
+}
 
 static int parse_instances(parse_ctx_t *ctx, es_config_t *conf,
                            const cJSON *obj)
@@ -237,7 +271,8 @@ static int parse_instances(parse_ctx_t *ctx, es_config_t *conf,
         if (!item->string[0])
             return fail(ctx, path, "instance name must not be empty");
         if (parse_object(ctx, item, path, instance_fields, N(instance_fields),
-                         inst))
+                         inst) ||
+            parse_park(ctx, inst, path))
             return -1;
     }
     return 0;
@@ -375,6 +410,34 @@ static int parse_top(parse_ctx_t *ctx, es_config_t *conf)
     return 0;
 }
 
+/* A park topic consumed by a route, shared by two destinations or used for
+ * dead letters would mix events that must stay apart. */
+static int check_park_topics(parse_ctx_t *ctx, const es_config_t *conf)
+{
+    for (size_t i = 0; i < conf->instance_count; i++) {
+        const es_instance_conf_t *ic = &conf->instances[i];
+        if (!ic->park.enabled)
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "instances.%s.park.topic", ic->name);
+        const char *t = ic->park.topic;
+        if (!strcmp(t, conf->dead_letter_topic))
+            return fail(ctx, path, "\"%s\" is the dead-letter topic", t);
+        for (size_t k = 0; k < i; k++)
+            if (conf->instances[k].park.enabled &&
+                !strcmp(conf->instances[k].park.topic, t))
+                return fail(ctx, path, "\"%s\" is also instance %s's park "
+                            "topic", t, conf->instances[k].name);
+        for (size_t r = 0; r < conf->route_count; r++)
+            for (size_t k = 0; k < conf->routes[r].topics.n; k++)
+                if (!strcmp(conf->routes[r].topics.v[k], t))
+                    return fail(ctx, path,
+                                "\"%s\" is consumed by route \"%s\"", t,
+                                conf->routes[r].name);
+    }
+    return 0;
+}
+
 static int validate(parse_ctx_t *ctx, es_config_t *conf)
 {
     if (!conf->brokers)
@@ -396,7 +459,7 @@ static int validate(parse_ctx_t *ctx, es_config_t *conf)
         cJSON_GetObjectItemCaseSensitive(conf->root, "routes");
     if (!routes)
         return fail(ctx, "routes", "is required");
-    return parse_routes(ctx, conf, routes);
+    return parse_routes(ctx, conf, routes) || check_park_topics(ctx, conf);
 }
 
 static void json_error_position(const char *text, const char *at, int *line,
@@ -479,6 +542,8 @@ void es_config_destroy(es_config_t *conf)
     for (size_t i = 0; i < conf->instance_count; i++) {
         free(conf->instances[i].name);
         free(conf->instances[i].plugin);
+        free(conf->instances[i].park.topic);
+        free(conf->instances[i].park.group);
     }
     free(conf->instances);
     for (size_t i = 0; i < conf->route_count; i++) {

@@ -14,10 +14,22 @@ typedef struct es_strv_s {
     size_t n;
 } es_strv_t;
 
+/* Parking a failing destination (docs/parking.md); enabled when the
+ * instance has a "park" object. */
+typedef struct es_park_conf_s {
+    int enabled;
+    int after_ms;       /* failing this long without a success; 0 = off */
+    int after_attempts; /* one event failed this often; 0 = off */
+    char *topic;        /* default eventstream.park.<instance> */
+    char *group;        /* NULL: <kafka.group_id>.park.<instance> */
+} es_park_conf_t;
+
 typedef struct es_instance_conf_s {
     char *name;
     char *plugin;
     cJSON *config; /* borrowed from es_config_t.root; NULL when absent */
+    cJSON *park_obj; /* borrowed; parsed into `park` */
+    es_park_conf_t park;
 } es_instance_conf_t;
 
 typedef struct es_route_conf_s {

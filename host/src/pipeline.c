@@ -110,6 +110,8 @@ static delivery_t *heap_pop(es_pipeline_t *p)
 static void record_done(es_pipeline_t *p, record_t *rec)
 {
     partition_t *part = rec->part;
+    if (rec->origin)
+        pl_park_record_done(rec);
     es_offsets_done(part->offsets, rec->msg->offset);
     part->inflight--;
     p->inflight--;
@@ -166,6 +168,11 @@ static void delivery_done(es_pipeline_t *p, delivery_t *d)
     pl_record_release(p, rec);
 }
 
+void pl_delivery_done(es_pipeline_t *p, delivery_t *d)
+{
+    delivery_done(p, d);
+}
+
 /* ------------------------------------------------------------ dead letters */
 
 static void add_header(rd_kafka_headers_t *h, const char *name,
@@ -177,16 +184,17 @@ static void add_header(rd_kafka_headers_t *h, const char *name,
 static rd_kafka_headers_t *dead_letter_headers(const delivery_t *d)
 {
     const rd_kafka_message_t *m = d->rec->msg;
+    const park_origin_t *o = d->rec->origin; /* replayed: where it came from */
     rd_kafka_headers_t *h = rd_kafka_headers_new(d->rec->nh + 8);
     char num[32];
     add_header(h, "es_reason", d->reason);
     add_header(h, "es_route", d->route ? d->route->conf->name : "");
     add_header(h, "es_destination", d->dest ? d->dest->conf->name : "");
     add_header(h, "es_plugin", d->dest ? d->dest->plugin->name : d->dlq_plugin);
-    add_header(h, "es_topic", rd_kafka_topic_name(m->rkt));
-    snprintf(num, sizeof num, "%d", (int)m->partition);
+    add_header(h, "es_topic", pl_rec_topic(d->rec));
+    snprintf(num, sizeof num, "%d", (int)(o ? o->partition : m->partition));
     add_header(h, "es_partition", num);
-    snprintf(num, sizeof num, "%lld", (long long)m->offset);
+    snprintf(num, sizeof num, "%lld", (long long)(o ? o->offset : m->offset));
     add_header(h, "es_offset", num);
     snprintf(num, sizeof num, "%u", d->attempt);
     add_header(h, "es_attempts", num);
@@ -211,9 +219,11 @@ static int64_t backoff_ms(const es_config_t *c, uint32_t attempt)
 static void dead_letter_send(es_pipeline_t *p, delivery_t *d)
 {
     const rd_kafka_message_t *m = d->rec->msg;
+    const park_origin_t *o = d->rec->origin;
     char err[512];
-    int rc = es_producer_send(p->producer, p->conf->dead_letter_topic, m->key,
-                              m->key_len, m->payload, m->len,
+    int rc = es_producer_send(p->producer, p->conf->dead_letter_topic,
+                              o ? o->key : m->key, o ? o->key_len : m->key_len,
+                              m->payload, m->len,
                               dead_letter_headers(d), d, err, sizeof err);
     if (rc == 0)
         return;
@@ -256,7 +266,7 @@ void pl_dead_letter_record(es_pipeline_t *p, record_t *rec, route_t *route,
 
 /* ------------------------------------------------------ delivery results */
 
-void pl_enqueue(instance_t *inst, delivery_t *d)
+static void enqueue(instance_t *inst, delivery_t *d)
 {
     if (inst->batch_n == inst->batch_cap) {
         inst->batch_cap = inst->batch_cap ? 2 * inst->batch_cap : 64;
@@ -266,11 +276,20 @@ void pl_enqueue(instance_t *inst, delivery_t *d)
     inst->batch[inst->batch_n++] = d;
 }
 
+void pl_enqueue(instance_t *inst, delivery_t *d)
+{
+    if (!inst->park || !pl_park_divert(inst->p, d))
+        enqueue(inst, d);
+}
+
 static void schedule_retry(es_pipeline_t *p, delivery_t *d, const char *reason)
 {
     es_counter_add(d->dest->retried, 1);
+    if (d->dest->park && pl_park_on_retry(p, d))
+        return; /* on its way to the park topic */
     int max = p->conf->retry_max_attempts;
-    if (max && d->attempt >= (uint32_t)max) {
+    /* A replayed event is never given up on while it can be retried. */
+    if (max && d->attempt >= (uint32_t)max && !d->rec->origin) {
         char why[300];
         snprintf(why, sizeof why, "gave up after %u attempts: %s", d->attempt,
                  reason && *reason ? reason : "retry");
@@ -291,7 +310,8 @@ static void schedule_retry(es_pipeline_t *p, delivery_t *d, const char *reason)
 static void observe_latency(delivery_t *d)
 {
     rd_kafka_timestamp_type_t type;
-    int64_t ts = rd_kafka_message_timestamp(d->rec->msg, &type);
+    int64_t ts = d->rec->origin ? d->rec->origin->timestamp_ms
+                                : rd_kafka_message_timestamp(d->rec->msg, &type);
     if (ts <= 0)
         return;
     struct timespec now;
@@ -311,8 +331,10 @@ static void settle(es_pipeline_t *p, delivery_t *d)
         return;
     }
     es_counter_add(d->dest->delivered, 1);
+    if (d->dest->park)
+        pl_park_on_ok(d);
     observe_latency(d);
-    es_usage_add(p->usage, d->tenant, rd_kafka_topic_name(d->rec->msg->rkt),
+    es_usage_add(p->usage, d->tenant, pl_rec_topic(d->rec),
                  d->dest->conf->name,
                  d->out ? d->out->dec.json_len : d->rec->dec.json_len);
     delivery_done(p, d);
@@ -363,6 +385,10 @@ static void on_produced(void *opaque, rd_kafka_resp_err_t err, void *ud)
             atomic_store(&parent->child_failed, 1);
         atomic_fetch_sub(&parent->children, 1);
         settle(p, parent);
+        return;
+    }
+    if ((uintptr_t)opaque & PARK_TAG) {
+        pl_park_produced(p, (delivery_t *)((uintptr_t)opaque & ~PARK_TAG), err);
         return;
     }
     delivery_t *d = opaque; /* a dead letter */
@@ -420,6 +446,8 @@ static void deliver_chunk(es_pipeline_t *p, instance_t *inst,
         pl_build_event(&inst->evs[i], d->rec,
                        d->out ? &d->out->dec : &d->rec->dec, d->tenant,
                        d->route->conf->name, d->token, d->attempt);
+        if (d->rec->origin)
+            pl_park_fix_event(&inst->evs[i], d->rec);
         inst->ptrs[i] = &inst->evs[i];
         inst->res[i].status = 0; /* unset: caught as a plugin bug */
         inst->res[i].reason[0] = '\0';
@@ -701,6 +729,7 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
     if (es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
         instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
+        pl_park_init(p, brokers, errstr, errstr_size) ||
         pl_consumers_init(p, brokers, errstr, errstr_size))
         goto fail;
     return p;
@@ -759,6 +788,7 @@ static void iterate(es_pipeline_t *p, int consume)
         for (size_t i = 0; i < p->nconsumers; i++)
             rd_kafka_poll(p->consumers[i].rk, 0);
     fire_due_retries(p);
+    p->more_work |= pl_park_iterate(p, consume);
     dispatch_all(p);
     int64_t now = now_ms();
     if (now - p->last_flush_ms >= FLUSH_INTERVAL_MS) {
@@ -854,6 +884,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
     if (p->producer && es_producer_handle(p->producer))
         rd_kafka_flush(es_producer_handle(p->producer), 5000);
     abandon_deliveries(p);
+    pl_park_destroy(p); /* after its records are gone */
     if (p->prod_queue)
         rd_kafka_queue_destroy(p->prod_queue);
     es_producer_destroy(p->producer, 0);

@@ -41,6 +41,8 @@ typedef struct partition_s partition_t;
 typedef struct record_s record_t;
 typedef struct output_s output_t;
 typedef struct delivery_s delivery_t;
+typedef struct park_s park_t;
+typedef struct park_origin_s park_origin_t;
 
 struct instance_s {
     es_pipeline_t *p;
@@ -62,6 +64,7 @@ struct instance_s {
     size_t scratch_cap;
     es_counter_t *delivered, *retried, *dead_lettered;
     es_histogram_t *latency;
+    park_t *park; /* NULL: parking is off (pipeline_park.c) */
 };
 
 struct route_s {
@@ -105,6 +108,18 @@ struct record_s {
     size_t nh;
     es_decoded_t dec;
     int pending; /* deliveries not done, plus one while being routed */
+    park_origin_t *origin; /* replayed from a park topic; else NULL */
+};
+
+/* Where a replayed record was first consumed (pipeline_park.c). */
+struct park_origin_s {
+    park_t *park;
+    char *topic, *route, *tenant;
+    int32_t partition;
+    int64_t offset, timestamp_ms;
+    const void *key; /* NULL when the record had none */
+    size_t key_len;
+    uint64_t run, seq;
 };
 
 /* An event a filter produced in place of (or in addition to) the input. */
@@ -186,6 +201,7 @@ struct es_pipeline_s {
 };
 
 #define EMIT_TAG ((uintptr_t)1) /* producer opaque of an emitted event */
+#define PARK_TAG ((uintptr_t)2) /* producer opaque of a parked delivery */
 
 typedef struct collected_s {
     output_t *out;
@@ -213,6 +229,7 @@ void pl_dead_letter_record(es_pipeline_t *p, record_t *rec, route_t *route,
                            const char *plugin, const char *reason);
 void pl_enqueue(instance_t *inst, delivery_t *d);
 void pl_avro_retry_later(es_pipeline_t *p, delivery_t *d, const char *reason);
+void pl_delivery_done(es_pipeline_t *p, delivery_t *d);
 
 /* pipeline_consume.c */
 int pl_consume_some(consumer_t *c);
@@ -240,6 +257,32 @@ void pl_collect_set_route(es_filter_out_t *o, const char *route);
 void pl_collector_clear(collector_t *c);
 void pl_route_record(es_pipeline_t *p, record_t *rec);
 int pl_route_wants(const route_t *r, const char *topic);
+
+/* pipeline_park.c: parking a failing destination (docs/parking.md) */
+int pl_park_init(es_pipeline_t *p, const char *brokers, char *errstr,
+                 size_t errstr_size);
+void pl_park_destroy(es_pipeline_t *p);
+int pl_park_divert(es_pipeline_t *p, delivery_t *d);   /* from pl_enqueue */
+int pl_park_on_retry(es_pipeline_t *p, delivery_t *d); /* schedule_retry */
+void pl_park_on_ok(delivery_t *d);                     /* settle */
+void pl_park_produced(es_pipeline_t *p, delivery_t *d,
+                      rd_kafka_resp_err_t err);           /* on_produced */
+void pl_park_record_done(record_t *rec);                  /* record_done */
+int pl_park_iterate(es_pipeline_t *p, int consume);       /* main loop */
+void pl_park_fix_event(es_event_t *ev, const record_t *rec);
+const char *pl_rec_topic(const record_t *rec);
+/* Pure parts, unit-tested. */
+typedef struct park_policy_s {
+    int after_ms, after_attempts, max_attempts;
+} park_policy_t;
+int pl_park_due(const park_policy_t *pol, uint32_t attempt,
+                int64_t first_fail_ms, int64_t now_ms);
+rd_kafka_headers_t *pl_park_headers(const park_origin_t *o,
+                                    const char *destination,
+                                    const es_header_t *orig, size_t norig);
+int pl_park_parse_headers(const rd_kafka_headers_t *h, park_origin_t *o,
+                          es_header_t **orig, size_t *norig, char *errstr,
+                          size_t errstr_size);
 
 /* pipeline_host.c */
 void pl_host_init(instance_t *inst);

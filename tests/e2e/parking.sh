@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Parking a failing destination (docs/parking.md): two destinations on one
+# topic, one healthy, one failing. The healthy one keeps receiving and the
+# main offsets move on while the other is parked to its own topic; a SIGKILL
+# while parked loses nothing; after recovery the failing one receives every
+# event once, in order per source partition, then goes direct again.
+. "$(dirname "$0")/lib.sh"
+
+PLUGINS="$ES_TMP/plugins"
+mkdir -p "$PLUGINS"
+ln -s "$ES_PLUGIN_DIR/file.so" "$PLUGINS/file.so"
+ln -s "$BUILD_DIR/tests/plugins/.libs/switch.so" "$PLUGINS/switch.so"
+TOPIC=park-in
+PARK=eventstream.park.flaky
+GEN="$SRC_DIR/tests/e2e/gen_events.py"
+es_start_broker -t "$TOPIC:2" -t eventstream.dlq:1
+PORT=$((20000 + RANDOM % 20000))
+TOKEN=t-$RANDOM
+URL=http://127.0.0.1:$PORT
+OUT_H="$ES_TMP/healthy.jsonl"
+OUT_F="$ES_TMP/flaky.tsv"
+DOWN="$ES_TMP/down"
+
+instances() {
+    echo "\"instances\": {
+    \"healthy\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT_H\"}},
+    \"flaky\": {\"plugin\": \"switch\", \"config\": {\"path\": \"$OUT_F\",
+        \"fail_file\": \"$DOWN\", \"poison\": \"poison-\"},
+      \"park\": $1}}"
+}
+config() { # NAME PARK-OBJECT
+    es_config "$1" "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
+  \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/state\",
+  \"retry\": {\"initial_backoff_ms\": 50, \"max_backoff_ms\": 400, \"max_attempts\": 0},
+  \"pipeline\": {\"commit_interval_ms\": 200},
+  \"api\": {\"listen\": \"127.0.0.1:$PORT\", \"token\": \"$TOKEN\"},
+  $(instances "$2"),
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"$TOPIC\"], \"destinations\": [\"healthy\", \"flaky\"]}]
+}"
+}
+metric() {
+    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" |
+        awk -v k="$1" '$1 == k {print $2}'
+}
+wait_metric() { # NAME VALUE SECONDS
+    local i
+    for i in $(seq 1 $(($3 * 10))); do
+        [ "$(metric "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+ids() { python3 -c '
+import json,sys
+for f in sys.argv[1:]:
+    for l in open(f):
+        print(json.loads(l.split("\t",1)[-1])["id"])' "$@" | sort; }
+
+# --- config: the keys are checked and errors name file and key
+msg=$("$ES_BIN" --check-config "$(config c1 '{"after_ms": 0, "after_attempts": 0}')" 2>&1 || true)
+es_check "park: both thresholds 0 is an error" grep -q 'c1.json: instances.flaky.park: after_ms and after_attempts are both 0' <<<"$msg"
+msg=$("$ES_BIN" --check-config "$(config c2 '{"afterms": 5}')" 2>&1 || true)
+es_check "park: unknown key named" grep -q 'c2.json: instances.flaky.park.afterms: unknown key' <<<"$msg"
+msg=$("$ES_BIN" --check-config "$(config c3 "{\"topic\": \"$TOPIC\"}")" 2>&1 || true)
+es_check "park: topic consumed by a route is an error" grep -q "c3.json: instances.flaky.park.topic: \"$TOPIC\" is consumed by route \"r\"" <<<"$msg"
+CONFIG=$(config park '{"after_attempts": 3, "after_ms": 2000}')
+es_check "park config checks OK" "$ES_BIN" --check-config "$CONFIG"
+
+# --- the flaky destination fails: the healthy one is not held back
+touch "$DOWN"
+es_start_daemon "$CONFIG"
+es_wait_log "park drainer assigned" 30
+python3 "$GEN" 300 --keyed >"$ES_TMP/b1.txt"
+t0=$(date +%s)
+es_produce "$TOPIC" "$ES_TMP/b1.txt"
+es_wait_lines "$OUT_H" 300 20 || true
+es_eq "healthy destination receives all 300 while the other fails" 300 "$(es_count "$OUT_H")"
+es_check "... promptly (under 10 s)" test $(($(date +%s) - t0)) -lt 10
+es_check "failing destination is parked" es_wait_log 'destination parked: an event failed' 20
+es_check "every event of the failing one is parked (acknowledged)" wait_metric 'es_parked_total{destination="flaky"}' 300 20
+es_eq "es_parked gauge is 1" 1 "$(metric 'es_parked{destination="flaky"}')"
+es_eq "nothing reached the failing destination" 0 "$(es_count "$OUT_F")"
+es_eq "state change logged once" 1 "$(grep -c 'destination parked' "$ES_DAEMON_LOG")"
+es_consume "$PARK" 300 "$ES_TMP/park1.txt" "$BOOTSTRAP" '%k|%h|%s\n'
+es_eq "300 events in the park topic" 300 "$(es_count "$ES_TMP/park1.txt")"
+es_check "park records carry the origin" grep -q "^flaky|es_park_destination=flaky,es_park_route=r,es_park_tenant=[^,]*,es_park_topic=$TOPIC,es_park_partition=[01],es_park_offset=[0-9]*,es_park_timestamp=[0-9]*,es_park_key=" "$ES_TMP/park1.txt"
+es_check "park records hold the events" cmp -s <(ids "$ES_TMP/b1.txt") \
+    <(sed 's/^[^|]*|[^|]*|//' "$ES_TMP/park1.txt" | ids /dev/stdin)
+
+# --- new events while parked go straight to the park topic
+printf 'poisonkey\t{"specversion":"1.0","id":"poison-1","source":"s","type":"t","tenantid":"x"}\n' >"$ES_TMP/poison.txt"
+es_produce "$TOPIC" "$ES_TMP/poison.txt"
+python3 "$GEN" 100 --start 300 --keyed >"$ES_TMP/b2.txt"
+es_produce "$TOPIC" "$ES_TMP/b2.txt"
+es_wait_lines "$OUT_H" 401 20 || true
+es_eq "healthy destination still receiving" 401 "$(es_count "$OUT_H")"
+es_check "new events parked too" wait_metric 'es_parked_total{destination="flaky"}' 401 20
+sleep 1 # past the commit interval: the main offsets have moved on
+
+# --- SIGKILL while parked, restart while still failing: nothing lost
+es_stop_daemon KILL || true
+es_start_daemon "$CONFIG"
+es_check "restart: starts parked (park topic not drained)" es_wait_log 'destination starts parked' 5
+python3 "$GEN" 100 --start 400 --keyed >"$ES_TMP/b3.txt"
+es_produce "$TOPIC" "$ES_TMP/b3.txt"
+es_wait_lines "$OUT_H" 501 20 || true
+es_eq "healthy: 501 after restart" 501 "$(es_count "$OUT_H")"
+es_eq "healthy: no event twice (main offsets were committed while parked)" 501 "$(ids "$OUT_H" | uniq | wc -l | tr -d ' ')"
+es_check "restart: new events parked behind the old ones" wait_metric 'es_parked_total{destination="flaky"}' 100 20
+es_eq "still nothing at the failing destination" 0 "$(es_count "$OUT_F")"
+
+# --- recovery: drained in order, exactly once, poison dead-lettered
+rm -f "$DOWN"
+es_wait_lines "$OUT_F" 500 60 || true
+es_check "unparked after the drain" es_wait_log 'destination unparked' 20
+es_eq "recovered destination received all 500" 500 "$(es_count "$OUT_F")"
+es_check "... exactly the produced events, each once" cmp -s \
+    <(ids "$ES_TMP/b1.txt" "$ES_TMP/b2.txt" "$ES_TMP/b3.txt") <(cut -f1 "$OUT_F" | sort)
+es_check "... in offset order per source partition" awk -F'\t' '
+    $2 != "park-in" { exit 1 }
+    ($3 in last) && $4 <= last[$3] { exit 1 }
+    { last[$3] = $4 }' "$OUT_F"
+es_check "... with tenant, route and original key" awk -F'\t' '
+    $5 != $7 || $6 != "r" { exit 1 }' "$OUT_F"
+es_consume eventstream.dlq 1 "$ES_TMP/dlq.txt" "$BOOTSTRAP" '%k|%h|%s\n'
+es_check "poison event dead-lettered from the drain with its origin" grep -q \
+    "^poisonkey|es_reason=poison event,es_route=r,es_destination=flaky,es_plugin=switch,es_topic=$TOPIC,es_partition=[01],es_offset=[0-9]" "$ES_TMP/dlq.txt"
+es_eq "es_parked gauge back to 0" 0 "$(metric 'es_parked{destination="flaky"}')"
+es_eq "es_drained_total counts the replayed events (401 old, 100 new)" 501 "$(metric 'es_drained_total{destination="flaky"}')"
+
+# --- unparked: new events go direct
+python3 "$GEN" 50 --start 500 --keyed >"$ES_TMP/b4.txt"
+es_produce "$TOPIC" "$ES_TMP/b4.txt"
+es_wait_lines "$OUT_F" 550 20 || true
+es_eq "direct again: 550 delivered" 550 "$(es_count "$OUT_F")"
+es_consume_all "$PARK" "$ES_TMP/park2.txt"
+es_eq "park topic did not grow" 501 "$(es_count "$ES_TMP/park2.txt")"
+rc=0; es_stop_daemon TERM || rc=$?
+es_eq "SIGTERM exits 0" 0 "$rc"
+es_finish
