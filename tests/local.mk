@@ -67,3 +67,11 @@ tests_plugins_switch_la_SOURCES = tests/plugins/switch_sink.c
 tests_plugins_switch_la_LIBADD = $(CJSON_LIBS)
 tests_plugins_switch_la_LDFLAGS = $(TEST_PLUGIN_LINK)
 EXTRA_DIST += tests/e2e/parking.sh docs/parking.md
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_park
+TESTS += tests/unit/test_park
+endif
+tests_unit_test_park_SOURCES = tests/unit/test_park.c
+tests_unit_test_park_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws
+tests_unit_test_park_CFLAGS = $(HOST_TEST_CFLAGS) $(SQLITE_CFLAGS)
+tests_unit_test_park_LDADD = $(HOST_TEST_LIBS)

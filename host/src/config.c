@@ -426,14 +426,15 @@ static int check_park_topics(parse_ctx_t *ctx, const es_config_t *conf)
         for (size_t k = 0; k < i; k++)
             if (conf->instances[k].park.enabled &&
                 !strcmp(conf->instances[k].park.topic, t))
-                return fail(ctx, path, "\"%s\" is also instance %s's park "
-                            "topic", t, conf->instances[k].name);
+                return fail(ctx, path,
+                            "\"%s\" is also instance %s's park "
+                            "topic",
+                            t, conf->instances[k].name);
         for (size_t r = 0; r < conf->route_count; r++)
             for (size_t k = 0; k < conf->routes[r].topics.n; k++)
                 if (!strcmp(conf->routes[r].topics.v[k], t))
-                    return fail(ctx, path,
-                                "\"%s\" is consumed by route \"%s\"", t,
-                                conf->routes[r].name);
+                    return fail(ctx, path, "\"%s\" is consumed by route \"%s\"",
+                                t, conf->routes[r].name);
     }
     return 0;
 }

@@ -27,7 +27,7 @@ typedef struct es_park_conf_s {
 typedef struct es_instance_conf_s {
     char *name;
     char *plugin;
-    cJSON *config; /* borrowed from es_config_t.root; NULL when absent */
+    cJSON *config;   /* borrowed from es_config_t.root; NULL when absent */
     cJSON *park_obj; /* borrowed; parsed into `park` */
     es_park_conf_t park;
 } es_instance_conf_t;

@@ -223,8 +223,8 @@ static void dead_letter_send(es_pipeline_t *p, delivery_t *d)
     char err[512];
     int rc = es_producer_send(p->producer, p->conf->dead_letter_topic,
                               o ? o->key : m->key, o ? o->key_len : m->key_len,
-                              m->payload, m->len,
-                              dead_letter_headers(d), d, err, sizeof err);
+                              m->payload, m->len, dead_letter_headers(d), d,
+                              err, sizeof err);
     if (rc == 0)
         return;
     if (rc == 1) { /* publishing disabled: the reason is all we can keep */
@@ -310,8 +310,9 @@ static void schedule_retry(es_pipeline_t *p, delivery_t *d, const char *reason)
 static void observe_latency(delivery_t *d)
 {
     rd_kafka_timestamp_type_t type;
-    int64_t ts = d->rec->origin ? d->rec->origin->timestamp_ms
-                                : rd_kafka_message_timestamp(d->rec->msg, &type);
+    int64_t ts = d->rec->origin
+                     ? d->rec->origin->timestamp_ms
+                     : rd_kafka_message_timestamp(d->rec->msg, &type);
     if (ts <= 0)
         return;
     struct timespec now;
@@ -334,8 +335,7 @@ static void settle(es_pipeline_t *p, delivery_t *d)
     if (d->dest->park)
         pl_park_on_ok(d);
     observe_latency(d);
-    es_usage_add(p->usage, d->tenant, pl_rec_topic(d->rec),
-                 d->dest->conf->name,
+    es_usage_add(p->usage, d->tenant, pl_rec_topic(d->rec), d->dest->conf->name,
                  d->out ? d->out->dec.json_len : d->rec->dec.json_len);
     delivery_done(p, d);
 }

@@ -266,9 +266,9 @@ int pl_park_divert(es_pipeline_t *p, delivery_t *d);   /* from pl_enqueue */
 int pl_park_on_retry(es_pipeline_t *p, delivery_t *d); /* schedule_retry */
 void pl_park_on_ok(delivery_t *d);                     /* settle */
 void pl_park_produced(es_pipeline_t *p, delivery_t *d,
-                      rd_kafka_resp_err_t err);           /* on_produced */
-void pl_park_record_done(record_t *rec);                  /* record_done */
-int pl_park_iterate(es_pipeline_t *p, int consume);       /* main loop */
+                      rd_kafka_resp_err_t err);     /* on_produced */
+void pl_park_record_done(record_t *rec);            /* record_done */
+int pl_park_iterate(es_pipeline_t *p, int consume); /* main loop */
 void pl_park_fix_event(es_event_t *ev, const record_t *rec);
 const char *pl_rec_topic(const record_t *rec);
 /* Pure parts, unit-tested. */
