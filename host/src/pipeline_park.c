@@ -46,6 +46,8 @@ struct park_s {
     int closing;
     backlog_t *backlog;
     size_t nbacklog;
+    uint64_t stall_seq; /* done_seq when the drain last stood still */
+    int64_t stall_since_ms, next_shared_check_ms;
 
     es_counter_t *gauge, *parked_total, *drained_total;
 };
@@ -625,20 +627,79 @@ static int backlog_left(park_t *pk)
     return k > 0;
 }
 
+/* Every partition of the park topic: NULL when Kafka cannot tell. */
+static rd_kafka_topic_partition_list_t *park_partitions(park_t *pk, int wait)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(pk->rk, pk->conf->topic, NULL);
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_metadata(pk->rk, 0, t, &md, wait) == 0 && md->topic_cnt == 1) {
+        const struct rd_kafka_metadata_topic *mt = &md->topics[0];
+        if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            l = rd_kafka_topic_partition_list_new(1);
+        else if (!mt->err) {
+            l = rd_kafka_topic_partition_list_new(mt->partition_cnt);
+            for (int i = 0; i < mt->partition_cnt; i++)
+                rd_kafka_topic_partition_list_add(l, pk->conf->topic,
+                                                  mt->partitions[i].id);
+        }
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return l;
+}
+
+/* Another process may own the partition this one parks to (several
+ * processes in the same groups): then its drainer replays our events and
+ * our own count never moves. After a few seconds without progress, ask
+ * Kafka: once the drain group has committed every partition up to its end
+ * (an end taken after our last acknowledgement), all we parked is done. */
+static int drained_elsewhere(park_t *pk)
+{
+    int64_t now = now_ms();
+    if (pk->done_seq != pk->stall_seq || !pk->stall_since_ms) {
+        pk->stall_seq = pk->done_seq;
+        pk->stall_since_ms = now;
+        return 0;
+    }
+    if (now - pk->stall_since_ms < 5000 || now < pk->next_shared_check_ms)
+        return 0;
+    pk->next_shared_check_ms = now + 5000;
+    rd_kafka_topic_partition_list_t *l = park_partitions(pk, 2000);
+    if (!l)
+        return 0;
+    int drained = l->cnt > 0 && !rd_kafka_committed(pk->rk, l, 2000);
+    for (int i = 0; drained && i < l->cnt; i++) {
+        int64_t lo, hi;
+        rd_kafka_topic_partition_t *tp = &l->elems[i];
+        drained = !rd_kafka_query_watermark_offsets(
+                      pk->rk, tp->topic, tp->partition, &lo, &hi, 2000) &&
+                  (tp->offset >= 0 ? tp->offset : lo) >= hi;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return drained;
+}
+
 /* Unparked only when everything this process parked has been replayed and
  * nothing else waits: deliveries that go direct from now on cannot pass a
  * parked one. */
 static void maybe_unpark(park_t *pk)
 {
     if (!pk->parked || pk->busy || pk->outq_n || pk->producing ||
-        held_count(pk) || pk->done_seq != pk->last_sent_seq || backlog_left(pk))
+        held_count(pk))
+        return;
+    int here = pk->done_seq == pk->last_sent_seq && !backlog_left(pk);
+    if (!here && !drained_elsewhere(pk))
         return;
     pk->parked = 0;
     pk->first_fail_ms = 0;
+    pk->stall_since_ms = 0;
+    pk->nbacklog = 0;
     es_gauge_set(pk->gauge, 0);
     es_log(ES_LOG_INFO, pk->inst->conf->name,
-           "destination unparked: %s is drained; deliveries go direct again",
-           pk->conf->topic);
+           "destination unparked: %s is drained%s; deliveries go direct again",
+           pk->conf->topic, here ? "" : " (by its drain group)");
 }
 
 int pl_park_iterate(es_pipeline_t *p, int consume)
@@ -749,27 +810,12 @@ static int drainer_conf(park_t *pk, const char *brokers, rd_kafka_conf_t **out,
  * passes them. */
 static void startup_scan(park_t *pk)
 {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(pk->rk, pk->conf->topic, NULL);
+    rd_kafka_topic_partition_list_t *l = park_partitions(pk, KAFKA_WAIT);
     int n = -1;
-    if (rd_kafka_metadata(pk->rk, 0, t, &md, KAFKA_WAIT) == 0 &&
-        md->topic_cnt == 1) {
-        const struct rd_kafka_metadata_topic *mt = &md->topics[0];
-        if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-            n = 0;
-        else if (!mt->err) {
-            rd_kafka_topic_partition_list_t *l =
-                rd_kafka_topic_partition_list_new(mt->partition_cnt);
-            for (int i = 0; i < mt->partition_cnt; i++)
-                rd_kafka_topic_partition_list_add(l, pk->conf->topic,
-                                                  mt->partitions[i].id);
-            n = backlog_scan(pk, l);
-            rd_kafka_topic_partition_list_destroy(l);
-        }
+    if (l) {
+        n = l->cnt ? backlog_scan(pk, l) : 0;
+        rd_kafka_topic_partition_list_destroy(l);
     }
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
     if (n == 0)
         return;
     pk->parked = 1;

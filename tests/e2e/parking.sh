@@ -139,4 +139,65 @@ es_consume_all "$PARK" "$ES_TMP/park2.txt"
 es_eq "park topic did not grow" 501 "$(es_count "$ES_TMP/park2.txt")"
 rc=0; es_stop_daemon TERM || rc=$?
 es_eq "SIGTERM exits 0" 0 "$rc"
+
+# --- two processes in the same groups: each parks its own partitions, one
+# drainer replays everything, and both unpark (the one that does not own the
+# park partition by asking Kafka whether the drain group is done)
+MT=park-multi
+OUT_M="$ES_TMP/multi.tsv"
+OUT_MH="$ES_TMP/multi-healthy.jsonl"
+multi_config() { # NAME PORT
+    es_config "$1" "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"group_id\": \"multi\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
+  \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/state-$1\",
+  \"retry\": {\"initial_backoff_ms\": 50, \"max_backoff_ms\": 400, \"max_attempts\": 0},
+  \"pipeline\": {\"commit_interval_ms\": 200},
+  \"instances\": {
+    \"healthy\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT_MH.$1\"}},
+    \"shared\": {\"plugin\": \"switch\", \"config\": {\"path\": \"$OUT_M.$1\",
+        \"fail_file\": \"$DOWN\"}, \"park\": {\"after_attempts\": 3}}},
+  \"routes\": [{\"name\": \"m\", \"topics\": [\"$MT\"], \"destinations\": [\"healthy\", \"shared\"]}]
+}"
+}
+kcat -P -b "$BOOTSTRAP" -t "$MT" </dev/null 2>/dev/null || true
+touch "$DOWN"
+es_start_daemon "$(multi_config m1)"
+PID1=$ES_DAEMON_PID LOG1=$ES_DAEMON_LOG
+es_start_daemon "$(multi_config m2)"
+PID2=$ES_DAEMON_PID LOG2=$ES_DAEMON_LOG
+# the mock broker settles a joining member in two rebalances
+for i in $(seq 1 120); do
+    [ "$(grep -c "partitions assigned group=multi " "$LOG2")" -ge 2 ] && break
+    sleep 0.1
+done
+python3 "$GEN" 200 --start 1000 --keyed >"$ES_TMP/m1.txt"
+es_produce "$MT" "$ES_TMP/m1.txt"
+for i in $(seq 1 200); do
+    [ "$(cat "$OUT_MH".m* 2>/dev/null | wc -l)" -ge 200 ] && break
+    sleep 0.1
+done
+es_eq "two processes: healthy destination got all 200" 200 "$(cat "$OUT_MH".m* | wc -l | tr -d ' ')"
+es_check "two processes: both parked" bash -c "grep -q 'destination parked' '$LOG1' && grep -q 'destination parked' '$LOG2'"
+rm -f "$DOWN"
+for i in $(seq 1 300); do
+    grep -q 'destination unparked' "$LOG1" && grep -q 'destination unparked' "$LOG2" && break
+    sleep 0.1
+done
+es_check "two processes: both unparked after the drain" bash -c "grep -q 'destination unparked' '$LOG1' && grep -q 'destination unparked' '$LOG2'"
+python3 "$GEN" 100 --start 1200 --keyed >"$ES_TMP/m2.txt"
+es_produce "$MT" "$ES_TMP/m2.txt"
+for i in $(seq 1 200); do
+    [ "$(cat "$OUT_M".m* 2>/dev/null | wc -l)" -ge 300 ] && break
+    sleep 0.1
+done
+es_check "two processes: every event once" cmp -s \
+    <(ids "$ES_TMP/m1.txt" "$ES_TMP/m2.txt") <(cut -f1 "$OUT_M".m* | sort)
+es_check "two processes: in offset order per source partition" bash -c "
+    sort -t\$'\\t' -k9,9n $OUT_M.m* | awk -F'\\t' '(\$3 in l) && \$4 <= l[\$3] { exit 1 } { l[\$3] = \$4 }'"
+es_consume_all eventstream.park.shared "$ES_TMP/parkm.txt"
+es_eq "two processes: only the failing period was parked" 200 "$(es_count "$ES_TMP/parkm.txt")"
+kill -TERM "$PID1" "$PID2"
+wait "$PID1" "$PID2" || true
+es_check "no sanitizer reports" bash -c "! grep -l 'runtime error\|Sanitizer' $ES_TMP/daemon.*.log"
 es_finish

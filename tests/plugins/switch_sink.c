@@ -1,15 +1,15 @@
 /*
  * switch sink, for the end-to-end tests of parking: appends one line per
  * event to `path` ("ID<TAB>TOPIC<TAB>PARTITION<TAB>OFFSET<TAB>TENANT<TAB>
- * ROUTE<TAB>KEY<TAB>ATTEMPT") and answers OK, except while the file
- * `fail_file` exists: then every event answers RETRY ("down"). Events whose
- * id starts with `poison` (if set) always answer FAIL.
- * Config: {"path": "/tmp/out.tsv", "fail_file": "/tmp/down",
- *          "poison": "poison-"}
+ * ROUTE<TAB>KEY<TAB>ATTEMPT<TAB>REALTIME_NS") and answers OK, except while the
+ * file `fail_file` exists: then every event answers RETRY ("down"). Events
+ * whose id starts with `poison` (if set) always answer FAIL. Config: {"path":
+ * "/tmp/out.tsv", "fail_file": "/tmp/down", "poison": "poison-"}
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -78,11 +78,14 @@ static void sw_one(sw_t *s, int down, const es_event_t *ev, es_result_t *res)
         snprintf(res->reason, sizeof res->reason, "down");
         return;
     }
-    fprintf(s->out, "%s\t%s\t%d\t%lld\t%s\t%s\t%.*s\t%u\n", ev->id, ev->topic,
-            (int)ev->partition, (long long)ev->offset,
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fprintf(s->out, "%s\t%s\t%d\t%lld\t%s\t%s\t%.*s\t%u\t%lld%09ld\n", ev->id,
+            ev->topic, (int)ev->partition, (long long)ev->offset,
             ev->tenant ? ev->tenant : "-", ev->route,
             ev->key ? (int)ev->key_len : 1,
-            ev->key ? (const char *)ev->key : "-", ev->attempt);
+            ev->key ? (const char *)ev->key : "-", ev->attempt,
+            (long long)ts.tv_sec, ts.tv_nsec);
     res->status = ES_OK;
 }
 
