@@ -883,6 +883,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
         instance_destroy(&p->instances[i]);
     if (p->producer && es_producer_handle(p->producer))
         rd_kafka_flush(es_producer_handle(p->producer), 5000);
+    pl_park_close(p); /* commits before abandoned records look done */
     abandon_deliveries(p);
     pl_park_destroy(p); /* after its records are gone */
     if (p->prod_queue)

@@ -261,6 +261,7 @@ int pl_route_wants(const route_t *r, const char *topic);
 /* pipeline_park.c: parking a failing destination (docs/parking.md) */
 int pl_park_init(es_pipeline_t *p, const char *brokers, char *errstr,
                  size_t errstr_size);
+void pl_park_close(es_pipeline_t *p); /* commit what is done, leave */
 void pl_park_destroy(es_pipeline_t *p);
 int pl_park_divert(es_pipeline_t *p, delivery_t *d);   /* from pl_enqueue */
 int pl_park_on_retry(es_pipeline_t *p, delivery_t *d); /* schedule_retry */

@@ -237,6 +237,7 @@ static void outq_push(park_t *pk, delivery_t *d)
         pk->outq = realloc(pk->outq, pk->outq_cap * sizeof *pk->outq);
     }
     pk->outq[pk->outq_n++] = d;
+    pk->p->more_work = 1; /* flushed, in order, at the next loop turn */
 }
 
 static rd_kafka_headers_t *delivery_headers(park_t *pk, const delivery_t *d)
@@ -259,12 +260,19 @@ static rd_kafka_headers_t *delivery_headers(park_t *pk, const delivery_t *d)
                            d->rec->nh);
 }
 
-/* Queues the diverted deliveries in order; a full producer queue keeps the
- * rest for the next turn (never out of order). */
+static int by_token(const void *a, const void *b);
+
+/* Queues the diverted deliveries oldest first. They are collected over a
+ * loop turn and sorted: a batch handed to a plugin mixes retries (in the
+ * order they fell due) with new events, so the order in which their RETRYs
+ * arrive is not the order they were consumed in. A full producer queue
+ * keeps the rest for the next turn. */
 static void park_flush(es_pipeline_t *p, park_t *pk)
 {
     const char *name = pk->inst->conf->name;
     size_t i;
+    if (pk->outq_n > 1)
+        qsort(pk->outq, pk->outq_n, sizeof *pk->outq, by_token);
     for (i = 0; i < pk->outq_n; i++) {
         delivery_t *d = pk->outq[i];
         const es_decoded_t *dec = d->out ? &d->out->dec : &d->rec->dec;
@@ -365,7 +373,6 @@ static void park_start(es_pipeline_t *p, park_t *pk, delivery_t *trigger,
            "again",
            why, pk->conf->topic);
     take_waiting(p, pk, trigger);
-    park_flush(p, pk);
 }
 
 int pl_park_on_retry(es_pipeline_t *p, delivery_t *d)
@@ -375,7 +382,6 @@ int pl_park_on_retry(es_pipeline_t *p, delivery_t *d)
         return 0; /* a replay: retried in place, never skipped */
     if (pk->parked) {
         outq_push(pk, d);
-        park_flush(p, pk);
         return 1;
     }
     int64_t now = now_ms();
@@ -397,8 +403,8 @@ int pl_park_divert(es_pipeline_t *p, delivery_t *d)
     park_t *pk = d->dest->park;
     if (!pk->parked || d->rec->origin)
         return 0;
+    (void)p;
     outq_push(pk, d);
-    park_flush(p, pk);
     return 1;
 }
 
@@ -908,6 +914,19 @@ int pl_park_init(es_pipeline_t *p, const char *brokers, char *errstr,
     return 0;
 }
 
+void pl_park_close(es_pipeline_t *p)
+{
+    for (size_t i = 0; p->instances && i < p->ninstances; i++) {
+        park_t *pk = p->instances[i].park;
+        if (!pk || !pk->rk || pk->closing)
+            continue;
+        drain_commit(pk, 1);
+        pk->closing = 1; /* what is still in flight will look done */
+        drop_held(pk);
+        rd_kafka_consumer_close(pk->rk);
+    }
+}
+
 void pl_park_destroy(es_pipeline_t *p)
 {
     for (size_t i = 0; p->instances && i < p->ninstances; i++) {
@@ -916,8 +935,10 @@ void pl_park_destroy(es_pipeline_t *p)
             continue;
         drop_held(pk);
         if (pk->rk) {
-            pk->closing = 1;
-            rd_kafka_consumer_close(pk->rk);
+            if (!pk->closing) {
+                pk->closing = 1;
+                rd_kafka_consumer_close(pk->rk);
+            }
             rd_kafka_destroy(pk->rk);
         }
         parts_release(pk);

@@ -3,8 +3,10 @@
  * event to `path` ("ID<TAB>TOPIC<TAB>PARTITION<TAB>OFFSET<TAB>TENANT<TAB>
  * ROUTE<TAB>KEY<TAB>ATTEMPT<TAB>REALTIME_NS") and answers OK, except while the
  * file `fail_file` exists: then every event answers RETRY ("down"). Events
- * whose id starts with `poison` (if set) always answer FAIL. Config: {"path":
- * "/tmp/out.tsv", "fail_file": "/tmp/down", "poison": "poison-"}
+ * whose id starts with `poison` (if set) always answer FAIL. `delay_ms`
+ * (default 0) is slept per delivered event, to make a drain last a while.
+ * Config: {"path": "/tmp/out.tsv", "fail_file": "/tmp/down",
+ *          "poison": "poison-", "delay_ms": 2}
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@ typedef struct sw_s {
     FILE *out;
     char *fail_file;
     char *poison;
+    int delay_ms;
 } sw_t;
 
 static char *opt_string(const cJSON *config, const char *key)
@@ -48,6 +51,8 @@ static int sw_init(const es_host_t *host, const cJSON *config, void **instance,
     char *path = opt_string(config, "path");
     s->fail_file = opt_string(config, "fail_file");
     s->poison = opt_string(config, "poison");
+    const cJSON *delay = cJSON_GetObjectItemCaseSensitive(config, "delay_ms");
+    s->delay_ms = cJSON_IsNumber(delay) ? delay->valueint : 0;
     if (!path || !s->fail_file) {
         snprintf(errstr, errstr_size, "path and fail_file are required");
         goto fail;
@@ -78,6 +83,8 @@ static void sw_one(sw_t *s, int down, const es_event_t *ev, es_result_t *res)
         snprintf(res->reason, sizeof res->reason, "down");
         return;
     }
+    if (s->delay_ms)
+        usleep((useconds_t)s->delay_ms * 1000);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     fprintf(s->out, "%s\t%s\t%d\t%lld\t%s\t%s\t%.*s\t%u\t%lld%09ld\n", ev->id,
