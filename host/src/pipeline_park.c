@@ -347,7 +347,8 @@ static void take_waiting(es_pipeline_t *p, park_t *pk, delivery_t *trigger)
             p->heap[k++] = p->heap[i];
     p->heap_n = k;
     /* A sorted array is a valid min-heap. */
-    qsort(p->heap, p->heap_n, sizeof *p->heap, by_due);
+    if (p->heap_n > 1)
+        qsort(p->heap, p->heap_n, sizeof *p->heap, by_due);
     k = 0;
     for (size_t i = 0; i < inst->batch_n; i++)
         if (!inst->batch[i]->rec->origin)
