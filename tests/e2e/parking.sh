@@ -34,7 +34,7 @@ config() { # NAME PARK-OBJECT
      \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
   \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/state\",
   \"retry\": {\"initial_backoff_ms\": 50, \"max_backoff_ms\": 400, \"max_attempts\": 0},
-  \"pipeline\": {\"commit_interval_ms\": 200},
+  \"pipeline\": {\"commit_interval_ms\": 200, \"max_inflight\": 100, \"batch_size\": 50},
   \"api\": {\"listen\": \"127.0.0.1:$PORT\", \"token\": \"$TOKEN\"},
   $(instances "$2"),
   \"routes\": [{\"name\": \"r\", \"topics\": [\"$TOPIC\"], \"destinations\": [\"healthy\", \"flaky\"]}]
@@ -68,7 +68,9 @@ es_check "park: topic consumed by a route is an error" grep -q "c3.json: instanc
 CONFIG=$(config park '{"after_attempts": 3, "after_ms": 2000}')
 es_check "park config checks OK" "$ES_BIN" --check-config "$CONFIG"
 
-# --- the flaky destination fails: the healthy one is not held back
+# --- the flaky destination fails: the healthy one is not held back (with
+# max_inflight 100, the failing one's events would pause the consumer after
+# 100 of the 300 if they stayed in the retry heap)
 touch "$DOWN"
 es_start_daemon "$CONFIG"
 es_wait_log "park drainer assigned" 30
