@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -126,16 +127,51 @@ static enum MHD_Result get_schema(es_admin_t *a, struct MHD_Connection *c,
     return send_json(c, MHD_HTTP_OK, s);
 }
 
+static const char *query_arg(struct MHD_Connection *c, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    return v && *v ? v : NULL;
+}
+
+/*
+ * Totals without from/to/granularity; otherwise the buckets of a window:
+ * granularity minute|hour|day (default hour), to default now, from default
+ * to minus one day.
+ */
 static enum MHD_Result get_usage(es_admin_t *a, struct MHD_Connection *c,
                                  const call_t *call)
 {
-    const char *tenant =
-        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
-    const char *topic =
-        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "topic");
-    return send_json(
-        c, MHD_HTTP_OK,
-        es_usage_json(es_pipeline_usage(a->pipeline), tenant, topic));
+    es_usage_t *u = es_pipeline_usage(a->pipeline);
+    const char *from = query_arg(c, "from"), *to = query_arg(c, "to");
+    const char *gran = query_arg(c, "granularity");
+    es_usage_query_t q = {0};
+    q.tenant = query_arg(c, "tenant");
+    q.topic = query_arg(c, "topic");
+    q.destination = query_arg(c, "endpoint");
+    if (!q.destination)
+        q.destination = query_arg(c, "destination");
+    if (!from && !to && !gran)
+        return send_json(c, MHD_HTTP_OK,
+                         es_usage_json(u, q.tenant, q.topic, q.destination));
+    q.granularity = es_usage_granularity(gran ? gran : "hour");
+    if (q.granularity < 0)
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "granularity: must be minute, hour or day");
+    q.to = (int64_t)time(NULL);
+    if (to && es_usage_parse_time(to, &q.to))
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "to: not an RFC 3339 time or epoch seconds");
+    q.from = q.to - 86400;
+    if (from && es_usage_parse_time(from, &q.from))
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "from: not an RFC 3339 time or epoch seconds");
+    if (q.from >= q.to)
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "from: must be before to");
+    char err[512];
+    cJSON *o = es_usage_window_json(u, &q, err, sizeof err);
+    if (!o)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err);
+    return send_json(c, MHD_HTTP_OK, o);
 }
 
 /* Headers of the sample record: {"name": "string value", ...}. */

@@ -683,7 +683,9 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
                  conf->path, conf->state_dir, strerror(errno));
         goto fail;
     }
-    if (topics_init(p, errstr, errstr_size))
+    if (topics_init(p, errstr, errstr_size) ||
+        es_region_new(conf, &p->region, errstr, errstr_size) ||
+        es_region_start(p->region, errstr, errstr_size))
         goto fail;
     p->producer = es_producer_new(brokers, conf->kafka_properties,
                                   es_kafka_enabled_from_env(), on_produced, p,
@@ -695,10 +697,10 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
             rd_kafka_queue_get_main(es_producer_handle(p->producer));
         rd_kafka_queue_io_event_enable(p->prod_queue, p->prod_wake[1], "p", 1);
     }
-    char usage_path[4200];
-    snprintf(usage_path, sizeof usage_path, "%s/usage.json", conf->state_dir);
-    p->usage = es_usage_new(usage_path);
-    if (es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
+    es_usage_retention_t keep = {conf->usage_minute_hours,
+                                 conf->usage_hour_days, conf->usage_day_days};
+    p->usage = es_usage_open(conf->state_dir, &keep, errstr, errstr_size);
+    if (!p->usage || es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
         instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
         pl_consumers_init(p, brokers, errstr, errstr_size))
@@ -871,6 +873,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
     free(p->comp);
     free(p->heap);
     es_usage_destroy(p->usage);
+    es_region_destroy(p->region);
     es_topics_destroy(p->topics);
     pthread_mutex_destroy(&p->filter_lock);
     int *fds[] = {p->comp_wake, p->prod_wake};
@@ -886,6 +889,7 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
 {
     es_pipeline_t *p = pipeline_alloc(conf, loader);
     int rc = topics_init(p, errstr, errstr_size) ||
+                     es_region_new(conf, &p->region, errstr, errstr_size) ||
                      es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
                      instances_init(p, errstr, errstr_size) ||
                      routes_init(p, errstr, errstr_size)

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "offsets.h"
 #include "pipeline.h"
+#include "region.h"
 #include "state.h"
 #include "topics.h"
 #include "usage.h"
@@ -179,6 +180,7 @@ struct es_pipeline_s {
 
     es_topics_t *topics; /* NULL when no topics_dir */
     es_usage_t *usage;
+    es_region_t *region; /* NULL: no "region" in the config */
     int64_t last_housekeeping_ms;
     /* Filter plugin calls on one instance must not overlap: the pipeline
      * thread and the admin API's dry runs both take this lock. */
@@ -240,6 +242,8 @@ void pl_collect_set_route(es_filter_out_t *o, const char *route);
 void pl_collector_clear(collector_t *c);
 void pl_route_record(es_pipeline_t *p, record_t *rec);
 int pl_route_wants(const route_t *r, const char *topic);
+int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
+                   const char **region);
 
 /* pipeline_host.c */
 void pl_host_init(instance_t *inst);
