@@ -700,7 +700,8 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
     es_usage_retention_t keep = {conf->usage_minute_hours,
                                  conf->usage_hour_days, conf->usage_day_days};
     p->usage = es_usage_open(conf->state_dir, &keep, errstr, errstr_size);
-    if (!p->usage || es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
+    if (!p->usage ||
+        pl_avro_hook_build(p, NULL, &p->avro, errstr, errstr_size) ||
         instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
         pl_consumers_init(p, brokers, errstr, errstr_size))
@@ -888,13 +889,14 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
                                 char *errstr, size_t errstr_size)
 {
     es_pipeline_t *p = pipeline_alloc(conf, loader);
-    int rc = topics_init(p, errstr, errstr_size) ||
-                     es_region_new(conf, &p->region, errstr, errstr_size) ||
-                     es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
-                     instances_init(p, errstr, errstr_size) ||
-                     routes_init(p, errstr, errstr_size)
-                 ? -1
-                 : 0;
+    int rc =
+        topics_init(p, errstr, errstr_size) ||
+                es_region_new(conf, &p->region, errstr, errstr_size) ||
+                pl_avro_hook_build(p, NULL, &p->avro, errstr, errstr_size) ||
+                instances_init(p, errstr, errstr_size) ||
+                routes_init(p, errstr, errstr_size)
+            ? -1
+            : 0;
     for (size_t i = 0; i < p->ninstances; i++)
         instance_destroy(&p->instances[i]);
     p->ninstances = 0;

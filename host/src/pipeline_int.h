@@ -245,6 +245,10 @@ int pl_route_wants(const route_t *r, const char *topic);
 int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
                    const char **region);
 
+/* pipeline_dry.c */
+int pl_avro_hook_build(es_pipeline_t *p, const char *only_topic,
+                       es_avro_hook_t **out, char *errstr, size_t errstr_size);
+
 /* pipeline_host.c */
 void pl_host_init(instance_t *inst);
 
