@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 
+#include "internal/es_curlbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "region.h"
@@ -162,36 +163,13 @@ done:
 
 /* ----------------------------------------------------------- fetching */
 
-typedef struct buf_s {
-    char *data;
-    size_t len;
-    int too_big;
-} buf_t;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    buf_t *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > MAX_MAP_BYTES) {
-        b->too_big = 1;
-        return 0;
-    }
-    char *d = realloc(b->data, b->len + n + 1);
-    if (!d)
-        return 0;
-    memcpy(d + b->len, ptr, n);
-    b->data = d;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 static int is_url(const char *s)
 {
     return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8);
 }
 
-static int fetch_url(es_region_t *r, buf_t *b, char *errstr, size_t errstr_size)
+static int fetch_url(es_region_t *r, es_curlbuf_t *b, char *errstr,
+                     size_t errstr_size)
 {
     CURL *c = curl_easy_init();
     if (!c) {
@@ -204,7 +182,7 @@ static int fetch_url(es_region_t *r, buf_t *b, char *errstr, size_t errstr_size)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)r->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, es_curlbuf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
@@ -214,7 +192,7 @@ static int fetch_url(es_region_t *r, buf_t *b, char *errstr, size_t errstr_size)
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
-    if (b->too_big) {
+    if (b->overflow) {
         snprintf(errstr, errstr_size, "larger than %u bytes", MAX_MAP_BYTES);
         return -1;
     }
@@ -230,7 +208,7 @@ static int fetch_url(es_region_t *r, buf_t *b, char *errstr, size_t errstr_size)
     return 0;
 }
 
-static int read_file(const char *path, buf_t *b, char *errstr,
+static int read_file(const char *path, es_curlbuf_t *b, char *errstr,
                      size_t errstr_size)
 {
     FILE *f = fopen(path, "rb");
@@ -242,7 +220,7 @@ static int read_file(const char *path, buf_t *b, char *errstr,
     size_t n;
     int rc = 0;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (on_data(chunk, 1, n, b) != n) {
+        if (es_curlbuf_write(chunk, 1, n, b) != n) {
             snprintf(errstr, errstr_size, "larger than %u bytes",
                      MAX_MAP_BYTES);
             rc = -1;
@@ -255,7 +233,7 @@ static int read_file(const char *path, buf_t *b, char *errstr,
 /* Loads and parses the source; the new map is swapped in on success. */
 static int load(es_region_t *r, char *errstr, size_t errstr_size)
 {
-    buf_t b = {0};
+    es_curlbuf_t b = {.max = MAX_MAP_BYTES};
     char why[512] = "";
     int rc = is_url(r->source) ? fetch_url(r, &b, why, sizeof why)
                                : read_file(r->source, &b, why, sizeof why);
