@@ -664,6 +664,7 @@ static es_pipeline_t *pipeline_alloc(const es_config_t *conf,
     pthread_mutex_init(&p->token_lock, NULL);
     pthread_mutex_init(&p->comp_lock, NULL);
     pthread_mutex_init(&p->filter_lock, NULL);
+    pthread_mutex_init(&p->avro_lock, NULL);
     p->tokens = calloc(TOKEN_BUCKETS, sizeof *p->tokens);
     pl_make_wake_pipe(p->comp_wake);
     pl_make_wake_pipe(p->prod_wake);
@@ -744,7 +745,8 @@ static void wait_for_work(es_pipeline_t *p)
 static void housekeeping(es_pipeline_t *p)
 {
     char err[512];
-    es_topics_rescan(p->topics);
+    if (es_topics_rescan(p->topics))
+        pl_avro_rebuild(p);
     if (es_usage_save(p->usage, err, sizeof err))
         es_warn("%s", err);
 }
@@ -877,6 +879,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
     es_region_destroy(p->region);
     es_topics_destroy(p->topics);
     pthread_mutex_destroy(&p->filter_lock);
+    pthread_mutex_destroy(&p->avro_lock);
     int *fds[] = {p->comp_wake, p->prod_wake};
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 2; i++)
@@ -906,7 +909,10 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
 
 cJSON *es_pipeline_avro_schemas(es_pipeline_t *p)
 {
-    return es_avro_hook_schemas(p->avro);
+    pthread_mutex_lock(&p->avro_lock);
+    cJSON *s = es_avro_hook_schemas(p->avro);
+    pthread_mutex_unlock(&p->avro_lock);
+    return s;
 }
 
 int es_pipeline_ready(es_pipeline_t *p)

@@ -30,7 +30,39 @@ int pl_avro_hook_build(es_pipeline_t *p, const char *only_topic,
     int rc = es_avro_hook_new_with(p->conf, t, n, out, errstr, errstr_size);
     free(t);
     es_topics_avro_free(v, n);
+    if (!only_topic && rc == 0)
+        p->avro_stamp = es_topics_avro_stamp(p->topics);
     return rc;
+}
+
+/* After a topics rescan (pipeline thread): when the onboarded Avro topics
+ * or their folders changed, the decoder is rebuilt and swapped in; on an
+ * error the old one stays. Records waiting for a re-decode use the new one.
+ * A rebuild that would leave no Avro topic at all keeps the old decoder
+ * (a restart drops it). */
+void pl_avro_rebuild(es_pipeline_t *p)
+{
+    unsigned long long stamp = es_topics_avro_stamp(p->topics);
+    if (stamp == p->avro_stamp)
+        return;
+    es_avro_hook_t *h = NULL;
+    char err[1024];
+    if (pl_avro_hook_build(p, NULL, &h, err, sizeof err)) {
+        es_err("Avro decoder not rebuilt, the previous one stays: %s", err);
+        p->avro_stamp = stamp; /* logged once per change */
+        return;
+    }
+    p->avro_stamp = stamp;
+    if (!h) {
+        es_warn("no Avro topic left; the Avro decoder stays until a restart");
+        return;
+    }
+    pthread_mutex_lock(&p->avro_lock);
+    es_avro_hook_t *old = p->avro;
+    p->avro = h;
+    pthread_mutex_unlock(&p->avro_lock);
+    es_avro_hook_destroy(old);
+    es_info("Avro decoder rebuilt for the onboarded Avro topics");
 }
 
 /* --------------------------------------------------------------- dry run */

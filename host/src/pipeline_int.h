@@ -177,6 +177,10 @@ struct es_pipeline_s {
     int64_t last_flush_ms, last_commit_ms;
     es_counter_t *consumed, *decode_failed, *dead_lettered;
     es_avro_hook_t *avro; /* NULL when no route reads Avro */
+    /* Rebuilt when onboarded Avro topics change (pipeline_dry.c); the API
+     * thread's readers of p->avro hold avro_lock. */
+    pthread_mutex_t avro_lock;
+    unsigned long long avro_stamp;
 
     es_topics_t *topics; /* NULL when no topics_dir */
     es_usage_t *usage;
@@ -248,6 +252,7 @@ int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
 /* pipeline_dry.c */
 int pl_avro_hook_build(es_pipeline_t *p, const char *only_topic,
                        es_avro_hook_t **out, char *errstr, size_t errstr_size);
+void pl_avro_rebuild(es_pipeline_t *p);
 
 /* pipeline_host.c */
 void pl_host_init(instance_t *inst);

@@ -264,7 +264,13 @@ void pl_route_record(es_pipeline_t *p, record_t *rec)
 {
     consumer_t *c = rec->part->c;
     const char *topic = rd_kafka_topic_name(rec->msg->rkt);
-    char *tenant = pl_lookup_tenant(p, NULL, topic, rec->msg->key,
+    /* Consumed usage: the tenant as the first route reading the topic
+     * finds it, so it matches the delivered rows. */
+    route_t *first = NULL;
+    for (size_t i = 0; i < c->nroutes && !first; i++)
+        if (pl_route_wants(c->routes[i], topic))
+            first = c->routes[i];
+    char *tenant = pl_lookup_tenant(p, first, topic, rec->msg->key,
                                     rec->msg->key_len, &rec->dec);
     es_usage_add(p->usage, tenant, topic, NULL, rec->msg->len);
     free(tenant);

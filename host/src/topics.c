@@ -721,3 +721,21 @@ void es_topics_avro_free(es_topic_avro_t *v, size_t n)
     }
     free(v);
 }
+
+unsigned long long es_topics_avro_stamp(es_topics_t *t)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    if (!t)
+        return 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->v[i]->avro)
+            continue;
+        unsigned long long v = t->v[i]->stamp;
+        for (const char *s = t->v[i]->name; *s; s++)
+            v = v * 31 + (unsigned char)*s;
+        h += v * 1099511628211ULL; /* order-independent */
+    }
+    pthread_mutex_unlock(&t->lock);
+    return h;
+}

@@ -68,6 +68,8 @@ typedef struct es_topic_avro_s {
 } es_topic_avro_t;
 size_t es_topics_avro(es_topics_t *t, const char *only, es_topic_avro_t **out);
 void es_topics_avro_free(es_topic_avro_t *v, size_t n);
+/* Changes when the set of Avro topics or any of their folders changes. */
+unsigned long long es_topics_avro_stamp(es_topics_t *t);
 
 /* Parses one topic-details.json (for tests and the loader): NULL with
  * errstr "FILE: key: problem". `team` is the folder's team name. */

@@ -11,7 +11,7 @@
 
 TOPIC=ob-orders
 AVRO_TOPIC=ob-avro-ce
-es_start_broker -t $TOPIC:2 -t $AVRO_TOPIC:1
+es_start_broker -t $TOPIC:2 -t $AVRO_TOPIC:1 -t ob-avro-late:1
 PORT=$((20000 + RANDOM % 20000))
 TOKEN=ob-$RANDOM$RANDOM
 URL=http://127.0.0.1:$PORT
@@ -67,7 +67,7 @@ config() { # $1 = topics dir
     \"f\": {\"plugin\": \"samplefilter\", \"config\": {\"drop_type\": \"spam\"}}},
   \"routes\": [{\"name\": \"orders\", \"topics\": [\"$TOPIC\"], \"require_tenant\": true,
                 \"filters\": [\"f\"], \"destinations\": [\"out\"]},
-               {\"name\": \"avro-orders\", \"topics\": [\"$AVRO_TOPIC\"], \"destinations\": [\"aout\"]}]
+               {\"name\": \"avro-orders\", \"topics\": [\"$AVRO_TOPIC\", \"ob-avro-late\"], \"destinations\": [\"aout\"]}]
 }"
 }
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
@@ -256,6 +256,17 @@ es_wait_log "late/topic-details.json: format: must be" 15 || true
 es_check "bad edit logged with file and key" grep -F "late-svc/late/topic-details.json: format: must be" "$ES_DAEMON_LOG"
 es_check "bad edit: previous definition kept" grep -qF "(keeping the previous definition)" "$ES_DAEMON_LOG"
 es_eq "bad edit keeps the old definition" '"json"' "$(api "$URL/v1/topics" | jq -c '.topics[] | select(.topic=="ob-late") | .format')"
+# an Avro topic onboarded while running: the decoder is rebuilt
+mkdir -p "$TOPICS/test-svc/avro-late"
+cp "$TOPICS/test-svc/avro-ce/event.avsc" "$TOPICS/test-svc/avro-late/"
+sed 's/"ob-avro-ce"/"ob-avro-late"/' "$TOPICS/test-svc/avro-ce/topic-details.json" \
+    >"$TOPICS/test-svc/avro-late/topic-details.json"
+es_wait_log "Avro decoder rebuilt" 15 || true
+es_check "Avro decoder rebuilt for a live-onboarded Avro topic" grep -q "Avro decoder rebuilt" "$ES_DAEMON_LOG"
+LINES=$(es_count "$AOUT")
+kcat -P -b "$BOOTSTRAP" -t ob-avro-late -z none "$ES_TMP"/avro/ev{0,1}.bin
+es_wait_lines "$AOUT" $((LINES + 2)) 30 || true
+es_eq "live-onboarded Avro topic decoded by the pipeline" 2 "$(($(es_count "$AOUT") - LINES))"
 es_check "token never logged" bash -c "! grep -q '$TOKEN' '$ES_DAEMON_LOG'"
 es_stop_daemon TERM
 es_finish

@@ -78,6 +78,8 @@ window_checks() { # $1 = label
     es_eq "$1: hour window sums = sink lines" "$(es_count "$OUT")" "$(sum '.delivered[]' events <"$ES_TMP/hour.json")"
     es_eq "$1: per tenant (t1) = sink lines of t1" "$(grep -c '"tenant": "t1"' "$OUT")" \
         "$(api "$URL/v1/usage?granularity=day&from=$from&to=$to&tenant=t1" | sum '.delivered[]' events)"
+    es_eq "$1: consumed per tenant (t1), with the route's tenant spec" 17 \
+        "$(api "$URL/v1/usage?granularity=day&from=$from&to=$to&tenant=t1" | sum '.consumed[]' events)"
     es_eq "$1: from narrows to the second minute" 21 \
         "$(api "$URL/v1/usage?granularity=minute&from=$((T1 - T1 % 60))&to=$to" | sum '.delivered[]' events)"
     es_eq "$1: RFC 3339 to excludes the second minute" "$A_LINES" \
