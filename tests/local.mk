@@ -72,4 +72,4 @@ tests_unit_test_region_LDADD = $(HOST_TEST_LIBS) -lpthread
 tests_unit_test_usage_SOURCES = tests/unit/test_usage.c
 tests_unit_test_usage_CFLAGS = $(HOST_TEST_CFLAGS)
 tests_unit_test_usage_LDADD = $(HOST_TEST_LIBS)
-EXTRA_DIST += tests/e2e/regions.sh tests/e2e/usage.sh
+EXTRA_DIST += tests/e2e/regions.sh tests/e2e/usage.sh docs/api.md docs/config.md
