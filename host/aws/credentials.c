@@ -9,18 +9,28 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #define ES_AWS_REFRESH_MARGIN 300 /* refresh this many seconds early */
 #define ES_AWS_MAX_RESPONSE (256 * 1024)
+#define ES_AWS_MAX_CHAIN 5 /* source_profile hops */
+#define ES_AWS_PROCESS_TIMEOUT_MS 30000
+#define ES_AWS_PROCESS_MAX_OUTPUT (64 * 1024)
 
 enum { SRC_NONE = 0, SRC_OK = 1, SRC_FAILED = -1 };
 
@@ -164,10 +174,11 @@ static size_t http_write(char *ptr, size_t size, size_t nmemb, void *ud)
  * *body (malloc'd, NUL-terminated), or -1 with the transport error in
  * errstr.
  */
-static long http_call(const es_aws_provider_t *p, const char *method,
-                      const char *url, const char *const *headers,
-                      const char *body, char **resp, char *errstr,
-                      size_t errstr_size)
+static long http_call_signed(const es_aws_provider_t *p, const char *method,
+                             const char *url, const char *const *headers,
+                             const char *body, const es_aws_credentials_t *sign,
+                             const char *sigv4, char **resp, char *errstr,
+                             size_t errstr_size)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *hl = NULL;
@@ -193,6 +204,11 @@ static long http_call(const es_aws_provider_t *p, const char *method,
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (sign) {
+        curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
+        curl_easy_setopt(c, CURLOPT_USERNAME, sign->access_key_id);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, sign->secret_access_key);
+    }
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -214,6 +230,15 @@ done:
     curl_slist_free_all(hl);
     curl_easy_cleanup(c);
     return status;
+}
+
+static long http_call(const es_aws_provider_t *p, const char *method,
+                      const char *url, const char *const *headers,
+                      const char *body, char **resp, char *errstr,
+                      size_t errstr_size)
+{
+    return http_call_signed(p, method, url, headers, body, NULL, NULL, resp,
+                            errstr, errstr_size);
 }
 
 static char *url_encode(const char *s)
@@ -325,19 +350,46 @@ static int src_env(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
     return SRC_OK;
 }
 
+/* The Credentials element of an STS answer (AssumeRole and
+ * AssumeRoleWithWebIdentity share it). */
+static int sts_parse(const char *resp, const char *source,
+                     es_aws_credentials_t *out)
+{
+    char *akid = xml_value(resp, "AccessKeyId");
+    char *secret = xml_value(resp, "SecretAccessKey");
+    char *token = xml_value(resp, "SessionToken");
+    char *exp = xml_value(resp, "Expiration");
+    time_t expiration = exp ? parse_iso8601(exp) : (time_t)-1;
+    int rc = expiration == (time_t)-1 ||
+                     fill_creds(out, source, akid, secret, token, expiration)
+                 ? -1
+                 : 0;
+    if (secret)
+        memset(secret, 0, strlen(secret));
+    free(akid);
+    free(secret);
+    free(token);
+    free(exp);
+    return rc;
+}
+
+static const char *sts_endpoint(const es_aws_provider_t *p)
+{
+    return p->sts_endpoint               ? p->sts_endpoint
+           : env("AWS_ENDPOINT_URL_STS") ? env("AWS_ENDPOINT_URL_STS")
+                                         : NULL;
+}
+
 static int web_identity(es_aws_provider_t *p, const char *token_file,
                         const char *role_arn, const char *session_name,
                         es_aws_credentials_t *out, notes_t *n)
 {
     char *token = NULL, *e_token = NULL, *e_role = NULL, *e_sess = NULL;
-    char *body = NULL, *resp = NULL, *akid = NULL, *secret = NULL,
-         *stoken = NULL, *exp = NULL;
+    char *body = NULL, *resp = NULL;
     char err[256];
     int rc = SRC_FAILED;
-    const char *endpoint = p->sts_endpoint ? p->sts_endpoint
-                           : env("AWS_ENDPOINT_URL_STS")
-                               ? env("AWS_ENDPOINT_URL_STS")
-                               : "https://sts.amazonaws.com";
+    const char *endpoint =
+        sts_endpoint(p) ? sts_endpoint(p) : "https://sts.amazonaws.com";
     static const char *const headers[] = {
         "Content-Type: application/x-www-form-urlencoded",
         "Accept: application/xml", NULL};
@@ -373,13 +425,7 @@ static int web_identity(es_aws_provider_t *p, const char *token_file,
         free(code);
         goto done;
     }
-    akid = xml_value(resp, "AccessKeyId");
-    secret = xml_value(resp, "SecretAccessKey");
-    stoken = xml_value(resp, "SessionToken");
-    exp = xml_value(resp, "Expiration");
-    time_t expiration = exp ? parse_iso8601(exp) : (time_t)-1;
-    if (expiration == (time_t)-1 ||
-        fill_creds(out, "web-identity", akid, secret, stoken, expiration)) {
+    if (sts_parse(resp, "web-identity", out)) {
         note(n, "web identity: STS response lacks credentials or Expiration");
         goto done;
     }
@@ -391,10 +437,6 @@ done:
     free(e_sess);
     free(body);
     free(resp);
-    free(akid);
-    free(secret);
-    free(stoken);
-    free(exp);
     return rc;
 }
 
@@ -412,19 +454,52 @@ static int src_web_identity(es_aws_provider_t *p, es_aws_credentials_t *out,
     return web_identity(p, file, role, sess ? sess : "eventstreamd", out, n);
 }
 
-/* Values of one profile from an INI file. */
+/* Values of one profile (or sso-session section) from the INI files. */
 typedef struct profile_s {
     char *akid, *secret, *token, *role_arn, *token_file, *session_name;
+    char *source_profile, *credential_source, *external_id, *duration;
+    char *mfa_serial, *process, *region;
+    char *sso_session, *sso_start_url, *sso_region, *sso_account_id,
+        *sso_role_name;
 } profile_t;
+
+#define PKEY(name, field)                                                      \
+    {                                                                          \
+        name, offsetof(profile_t, field)                                       \
+    }
+static const struct {
+    const char *name;
+    size_t offset;
+} profile_keys[] = {
+    PKEY("aws_access_key_id", akid),
+    PKEY("aws_secret_access_key", secret),
+    PKEY("aws_session_token", token),
+    PKEY("role_arn", role_arn),
+    PKEY("web_identity_token_file", token_file),
+    PKEY("role_session_name", session_name),
+    PKEY("source_profile", source_profile),
+    PKEY("credential_source", credential_source),
+    PKEY("external_id", external_id),
+    PKEY("duration_seconds", duration),
+    PKEY("mfa_serial", mfa_serial),
+    PKEY("credential_process", process),
+    PKEY("region", region),
+    PKEY("sso_session", sso_session),
+    PKEY("sso_start_url", sso_start_url),
+    PKEY("sso_region", sso_region),
+    PKEY("sso_account_id", sso_account_id),
+    PKEY("sso_role_name", sso_role_name),
+};
 
 static void profile_clear(profile_t *pr)
 {
-    free(pr->akid);
-    free(pr->secret);
-    free(pr->token);
-    free(pr->role_arn);
-    free(pr->token_file);
-    free(pr->session_name);
+    for (size_t i = 0; i < sizeof(profile_keys) / sizeof(profile_keys[0]);
+         i++) {
+        char **v = (char **)((char *)pr + profile_keys[i].offset);
+        if (*v)
+            memset(*v, 0, strlen(*v)); /* some are secrets */
+        free(*v);
+    }
     memset(pr, 0, sizeof(*pr));
 }
 
@@ -439,11 +514,11 @@ static char *trim(char *s)
 }
 
 /*
- * Reads the section for `profile` from an INI file. In the config file the
- * section is "[profile NAME]" (or "[default]"). Returns 1 when the section
- * exists, 0 when not, -1 when the file cannot be read.
+ * Reads the section named `sec` (or `alt`, when not NULL) from an INI file;
+ * keys already set are kept (the first file read wins, key by key). Returns
+ * 1 when the section exists, 0 when not, -1 when the file cannot be read.
  */
-static int ini_read(const char *path, const char *profile, int config_style,
+static int ini_read(const char *path, const char *sec, const char *alt,
                     profile_t *pr)
 {
     FILE *f = fopen(path, "r");
@@ -461,9 +536,12 @@ static int ini_read(const char *path, const char *profile, int config_style,
                 continue;
             *e = '\0';
             char *name = trim(s + 1);
-            if (config_style && strncmp(name, "profile ", 8) == 0)
-                name = trim(name + 8);
-            in = strcmp(name, profile) == 0;
+            /* "[profile  x]" and "[profile x]" are the same section */
+            if (strncmp(name, "profile ", 8) == 0 && strcmp(sec, name) != 0 &&
+                strncmp(sec, "profile ", 8) == 0)
+                in = strcmp(trim(name + 8), sec + 8) == 0;
+            else
+                in = strcmp(name, sec) == 0 || (alt && strcmp(name, alt) == 0);
             found |= in;
             continue;
         }
@@ -472,16 +550,12 @@ static int ini_read(const char *path, const char *profile, int config_style,
             continue;
         *eq = '\0';
         char *k = trim(s), *v = trim(eq + 1);
-        char **slot = strcmp(k, "aws_access_key_id") == 0       ? &pr->akid
-                      : strcmp(k, "aws_secret_access_key") == 0 ? &pr->secret
-                      : strcmp(k, "aws_session_token") == 0     ? &pr->token
-                      : strcmp(k, "role_arn") == 0              ? &pr->role_arn
-                      : strcmp(k, "web_identity_token_file") == 0
-                          ? &pr->token_file
-                      : strcmp(k, "role_session_name") == 0 ? &pr->session_name
-                                                            : NULL;
-        if (slot && !*slot)
-            *slot = strdup(v);
+        for (size_t i = 0; i < sizeof(profile_keys) / sizeof(profile_keys[0]);
+             i++) {
+            char **slot = (char **)((char *)pr + profile_keys[i].offset);
+            if (strcmp(k, profile_keys[i].name) == 0 && !*slot)
+                *slot = strdup(v);
+        }
     }
     fclose(f);
     return found;
@@ -496,6 +570,597 @@ static char *home_path(const char *rel)
     return path;
 }
 
+typedef struct aws_files_s {
+    char *cred, *conf;
+} aws_files_t;
+
+/* A profile's keys: the credentials file wins over the config file. */
+static int profile_load(const aws_files_t *f, const char *name, profile_t *pr)
+{
+    char sec[512];
+    snprintf(sec, sizeof(sec), "profile %s", name);
+    int in_cred = f->cred ? ini_read(f->cred, name, NULL, pr) : -1;
+    int in_conf = f->conf ? ini_read(f->conf, sec, name, pr) : -1;
+    if (in_cred < 0 && in_conf < 0)
+        return -1;
+    return in_cred > 0 || in_conf > 0;
+}
+
+static const char *profile_region(const profile_t *pr)
+{
+    return pr->region                  ? pr->region
+           : env("AWS_REGION")         ? env("AWS_REGION")
+           : env("AWS_DEFAULT_REGION") ? env("AWS_DEFAULT_REGION")
+                                       : NULL;
+}
+
+/* ------------------------------------------------------ sts:AssumeRole */
+
+static int assume_role(es_aws_provider_t *p, const char *name,
+                       const profile_t *pr, const es_aws_credentials_t *src,
+                       es_aws_credentials_t *out, notes_t *n)
+{
+    const char *region = profile_region(pr);
+    char *endpoint = NULL, *body = NULL, *resp = NULL, *tok_hdr = NULL;
+    char *e_role = url_encode(pr->role_arn);
+    char *e_sess =
+        url_encode(pr->session_name ? pr->session_name : "eventstreamd");
+    char *e_ext = pr->external_id ? url_encode(pr->external_id) : NULL;
+    char sigv4[96], err[256], dur[32] = "";
+    const char *headers[4] = {"Content-Type: application/x-www-form-urlencoded",
+                              "Accept: application/xml", NULL, NULL};
+    int rc = SRC_FAILED;
+
+    if (pr->duration) {
+        char *end;
+        long d = strtol(pr->duration, &end, 10);
+        if (*end || d < 900 || d > 43200) {
+            note(n,
+                 "profile %s: duration_seconds: must be an integer from 900 "
+                 "to 43200",
+                 name);
+            goto done;
+        }
+        snprintf(dur, sizeof(dur), "&DurationSeconds=%ld", d);
+    }
+    /* The global endpoint signs as us-east-1; a profile with a region
+     * talks to that region's STS. */
+    if (sts_endpoint(p))
+        endpoint = strdup(sts_endpoint(p));
+    else if (region &&
+             asprintf(&endpoint, "https://sts.%s.amazonaws.com", region) < 0)
+        endpoint = NULL;
+    else if (!region)
+        endpoint = strdup("https://sts.amazonaws.com");
+    if (!endpoint || !e_role || !e_sess || (pr->external_id && !e_ext) ||
+        asprintf(&body,
+                 "Action=AssumeRole%s%s%s&RoleArn=%s&RoleSessionName=%s"
+                 "&Version=2011-06-15",
+                 dur, e_ext ? "&ExternalId=" : "", e_ext ? e_ext : "", e_role,
+                 e_sess) < 0) {
+        body = NULL;
+        note(n, "profile %s: out of memory", name);
+        goto done;
+    }
+    if (src->session_token[0]) {
+        if (asprintf(&tok_hdr, "x-amz-security-token: %s", src->session_token) <
+            0) {
+            tok_hdr = NULL;
+            goto done;
+        }
+        headers[2] = tok_hdr;
+    }
+    snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:sts",
+             region ? region : "us-east-1");
+    long status = http_call_signed(p, "POST", endpoint, headers, body, src,
+                                   sigv4, &resp, err, sizeof(err));
+    if (status < 0) {
+        note(n, "profile %s: AssumeRole at %s: %s", name, endpoint, err);
+        goto done;
+    }
+    if (status != 200) {
+        char *code = xml_value(resp, "Code");
+        char *msg = xml_value(resp, "Message");
+        note(n,
+             "profile %s: role_arn: AssumeRole of %.200s (credentials from "
+             "%s) at %s answered HTTP %ld%s%.64s%s%.160s%s",
+             name, pr->role_arn, src->source, endpoint, status, code ? " " : "",
+             code ? code : "", msg ? " (" : "", msg ? msg : "", msg ? ")" : "");
+        free(code);
+        free(msg);
+        goto done;
+    }
+    if (sts_parse(resp, "assume-role", out)) {
+        note(n, "profile %s: AssumeRole response lacks credentials", name);
+        goto done;
+    }
+    rc = SRC_OK;
+done:
+    free(endpoint);
+    free(body);
+    free(resp);
+    if (tok_hdr)
+        memset(tok_hdr, 0, strlen(tok_hdr));
+    free(tok_hdr);
+    free(e_role);
+    free(e_sess);
+    free(e_ext);
+    return rc;
+}
+
+/* ------------------------------------------------- credential_process */
+
+/*
+ * Runs `cmd` through /bin/sh with stdin from /dev/null and reads its
+ * stdout (at most ES_AWS_PROCESS_MAX_OUTPUT bytes, ES_AWS_PROCESS_TIMEOUT_MS
+ * in all). stderr is left to the daemon's. Returns the output or NULL with
+ * `why` set.
+ */
+static char *run_process(const char *cmd, char *why, size_t why_size)
+{
+    int fds[2];
+    char *buf = NULL;
+    size_t len = 0;
+    if (pipe(fds)) {
+        snprintf(why, why_size, "pipe: %s", strerror(errno));
+        return NULL;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, why_size, "fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0)
+            dup2(null, 0);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    buf = malloc(ES_AWS_PROCESS_MAX_OUTPUT + 1);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int timed_out = 0, too_big = 0;
+    while (buf) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left =
+            ES_AWS_PROCESS_TIMEOUT_MS - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                         (t.tv_nsec - t0.tv_nsec) / 1000000);
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+            timed_out = 1;
+            break;
+        }
+        if (len == ES_AWS_PROCESS_MAX_OUTPUT) {
+            too_big = 1;
+            break;
+        }
+        ssize_t r = read(fds[0], buf + len, ES_AWS_PROCESS_MAX_OUTPUT - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fds[0]);
+    if (timed_out || too_big || !buf)
+        kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!buf || timed_out || too_big ||
+        !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        if (!buf)
+            snprintf(why, why_size, "out of memory");
+        else if (timed_out)
+            snprintf(why, why_size, "timed out after %d ms (killed)",
+                     ES_AWS_PROCESS_TIMEOUT_MS);
+        else if (too_big)
+            snprintf(why, why_size, "output larger than %d bytes",
+                     ES_AWS_PROCESS_MAX_OUTPUT);
+        else if (WIFEXITED(st))
+            snprintf(why, why_size, "exited with status %d", WEXITSTATUS(st));
+        else
+            snprintf(why, why_size, "killed by signal %d",
+                     WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        if (buf)
+            memset(buf, 0, len);
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The process's stdout, JSON "Version": 1 (the AWS CLI's contract). */
+static int process_parse(const char *body, es_aws_credentials_t *out, char *why,
+                         size_t why_size)
+{
+    cJSON *j = cJSON_Parse(body);
+    int rc = -1;
+    if (!cJSON_IsObject(j)) {
+        snprintf(why, why_size, "output is not a JSON object");
+        goto done;
+    }
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "Version");
+    if (!cJSON_IsNumber(ver) || ver->valuedouble != 1) {
+        snprintf(why, why_size, "output: Version must be 1");
+        goto done;
+    }
+    const char *akid = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(j, "AccessKeyId"));
+    const char *secret = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(j, "SecretAccessKey"));
+    const char *token = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(j, "SessionToken"));
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(j, "Expiration");
+    time_t expiration = 0; /* absent: the credentials do not expire */
+    if (exp && !cJSON_IsNull(exp)) {
+        expiration =
+            cJSON_IsString(exp) ? parse_iso8601(exp->valuestring) : (time_t)-1;
+        if (expiration == (time_t)-1) {
+            snprintf(why, why_size,
+                     "output: Expiration must be an ISO 8601 time");
+            goto done;
+        }
+        if (expiration <= time(NULL)) {
+            snprintf(why, why_size,
+                     "output: Expiration is in the past (expired "
+                     "credentials)");
+            goto done;
+        }
+    }
+    if (fill_creds(out, "credential-process", akid, secret, token,
+                   expiration)) {
+        snprintf(why, why_size,
+                 "output lacks AccessKeyId or SecretAccessKey (or one is "
+                 "too long)");
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int credential_process(const char *name, const char *cmd,
+                              es_aws_credentials_t *out, notes_t *n)
+{
+    char why[160];
+    char *body = run_process(cmd, why, sizeof(why));
+    int rc = SRC_FAILED;
+    if (!body) {
+        note(n, "profile %s: credential_process: %s", name, why);
+        return SRC_FAILED;
+    }
+    if (process_parse(body, out, why, sizeof(why)))
+        note(n, "profile %s: credential_process: %s", name, why);
+    else
+        rc = SRC_OK;
+    memset(body, 0, strlen(body));
+    free(body);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ SSO */
+
+/* ~/.aws/sso/cache/<sha1 hex of the session name or start URL>.json */
+static char *sso_cache_path(const char *key)
+{
+    unsigned char md[20];
+    unsigned int mdlen = 0;
+    char hex[41], rel[128];
+    if (!EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha1(), NULL) ||
+        mdlen != 20)
+        return NULL;
+    for (int i = 0; i < 20; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    snprintf(rel, sizeof(rel), ".aws/sso/cache/%s.json", hex);
+    return home_path(rel);
+}
+
+/* The cached access token, or NULL with a note saying what is wrong. */
+static char *sso_token(const char *name, const char *key, notes_t *n)
+{
+    char *path = sso_cache_path(key), *body = NULL, *token = NULL;
+    cJSON *j = NULL;
+    if (!path || !(body = read_small_file(path, 65536))) {
+        note(n,
+             "profile %s: no cached SSO token %s (%s); run `aws sso login "
+             "--profile %s`",
+             name, path ? path : "", strerror(errno), name);
+        goto done;
+    }
+    j = cJSON_Parse(body);
+    const char *tok = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(j, "accessToken"));
+    const char *exp =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "expiresAt"));
+    time_t expires = exp ? parse_iso8601(exp) : (time_t)-1;
+    if (!tok || !*tok || expires == (time_t)-1) {
+        note(n, "profile %s: SSO token cache %s lacks accessToken/expiresAt",
+             name, path);
+        goto done;
+    }
+    if (expires <= time(NULL)) {
+        note(n,
+             "profile %s: the cached SSO token expired at %s; run `aws sso "
+             "login --profile %s`",
+             name, exp, name);
+        goto done;
+    }
+    token = strdup(tok);
+done:
+    if (j) {
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "accessToken");
+        if (cJSON_IsString(t))
+            memset(t->valuestring, 0, strlen(t->valuestring));
+    }
+    cJSON_Delete(j);
+    if (body)
+        memset(body, 0, strlen(body));
+    free(body);
+    free(path);
+    return token;
+}
+
+static int sso_parse(const char *body, es_aws_credentials_t *out)
+{
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(j, "roleCredentials");
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(rc, "expiration");
+    int ret = -1;
+    if (cJSON_IsNumber(exp) && exp->valuedouble > 0)
+        ret = fill_creds(out, "sso",
+                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                             rc, "accessKeyId")),
+                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                             rc, "secretAccessKey")),
+                         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                             rc, "sessionToken")),
+                         (time_t)(exp->valuedouble / 1000));
+    cJSON_Delete(j);
+    return ret;
+}
+
+static int sso_creds(es_aws_provider_t *p, const aws_files_t *f,
+                     const char *name, const profile_t *pr,
+                     es_aws_credentials_t *out, notes_t *n)
+{
+    profile_t sess = {0};
+    const char *start_url = pr->sso_start_url, *region = pr->sso_region;
+    const char *key = pr->sso_start_url;
+    char *token = NULL, *url = NULL, *hdr = NULL, *resp = NULL;
+    char *e_role = NULL, *e_acct = NULL, *base = NULL;
+    char err[256];
+    int rc = SRC_FAILED;
+
+    if (pr->sso_session) {
+        char sec[512];
+        snprintf(sec, sizeof(sec), "sso-session %s", pr->sso_session);
+        if (!f->conf || ini_read(f->conf, sec, NULL, &sess) <= 0) {
+            note(n,
+                 "profile %s: sso_session: no [sso-session %s] section "
+                 "in the config file",
+                 name, pr->sso_session);
+            goto done;
+        }
+        start_url = sess.sso_start_url;
+        region = sess.sso_region ? sess.sso_region : pr->sso_region;
+        key = pr->sso_session;
+    }
+    static const struct {
+        const char *key;
+        size_t off;
+    } need[] = {{"sso_account_id", offsetof(profile_t, sso_account_id)},
+                {"sso_role_name", offsetof(profile_t, sso_role_name)}};
+    for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+        if (!*(char *const *)((const char *)pr + need[i].off)) {
+            note(n, "profile %s: %s: missing (needed for SSO)", name,
+                 need[i].key);
+            goto done;
+        }
+    }
+    if (!start_url || !region) {
+        note(n, "profile %s: %s: missing (needed for SSO)", name,
+             !start_url ? "sso_start_url" : "sso_region");
+        goto done;
+    }
+    token = sso_token(name, key, n);
+    if (!token)
+        goto done;
+    if (env("AWS_ENDPOINT_URL_SSO"))
+        base = strdup(env("AWS_ENDPOINT_URL_SSO"));
+    else if (asprintf(&base, "https://portal.sso.%s.amazonaws.com", region) < 0)
+        base = NULL;
+    e_role = url_encode(pr->sso_role_name);
+    e_acct = url_encode(pr->sso_account_id);
+    if (!base || !e_role || !e_acct ||
+        asprintf(&url, "%s/federation/credentials?role_name=%s&account_id=%s",
+                 base, e_role, e_acct) < 0 ||
+        asprintf(&hdr, "x-amz-sso_bearer_token: %s", token) < 0) {
+        note(n, "profile %s: out of memory", name);
+        goto done;
+    }
+    const char *headers[] = {hdr, "Accept: application/json", NULL};
+    long status =
+        http_call(p, "GET", url, headers, NULL, &resp, err, sizeof(err));
+    if (status < 0) {
+        note(n, "profile %s: SSO GetRoleCredentials at %s: %s", name, base,
+             err);
+        goto done;
+    }
+    if (status != 200) {
+        note(n,
+             "profile %s: SSO GetRoleCredentials (sso_account_id %s, "
+             "sso_role_name %s) at %s answered HTTP %ld%s",
+             name, pr->sso_account_id, pr->sso_role_name, base, status,
+             status == 401 ? "; run `aws sso login` again" : "");
+        goto done;
+    }
+    if (sso_parse(resp, out)) {
+        note(n, "profile %s: SSO response lacks roleCredentials", name);
+        goto done;
+    }
+    rc = SRC_OK;
+done:
+    if (token)
+        memset(token, 0, strlen(token));
+    if (hdr)
+        memset(hdr, 0, strlen(hdr));
+    if (resp)
+        memset(resp, 0, strlen(resp));
+    free(token);
+    free(hdr);
+    free(resp);
+    free(url);
+    free(base);
+    free(e_role);
+    free(e_acct);
+    profile_clear(&sess);
+    return rc;
+}
+
+/* ------------------------------------------------------------- profiles */
+
+static int src_env(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n);
+static int src_container(es_aws_provider_t *p, es_aws_credentials_t *out,
+                         notes_t *n);
+static int src_imds(es_aws_provider_t *p, es_aws_credentials_t *out,
+                    notes_t *n);
+
+/* credential_source: where a role's base credentials come from instead of
+ * a source_profile. */
+static int credential_source(es_aws_provider_t *p, const char *name,
+                             const char *v, es_aws_credentials_t *out,
+                             notes_t *n)
+{
+    int rc = strcmp(v, "Environment") == 0           ? src_env(p, out, n)
+             : strcmp(v, "EcsContainer") == 0        ? src_container(p, out, n)
+             : strcmp(v, "Ec2InstanceMetadata") == 0 ? src_imds(p, out, n)
+                                                     : -2;
+    if (rc == -2)
+        note(n,
+             "profile %s: credential_source: must be Environment, "
+             "EcsContainer or Ec2InstanceMetadata",
+             name);
+    else if (rc != SRC_OK)
+        note(n, "profile %s: credential_source %s gave no credentials", name,
+             v);
+    return rc == SRC_OK ? SRC_OK : SRC_FAILED;
+}
+
+static int static_keys(const char *name, const profile_t *pr,
+                       es_aws_credentials_t *out, notes_t *n)
+{
+    if (fill_creds(out, "profile", pr->akid, pr->secret, pr->token, 0)) {
+        note(n,
+             "profile %s: aws_access_key_id and aws_secret_access_key must "
+             "both be set",
+             name);
+        return SRC_FAILED;
+    }
+    return SRC_OK;
+}
+
+/*
+ * Credentials of one profile, following source_profile links (depth counts
+ * the hops). Precedence as in the AWS SDKs: role_arn with source_profile or
+ * credential_source, role_arn with web_identity_token_file, SSO, static
+ * keys, credential_process.
+ */
+static int profile_resolve(es_aws_provider_t *p, const aws_files_t *f,
+                           const char *name, int depth,
+                           es_aws_credentials_t *out, notes_t *n)
+{
+    profile_t pr = {0};
+    es_aws_credentials_t base;
+    int rc = SRC_FAILED;
+    int found = profile_load(f, name, &pr);
+    memset(&base, 0, sizeof(base));
+    if (found <= 0) {
+        if (depth == 0)
+            note(n, "profile %s: %s", name,
+                 found < 0 ? "no credentials or config file"
+                           : "no such profile");
+        else
+            note(n, "profile %s: no such profile (named by source_profile)",
+                 name);
+        rc = depth == 0 ? SRC_NONE : SRC_FAILED;
+        goto done;
+    }
+    if (pr.role_arn && (pr.source_profile || pr.credential_source)) {
+        if (pr.source_profile && pr.credential_source) {
+            note(n,
+                 "profile %s: source_profile, credential_source: set only "
+                 "one",
+                 name);
+            goto done;
+        }
+        if (pr.mfa_serial) {
+            note(n,
+                 "profile %s: mfa_serial: roles that need an MFA code cannot "
+                 "be assumed by a daemon",
+                 name);
+            goto done;
+        }
+        if (pr.credential_source) {
+            if (credential_source(p, name, pr.credential_source, &base, n) !=
+                SRC_OK)
+                goto done;
+        } else if (strcmp(pr.source_profile, name) == 0) {
+            /* A profile may name itself: its own static keys. */
+            if (static_keys(name, &pr, &base, n) != SRC_OK)
+                goto done;
+        } else if (depth + 1 >= ES_AWS_MAX_CHAIN) {
+            note(n,
+                 "profile %s: source_profile: chain longer than %d profiles "
+                 "(a loop?)",
+                 name, ES_AWS_MAX_CHAIN);
+            goto done;
+        } else if (profile_resolve(p, f, pr.source_profile, depth + 1, &base,
+                                   n) != SRC_OK) {
+            note(n, "profile %s: source_profile %s gave no credentials", name,
+                 pr.source_profile);
+            goto done;
+        }
+        rc = assume_role(p, name, &pr, &base, out, n);
+    } else if (pr.role_arn && pr.token_file) {
+        rc = web_identity(p, pr.token_file, pr.role_arn,
+                          pr.session_name ? pr.session_name : "eventstreamd",
+                          out, n);
+        if (rc == SRC_OK)
+            copy_field(out->source, sizeof(out->source), "profile");
+    } else if (pr.sso_session || pr.sso_start_url || pr.sso_account_id ||
+               pr.sso_role_name) {
+        rc = sso_creds(p, f, name, &pr, out, n);
+    } else if (pr.akid || pr.secret) {
+        rc = static_keys(name, &pr, out, n);
+    } else if (pr.process) {
+        rc = credential_process(name, pr.process, out, n);
+    } else if (pr.role_arn) {
+        note(n,
+             "profile %s: role_arn: needs source_profile, credential_source "
+             "or web_identity_token_file",
+             name);
+    } else {
+        note(n,
+             "profile %s: no credentials in it (static keys, role_arn, "
+             "sso_*, credential_process)",
+             name);
+    }
+done:
+    memset(&base, 0, sizeof(base));
+    profile_clear(&pr);
+    return rc;
+}
+
 static int src_profile(es_aws_provider_t *p, es_aws_credentials_t *out,
                        notes_t *n)
 {
@@ -504,49 +1169,15 @@ static int src_profile(es_aws_provider_t *p, es_aws_credentials_t *out,
                           : env("AWS_DEFAULT_PROFILE")
                               ? env("AWS_DEFAULT_PROFILE")
                               : "default";
-    char *cred_path = env("AWS_SHARED_CREDENTIALS_FILE")
-                          ? strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
-                          : home_path(".aws/credentials");
-    char *conf_path = env("AWS_CONFIG_FILE") ? strdup(env("AWS_CONFIG_FILE"))
-                                             : home_path(".aws/config");
-    profile_t pr = {0};
-    int rc = SRC_NONE;
-    /* The credentials file wins over the config file, key by key. */
-    int in_cred = cred_path ? ini_read(cred_path, profile, 0, &pr) : -1;
-    int in_conf = conf_path ? ini_read(conf_path, profile, 1, &pr) : -1;
-    if (in_cred <= 0 && in_conf <= 0) {
-        note(n, "profile %s: %s", profile,
-             in_cred < 0 && in_conf < 0 ? "no credentials or config file"
-                                        : "no such profile");
-        goto done;
-    }
-    if (pr.akid || pr.secret) {
-        if (fill_creds(out, "profile", pr.akid, pr.secret, pr.token, 0)) {
-            note(n,
-                 "profile %s: aws_access_key_id and aws_secret_access_key "
-                 "must both be set",
-                 profile);
-            rc = SRC_FAILED;
-        } else {
-            rc = SRC_OK;
-        }
-        goto done;
-    }
-    if (pr.role_arn && pr.token_file) {
-        rc = web_identity(p, pr.token_file, pr.role_arn,
-                          pr.session_name ? pr.session_name : "eventstreamd",
-                          out, n);
-        if (rc == SRC_OK)
-            copy_field(out->source, sizeof(out->source), "profile");
-        goto done;
-    }
-    note(n, "profile %s: no static keys or role_arn+web_identity_token_file",
-         profile);
-    rc = SRC_FAILED;
-done:
-    profile_clear(&pr);
-    free(cred_path);
-    free(conf_path);
+    aws_files_t f;
+    f.cred = env("AWS_SHARED_CREDENTIALS_FILE")
+                 ? strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
+                 : home_path(".aws/credentials");
+    f.conf = env("AWS_CONFIG_FILE") ? strdup(env("AWS_CONFIG_FILE"))
+                                    : home_path(".aws/config");
+    int rc = profile_resolve(p, &f, profile, 0, out, n);
+    free(f.cred);
+    free(f.conf);
     return rc;
 }
 
