@@ -233,7 +233,7 @@ int main(int argc, char **argv)
                 }
             }
             if (backoff)
-                usleep(2000);
+                usleep(10000); /* the host backs off 100 ms and more */
         } else {
             usleep(5000);
         }
