@@ -1,0 +1,383 @@
+/*
+ * Consuming: one rd_kafka_t per consumer group, records in, offsets
+ * committed per partition once every delivery of a record is done, and
+ * rebalances.
+ */
+#include "pipeline_int.h"
+
+/* --------------------------------------------------------------- consuming */
+
+static partition_t *find_partition(consumer_t *c, const char *topic,
+                                   int32_t partition)
+{
+    for (partition_t *pt = c->parts; pt; pt = pt->next)
+        if (pt->partition == partition && !strcmp(pt->topic, topic))
+            return pt;
+    return NULL;
+}
+
+static void parse_headers(record_t *rec)
+{
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(rec->msg, &h) || !h)
+        return;
+    size_t n = rd_kafka_header_cnt(h);
+    rec->headers = calloc(n ? n : 1, sizeof *rec->headers);
+    for (size_t i = 0; i < n; i++) {
+        es_header_t *e = &rec->headers[rec->nh];
+        if (rd_kafka_header_get_all(h, i, &e->name, &e->value, &e->value_len) ==
+            0)
+            rec->nh++;
+    }
+}
+
+static void handle_message(consumer_t *c, rd_kafka_message_t *m)
+{
+    es_pipeline_t *p = c->p;
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            es_warn("consumer group=%s: %s", c->group,
+                    rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    partition_t *part = find_partition(c, topic, m->partition);
+    if (!part || es_offsets_track(part->offsets, m->offset)) {
+        rd_kafka_message_destroy(m); /* not ours any more */
+        return;
+    }
+    part->last_offset = m->offset;
+    record_t *rec = calloc(1, sizeof *rec);
+    rec->msg = m;
+    rec->part = part;
+    rec->pending = 1;
+    part->inflight++;
+    p->inflight++;
+    es_counter_add(p->consumed, 1);
+    parse_headers(rec);
+    char reason[256];
+    es_status_t st = ES_OK;
+    if (es_avro_hook_wants(p->avro, topic))
+        st = es_avro_hook_decode(p->avro, topic, m->payload, m->len,
+                                 rec->headers, rec->nh, &rec->dec, reason,
+                                 sizeof reason);
+    else if (es_decode_record(m->payload, m->len, rec->headers, rec->nh,
+                              (size_t)p->conf->max_event_bytes, &rec->dec,
+                              reason, sizeof reason))
+        st = ES_FAIL;
+    if (st == ES_OK)
+        pl_route_record(p, rec);
+    else if (st == ES_RETRY)
+        pl_avro_retry_later(p, pl_delivery_new(p, rec, NULL, NULL, NULL, NULL),
+                            reason);
+    else {
+        es_counter_add(p->decode_failed, 1);
+        pl_dead_letter_record(
+            p, rec, NULL,
+            es_avro_hook_wants(p->avro, topic) ? "avro" : "decode", reason);
+    }
+    pl_record_release(p, rec);
+}
+
+int pl_consume_some(consumer_t *c)
+{
+    size_t max = (size_t)c->p->conf->batch_size;
+    rd_kafka_message_t **msgs = malloc(max * sizeof *msgs);
+    ssize_t n = rd_kafka_consume_batch_queue(c->queue, 0, msgs, max);
+    for (ssize_t i = 0; i < n; i++)
+        handle_message(c, msgs[i]);
+    free(msgs);
+    return n == (ssize_t)max; /* more may be waiting */
+}
+
+/* ---------------------------------------------------------------- commits */
+
+static void commit_consumer(consumer_t *c, int sync)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (partition_t *pt = c->parts; pt; pt = pt->next) {
+        int64_t cp = es_offsets_commit_point(pt->offsets);
+        if (pt->revoked || cp < 0 || cp <= pt->committed)
+            continue;
+        rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition)->offset =
+            cp;
+        pt->committed = cp;
+    }
+    if (l->cnt) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, !sync);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            es_warn("commit group=%s: %s", c->group, rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* A failed commit forgets what it committed so the next tick retries. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    consumer_t *c = opaque;
+    if (!err || !offsets)
+        return;
+    for (int i = 0; i < offsets->cnt; i++) {
+        partition_t *pt = find_partition(c, offsets->elems[i].topic,
+                                         offsets->elems[i].partition);
+        if (pt)
+            pt->committed = -1;
+    }
+    es_warn("commit group=%s failed: %s (will retry)", c->group,
+            rd_kafka_err2str(err));
+}
+
+/* Lag from librdkafka's cached high watermark: no broker round trip. */
+static void update_lag(consumer_t *c)
+{
+    for (partition_t *pt = c->parts; pt; pt = pt->next) {
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(c->rk, pt->topic, pt->partition, &lo,
+                                           &hi) ||
+            hi < 0)
+            continue;
+        int64_t next = pt->last_offset < 0 ? lo : pt->last_offset + 1;
+        es_gauge_set(pt->lag, hi > next ? (uint64_t)(hi - next) : 0);
+    }
+}
+
+void pl_commit_all(es_pipeline_t *p, int sync)
+{
+    for (size_t i = 0; i < p->nconsumers; i++)
+        if (p->consumers[i].joined) {
+            commit_consumer(&p->consumers[i], sync);
+            update_lag(&p->consumers[i]);
+        }
+}
+
+/* -------------------------------------------------------------- rebalance */
+
+void pl_set_paused(consumer_t *c, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(c->rk, &l) || !l)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(c->rk, l);
+    else
+        rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/*
+ * A partition the group never committed starts at its current end, looked
+ * up now rather than left to auto.offset.reset: then "consumer joined" in
+ * the log means every event produced after it is seen, which is what a new
+ * subscription promises (and what tests and operators rely on).
+ */
+static void resolve_start_offsets(consumer_t *c,
+                                  rd_kafka_topic_partition_list_t *l)
+{
+    if (!c->start_at_end ||
+        rd_kafka_committed(c->rk, l, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_topic_partition_list_t *fresh =
+        rd_kafka_topic_partition_list_new(l->cnt);
+    for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &l->elems[i];
+        int64_t lo, hi;
+        if (tp->offset >= 0)
+            continue;
+        if (rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition,
+                                             &lo, &hi, 10000) == 0) {
+            tp->offset = hi;
+            rd_kafka_topic_partition_list_add(fresh, tp->topic, tp->partition)
+                ->offset = hi;
+        }
+    }
+    /* Commit the starting point at once: if the first event is still in
+     * flight when the daemon stops, a restart must resume here, not at the
+     * (by then later) end of the partition. */
+    if (fresh->cnt && rd_kafka_commit(c->rk, fresh, 0))
+        es_warn("group=%s: could not commit the starting offsets", c->group);
+    rd_kafka_topic_partition_list_destroy(fresh);
+}
+
+static void partitions_assign(consumer_t *c, rd_kafka_topic_partition_list_t *l)
+{
+    resolve_start_offsets(c, l);
+    for (int i = 0; i < l->cnt; i++) {
+        partition_t *pt = calloc(1, sizeof *pt);
+        pt->c = c;
+        pt->topic = strdup(l->elems[i].topic);
+        pt->partition = l->elems[i].partition;
+        pt->offsets = es_offsets_new();
+        pt->committed = -1;
+        pt->last_offset = -1;
+        char labels[600], t[256], g[256];
+        es_metrics_label_escape(t, sizeof t, pt->topic);
+        es_metrics_label_escape(g, sizeof g, c->group);
+        snprintf(labels, sizeof labels,
+                 "group=\"%s\",topic=\"%s\",partition=\"%d\"", g, t,
+                 (int)pt->partition);
+        pt->lag = es_metrics_gauge("es_consumer_lag", labels);
+        pt->next = c->parts;
+        c->parts = pt;
+    }
+    rd_kafka_assign(c->rk, l);
+    if (c->p->paused)
+        pl_set_paused(c, 1);
+    es_info("partitions assigned group=%s count=%d", c->group, l->cnt);
+    if (!c->joined++) {
+        es_info("consumer joined group=%s", c->group);
+        atomic_fetch_add(&c->p->joined_consumers, 1);
+    }
+}
+
+/* Revoked partitions commit what is done now; events still in flight
+ * finish but commit nothing (the new owner redelivers them). */
+static void partitions_revoke(consumer_t *c)
+{
+    commit_consumer(c, 1);
+    partition_t *pt = c->parts;
+    c->parts = NULL;
+    while (pt) {
+        partition_t *next = pt->next;
+        pt->revoked = 1;
+        es_gauge_set(pt->lag, 0);
+        if (pt->inflight == 0) {
+            es_offsets_destroy(pt->offsets);
+            free(pt->topic);
+            free(pt);
+        }
+        pt = next;
+    }
+    rd_kafka_assign(c->rk, NULL);
+    es_info("partitions revoked group=%s", c->group);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    consumer_t *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        partitions_assign(c, parts);
+    else
+        partitions_revoke(c);
+}
+
+static const char *group_of(const es_pipeline_t *p, const route_t *r)
+{
+    return r->conf->group ? r->conf->group : p->conf->group_id;
+}
+
+/* Sets a consumer default unless the operator set it in kafka.properties. */
+static int conf_default(rd_kafka_conf_t *conf, const cJSON *props,
+                        const char *name, const char *value, char *errstr,
+                        size_t errstr_size)
+{
+    if (props && cJSON_GetObjectItemCaseSensitive(props, name))
+        return 0;
+    return es_kafka_conf_set(conf, name, value, errstr, errstr_size);
+}
+
+static int consumer_start(es_pipeline_t *p, consumer_t *c, const char *brokers,
+                          int embedded, char *errstr, size_t errstr_size)
+{
+    const cJSON *props = p->conf->kafka_properties;
+    rd_kafka_conf_t *conf =
+        es_kafka_conf_new(brokers, props, errstr, errstr_size);
+    if (!conf)
+        return -1;
+    if (es_kafka_conf_set(conf, "group.id", c->group, errstr, errstr_size) ||
+        es_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+                          errstr_size) ||
+        conf_default(conf, props, "auto.offset.reset", "latest", errstr,
+                     errstr_size) ||
+        conf_default(conf, props, "allow.auto.create.topics",
+                     embedded ? "true" : "false", errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    const cJSON *reset =
+        props ? cJSON_GetObjectItemCaseSensitive(props, "auto.offset.reset")
+              : NULL;
+    c->start_at_end = !reset || !strcmp(reset->valuestring, "latest") ||
+                      !strcmp(reset->valuestring, "largest") ||
+                      !strcmp(reset->valuestring, "end");
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (!c->rk) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    if (es_msk_iam_start(c->rk, errstr, errstr_size))
+        return -1;
+    rd_kafka_poll_set_consumer(c->rk);
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < c->nroutes; i++)
+        for (size_t t = 0; t < c->routes[i]->conf->topics.n; t++) {
+            const char *name = c->routes[i]->conf->topics.v[t];
+            if (!rd_kafka_topic_partition_list_find(topics, name,
+                                                    RD_KAFKA_PARTITION_UA))
+                rd_kafka_topic_partition_list_add(topics, name,
+                                                  RD_KAFKA_PARTITION_UA);
+        }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        snprintf(errstr, errstr_size, "subscribe group=%s: %s", c->group,
+                 rd_kafka_err2str(err));
+        return -1;
+    }
+    c->queue = rd_kafka_queue_get_consumer(c->rk);
+    pl_make_wake_pipe(c->wake);
+    rd_kafka_queue_io_event_enable(c->queue, c->wake[1], "c", 1);
+    es_info("consumer started group=%s routes=%zu", c->group, c->nroutes);
+    return 0;
+}
+
+int pl_consumers_init(es_pipeline_t *p, const char *brokers, char *errstr,
+                      size_t errstr_size)
+{
+    int embedded = !strcmp(p->conf->brokers, "embedded");
+    p->consumers = calloc(p->nroutes + 1, sizeof *p->consumers);
+    for (size_t i = 0; i < p->nroutes; i++) {
+        const char *g = group_of(p, &p->routes[i]);
+        consumer_t *c = NULL;
+        for (size_t k = 0; k < p->nconsumers && !c; k++)
+            if (!strcmp(p->consumers[k].group, g))
+                c = &p->consumers[k];
+        if (!c) {
+            c = &p->consumers[p->nconsumers++];
+            c->p = p;
+            c->group = g;
+            c->routes = calloc(p->nroutes, sizeof *c->routes);
+            c->wake[0] = c->wake[1] = -1;
+        }
+        c->routes[c->nroutes++] = &p->routes[i];
+    }
+    for (size_t k = 0; k < p->nconsumers; k++)
+        if (consumer_start(p, &p->consumers[k], brokers, embedded, errstr,
+                           errstr_size))
+            return -1;
+    return 0;
+}
+
+void pl_consumer_destroy(consumer_t *c)
+{
+    if (c->queue)
+        rd_kafka_queue_destroy(c->queue);
+    if (c->rk)
+        rd_kafka_destroy(c->rk);
+    for (partition_t *pt = c->parts, *next; pt; pt = next) {
+        next = pt->next;
+        es_offsets_destroy(pt->offsets);
+        free(pt->topic);
+        free(pt);
+    }
+    free(c->routes);
+    for (int i = 0; i < 2; i++)
+        if (c->wake[i] >= 0)
+            close(c->wake[i]);
+}

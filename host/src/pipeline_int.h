@@ -1,0 +1,260 @@
+/*
+ * The pipeline's internals, shared by its files: pipeline.c (deliveries,
+ * retries, dead letters, dispatch, set-up and the main loop),
+ * pipeline_consume.c (consumers, commits, rebalances), pipeline_route.c
+ * (tenant lookup, filter chains, PII stripping), pipeline_host.c (the host
+ * services plugins call) and pipeline_dry.c (topic testing). Nothing here
+ * is for use outside host/src/pipeline*.c.
+ */
+#ifndef ES_PIPELINE_INT_H
+#define ES_PIPELINE_INT_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "../avro/es_avro_hook.h"
+#include "kafka.h"
+#include "msk_iam.h"
+#include "log.h"
+#include "metrics.h"
+#include "offsets.h"
+#include "pipeline.h"
+#include "region.h"
+#include "state.h"
+#include "topics.h"
+#include "usage.h"
+
+typedef struct instance_s instance_t;
+typedef struct route_s route_t;
+typedef struct consumer_s consumer_t;
+typedef struct partition_s partition_t;
+typedef struct record_s record_t;
+typedef struct output_s output_t;
+typedef struct delivery_s delivery_t;
+
+struct instance_s {
+    es_pipeline_t *p;
+    const es_instance_conf_t *conf;
+    const es_plugin_t *plugin;
+    void *handle;
+    es_host_t host;
+    es_state_t *state; /* opened on first use */
+    pthread_mutex_t state_lock;
+    delivery_t **batch;
+    size_t batch_n, batch_cap;
+    /* Reused between dispatches: a fresh 200 KB array per batch meant an
+     * mmap, page faults and munmap every loop turn. */
+    delivery_t **spare;
+    size_t spare_cap;
+    es_event_t *evs;
+    const es_event_t **ptrs;
+    es_result_t *res;
+    size_t scratch_cap;
+    es_counter_t *delivered, *retried, *dead_lettered;
+    es_histogram_t *latency;
+};
+
+struct route_s {
+    const es_route_conf_t *conf;
+    instance_t **filters;
+    instance_t **dests;
+    es_counter_t *consumed, *filtered, *tenantless;
+};
+
+struct partition_s {
+    consumer_t *c;
+    char *topic;
+    int32_t partition;
+    es_offsets_t *offsets;
+    int64_t committed;
+    int revoked;
+    size_t inflight;
+    int64_t last_offset; /* last consumed, for the lag gauge */
+    es_counter_t *lag;
+    partition_t *next;
+};
+
+struct consumer_s {
+    es_pipeline_t *p;
+    const char *group;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    int wake[2];
+    route_t **routes;
+    size_t nroutes;
+    partition_t *parts;
+    int joined;
+    int start_at_end; /* auto.offset.reset is latest (the default) */
+};
+
+/* One consumed Kafka record, alive until every delivery of it is done. */
+struct record_s {
+    rd_kafka_message_t *msg;
+    partition_t *part;
+    es_header_t *headers;
+    size_t nh;
+    es_decoded_t dec;
+    int pending; /* deliveries not done, plus one while being routed */
+};
+
+/* An event a filter produced in place of (or in addition to) the input. */
+struct output_s {
+    es_decoded_t dec;
+    int refs;
+};
+
+/* One event at one destination (or on its way to the dead-letter topic). */
+struct delivery_s {
+    uint64_t token;
+    delivery_t *next_in_bucket;
+    record_t *rec;
+    output_t *out; /* NULL: the record's own event */
+    route_t *route;
+    instance_t *dest; /* NULL for record-level dead letters */
+    const char *dlq_plugin;
+    char *tenant;
+    uint32_t attempt;
+    int awaiting_plugin;
+    int plugin_done;
+    int dlq;
+    int redecode; /* Avro: waiting for the schema registry */
+    int64_t due_ms;
+    atomic_int children;
+    atomic_int child_failed;
+    char reason[256];
+};
+
+typedef struct completion_s {
+    uint64_t token;
+    es_status_t status;
+    char reason[256];
+} completion_t;
+
+#define TOKEN_BUCKETS 65536
+#define FLUSH_INTERVAL_MS 100
+#define HOUSEKEEPING_INTERVAL_MS 2000 /* topics rescan, usage save */
+
+struct es_pipeline_s {
+    const es_config_t *conf;
+    es_loader_t *loader;
+    instance_t *instances;
+    size_t ninstances;
+    route_t *routes;
+    size_t nroutes;
+    consumer_t *consumers;
+    size_t nconsumers;
+    es_producer_t *producer;
+    rd_kafka_queue_t *prod_queue;
+    int prod_wake[2];
+
+    pthread_mutex_t token_lock;
+    delivery_t **tokens;
+    uint64_t next_token;
+
+    pthread_mutex_t comp_lock;
+    completion_t *comp;
+    size_t comp_n, comp_cap;
+    int comp_wake[2];
+
+    delivery_t **heap; /* retry timers, min-heap on due_ms */
+    size_t heap_n, heap_cap;
+
+    size_t inflight;
+    int paused;
+    int more_work;
+    atomic_size_t joined_consumers;
+    int64_t last_flush_ms, last_commit_ms;
+    es_counter_t *consumed, *decode_failed, *dead_lettered;
+    es_avro_hook_t *avro; /* NULL when no route reads Avro */
+    /* Rebuilt when onboarded Avro topics change (pipeline_dry.c); the API
+     * thread's readers of p->avro hold avro_lock. */
+    pthread_mutex_t avro_lock;
+    unsigned long long avro_stamp;
+
+    es_topics_t *topics; /* NULL when no topics_dir */
+    es_usage_t *usage;
+    es_region_t *region; /* NULL: no "region" in the config */
+    int64_t last_housekeeping_ms;
+    /* Filter plugin calls on one instance must not overlap: the pipeline
+     * thread and the admin API's dry runs both take this lock. */
+    pthread_mutex_t filter_lock;
+};
+
+#define EMIT_TAG ((uintptr_t)1) /* producer opaque of an emitted event */
+
+typedef struct collected_s {
+    output_t *out;
+    char *route;
+} collected_t;
+
+typedef struct collector_s {
+    es_filter_out_t base;
+    collected_t *items;
+    size_t n;
+    char *route; /* set_route for KEEP */
+} collector_t;
+
+/* pipeline.c */
+void pl_make_wake_pipe(int fds[2]);
+void pl_wake(int fd);
+delivery_t *pl_token_lookup(es_pipeline_t *p, uint64_t token);
+void pl_record_release(es_pipeline_t *p, record_t *rec);
+void pl_output_release(output_t *o);
+delivery_t *pl_delivery_new(es_pipeline_t *p, record_t *rec, output_t *out,
+                            route_t *route, instance_t *dest,
+                            const char *tenant);
+void pl_dead_letter(es_pipeline_t *p, delivery_t *d, const char *reason);
+void pl_dead_letter_record(es_pipeline_t *p, record_t *rec, route_t *route,
+                           const char *plugin, const char *reason);
+void pl_enqueue(instance_t *inst, delivery_t *d);
+void pl_avro_retry_later(es_pipeline_t *p, delivery_t *d, const char *reason);
+
+/* pipeline_consume.c */
+int pl_consume_some(consumer_t *c);
+void pl_commit_all(es_pipeline_t *p, int sync);
+void pl_set_paused(consumer_t *c, int pause);
+int pl_consumers_init(es_pipeline_t *p, const char *brokers, char *errstr,
+                      size_t errstr_size);
+void pl_consumer_destroy(consumer_t *c);
+
+/* pipeline_route.c */
+es_event_t pl_event_view(const es_decoded_t *dec, const char *tenant,
+                         const char *route);
+void pl_build_event(es_event_t *ev, const record_t *rec,
+                    const es_decoded_t *dec, const char *tenant,
+                    const char *route, uint64_t token, uint32_t attempt);
+char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
+                       const void *key, size_t key_len,
+                       const es_decoded_t *dec);
+output_t *pl_strip_pii(es_pipeline_t *p, const char *topic,
+                       const es_decoded_t *dec, cJSON *removed, int *bad);
+route_t *pl_route_by_name(es_pipeline_t *p, const char *name);
+int pl_collect_add(es_filter_out_t *o, const char *json, size_t len,
+                   const char *route, char *errstr, size_t errstr_size);
+void pl_collect_set_route(es_filter_out_t *o, const char *route);
+void pl_collector_clear(collector_t *c);
+void pl_route_record(es_pipeline_t *p, record_t *rec);
+int pl_route_wants(const route_t *r, const char *topic);
+int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
+                   const char **region);
+
+/* pipeline_dry.c */
+int pl_avro_hook_build(es_pipeline_t *p, const char *only_topic,
+                       es_avro_hook_t **out, char *errstr, size_t errstr_size);
+void pl_avro_rebuild(es_pipeline_t *p);
+
+/* pipeline_host.c */
+void pl_host_init(instance_t *inst);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * Routing a record: its tenant, the route's filter chain (with the routes
+ * filters name), PII stripping, and one delivery per destination.
+ */
+#include "pipeline_int.h"
+
+/* ---------------------------------------------------------------- routing */
+
+/* The fields every event view takes from its decoded CloudEvent; callers
+ * fill in where the event came from. */
+es_event_t pl_event_view(const es_decoded_t *dec, const char *tenant,
+                         const char *route)
+{
+    return (es_event_t){
+        .json = dec->json,
+        .json_len = dec->json_len,
+        .ce = dec->ce,
+        .id = dec->id,
+        .source = dec->source,
+        .type = dec->type,
+        .subject = dec->subject,
+        .time = dec->time,
+        .tenant = tenant,
+        .route = route,
+        .attempt = 1,
+    };
+}
+
+void pl_build_event(es_event_t *ev, const record_t *rec,
+                    const es_decoded_t *dec, const char *tenant,
+                    const char *route, uint64_t token, uint32_t attempt)
+{
+    const rd_kafka_message_t *m = rec->msg;
+    rd_kafka_timestamp_type_t tstype;
+    *ev = pl_event_view(dec, tenant, route);
+    ev->topic = rd_kafka_topic_name(m->rkt);
+    ev->partition = m->partition;
+    ev->offset = m->offset;
+    ev->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    ev->key = m->key;
+    ev->key_len = m->key_len;
+    ev->headers = rec->headers;
+    ev->header_count = rec->nh;
+    ev->token = token;
+    ev->attempt = attempt;
+}
+
+/* The route's tenant spec; else the onboarded topic's; else the default
+ * one. `r` NULL: no route (usage of consumed events). */
+char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
+                       const void *key, size_t key_len, const es_decoded_t *dec)
+{
+    static char *defaults[] = {"tenantid", "data.tenantId", "key"};
+    static const es_strv_t default_spec = {defaults, 3};
+    const es_strv_t *spec = r && r->conf->tenant.n ? &r->conf->tenant : NULL;
+    char *t = NULL;
+    es_topics_lock(p->topics);
+    if (!spec) {
+        const es_topic_t *ot = es_topics_find(p->topics, topic);
+        spec = ot ? &ot->tenant : &default_spec;
+    }
+    for (size_t i = 0; i < spec->n && !t; i++)
+        t = es_decode_lookup(dec->ce, key, key_len, spec->v[i]);
+    es_topics_unlock(p->topics);
+    return t;
+}
+
+static char *find_tenant(es_pipeline_t *p, const route_t *r,
+                         const record_t *rec, const es_decoded_t *dec)
+{
+    return pl_lookup_tenant(p, r, rd_kafka_topic_name(rec->msg->rkt),
+                            rec->msg->key, rec->msg->key_len, dec);
+}
+
+/* The onboarded topic's PII fields, removed after the filter chain and
+ * before every destination. NULL when the event holds none (nothing is
+ * re-serialised then); *bad set when the result is not a CloudEvent. */
+output_t *pl_strip_pii(es_pipeline_t *p, const char *topic,
+                       const es_decoded_t *dec, cJSON *removed, int *bad)
+{
+    output_t *o = NULL;
+    es_topics_lock(p->topics);
+    const es_topic_t *t = es_topics_find(p->topics, topic);
+    if (t && es_topic_has_pii(t, dec->ce)) {
+        cJSON *ce = cJSON_Duplicate(dec->ce, 1);
+        es_topic_strip_pii(t, ce, removed);
+        o = calloc(1, sizeof *o);
+        char reason[256];
+        if (es_decode_validate(ce, &o->dec, reason, sizeof reason)) {
+            cJSON_Delete(ce);
+            free(o);
+            o = NULL;
+            *bad = 1;
+        } else {
+            o->dec.ce = ce;
+            o->dec.owned_json = cJSON_PrintUnformatted(ce);
+            o->dec.json = o->dec.owned_json;
+            o->dec.json_len = strlen(o->dec.owned_json);
+            o->refs = 1;
+        }
+    }
+    es_topics_unlock(p->topics);
+    return o;
+}
+
+route_t *pl_route_by_name(es_pipeline_t *p, const char *name)
+{
+    for (size_t i = 0; i < p->nroutes; i++)
+        if (!strcmp(p->routes[i].conf->name, name))
+            return &p->routes[i];
+    return NULL;
+}
+
+int pl_collect_add(es_filter_out_t *o, const char *json, size_t len,
+                   const char *route, char *errstr, size_t errstr_size)
+{
+    collector_t *c = (collector_t *)o;
+    output_t *out = calloc(1, sizeof *out);
+    out->dec.owned_json = strndup(json, len);
+    cJSON *ce = cJSON_ParseWithLength(json, len);
+    if (!ce || es_decode_validate(ce, &out->dec, errstr, errstr_size)) {
+        if (!ce)
+            snprintf(errstr, errstr_size, "filter output is not valid JSON");
+        cJSON_Delete(ce);
+        free(out->dec.owned_json);
+        free(out);
+        return -1;
+    }
+    out->dec.json = out->dec.owned_json;
+    out->dec.json_len = len;
+    out->refs = 1; /* the collector's reference */
+    c->items = realloc(c->items, (c->n + 1) * sizeof *c->items);
+    c->items[c->n++] = (collected_t){out, route ? strdup(route) : NULL};
+    return 0;
+}
+
+void pl_collect_set_route(es_filter_out_t *o, const char *route)
+{
+    collector_t *c = (collector_t *)o;
+    free(c->route);
+    c->route = route ? strdup(route) : NULL;
+}
+
+void pl_collector_clear(collector_t *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        pl_output_release(c->items[i].out);
+        free(c->items[i].route);
+    }
+    free(c->items);
+    free(c->route);
+}
+
+static void route_event(es_pipeline_t *p, record_t *rec, route_t *route,
+                        output_t *out, size_t fi, route_t *target);
+
+static void deliver_to_destinations(es_pipeline_t *p, record_t *rec,
+                                    route_t *route, output_t *out,
+                                    route_t *target)
+{
+    const es_decoded_t *dec = out ? &out->dec : &rec->dec;
+    char *tenant = find_tenant(p, route, rec, dec);
+    if (!tenant && route->conf->require_tenant) {
+        es_counter_add(route->tenantless, 1);
+        pl_dead_letter_record(p, rec, route, "route",
+                              "no tenant found where the route looks for it");
+        return;
+    }
+    const char *region;
+    if (pl_region_skip(p, route, tenant, &region)) {
+        free(tenant);
+        return; /* another region forwards it: no delivery, no dead letter */
+    }
+    int bad = 0;
+    output_t *clean =
+        pl_strip_pii(p, rd_kafka_topic_name(rec->msg->rkt), dec, NULL, &bad);
+    if (bad) {
+        pl_dead_letter_record(
+            p, rec, route, "host",
+            "stripping PII fields left an invalid CloudEvent");
+        free(tenant);
+        return;
+    }
+    route_t *r = target ? target : route;
+    for (size_t i = 0; i < r->conf->destinations.n; i++)
+        pl_enqueue(r->dests[i], pl_delivery_new(p, rec, clean ? clean : out, r,
+                                                r->dests[i], tenant));
+    pl_output_release(clean); /* the deliveries hold their own references */
+    free(tenant);
+}
+
+/* A KEEP verdict may name a route; REPLACE outputs may each name one. */
+static int resolve_target(es_pipeline_t *p, record_t *rec, route_t *route,
+                          instance_t *f, const char *name, route_t **target)
+{
+    if (!name)
+        return 0;
+    *target = pl_route_by_name(p, name);
+    if (*target)
+        return 0;
+    char why[256];
+    snprintf(why, sizeof why,
+             "filter routed the event to unknown route "
+             "\"%.100s\"",
+             name);
+    pl_dead_letter_record(p, rec, route, f->plugin->name, why);
+    return -1;
+}
+
+static void run_replacements(es_pipeline_t *p, record_t *rec, route_t *route,
+                             instance_t *f, collector_t *c, size_t fi,
+                             route_t *target)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        route_t *t = target;
+        if (resolve_target(p, rec, route, f, c->items[i].route, &t) == 0)
+            route_event(p, rec, route, c->items[i].out, fi + 1, t);
+    }
+}
+
+static void route_event(es_pipeline_t *p, record_t *rec, route_t *route,
+                        output_t *out, size_t fi, route_t *target)
+{
+    if (fi == route->conf->filters.n) {
+        deliver_to_destinations(p, rec, route, out, target);
+        return;
+    }
+    instance_t *f = route->filters[fi];
+    const es_decoded_t *dec = out ? &out->dec : &rec->dec;
+    char *tenant = find_tenant(p, route, rec, dec);
+    es_event_t ev;
+    pl_build_event(&ev, rec, dec, tenant, route->conf->name, 0, 1);
+    collector_t c = {
+        {pl_collect_add, pl_collect_set_route, NULL}, NULL, 0, NULL};
+    char err[512] = "";
+    pthread_mutex_lock(&p->filter_lock);
+    es_filter_verdict_t v =
+        f->plugin->filter(f->handle, &ev, &c.base, err, sizeof err);
+    pthread_mutex_unlock(&p->filter_lock);
+    free(tenant);
+    switch (v) {
+    case ES_FILTER_KEEP:
+        if (resolve_target(p, rec, route, f, c.route, &target) == 0)
+            route_event(p, rec, route, out, fi + 1, target);
+        break;
+    case ES_FILTER_DROP:
+        es_counter_add(route->filtered, 1);
+        break;
+    case ES_FILTER_REPLACE:
+        if (c.n == 0)
+            es_counter_add(route->filtered, 1);
+        run_replacements(p, rec, route, f, &c, fi, target);
+        break;
+    case ES_FILTER_FAIL:
+    default:
+        pl_dead_letter_record(p, rec, route, f->plugin->name,
+                              err[0] ? err : "filter failed");
+        break;
+    }
+    pl_collector_clear(&c);
+}
+
+void pl_route_record(es_pipeline_t *p, record_t *rec)
+{
+    consumer_t *c = rec->part->c;
+    const char *topic = rd_kafka_topic_name(rec->msg->rkt);
+    /* Consumed usage: the tenant as the first route reading the topic
+     * finds it, so it matches the delivered rows. */
+    route_t *first = NULL;
+    for (size_t i = 0; i < c->nroutes && !first; i++)
+        if (pl_route_wants(c->routes[i], topic))
+            first = c->routes[i];
+    char *tenant = pl_lookup_tenant(p, first, topic, rec->msg->key,
+                                    rec->msg->key_len, &rec->dec);
+    es_usage_add(p->usage, tenant, topic, NULL, rec->msg->len);
+    free(tenant);
+    for (size_t i = 0; i < c->nroutes; i++) {
+        if (!pl_route_wants(c->routes[i], topic))
+            continue;
+        es_counter_add(c->routes[i]->consumed, 1);
+        route_event(p, rec, c->routes[i], NULL, 0, NULL);
+    }
+}
+
+int pl_route_wants(const route_t *r, const char *topic)
+{
+    for (size_t i = 0; i < r->conf->topics.n; i++)
+        if (!strcmp(r->conf->topics.v[i], topic))
+            return 1;
+    return 0;
+}
+
+/* The tenant's primary region is elsewhere (or unknown with "unknown_tenant":
+ * "skip"): counted per route and region. */
+int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
+                   const char **region)
+{
+    if (!es_region_skip(p->region, tenant, region))
+        return 0;
+    char labels[512], route[200], reg[200];
+    es_metrics_label_escape(route, sizeof route, r->conf->name);
+    es_metrics_label_escape(reg, sizeof reg, *region);
+    snprintf(labels, sizeof labels, "route=\"%s\",region=\"%s\"", route, reg);
+    es_counter_add(es_metrics_counter("es_region_skipped_total", labels), 1);
+    return 1;
+}
