@@ -26,6 +26,8 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "internal/es_curlbuf.h"
+
 #define ES_AWS_REFRESH_MARGIN 300 /* refresh this many seconds early */
 #define ES_AWS_MAX_RESPONSE (256 * 1024)
 #define ES_AWS_MAX_CHAIN 5 /* source_profile hops */
@@ -145,30 +147,6 @@ static char *read_small_file(const char *path, size_t max)
 
 /* ------------------------------------------------------------------ HTTP */
 
-typedef struct http_buf_s {
-    char *data;
-    size_t len;
-    int overflow;
-} http_buf_t;
-
-static size_t http_write(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    http_buf_t *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > ES_AWS_MAX_RESPONSE) {
-        b->overflow = 1;
-        return 0;
-    }
-    char *p = realloc(b->data, b->len + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, ptr, n);
-    b->data = p;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 /*
  * One small HTTP exchange. Returns the HTTP status (>0) with the body in
  * *body (malloc'd, NUL-terminated), or -1 with the transport error in
@@ -182,7 +160,7 @@ static long http_call_signed(const es_aws_provider_t *p, const char *method,
 {
     CURL *c = curl_easy_init();
     struct curl_slist *hl = NULL;
-    http_buf_t b = {0};
+    es_curlbuf_t b = {.max = ES_AWS_MAX_RESPONSE};
     long status = -1;
     *resp = NULL;
     if (!c) {
@@ -198,7 +176,7 @@ static long http_call_signed(const es_aws_provider_t *p, const char *method,
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, es_curlbuf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, p->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms);

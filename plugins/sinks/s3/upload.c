@@ -22,9 +22,11 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <libdeflate.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <libdeflate.h>
+
+#include "internal/es_curlbuf.h"
 
 #define S3_MAX_RESPONSE (1 << 20)
 
@@ -39,8 +41,7 @@ typedef struct s3_worker_s {
 
 typedef struct s3_resp_s {
     long status;
-    char *body;
-    size_t len;
+    es_curlbuf_t buf; /* the body: buf.data, NUL-terminated, or NULL */
     char etag[128];
 } s3_resp_t;
 
@@ -52,7 +53,7 @@ typedef struct s3_outcome_s {
 
 static void resp_clear(s3_resp_t *r)
 {
-    free(r->body);
+    free(r->buf.data);
     memset(r, 0, sizeof(*r));
 }
 
@@ -89,22 +90,6 @@ static char *xml_value(const char *xml, const char *tag)
     a += strlen(open);
     const char *e = strstr(a, close);
     return e ? strndup(a, (size_t)(e - a)) : NULL;
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    s3_resp_t *r = ud;
-    size_t n = size * nmemb;
-    if (r->len + n > S3_MAX_RESPONSE)
-        return 0;
-    char *b = realloc(r->body, r->len + n + 1);
-    if (!b)
-        return 0;
-    memcpy(b + r->len, ptr, n);
-    r->body = b;
-    r->len += n;
-    b[r->len] = '\0';
-    return n;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -155,6 +140,7 @@ static int s3_call(s3_worker_t *w, const char *method, const char *key,
     int nh = 0, rc = -1;
 
     memset(r, 0, sizeof(*r));
+    r->buf.max = S3_MAX_RESPONSE;
     if (!ekey || asprintf(&url, "%s%s/%s%s%s", s->host_url, s->path_prefix,
                           ekey, query ? "?" : "", query ? query : "") < 0) {
         url = NULL;
@@ -196,8 +182,8 @@ static int s3_call(s3_worker_t *w, const char *method, const char *key,
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
     curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key_id);
     curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_access_key);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, es_curlbuf_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->buf);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->cfg.timeout_ms);
@@ -250,8 +236,8 @@ static es_status_t classify(long status)
 static void fail_http(s3_outcome_t *o, const char *what, const s3_resp_t *r,
                       const char *source)
 {
-    char *code = xml_value(r->body, "Code");
-    char *msg = xml_value(r->body, "Message");
+    char *code = xml_value(r->buf.data, "Code");
+    char *msg = xml_value(r->buf.data, "Message");
     o->status = classify(r->status);
     snprintf(o->reason, sizeof(o->reason),
              "s3: %s answered HTTP %ld %s%s%.120s%s", what, r->status,
@@ -375,7 +361,7 @@ static int mp_initiate(s3_worker_t *w, const char *key, const char *ctype,
         fail_text(o, ES_RETRY, err);
         return -1;
     }
-    char *id = r.status == 200 ? xml_value(r.body, "UploadId") : NULL;
+    char *id = r.status == 200 ? xml_value(r.buf.data, "UploadId") : NULL;
     if (!id) {
         fail_http(o, "CreateMultipartUpload", &r, w->creds.source);
         resp_clear(&r);
@@ -447,7 +433,7 @@ static int mp_complete(s3_worker_t *w, const char *key, multipart_t *mp,
         rc = 0;
     } else if (r.status != 200) {
         fail_http(o, "CompleteMultipartUpload", &r, w->creds.source);
-    } else if (r.body && strstr(r.body, "<Error>")) {
+    } else if (r.buf.data && strstr(r.buf.data, "<Error>")) {
         /* S3 may answer 200 and report the failure in the body. */
         r.status = 500;
         fail_http(o, "CompleteMultipartUpload (200 with Error body)", &r,
