@@ -5,9 +5,10 @@ pkgplugin_LTLIBRARIES += plugins/sinks/s3/s3.la
 plugins_sinks_s3_s3_la_SOURCES = plugins/sinks/s3/s3.c plugins/sinks/s3/upload.c \
 	plugins/sinks/s3/s3.h
 plugins_sinks_s3_s3_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws
-plugins_sinks_s3_s3_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS)
+plugins_sinks_s3_s3_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS) \
+	$(DEFLATE_CFLAGS)
 plugins_sinks_s3_s3_la_LIBADD = host/aws/libesaws.la $(CURL_LIBS) \
-	$(OPENSSL_LIBS) -ldeflate $(CJSON_LIBS)
+	$(OPENSSL_LIBS) $(DEFLATE_LIBS) $(CJSON_LIBS)
 plugins_sinks_s3_s3_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 
 if HAVE_CHECK
