@@ -1,5 +1,6 @@
 #include <limits.h>
 #include <locale.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +22,8 @@ static int valid_attribute_name(const char *s)
     return 1;
 }
 
-static const char *string_attr(const cJSON *ce, const char *name)
+static const char *string_of(const cJSON *it)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(ce, name);
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
@@ -32,7 +32,23 @@ static const char *string_attr(const cJSON *ce, const char *name)
 static const char *const string_typed[] = {
     "id",         "source",  "specversion", "type", "datacontenttype",
     "dataschema", "subject", "time",        NULL};
+enum { A_ID, A_SOURCE, A_SPECVERSION, A_TYPE, A_NTYPED = 8 };
 
+/* Index in string_typed of a member name, or -1. */
+static int typed_index(const char *name)
+{
+    for (int i = 0; string_typed[i]; i++)
+        if (name[0] == string_typed[i][0] && !strcmp(name, string_typed[i]))
+            return i;
+    return -1;
+}
+
+/*
+ * One pass over the members (events are validated twice when a filter
+ * rewrites them, and a lookup per attribute was a strcmp per member
+ * each), then the checks in their documented order: the first occurrence
+ * of a name is the one that counts, as with cJSON's lookups.
+ */
 int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
                        size_t reason_size)
 {
@@ -40,46 +56,55 @@ int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
         return REASON("not a CloudEvent: the value is JSON but not an "
                       "object%s",
                       "");
-    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(ce, "specversion");
+    const cJSON *attr[A_NTYPED] = {NULL}, *it, *bad_name = NULL;
+    int has_data = 0, data_twice = 0;
+    cJSON_ArrayForEach(it, ce)
+    {
+        int i = typed_index(it->string);
+        if (i >= 0) {
+            if (!attr[i])
+                attr[i] = it;
+            continue;
+        }
+        if (!strcmp(it->string, "data") || !strcmp(it->string, "data_base64")) {
+            if (has_data++ && !bad_name)
+                data_twice = 1;
+            continue;
+        }
+        if (!bad_name && !data_twice && !valid_attribute_name(it->string))
+            bad_name = it;
+    }
+    const cJSON *sv = attr[A_SPECVERSION];
     if (!sv)
         return REASON("not a CloudEvent: missing required attribute "
                       "\"specversion\"%s",
                       "");
     if (!cJSON_IsString(sv) || strcmp(sv->valuestring, "1.0") != 0)
         return REASON("unsupported specversion (expected \"1.0\")%s", "");
-    for (const char *const *a = string_typed; *a; a++) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(ce, *a);
-        if (it && !cJSON_IsString(it) && !cJSON_IsNull(it))
-            return REASON("attribute \"%s\" must be a string", *a);
-    }
-    static const char *const required[] = {"id", "source", "type"};
+    for (int i = 0; i < A_NTYPED; i++)
+        if (attr[i] && !cJSON_IsString(attr[i]) && !cJSON_IsNull(attr[i]))
+            return REASON("attribute \"%s\" must be a string", string_typed[i]);
+    static const int required[] = {A_ID, A_SOURCE, A_TYPE};
     for (size_t i = 0; i < 3; i++) {
-        const char *v = string_attr(ce, required[i]);
+        const char *v = string_of(attr[required[i]]);
         if (!v || !*v)
-            return REASON("missing required attribute \"%s\"", required[i]);
+            return REASON("missing required attribute \"%s\"",
+                          string_typed[required[i]]);
     }
-    const cJSON *it;
-    int has_data = 0;
-    cJSON_ArrayForEach(it, ce)
-    {
-        if (!strcmp(it->string, "data") || !strcmp(it->string, "data_base64")) {
-            if (has_data++)
-                return REASON("both \"data\" and \"data_base64\" are "
-                              "present%s",
-                              "");
-            continue;
-        }
-        if (!valid_attribute_name(it->string))
-            return REASON("invalid attribute name \"%.64s\" (only a-z "
-                          "and 0-9 are allowed)",
-                          it->string);
-    }
+    if (data_twice)
+        return REASON("both \"data\" and \"data_base64\" are "
+                      "present%s",
+                      "");
+    if (bad_name)
+        return REASON("invalid attribute name \"%.64s\" (only a-z "
+                      "and 0-9 are allowed)",
+                      bad_name->string);
     out->ce = ce;
-    out->id = string_attr(ce, "id");
-    out->source = string_attr(ce, "source");
-    out->type = string_attr(ce, "type");
-    out->subject = string_attr(ce, "subject");
-    out->time = string_attr(ce, "time");
+    out->id = string_of(attr[A_ID]);
+    out->source = string_of(attr[A_SOURCE]);
+    out->type = string_of(attr[A_TYPE]);
+    out->subject = string_of(attr[6]);
+    out->time = string_of(attr[7]);
     return 0;
 }
 
@@ -245,14 +270,50 @@ typedef struct fast_s {
 #define CHUNK_HDR                                                              \
     ((sizeof(arena_chunk_t) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN)
 
+/*
+ * Chunks of 4 to 64 KB (sizes a power of two) are kept on free lists for
+ * the next event: malloc's path for blocks this size is slow (it sorts
+ * and coalesces free blocks first), and the pipeline frees and makes one
+ * or two per event. The lists are shared by the pipeline thread and the
+ * admin API's dry runs, hence the lock (uncontended in practice).
+ */
+#define POOL_MIN_SHIFT 12
+#define POOL_CLASSES 5
+#define POOL_KEEP 256 /* chunks kept per class */
+
+static struct {
+    pthread_mutex_t lock;
+    arena_chunk_t *free[POOL_CLASSES];
+    size_t n[POOL_CLASSES];
+} chunk_pool = {PTHREAD_MUTEX_INITIALIZER, {NULL}, {0}};
+
+/* The class whose chunks hold `bytes` (header included), or -1. */
+static int pool_class(size_t bytes)
+{
+    for (int c = 0; c < POOL_CLASSES; c++)
+        if (bytes <= (size_t)1 << (POOL_MIN_SHIFT + c))
+            return c;
+    return -1;
+}
+
 static arena_chunk_t *chunk_new(size_t cap)
 {
-    arena_chunk_t *c = malloc(CHUNK_HDR + cap);
-    if (c) {
-        c->next = NULL;
-        c->cap = cap;
-        c->used = 0;
+    int cls = pool_class(CHUNK_HDR + cap);
+    arena_chunk_t *c = NULL;
+    if (cls >= 0) {
+        cap = ((size_t)1 << (POOL_MIN_SHIFT + cls)) - CHUNK_HDR;
+        pthread_mutex_lock(&chunk_pool.lock);
+        if ((c = chunk_pool.free[cls])) {
+            chunk_pool.free[cls] = c->next;
+            chunk_pool.n[cls]--;
+        }
+        pthread_mutex_unlock(&chunk_pool.lock);
     }
+    if (!c && !(c = malloc(CHUNK_HDR + cap)))
+        return NULL;
+    c->next = NULL;
+    c->cap = cap;
+    c->used = 0;
     return c;
 }
 
@@ -260,13 +321,25 @@ void es_json_arena_free(void *arena)
 {
     for (arena_chunk_t *c = arena, *next; c; c = next) {
         next = c->next;
+        int cls = pool_class(CHUNK_HDR + c->cap);
+        if (cls >= 0 && CHUNK_HDR + c->cap == (size_t)1
+                                                  << (POOL_MIN_SHIFT + cls)) {
+            pthread_mutex_lock(&chunk_pool.lock);
+            if (chunk_pool.n[cls] < POOL_KEEP) {
+                c->next = chunk_pool.free[cls];
+                chunk_pool.free[cls] = c;
+                chunk_pool.n[cls]++;
+                c = NULL;
+            }
+            pthread_mutex_unlock(&chunk_pool.lock);
+        }
         free(c);
     }
 }
 
 /* n bytes aligned for a cJSON node (align 8) or 1 for strings; NULL when
  * out of memory. */
-static void *fast_alloc(fast_t *f, size_t n, size_t align)
+static inline void *fast_alloc(fast_t *f, size_t n, size_t align)
 {
     arena_chunk_t *c = f->cur;
     size_t at = (c->used + align - 1) & ~(align - 1);
@@ -300,9 +373,25 @@ static void fast_ws(fast_t *f)
 
 /* A string at f->p (the opening quote). Raw bytes are copied as they are
  * (cJSON does not check them); \u escapes are left to cJSON. */
+/* Skips 8 bytes at a time while none is '"' or '\\' (strings are most
+ * of an event). */
+static const char *skip_unquoted(const char *p, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        if ((((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+            break;
+        p += 8;
+    }
+    return p;
+}
+
 static char *fast_string(fast_t *f)
 {
-    const char *s = f->p + 1, *q = s;
+    const char *s = f->p + 1, *q = skip_unquoted(s, f->end);
     size_t escapes = 0;
     while (q < f->end && *q != '"') {
         if (*q == '\\') {
@@ -522,7 +611,7 @@ static cJSON *fast_parse(const char *json, size_t len, const char **end,
     size_t text = copy ? len + 1 : 0;
     /* Nodes and strings of a typical event fit in the first chunk. */
     fast_t f = {json, json + len, NULL, NULL};
-    if (!(f.head = f.cur = chunk_new(text + 4 * len + 256)))
+    if (!(f.head = f.cur = chunk_new(text + 4 * len + 128)))
         return NULL;
     if (copy) {
         char *c = fast_alloc(&f, text, 1);
