@@ -373,34 +373,36 @@ static void fast_ws(fast_t *f)
 
 /* A string at f->p (the opening quote). Raw bytes are copied as they are
  * (cJSON does not check them); \u escapes are left to cJSON. */
-/* Skips 8 bytes at a time while none is '"' or '\\' (strings are most
- * of an event). */
-static const char *skip_unquoted(const char *p, const char *end)
+/* The first '"' or '\\' from p on (or end), 8 bytes at a time: strings
+ * are most of an event. The lowest flagged byte of the zero-byte test is
+ * always a real match (false flags only sit above a real one). */
+static const char *find_quote(const char *p, const char *end)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
-    while (end - p >= 8) {
+    for (; end - p >= 8; p += 8) {
         uint64_t x;
         memcpy(&x, p, 8);
         uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-        if ((((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
-            break;
-        p += 8;
+        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
     }
+#endif
+    while (p < end && *p != '"' && *p != '\\')
+        p++;
     return p;
 }
 
 static char *fast_string(fast_t *f)
 {
-    const char *s = f->p + 1, *q = skip_unquoted(s, f->end);
+    const char *s = f->p + 1, *q = find_quote(s, f->end);
     size_t escapes = 0;
-    while (q < f->end && *q != '"') {
-        if (*q == '\\') {
-            if (q + 1 >= f->end || q[1] == 'u')
-                return NULL;
-            escapes++;
-            q++;
-        }
-        q++;
+    while (q < f->end && *q == '\\') {
+        if (q + 1 >= f->end || q[1] == 'u')
+            return NULL;
+        escapes++;
+        q = find_quote(q + 2, f->end);
     }
     if (q >= f->end)
         return NULL;

@@ -161,39 +161,42 @@ static const char *unescape(dec_t *d, const char *p)
 }
 
 /*
- * Skips the bytes of a JSON string that need no attention ('"', '\\' and
- * control characters do), 8 at a time: strings are most of an event.
+ * The first byte of a JSON string that needs attention ('"', '\\' or a
+ * control character) from p on, or end; 8 bytes at a time: strings are
+ * most of an event. The lowest flagged byte of these tests is always a
+ * real match (false flags only sit above a real one).
  */
 #define ONES 0x0101010101010101u
 #define HIGHS 0x8080808080808080u
 static const char *skip_plain(const char *p, const char *end)
 {
-    while (end - p >= 8) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; end - p >= 8; p += 8) {
         uint64_t x;
         memcpy(&x, p, 8);
         uint64_t q = x ^ (ONES * '"'), bs = x ^ (ONES * '\\');
-        uint64_t hit =
-            ((q - ONES) & ~q) | ((bs - ONES) & ~bs) | ((x - ONES * 0x20) & ~x);
-        if (hit & HIGHS)
-            break;
-        p += 8;
+        uint64_t hit = (((q - ONES) & ~q) | ((bs - ONES) & ~bs) |
+                        ((x - ONES * 0x20) & ~x)) &
+                       HIGHS;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
     }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        p++;
     return p;
 }
 
 static void dec_string(dec_t *d)
 {
     const char *s = ++d->p, *p = skip_plain(s, d->end);
-    while (p < d->end && *p != '"' && *p != '\\') {
-        if ((unsigned char)*p < 0x20)
-            dec_fail(d, "control character in string");
-        p++;
-    }
     if (p < d->end && *p == '"') { /* common case: nothing to unescape */
         lua_pushlstring(d->L, s, (size_t)(p - s));
         d->p = p + 1;
         return;
     }
+    if (p < d->end && (unsigned char)*p < 0x20)
+        dec_fail(d, "control character in string");
     d->tmp->len = 0;
     lf_buf_add(d->L, d->tmp, s, (size_t)(p - s));
     while (p < d->end && *p != '"') {
@@ -203,10 +206,7 @@ static void dec_string(dec_t *d)
         }
         if ((unsigned char)*p < 0x20)
             dec_fail(d, "control character in string");
-        const char *q = p;
-        while (q < d->end && *q != '"' && *q != '\\' &&
-               (unsigned char)*q >= 0x20)
-            q++;
+        const char *q = skip_plain(p, d->end);
         lf_buf_add(d->L, d->tmp, p, (size_t)(q - p));
         p = q;
     }
