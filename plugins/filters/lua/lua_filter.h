@@ -38,6 +38,8 @@ typedef struct lf_shape_s {
     int nkeys; /* 0: free slot */
     int ref;
     const void **keys; /* interned key strings, by address */
+    char *enc;         /* the keys encoded, each as "key": */
+    uint32_t *enc_off; /* key i is enc[enc_off[i] .. enc_off[i + 1]) */
 } lf_shape_t;
 
 /* Free lists of small blocks for a state's allocator (lua_api.c). */

@@ -34,6 +34,10 @@ void lf_buf_grow(lua_State *L, lf_buf_t *b, size_t extra)
 }
 
 static const char lf_kind_key = 'k';
+/* Key of a cached shape's metatable holding its lf_shape_t. */
+static const char lf_shape_key = 's';
+
+static void enc_string(lua_State *L, int idx, lf_buf_t *b);
 
 void lf_mark_kind(lua_State *L, int kind)
 {
@@ -296,8 +300,11 @@ void lf_shapes_free(lf_script_t *s)
 {
     if (!s->shapes)
         return;
-    for (size_t i = 0; i < LF_SHAPE_SLOTS; i++)
+    for (size_t i = 0; i < LF_SHAPE_SLOTS; i++) {
         free(s->shapes[i].keys);
+        free(s->shapes[i].enc);
+        free(s->shapes[i].enc_off);
+    }
     free(s->shapes);
     s->shapes = NULL;
 }
@@ -338,6 +345,24 @@ static int make_order_mt(lua_State *L, int base, int n, const void **keys)
     return repeats;
 }
 
+/* The encoder writes a cached shape's keys from this text instead of
+ * escaping each key of each event again. Left NULL when out of memory. */
+static void shape_encode_keys(lua_State *L, lf_shape_t *sh, int base)
+{
+    lf_buf_t b = {NULL, 0, 0};
+    uint32_t *off = malloc(((size_t)(unsigned)sh->nkeys + 1) * sizeof *off);
+    if (!off)
+        return;
+    for (int i = 0; i < sh->nkeys; i++) {
+        off[i] = (uint32_t)b.len;
+        enc_string(L, base + 2 * i, &b);
+        lf_buf_add(L, &b, ":", 1);
+    }
+    off[sh->nkeys] = (uint32_t)b.len;
+    sh->enc = b.data;
+    sh->enc_off = off;
+}
+
 /*
  * Pushes the key-order metatable for the n keys at base, base+2, ...
  * Objects of one topic mostly share a few shapes, so the metatable is
@@ -375,8 +400,13 @@ static void push_order_mt(lua_State *L, int base, int n, const void **keys)
     if (!copy)
         return;
     memcpy(copy, keys, (size_t)(unsigned)n * sizeof *keys);
+    lf_shape_t *sh = &s->shapes[i];
+    *sh = (lf_shape_t){h, n, 0, copy, NULL, NULL};
+    shape_encode_keys(L, sh, base);
+    lua_pushlightuserdata(L, sh);
+    lua_rawsetp(L, -2, &lf_shape_key);
     lua_pushvalue(L, -1);
-    s->shapes[i] = (lf_shape_t){h, n, luaL_ref(L, LUA_REGISTRYINDEX), copy};
+    sh->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->nshapes++;
 }
 
@@ -599,6 +629,46 @@ static int fmt_int(char *out, lua_Integer v)
     return len;
 }
 
+/*
+ * Most floats in events are prices and the like: a few decimals. When v is
+ * the double nearest m / 10^k for an integer m and k <= 6, that decimal is
+ * the text (snprintf + strtod cost ~3000 instructions). The test is exact:
+ * m and 10^k are exact doubles, so m / 10^k rounds as strtod would. Only
+ * the range where "%.15g" writes plain digits is taken, so the text is
+ * the one the general path gives. Returns the length, or 0.
+ */
+static int fmt_short_float(char *out, double v)
+{
+    static const double pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    double a = v < 0 ? -v : v;
+    if (!(a >= 1e-4 && a < 1e9))
+        return 0;
+    for (int k = 0; k <= 6; k++) {
+        double m = a * pow10[k];
+        if (m != (double)(int64_t)m)
+            continue;
+        if (m / pow10[k] != a)
+            return 0;
+        uint64_t u = (uint64_t)m, ip = u / (uint64_t)pow10[k];
+        uint64_t fp = u % (uint64_t)pow10[k];
+        int len = v < 0 ? (out[0] = '-', 1) : 0;
+        len += fmt_int(out + len, (lua_Integer)ip);
+        out[len++] = '.';
+        if (k == 0) {
+            out[len++] = '0';
+        } else {
+            for (int d = k - 1; d >= 0; d--, fp /= 10)
+                out[len + d] = (char)('0' + fp % 10);
+            len += k;
+            while (out[len - 1] == '0')
+                len--;
+        }
+        out[len] = '\0';
+        return len;
+    }
+    return 0;
+}
+
 static void enc_number(lua_State *L, int idx, lf_buf_t *b)
 {
     char tmp[40];
@@ -609,6 +679,10 @@ static void enc_number(lua_State *L, int idx, lf_buf_t *b)
         double v = lua_tonumber(L, idx);
         if (!isfinite(v))
             luaL_error(L, "cannot encode %f as JSON", v);
+        if ((n = fmt_short_float(tmp, v)) > 0) {
+            lf_buf_add(L, b, tmp, (size_t)n);
+            return;
+        }
         /* Shortest text that reads back as the same double. */
         for (int prec = 15; prec <= 17; prec++) {
             n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
@@ -708,12 +782,28 @@ static void enc_object(lua_State *L, int idx, lf_buf_t *b, int depth)
     lua_getmetatable(L, idx);
     int mt = lua_gettop(L);
     lua_Integer nord = (lua_Integer)lua_rawlen(L, mt), present = 0;
+    const lf_shape_t *sh = NULL;
+    if (lua_rawgetp(L, mt, &lf_shape_key) == LUA_TLIGHTUSERDATA)
+        sh = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (sh && (sh->nkeys != nord || !sh->enc))
+        sh = NULL; /* a script changed the metatable */
     for (lua_Integer i = 1; i <= nord; i++) {
         lua_rawgeti(L, mt, i);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, idx) != LUA_TNIL) {
             present++;
-            enc_member(L, lua_gettop(L) - 1, lua_gettop(L), b, &first, depth);
+            if (sh && lua_topointer(L, -2) == sh->keys[i - 1]) {
+                const uint32_t *o = sh->enc_off + (i - 1);
+                if (!first)
+                    lf_buf_add(L, b, ",", 1);
+                first = 0;
+                lf_buf_add(L, b, sh->enc + o[0], o[1] - o[0]);
+                enc_value(L, lua_gettop(L), b, depth + 1);
+            } else {
+                enc_member(L, lua_gettop(L) - 1, lua_gettop(L), b, &first,
+                           depth);
+            }
         }
         lua_pop(L, 2);
     }
