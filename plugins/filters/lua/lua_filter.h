@@ -42,6 +42,14 @@ typedef struct lf_shape_s {
     uint32_t *enc_off; /* key i is enc[enc_off[i] .. enc_off[i + 1]) */
 } lf_shape_t;
 
+/* Recently decoded object keys (see dec_key in lua_json.c). */
+#define LF_KEY_SLOTS 256 /* power of two */
+#define LF_KEY_MAX 40    /* Lua's longest interned ("short") string */
+typedef struct lf_key_slot_s {
+    uint32_t len; /* 0: empty */
+    char bytes[LF_KEY_MAX];
+} lf_key_slot_t;
+
 /* Free lists of small blocks for a state's allocator (lua_api.c). */
 #define LF_POOL_MAX 4096
 #define LF_POOL_CLASSES 20
@@ -68,7 +76,9 @@ typedef struct lf_script_s {
     lf_buf_t enc_scratch; /* es.encode output */
     lf_shape_t *shapes;   /* LF_SHAPE_SLOTS entries, allocated on first use */
     size_t nshapes;
-    int array_mt_ref; /* registry ref of the shared array metatable */
+    int array_mt_ref;    /* registry ref of the shared array metatable */
+    lf_key_slot_t *keys; /* LF_KEY_SLOTS, allocated on first use */
+    int keys_ref;        /* registry ref of the table anchoring them */
     lf_pool_t pool;
 } lf_script_t;
 

@@ -75,6 +75,8 @@ typedef struct dec_s {
     const char *end;
     const char *start;
     lf_buf_t *tmp; /* scratch for unescaped strings, owned by the caller */
+    lf_key_slot_t *keys; /* the key cache, its table at stack index kt */
+    int kt;
 } dec_t;
 
 static void dec_fail(dec_t *d, const char *what)
@@ -218,6 +220,39 @@ static void dec_string(dec_t *d)
         dec_fail(d, "unterminated string");
     lua_pushlstring(d->L, d->tmp->data ? d->tmp->data : "", d->tmp->len);
     d->p = p + 1;
+}
+
+/*
+ * Object keys repeat from event to event, and interning a string
+ * (lua_pushlstring: hash, table lookup, compare) costs about three times
+ * what finding it here does: a slot by a cheap hash, a byte compare, and
+ * the Lua string from the array that anchors it. Keys with escapes go
+ * through dec_string.
+ */
+static void dec_key(dec_t *d)
+{
+    const char *s = d->p + 1, *p = skip_plain(s, d->end);
+    size_t n = (size_t)(p - s);
+    if (p >= d->end || *p != '"' || n == 0 || n > LF_KEY_MAX) {
+        dec_string(d);
+        return;
+    }
+    uint64_t a = 0, b = 0;
+    memcpy(&a, s, n < 8 ? n : 8);
+    memcpy(&b, s + n - (n < 8 ? n : 8), n < 8 ? n : 8);
+    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ (b + n) * 0xC2B2AE3D27D4EB4Fu;
+    int slot = (int)((h >> 40) & (LF_KEY_SLOTS - 1));
+    lf_key_slot_t *k = &d->keys[slot];
+    d->p = p + 1;
+    if (k->len == n && memcmp(k->bytes, s, n) == 0) {
+        lua_rawgeti(d->L, d->kt, slot + 1);
+        return;
+    }
+    lua_pushlstring(d->L, s, n);
+    lua_pushvalue(d->L, -1);
+    lua_rawseti(d->L, d->kt, slot + 1);
+    k->len = (uint32_t)n;
+    memcpy(k->bytes, s, n);
 }
 
 static int is_digit(char c)
@@ -434,7 +469,7 @@ static void dec_object(dec_t *d, int depth)
         skip_ws(d);
         if (d->p >= d->end || *d->p != '"')
             dec_fail(d, "expected object key");
-        dec_string(d);
+        dec_key(d);
         skip_ws(d);
         if (d->p >= d->end || *d->p != ':')
             dec_fail(d, "expected ':'");
@@ -547,12 +582,25 @@ static void dec_value(dec_t *d, int depth)
 
 void lf_json_push(lua_State *L, const char *json, size_t len, lf_buf_t *scratch)
 {
-    dec_t d = {L, json, json + len, json, scratch};
+    lf_script_t *s = lf_script_of(L);
     luaL_checkstack(L, 8, "JSON");
+    if (!s->keys) {
+        lua_createtable(L, LF_KEY_SLOTS, 0);
+        for (int i = 1; i <= LF_KEY_SLOTS; i++) { /* all in the array part */
+            lua_pushboolean(L, 0);
+            lua_rawseti(L, -2, i);
+        }
+        if (!(s->keys = calloc(LF_KEY_SLOTS, sizeof *s->keys)))
+            luaL_error(L, "out of memory");
+        s->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->keys_ref);
+    dec_t d = {L, json, json + len, json, scratch, s->keys, lua_gettop(L)};
     dec_value(&d, 0);
     skip_ws(&d);
     if (d.p != d.end)
         dec_fail(&d, "trailing characters");
+    lua_remove(L, d.kt);
 }
 
 /* ------------------------------------------------------------- encoding */
