@@ -461,7 +461,7 @@ static int is_num_char(char c)
 static int fast_number(fast_t *f, cJSON *item)
 {
     const char *s = f->p, *p = s;
-    int digits = 0, integer = 1;
+    int digits = 0, frac = 0, exp = 0;
     if (p < f->end && *p == '-')
         p++;
     if (p >= f->end || *p < '0' || *p > '9')
@@ -472,14 +472,13 @@ static int fast_number(fast_t *f, cJSON *item)
         for (; p < f->end && *p >= '0' && *p <= '9'; p++)
             digits++;
     if (p < f->end && *p == '.') {
-        integer = 0;
         if (++p >= f->end || *p < '0' || *p > '9')
             return -1;
-        while (p < f->end && *p >= '0' && *p <= '9')
-            p++;
+        for (; p < f->end && *p >= '0' && *p <= '9'; p++)
+            frac++;
     }
     if (p < f->end && (*p == 'e' || *p == 'E')) {
-        integer = 0;
+        exp = 1;
         if (++p < f->end && (*p == '+' || *p == '-'))
             p++;
         if (p >= f->end || *p < '0' || *p > '9')
@@ -491,11 +490,19 @@ static int fast_number(fast_t *f, cJSON *item)
     if ((p < f->end && is_num_char(*p)) || n > 63)
         return -1;
     double d;
-    if (integer && digits <= 15) { /* exact in a double, as strtod's */
+    /* Up to 15 digits and no exponent: m / 10^k with m and 10^k exact
+     * doubles is the correctly rounded value, which strtod gives too. */
+    static const double pow10[] = {1,    1e1,  1e2,  1e3, 1e4,  1e5,
+                                   1e6,  1e7,  1e8,  1e9, 1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15};
+    if (!exp && digits + frac <= 15) {
         int64_t v = 0;
         for (const char *q = *s == '-' ? s + 1 : s; q < p; q++)
-            v = v * 10 + (*q - '0');
-        d = *s == '-' ? -(double)v : (double)v;
+            if (*q != '.')
+                v = v * 10 + (*q - '0');
+        d = (double)v / pow10[frac];
+        if (*s == '-')
+            d = -d;
     } else {
         char buf[64], dp = localeconv()->decimal_point[0];
         memcpy(buf, s, n);

@@ -263,7 +263,7 @@ static int is_digit(char c)
 static void dec_number(dec_t *d)
 {
     const char *s = d->p, *p = s;
-    int neg = 0, is_float = 0;
+    int neg = 0, is_float = 0, exp = 0, digits = 0, frac = 0;
     if (p < d->end && *p == '-') {
         neg = 1;
         p++;
@@ -272,7 +272,7 @@ static void dec_number(dec_t *d)
         dec_fail(d, "bad number");
     uint64_t u = 0;
     int overflow = 0;
-    for (; p < d->end && is_digit(*p); p++) {
+    for (; p < d->end && is_digit(*p); p++, digits++) {
         unsigned dg = (unsigned)(*p - '0');
         if (u > (UINT64_MAX - dg) / 10)
             overflow = 1;
@@ -283,11 +283,11 @@ static void dec_number(dec_t *d)
         is_float = 1;
         if (++p >= d->end || !is_digit(*p))
             dec_fail(d, "bad fraction");
-        while (p < d->end && is_digit(*p))
-            p++;
+        for (; p < d->end && is_digit(*p); p++, frac++)
+            u = u * 10 + (unsigned)(*p - '0');
     }
     if (p < d->end && (*p == 'e' || *p == 'E')) {
-        is_float = 1;
+        is_float = exp = 1;
         p++;
         if (p < d->end && (*p == '+' || *p == '-'))
             p++;
@@ -306,6 +306,16 @@ static void dec_number(dec_t *d)
             lua_pushinteger(d->L, (lua_Integer)(0 - u));
             return;
         }
+    }
+    /* Up to 15 digits and no exponent: u / 10^frac with both exact doubles
+     * is the correctly rounded value, which strtod gives too. */
+    static const double pow10[] = {1,    1e1,  1e2,  1e3, 1e4,  1e5,
+                                   1e6,  1e7,  1e8,  1e9, 1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15};
+    if (is_float && !exp && !overflow && digits + frac <= 15) {
+        double v = (double)u / pow10[frac];
+        lua_pushnumber(d->L, neg ? -v : v);
+        return;
     }
     /* Floats, and integers beyond int64, go through strtod on a copy:
      * the event text is not NUL-terminated. */
