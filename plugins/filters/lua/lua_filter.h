@@ -111,6 +111,16 @@ int lf_table_kind(lua_State *L, int idx);
 /* Marks the metatable on top of the stack as kind 'a' or 'o'. */
 void lf_mark_kind(lua_State *L, int kind);
 
+/*
+ * Decoded objects' metatables carry __newindex = lf_newindex, so a key
+ * added to such an object is seen: the table is then marked (a weak set in
+ * the registry) and the encoder looks for keys outside the order list only
+ * in marked tables. Whatever adds keys without __newindex (rawset,
+ * setmetatable on a filled table, es.copy) marks the table itself.
+ */
+int lf_newindex(lua_State *L);
+void lf_mark_added(lua_State *L, int idx);
+
 /* Pushes the JSON text as a Lua value (objects keep their key order in
  * their metatable). Raises a Lua error when the text is not valid JSON.
  * scratch is a buffer the caller owns (reused across calls, so a raised

@@ -39,6 +39,49 @@ static const char lf_shape_key = 's';
 
 static void enc_string(lua_State *L, int idx, lf_buf_t *b);
 
+/* Registry key of the weak set of tables that may hold added keys. */
+static const char lf_added_key = 'a';
+
+void lf_mark_added(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lf_added_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_newtable(L);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &lf_added_key);
+    }
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+static int has_added(lua_State *L, int idx)
+{
+    int marked = 0;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lf_added_key) == LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        marked = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return marked;
+}
+
+/* __newindex of decoded objects: t[k] = v for a key t does not hold. */
+int lf_newindex(lua_State *L)
+{
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    lf_mark_added(L, 1);
+    return 0;
+}
+
 void lf_mark_kind(lua_State *L, int kind)
 {
     lua_pushstring(L, kind == 'a' ? "array" : "object");
@@ -377,8 +420,10 @@ static int is_repeat(lua_State *L, int base, int i, const void **keys)
 static int make_order_mt(lua_State *L, int base, int n, const void **keys)
 {
     int repeats = 0, k = 0;
-    lua_createtable(L, n, 2);
+    lua_createtable(L, n, 4);
     lf_mark_kind(L, 'o');
+    lua_pushcfunction(L, lf_newindex);
+    lua_setfield(L, -2, "__newindex");
     for (int i = 0; i < n; i++) {
         if (is_repeat(L, base, i, keys)) {
             repeats = 1;
@@ -865,11 +910,20 @@ static void enc_object(lua_State *L, int idx, lf_buf_t *b, int depth)
         }
         lua_pop(L, 2);
     }
-    lua_Integer total = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        total++;
+    /* Keys outside the order list: only a table that got keys added can
+     * have them, and counting its keys costs a lua_next per key. */
+    lua_pushliteral(L, "__newindex");
+    int tracked = lua_rawget(L, mt) == LUA_TFUNCTION &&
+                  lua_tocfunction(L, -1) == lf_newindex;
+    lua_pop(L, 1);
+    lua_Integer total = present;
+    if (!tracked || has_added(L, idx)) {
+        total = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            lua_pop(L, 1);
+            total++;
+        }
     }
     if (total != present) { /* the script added keys: build the known set */
         lua_createtable(L, 0, (int)nord);
