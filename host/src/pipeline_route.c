@@ -158,6 +158,11 @@ static void deliver_to_destinations(es_pipeline_t *p, record_t *rec,
                               "no tenant found where the route looks for it");
         return;
     }
+    const char *region;
+    if (pl_region_skip(p, route, tenant, &region)) {
+        free(tenant);
+        return; /* another region forwards it: no delivery, no dead letter */
+    }
     int bad = 0;
     output_t *clean =
         pl_strip_pii(p, rd_kafka_topic_name(rec->msg->rkt), dec, NULL, &bad);
@@ -251,7 +256,13 @@ void pl_route_record(es_pipeline_t *p, record_t *rec)
 {
     consumer_t *c = rec->part->c;
     const char *topic = rd_kafka_topic_name(rec->msg->rkt);
-    char *tenant = pl_lookup_tenant(p, NULL, topic, rec->msg->key,
+    /* Consumed usage: the tenant as the first route reading the topic
+     * finds it, so it matches the delivered rows. */
+    route_t *first = NULL;
+    for (size_t i = 0; i < c->nroutes && !first; i++)
+        if (pl_route_wants(c->routes[i], topic))
+            first = c->routes[i];
+    char *tenant = pl_lookup_tenant(p, first, topic, rec->msg->key,
                                     rec->msg->key_len, &rec->dec);
     es_usage_add(p->usage, tenant, topic, NULL, rec->msg->len);
     free(tenant);
@@ -269,4 +280,19 @@ int pl_route_wants(const route_t *r, const char *topic)
         if (!strcmp(r->conf->topics.v[i], topic))
             return 1;
     return 0;
+}
+
+/* The tenant's primary region is elsewhere (or unknown with "unknown_tenant":
+ * "skip"): counted per route and region. */
+int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
+                   const char **region)
+{
+    if (!es_region_skip(p->region, tenant, region))
+        return 0;
+    char labels[512], route[200], reg[200];
+    es_metrics_label_escape(route, sizeof route, r->conf->name);
+    es_metrics_label_escape(reg, sizeof reg, *region);
+    snprintf(labels, sizeof labels, "route=\"%s\",region=\"%s\"", route, reg);
+    es_counter_add(es_metrics_counter("es_region_skipped_total", labels), 1);
+    return 1;
 }
