@@ -279,7 +279,8 @@ typedef struct fast_s {
  */
 #define POOL_MIN_SHIFT 12
 #define POOL_CLASSES 5
-#define POOL_KEEP 256 /* chunks kept per class */
+#define POOL_KEEP 256   /* chunks kept per class */
+#define POOL_SMALL 2048 /* blocks up to this size are not pooled */
 
 static struct {
     pthread_mutex_t lock;
@@ -287,9 +288,13 @@ static struct {
     size_t n[POOL_CLASSES];
 } chunk_pool = {PTHREAD_MUTEX_INITIALIZER, {NULL}, {0}};
 
-/* The class whose chunks hold `bytes` (header included), or -1. */
+/* The class whose chunks hold `bytes` (header included), or -1. Small
+ * events take an exact block: malloc is quick for those, and a 4 KB
+ * chunk would be mostly empty. */
 static int pool_class(size_t bytes)
 {
+    if (bytes <= POOL_SMALL)
+        return -1;
     for (int c = 0; c < POOL_CLASSES; c++)
         if (bytes <= (size_t)1 << (POOL_MIN_SHIFT + c))
             return c;
