@@ -967,7 +967,6 @@ static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
 {
     if (depth > LF_MAX_DEPTH)
         luaL_error(L, "cannot encode: nesting too deep (a cycle?)");
-    luaL_checkstack(L, 8, "JSON nesting");
     switch (lua_type(L, idx)) {
     case LUA_TSTRING:
         enc_string(L, idx, b);
@@ -990,7 +989,8 @@ static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
             return;
         }
         break;
-    case LUA_TTABLE:
+    case LUA_TTABLE: /* only tables use stack slots here */
+        luaL_checkstack(L, 8, "JSON nesting");
         switch (lf_table_kind(L, idx)) {
         case 'a':
             enc_array(L, idx, b, depth);
