@@ -332,6 +332,25 @@ START_TEST(test_added_keys_every_way)
 }
 END_TEST
 
+START_TEST(test_key_cache_middles)
+{
+    /* Keys with the same length, first and last 8 bytes share a slot of
+     * the key cache; their middles tell them apart. */
+    init_script("function filter(ev) return ev end\n", "");
+    static const char *const evs[] = {
+        "{" ENVELOPE ",\"data\":{\"abcdefgh-MIDDLE1-stuvwxyz\":1,"
+        "\"abcdefgh-MIDDLE2-stuvwxyz\":2,\"short\":3,\"shorT\":4,"
+        "\"exactly16bytes!!\":5,\"exactly16bytes!?\":6}}",
+        "{" ENVELOPE ",\"data\":{\"abcdefgh-MIDDLE2-stuvwxyz\":2,"
+        "\"abcdefgh-MIDDLE1-stuvwxyz\":1,\"shorT\":4,\"short\":3,"
+        "\"exactly16bytes!?\":6,\"exactly16bytes!!\":5}}",
+    };
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < 2; i++)
+            check_roundtrip(evs[i], evs[i]);
+}
+END_TEST
+
 START_TEST(test_strings)
 {
     init_script("function filter(ev)\n"
@@ -809,8 +828,9 @@ static Suite *lua_suite(void)
          {test_verdicts, test_routes_and_multi, test_invalid_output, NULL}},
         {"fidelity",
          {test_integers, test_numbers_roundtrip, test_kinds_null_order,
-          test_added_keys_every_way, test_strings, test_dup_keys_and_whitespace,
-          test_string_boundaries, test_big_and_long_keys, NULL}},
+          test_added_keys_every_way, test_key_cache_middles, test_strings,
+          test_dup_keys_and_whitespace, test_string_boundaries,
+          test_big_and_long_keys, NULL}},
         {"helpers", {test_redact_remove, test_log_and_print, NULL}},
         {"sandbox",
          {test_sandbox, test_sandbox_io_call_fails, test_bytecode_refused,

@@ -46,7 +46,8 @@ typedef struct lf_shape_s {
 #define LF_KEY_SLOTS 256 /* power of two */
 #define LF_KEY_MAX 40    /* Lua's longest interned ("short") string */
 typedef struct lf_key_slot_s {
-    uint32_t len; /* 0: empty */
+    uint64_t head, tail; /* first and last 8 bytes (all of a short key) */
+    uint32_t len;        /* 0: empty */
     char bytes[LF_KEY_MAX];
 } lf_key_slot_t;
 

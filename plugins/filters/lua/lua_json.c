@@ -280,21 +280,29 @@ static void dec_key(dec_t *d)
         dec_string(d);
         return;
     }
-    uint64_t a = 0, b = 0;
-    memcpy(&a, s, n < 8 ? n : 8);
-    memcpy(&b, s + n - (n < 8 ? n : 8), n < 8 ? n : 8);
+    uint64_t a = 0, b;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            a |= (uint64_t)(unsigned char)s[i] << (8 * i);
+        b = a;
+    }
     uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ (b + n) * 0xC2B2AE3D27D4EB4Fu;
     int slot = (int)((h >> 40) & (LF_KEY_SLOTS - 1));
     lf_key_slot_t *k = &d->keys[slot];
     d->p = p + 1;
-    if (k->len == n && memcmp(k->bytes, s, n) == 0) {
+    /* Up to 16 bytes, head and tail are the whole key. */
+    if (k->len == n && k->head == a && k->tail == b &&
+        (n <= 16 || memcmp(k->bytes + 8, s + 8, n - 16) == 0)) {
         lua_rawgeti(d->L, d->kt, slot + 1);
         return;
     }
     lua_pushlstring(d->L, s, n);
     lua_pushvalue(d->L, -1);
     lua_rawseti(d->L, d->kt, slot + 1);
-    k->len = (uint32_t)n;
+    *k = (lf_key_slot_t){a, b, (uint32_t)n, {0}};
     memcpy(k->bytes, s, n);
 }
 
