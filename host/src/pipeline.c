@@ -5,8 +5,6 @@
  */
 #include "pipeline_int.h"
 
-#include <malloc.h>
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -676,29 +674,10 @@ static es_pipeline_t *pipeline_alloc(const es_config_t *conf,
     return p;
 }
 
-/*
- * Keep freed heap instead of returning it at once. A consume batch makes
- * and frees some MB of per-event blocks (event trees, filter outputs,
- * deliveries); with glibc's default (and self-raising) trim threshold the
- * top of the heap went back to the kernel after each batch and was faulted
- * in again by the next: measured with scripts/bench-lua, a third of the
- * Lua filter's cost in the daemon (+16.5 -> +10.7 CPU us/event). The price
- * is up to 64 MB of free heap kept. MALLOC_TRIM_THRESHOLD_ in the
- * environment still wins.
- */
-static void tune_malloc(void)
-{
-    if (getenv("MALLOC_TRIM_THRESHOLD_") || getenv("MALLOC_TOP_PAD_"))
-        return;
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    mallopt(M_TOP_PAD, 16 << 20);
-}
-
 es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
                                const char *brokers, char *errstr,
                                size_t errstr_size)
 {
-    tune_malloc();
     es_pipeline_t *p = pipeline_alloc(conf, loader);
     if (make_dirs(conf->state_dir)) {
         snprintf(errstr, errstr_size, "%s: state_dir: cannot create %s: %s",
