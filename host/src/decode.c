@@ -1,3 +1,7 @@
+#include <limits.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +22,8 @@ static int valid_attribute_name(const char *s)
     return 1;
 }
 
-static const char *string_attr(const cJSON *ce, const char *name)
+static const char *string_of(const cJSON *it)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(ce, name);
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
@@ -29,7 +32,23 @@ static const char *string_attr(const cJSON *ce, const char *name)
 static const char *const string_typed[] = {
     "id",         "source",  "specversion", "type", "datacontenttype",
     "dataschema", "subject", "time",        NULL};
+enum { A_ID, A_SOURCE, A_SPECVERSION, A_TYPE, A_NTYPED = 8 };
 
+/* Index in string_typed of a member name, or -1. */
+static int typed_index(const char *name)
+{
+    for (int i = 0; string_typed[i]; i++)
+        if (name[0] == string_typed[i][0] && !strcmp(name, string_typed[i]))
+            return i;
+    return -1;
+}
+
+/*
+ * One pass over the members (events are validated twice when a filter
+ * rewrites them, and a lookup per attribute was a strcmp per member
+ * each), then the checks in their documented order: the first occurrence
+ * of a name is the one that counts, as with cJSON's lookups.
+ */
 int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
                        size_t reason_size)
 {
@@ -37,46 +56,55 @@ int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
         return REASON("not a CloudEvent: the value is JSON but not an "
                       "object%s",
                       "");
-    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(ce, "specversion");
+    const cJSON *attr[A_NTYPED] = {NULL}, *it, *bad_name = NULL;
+    int has_data = 0, data_twice = 0;
+    cJSON_ArrayForEach(it, ce)
+    {
+        int i = typed_index(it->string);
+        if (i >= 0) {
+            if (!attr[i])
+                attr[i] = it;
+            continue;
+        }
+        if (!strcmp(it->string, "data") || !strcmp(it->string, "data_base64")) {
+            if (has_data++ && !bad_name)
+                data_twice = 1;
+            continue;
+        }
+        if (!bad_name && !data_twice && !valid_attribute_name(it->string))
+            bad_name = it;
+    }
+    const cJSON *sv = attr[A_SPECVERSION];
     if (!sv)
         return REASON("not a CloudEvent: missing required attribute "
                       "\"specversion\"%s",
                       "");
     if (!cJSON_IsString(sv) || strcmp(sv->valuestring, "1.0") != 0)
         return REASON("unsupported specversion (expected \"1.0\")%s", "");
-    for (const char *const *a = string_typed; *a; a++) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(ce, *a);
-        if (it && !cJSON_IsString(it) && !cJSON_IsNull(it))
-            return REASON("attribute \"%s\" must be a string", *a);
-    }
-    static const char *const required[] = {"id", "source", "type"};
+    for (int i = 0; i < A_NTYPED; i++)
+        if (attr[i] && !cJSON_IsString(attr[i]) && !cJSON_IsNull(attr[i]))
+            return REASON("attribute \"%s\" must be a string", string_typed[i]);
+    static const int required[] = {A_ID, A_SOURCE, A_TYPE};
     for (size_t i = 0; i < 3; i++) {
-        const char *v = string_attr(ce, required[i]);
+        const char *v = string_of(attr[required[i]]);
         if (!v || !*v)
-            return REASON("missing required attribute \"%s\"", required[i]);
+            return REASON("missing required attribute \"%s\"",
+                          string_typed[required[i]]);
     }
-    const cJSON *it;
-    int has_data = 0;
-    cJSON_ArrayForEach(it, ce)
-    {
-        if (!strcmp(it->string, "data") || !strcmp(it->string, "data_base64")) {
-            if (has_data++)
-                return REASON("both \"data\" and \"data_base64\" are "
-                              "present%s",
-                              "");
-            continue;
-        }
-        if (!valid_attribute_name(it->string))
-            return REASON("invalid attribute name \"%.64s\" (only a-z "
-                          "and 0-9 are allowed)",
-                          it->string);
-    }
+    if (data_twice)
+        return REASON("both \"data\" and \"data_base64\" are "
+                      "present%s",
+                      "");
+    if (bad_name)
+        return REASON("invalid attribute name \"%.64s\" (only a-z "
+                      "and 0-9 are allowed)",
+                      bad_name->string);
     out->ce = ce;
-    out->id = string_attr(ce, "id");
-    out->source = string_attr(ce, "source");
-    out->type = string_attr(ce, "type");
-    out->subject = string_attr(ce, "subject");
-    out->time = string_attr(ce, "time");
+    out->id = string_of(attr[A_ID]);
+    out->source = string_of(attr[A_SOURCE]);
+    out->type = string_of(attr[A_TYPE]);
+    out->subject = string_of(attr[6]);
+    out->time = string_of(attr[7]);
     return 0;
 }
 
@@ -210,6 +238,447 @@ done:
     return rc;
 }
 
+/* ------------------------------------------------------ arena JSON parser */
+
+/*
+ * Every event is parsed into a cJSON tree (the ABI hands plugins `ce`),
+ * most twice when a filter rewrites it. cJSON makes one malloc per value
+ * and per string, ~100 for a 1 KB event, and glibc then spends more time
+ * coalescing those small blocks than parsing. This parser builds the same
+ * tree (same types, strings, numbers, links: cJSON's read-only functions
+ * cannot tell the difference) inside a few large blocks freed at once.
+ *
+ * It accepts a subset of what cJSON_ParseWithLengthOpts accepts and, on
+ * that subset, gives exactly its result. Anything else (a \u escape, a
+ * byte-order mark, a number cJSON reads leniently, very deep nesting, a
+ * syntax error) makes the caller fall back to cJSON itself, so errors and
+ * their positions are cJSON's.
+ */
+#define ARENA_ALIGN 16
+#define FAST_MAX_DEPTH 200
+
+typedef struct arena_chunk_s {
+    struct arena_chunk_s *next;
+    size_t cap, used;
+} arena_chunk_t;
+
+typedef struct fast_s {
+    const char *p, *end;
+    arena_chunk_t *head, *cur;
+} fast_t;
+
+#define CHUNK_HDR                                                              \
+    ((sizeof(arena_chunk_t) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN)
+
+/*
+ * Chunks of 4 to 64 KB (sizes a power of two) are kept on free lists for
+ * the next event: malloc's path for blocks this size is slow (it sorts
+ * and coalesces free blocks first), and the pipeline frees and makes one
+ * or two per event. The lists are shared by the pipeline thread and the
+ * admin API's dry runs, hence the lock (uncontended in practice).
+ */
+#define POOL_MIN_SHIFT 12
+#define POOL_CLASSES 5
+#define POOL_KEEP 256   /* chunks kept per class */
+#define POOL_SMALL 2048 /* blocks up to this size are not pooled */
+
+static struct {
+    pthread_mutex_t lock;
+    arena_chunk_t *free[POOL_CLASSES];
+    size_t n[POOL_CLASSES];
+} chunk_pool = {PTHREAD_MUTEX_INITIALIZER, {NULL}, {0}};
+
+/* The class whose chunks hold `bytes` (header included), or -1. Small
+ * events take an exact block: malloc is quick for those, and a 4 KB
+ * chunk would be mostly empty. */
+static int pool_class(size_t bytes)
+{
+    if (bytes <= POOL_SMALL)
+        return -1;
+    for (int c = 0; c < POOL_CLASSES; c++)
+        if (bytes <= (size_t)1 << (POOL_MIN_SHIFT + c))
+            return c;
+    return -1;
+}
+
+static arena_chunk_t *chunk_new(size_t cap)
+{
+    int cls = pool_class(CHUNK_HDR + cap);
+    arena_chunk_t *c = NULL;
+    if (cls >= 0) {
+        cap = ((size_t)1 << (POOL_MIN_SHIFT + cls)) - CHUNK_HDR;
+        pthread_mutex_lock(&chunk_pool.lock);
+        if ((c = chunk_pool.free[cls])) {
+            chunk_pool.free[cls] = c->next;
+            chunk_pool.n[cls]--;
+        }
+        pthread_mutex_unlock(&chunk_pool.lock);
+    }
+    if (!c && !(c = malloc(CHUNK_HDR + cap)))
+        return NULL;
+    c->next = NULL;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+void es_json_arena_free(void *arena)
+{
+    for (arena_chunk_t *c = arena, *next; c; c = next) {
+        next = c->next;
+        int cls = pool_class(CHUNK_HDR + c->cap);
+        if (cls >= 0 && CHUNK_HDR + c->cap == (size_t)1
+                                                  << (POOL_MIN_SHIFT + cls)) {
+            pthread_mutex_lock(&chunk_pool.lock);
+            if (chunk_pool.n[cls] < POOL_KEEP) {
+                c->next = chunk_pool.free[cls];
+                chunk_pool.free[cls] = c;
+                chunk_pool.n[cls]++;
+                c = NULL;
+            }
+            pthread_mutex_unlock(&chunk_pool.lock);
+        }
+        free(c);
+    }
+}
+
+/* n bytes aligned for a cJSON node (align 8) or 1 for strings; NULL when
+ * out of memory. */
+static inline void *fast_alloc(fast_t *f, size_t n, size_t align)
+{
+    arena_chunk_t *c = f->cur;
+    size_t at = (c->used + align - 1) & ~(align - 1);
+    if (at + n > c->cap) {
+        size_t cap = c->cap * 2 > n ? c->cap * 2 : n;
+        arena_chunk_t *nc = chunk_new(cap);
+        if (!nc)
+            return NULL;
+        c->next = nc;
+        f->cur = c = nc;
+        at = 0;
+    }
+    c->used = at + n;
+    return (char *)c + CHUNK_HDR + at;
+}
+
+static cJSON *fast_node(fast_t *f)
+{
+    cJSON *n = fast_alloc(f, sizeof *n, _Alignof(cJSON));
+    if (n)
+        memset(n, 0, sizeof *n);
+    return n;
+}
+
+/* cJSON's whitespace: every byte up to and including the space. */
+static void fast_ws(fast_t *f)
+{
+    while (f->p < f->end && (unsigned char)*f->p <= 32)
+        f->p++;
+}
+
+/* A string at f->p (the opening quote). Raw bytes are copied as they are
+ * (cJSON does not check them); \u escapes are left to cJSON. */
+/* The first '"' or '\\' from p on (or end), 8 bytes at a time: strings
+ * are most of an event. The lowest flagged byte of the zero-byte test is
+ * always a real match (false flags only sit above a real one). */
+static const char *find_quote(const char *p, const char *end)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    for (; end - p >= 8; p += 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\')
+        p++;
+    return p;
+}
+
+static char *fast_string(fast_t *f)
+{
+    const char *s = f->p + 1, *q = find_quote(s, f->end);
+    size_t escapes = 0;
+    while (q < f->end && *q == '\\') {
+        if (q + 1 >= f->end || q[1] == 'u')
+            return NULL;
+        escapes++;
+        q = find_quote(q + 2, f->end);
+    }
+    if (q >= f->end)
+        return NULL;
+    size_t n = (size_t)(q - s) - escapes;
+    char *out = fast_alloc(f, n + 1, 1), *o = out;
+    if (!out)
+        return NULL;
+    if (!escapes) {
+        memcpy(out, s, n);
+        o += n;
+    } else {
+        for (const char *r = s; r < q; r++) {
+            if (*r != '\\') {
+                *o++ = *r;
+                continue;
+            }
+            switch (*++r) {
+            case 'b':
+                *o++ = '\b';
+                break;
+            case 'f':
+                *o++ = '\f';
+                break;
+            case 'n':
+                *o++ = '\n';
+                break;
+            case 'r':
+                *o++ = '\r';
+                break;
+            case 't':
+                *o++ = '\t';
+                break;
+            case '"':
+            case '\\':
+            case '/':
+                *o++ = *r;
+                break;
+            default:
+                return NULL;
+            }
+        }
+    }
+    *o = '\0';
+    f->p = q + 1;
+    return out;
+}
+
+static int is_num_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == 'e' ||
+           c == 'E' || c == '.';
+}
+
+/* A strict JSON number not followed by another character cJSON would
+ * have taken into it: then strtod reads what cJSON's strtod reads. */
+static int fast_number(fast_t *f, cJSON *item)
+{
+    const char *s = f->p, *p = s;
+    int digits = 0, frac = 0, exp = 0;
+    if (p < f->end && *p == '-')
+        p++;
+    if (p >= f->end || *p < '0' || *p > '9')
+        return -1;
+    if (*p == '0')
+        p++, digits = 1;
+    else
+        for (; p < f->end && *p >= '0' && *p <= '9'; p++)
+            digits++;
+    if (p < f->end && *p == '.') {
+        if (++p >= f->end || *p < '0' || *p > '9')
+            return -1;
+        for (; p < f->end && *p >= '0' && *p <= '9'; p++)
+            frac++;
+    }
+    if (p < f->end && (*p == 'e' || *p == 'E')) {
+        exp = 1;
+        if (++p < f->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= f->end || *p < '0' || *p > '9')
+            return -1;
+        while (p < f->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    size_t n = (size_t)(p - s);
+    if ((p < f->end && is_num_char(*p)) || n > 63)
+        return -1;
+    double d;
+    /* Up to 15 digits and no exponent: m / 10^k with m and 10^k exact
+     * doubles is the correctly rounded value, which strtod gives too. */
+    static const double pow10[] = {1,    1e1,  1e2,  1e3, 1e4,  1e5,
+                                   1e6,  1e7,  1e8,  1e9, 1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15};
+    if (!exp && digits + frac <= 15) {
+        int64_t v = 0;
+        for (const char *q = *s == '-' ? s + 1 : s; q < p; q++)
+            if (*q != '.')
+                v = v * 10 + (*q - '0');
+        d = (double)v / pow10[frac];
+        if (*s == '-')
+            d = -d;
+    } else {
+        char buf[64], dp = localeconv()->decimal_point[0];
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        for (size_t i = 0; i < n; i++) /* as cJSON does, for strtod */
+            if (buf[i] == '.')
+                buf[i] = dp;
+        char *e;
+        d = strtod(buf, &e);
+        if (e != buf + n)
+            return -1;
+    }
+    item->type = cJSON_Number;
+    item->valuedouble = d;
+    item->valueint = d >= INT_MAX           ? INT_MAX
+                     : d <= (double)INT_MIN ? INT_MIN
+                                            : (int)d;
+    f->p = p;
+    return 0;
+}
+
+static int fast_value(fast_t *f, cJSON *item, int depth);
+
+/* The members of an array or object, f->p after the opening bracket. */
+static int fast_members(fast_t *f, cJSON *item, int object, int depth)
+{
+    char close = object ? '}' : ']';
+    cJSON *head = NULL, *last = NULL;
+    fast_ws(f);
+    if (f->p < f->end && *f->p == close)
+        goto done;
+    for (;;) {
+        cJSON *c = fast_node(f);
+        if (!c)
+            return -1;
+        if (last) {
+            last->next = c;
+            c->prev = last;
+        } else {
+            head = c;
+        }
+        last = c;
+        fast_ws(f);
+        if (object) {
+            if (f->p >= f->end || *f->p != '"' || !(c->string = fast_string(f)))
+                return -1;
+            fast_ws(f);
+            if (f->p >= f->end || *f->p != ':')
+                return -1;
+            f->p++;
+            fast_ws(f);
+        }
+        if (fast_value(f, c, depth + 1))
+            return -1;
+        fast_ws(f);
+        if (f->p < f->end && *f->p == ',') {
+            f->p++;
+            continue;
+        }
+        break;
+    }
+    if (f->p >= f->end || *f->p != close)
+        return -1;
+done:
+    f->p++;
+    if (head)
+        head->prev = last;
+    item->type = object ? cJSON_Object : cJSON_Array;
+    item->child = head;
+    return 0;
+}
+
+static int fast_literal(fast_t *f, const char *word, size_t n)
+{
+    if ((size_t)(f->end - f->p) < n || memcmp(f->p, word, n) != 0)
+        return 0;
+    f->p += n;
+    return 1;
+}
+
+static int fast_value(fast_t *f, cJSON *item, int depth)
+{
+    if (f->p >= f->end || depth > FAST_MAX_DEPTH)
+        return -1;
+    switch (*f->p) {
+    case '{':
+    case '[':
+        f->p++;
+        return fast_members(f, item, f->p[-1] == '{', depth);
+    case '"':
+        item->type = cJSON_String;
+        return (item->valuestring = fast_string(f)) ? 0 : -1;
+    case 'n':
+        item->type = cJSON_NULL;
+        return fast_literal(f, "null", 4) ? 0 : -1;
+    case 'f':
+        item->type = cJSON_False;
+        return fast_literal(f, "false", 5) ? 0 : -1;
+    case 't':
+        item->type = cJSON_True;
+        item->valueint = 1;
+        return fast_literal(f, "true", 4) ? 0 : -1;
+    default:
+        return fast_number(f, item);
+    }
+}
+
+/* The fast parse; with `copy`, the text is first copied into the arena
+ * (NUL-terminated) and parsed from there, *copy set to it. */
+static cJSON *fast_parse(const char *json, size_t len, const char **end,
+                         void **arena, const char **copy)
+{
+    if (len == 0 || (unsigned char)json[0] == 0xEF) /* a BOM: cJSON's */
+        return NULL;
+    size_t text = copy ? len + 1 : 0;
+    /* Nodes and strings of a typical event fit in the first chunk. */
+    fast_t f = {json, json + len, NULL, NULL};
+    if (!(f.head = f.cur = chunk_new(text + 4 * len + 128)))
+        return NULL;
+    if (copy) {
+        char *c = fast_alloc(&f, text, 1);
+        memcpy(c, json, len);
+        c[len] = '\0';
+        f.p = *copy = c;
+        f.end = c + len;
+    }
+    cJSON *root = fast_node(&f);
+    fast_ws(&f);
+    if (!root || fast_value(&f, root, 0) != 0) {
+        es_json_arena_free(f.head);
+        return NULL;
+    }
+    if (end)
+        *end = copy ? json + (f.p - *copy) : f.p;
+    *arena = f.head;
+    return root;
+}
+
+cJSON *es_json_parse(const char *json, size_t len, const char **end,
+                     void **arena)
+{
+    *arena = NULL;
+    cJSON *ce = fast_parse(json, len, end, arena, NULL);
+    return ce ? ce : cJSON_ParseWithLengthOpts(json, len, end, 0);
+}
+
+int es_decode_output(const char *json, size_t len, es_decoded_t *out,
+                     char *reason, size_t reason_size)
+{
+    memset(out, 0, sizeof *out);
+    const char *copy = NULL;
+    cJSON *ce = fast_parse(json, len, NULL, &out->arena, &copy);
+    if (!ce) {
+        ce = cJSON_ParseWithLength(json, len);
+        copy = out->owned_json = ce ? strndup(json, len) : NULL;
+    }
+    if (!ce) {
+        snprintf(reason, reason_size, "filter output is not valid JSON");
+        return -1;
+    }
+    if (es_decode_validate(ce, out, reason, reason_size)) {
+        es_json_tree_free(ce, out->arena);
+        free(out->owned_json);
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    out->json = copy;
+    out->json_len = len;
+    return 0;
+}
+
 int es_decode_record(const void *value, size_t len, const es_header_t *headers,
                      size_t header_count, size_t max_bytes, es_decoded_t *out,
                      char *reason, size_t reason_size)
@@ -228,7 +697,8 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
                       "CloudEvent%s",
                       "");
     const char *end = NULL;
-    cJSON *ce = cJSON_ParseWithLengthOpts(value, len, &end, 0);
+    void *arena = NULL;
+    cJSON *ce = es_json_parse(value, len, &end, &arena);
     if (!ce) {
         size_t at = end ? (size_t)(end - (const char *)value) : 0;
         snprintf(reason, reason_size, "invalid JSON at byte %zu", at);
@@ -243,21 +713,30 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
                  "trailing data after the JSON value at "
                  "byte %zu",
                  (size_t)(end - (const char *)value));
-        cJSON_Delete(ce);
+        es_json_tree_free(ce, arena);
         return -1;
     }
     if (es_decode_validate(ce, out, reason, reason_size)) {
-        cJSON_Delete(ce);
+        es_json_tree_free(ce, arena);
         return -1;
     }
+    out->arena = arena;
     out->json = value;
     out->json_len = len;
     return 0;
 }
 
+void es_json_tree_free(cJSON *ce, void *arena)
+{
+    if (arena)
+        es_json_arena_free(arena);
+    else
+        cJSON_Delete(ce);
+}
+
 void es_decoded_clear(es_decoded_t *d)
 {
-    cJSON_Delete(d->ce);
+    es_json_tree_free(d->ce, d->arena);
     free(d->owned_json);
     memset(d, 0, sizeof *d);
 }

@@ -11,6 +11,7 @@
 
 typedef struct es_decoded_s {
     cJSON *ce;        /* owned: the event as a tree */
+    void *arena;      /* non-NULL: ce lives in it (es_json_parse) */
     const char *json; /* the event as structured JSON */
     size_t json_len;
     char *owned_json; /* non-NULL when json was built (binary mode) */
@@ -32,6 +33,26 @@ int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
                        size_t reason_size);
 
 void es_decoded_clear(es_decoded_t *d);
+
+/*
+ * Parses like cJSON_ParseWithLengthOpts(json, len, end, 0) and gives the
+ * same tree, but usually inside one block (*arena non-NULL) instead of a
+ * malloc per value. Free the result with es_json_tree_free(tree, *arena),
+ * never with cJSON_Delete; treat the tree as read-only (its strings are
+ * not separately allocated). NULL when the text is not valid JSON.
+ */
+cJSON *es_json_parse(const char *json, size_t len, const char **end,
+                     void **arena);
+void es_json_tree_free(cJSON *ce, void *arena);
+
+/*
+ * Decodes a filter's output (a structured CloudEvent): a copy of the text
+ * and its tree, in one block when it can. Returns 0, or -1 with the reason
+ * (nothing to clear then).
+ */
+int es_decode_output(const char *json, size_t len, es_decoded_t *out,
+                     char *reason, size_t reason_size);
+void es_json_arena_free(void *arena);
 
 /*
  * Finds a value by a tenant-source spec: "key" (the Kafka key), "data.a.b"

@@ -1,5 +1,6 @@
 /* eventstreamd: consumes Kafka, decodes CloudEvents, filters and routes
  * them to plugin sinks and handlers with at-least-once delivery. */
+#include <malloc.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -120,6 +121,24 @@ done:
     return rc;
 }
 
+/*
+ * Keep freed heap instead of returning it at once. A consume batch makes
+ * and frees some MB of per-event blocks (event trees, filter outputs,
+ * deliveries); with glibc's default (and self-raising) trim threshold the
+ * top of the heap went back to the kernel after each batch and was faulted
+ * in again by the next: measured with scripts/bench-lua, a third of the
+ * Lua filter's cost in the daemon (+16.5 -> +10.7 CPU us/event). The price
+ * is up to 64 MB of free heap kept. MALLOC_TRIM_THRESHOLD_ in the
+ * environment still wins.
+ */
+static void tune_malloc(void)
+{
+    if (getenv("MALLOC_TRIM_THRESHOLD_") || getenv("MALLOC_TOP_PAD_"))
+        return;
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -158,5 +177,6 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    tune_malloc();
     return run(config);
 }

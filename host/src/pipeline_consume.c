@@ -83,11 +83,14 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
 int pl_consume_some(consumer_t *c)
 {
     size_t max = (size_t)c->p->conf->batch_size;
-    rd_kafka_message_t **msgs = malloc(max * sizeof *msgs);
+    /* Kept between calls: a fresh 8 KB array every loop turn is a large
+     * request that makes glibc consolidate its fast bins each time. */
+    if (!c->msgs)
+        c->msgs = malloc(max * sizeof *c->msgs);
+    rd_kafka_message_t **msgs = c->msgs;
     ssize_t n = rd_kafka_consume_batch_queue(c->queue, 0, msgs, max);
     for (ssize_t i = 0; i < n; i++)
         handle_message(c, msgs[i]);
-    free(msgs);
     return n == (ssize_t)max; /* more may be waiting */
 }
 
@@ -377,6 +380,7 @@ void pl_consumer_destroy(consumer_t *c)
         free(pt);
     }
     free(c->routes);
+    free(c->msgs);
     for (int i = 0; i < 2; i++)
         if (c->wake[i] >= 0)
             close(c->wake[i]);

@@ -99,6 +99,7 @@ struct consumer_s {
     partition_t *parts;
     int joined;
     int start_at_end; /* auto.offset.reset is latest (the default) */
+    rd_kafka_message_t **msgs; /* batch_size slots, reused by consume_some */
 };
 
 /* One consumed Kafka record, alive until every delivery of it is done. */

@@ -116,18 +116,10 @@ int pl_collect_add(es_filter_out_t *o, const char *json, size_t len,
 {
     collector_t *c = (collector_t *)o;
     output_t *out = calloc(1, sizeof *out);
-    out->dec.owned_json = strndup(json, len);
-    cJSON *ce = cJSON_ParseWithLength(json, len);
-    if (!ce || es_decode_validate(ce, &out->dec, errstr, errstr_size)) {
-        if (!ce)
-            snprintf(errstr, errstr_size, "filter output is not valid JSON");
-        cJSON_Delete(ce);
-        free(out->dec.owned_json);
+    if (es_decode_output(json, len, &out->dec, errstr, errstr_size)) {
         free(out);
         return -1;
     }
-    out->dec.json = out->dec.owned_json;
-    out->dec.json_len = len;
     out->refs = 1; /* the collector's reference */
     c->items = realloc(c->items, (c->n + 1) * sizeof *c->items);
     c->items[c->n++] = (collected_t){out, route ? strdup(route) : NULL};

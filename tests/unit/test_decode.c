@@ -165,10 +165,228 @@ START_TEST(tenant_from_key)
 }
 END_TEST
 
+/* ------------------------------------------- es_json_parse against cJSON */
+
+/* Same shape, types, names, strings and numbers (bit for bit), and the
+ * same links (prev of a first child is the last one, as cJSON has it). */
+static void same_tree(const cJSON *a, const cJSON *b)
+{
+    ck_assert_int_eq(a->type, b->type);
+    ck_assert_int_eq(a->valueint, b->valueint);
+    ck_assert_mem_eq(&a->valuedouble, &b->valuedouble, sizeof(double));
+    ck_assert_int_eq(!a->string, !b->string);
+    if (a->string)
+        ck_assert_str_eq(a->string, b->string);
+    ck_assert_int_eq(!a->valuestring, !b->valuestring);
+    if (a->valuestring)
+        ck_assert_str_eq(a->valuestring, b->valuestring);
+    ck_assert_int_eq(!a->child, !b->child);
+    if (!a->child)
+        return;
+    ck_assert_int_eq(!a->child->prev, !b->child->prev);
+    const cJSON *x = a->child, *y = b->child;
+    for (; x && y; x = x->next, y = y->next) {
+        same_tree(x, y);
+        if (x != a->child)
+            ck_assert_ptr_eq(x->prev->next, x);
+        if (!x->next) {
+            ck_assert_ptr_eq(a->child->prev, x);
+            ck_assert_ptr_null(y->next);
+        }
+    }
+    ck_assert_int_eq(!x, !y);
+}
+
+/* Parses with both; both fail, or both succeed with the same tree and the
+ * same end. Returns whether the fast path was taken. */
+static int parse_both(const char *json, size_t len)
+{
+    const char *end_a = NULL, *end_b = NULL;
+    void *arena = NULL;
+    cJSON *a = es_json_parse(json, len, &end_a, &arena);
+    cJSON *b = cJSON_ParseWithLengthOpts(json, len, &end_b, 0);
+    ck_assert_msg(!a == !b, "parse differs on \"%.*s\"", (int)len, json);
+    if (a) {
+        same_tree(a, b);
+        ck_assert_ptr_eq(end_a, end_b);
+    }
+    es_json_tree_free(a, arena);
+    cJSON_Delete(b);
+    return arena != NULL;
+}
+
+static const char *const corpus[] = {
+    "{}",
+    "[]",
+    "{ }",
+    " [ ] ",
+    "null",
+    "true",
+    "false",
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "12",
+    "123456789012345",
+    "1234567890123456",
+    "-9007199254740993",
+    "9223372036854775807",
+    "1e3",
+    "1E+3",
+    "1.5e-3",
+    "0.1",
+    "1.0",
+    "-0.0",
+    "2147483647",
+    "2147483648",
+    "-2147483648",
+    "-2147483649",
+    "1e400",
+    "\"\"",
+    "\"abc\"",
+    "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"",
+    "\"\\u00e9\"",
+    "\"\\ud83d\\ude00\"",
+    "\"\\udc00\"",
+    "\"\\q\"",
+    "\"tab\there\"",
+    "\"\xc3\xa9t\xc3\xa9\"",
+    "\"\xff\xfe\"",
+    "{\"a\":1,\"a\":2}",
+    "{\"a\":{\"b\":[1,2,{\"c\":null}]},\"d\":[]}",
+    "[1,[2,[3,[4,[]]]]]",
+    "[1,]",
+    "[,1]",
+    "{\"a\"}",
+    "{\"a\":}",
+    "{a:1}",
+    "{\"a\":1,}",
+    "[1 2]",
+    "01",
+    "-",
+    "1.",
+    ".5",
+    "+1",
+    "1e",
+    "1e+",
+    "0x10",
+    "1-2",
+    "[1-2]",
+    "[01]",
+    "[1.]",
+    "nul",
+    "tru",
+    "[true false]",
+    "\"unterminated",
+    "[",
+    "{",
+    "{\"a\":1",
+    "\xef\xbb\xbf{}",
+    "\x01[1]\x01",
+    "\t\n\r {\"k\" \t:\n \"v\" , \"n\":-12.5e2 }  trailing",
+    "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\","
+    "\"data\":{\"n\":9007199254740993,\"f\":1.0,\"z\":null,\"e\":[],"
+    "\"o\":{},\"u\":\"\xe2\x82\xac\"}}",
+};
+
+START_TEST(fast_parse_matches_cjson)
+{
+    int fast = 0;
+    for (size_t i = 0; i < sizeof corpus / sizeof corpus[0]; i++)
+        fast += parse_both(corpus[i], strlen(corpus[i]));
+    ck_assert_int_gt(fast, 30); /* most of the corpus takes the fast path */
+    /* A length that stops inside a value. */
+    parse_both("[1,2,3]", 4);
+    parse_both("\"abc\"", 3);
+    parse_both("true", 3);
+    /* Deep nesting falls back to cJSON (and its limit). */
+    char deep[2 * 1100 + 1];
+    for (int n = 150; n <= 1100; n += 950) {
+        memset(deep, '[', (size_t)n);
+        memset(deep + n, ']', (size_t)n);
+        parse_both(deep, 2 * (size_t)n);
+    }
+}
+END_TEST
+
+/* Random mutations of a real event: insertions, deletions and changes of
+ * JSON's own characters, so most results are near misses. */
+START_TEST(fast_parse_matches_cjson_mutated)
+{
+    static const char base[] =
+        "{\"specversion\":\"1.0\",\"id\":\"a-1\",\"type\":\"t.v1\","
+        "\"source\":\"svc\",\"tenantid\":\"t-1\",\"data\":{\"n\":-12,"
+        "\"f\":1.25e3,\"s\":\"x\\ny\",\"a\":[1,[true,false,null],{}],"
+        "\"o\":{\"k\":\"v\"}}}";
+    static const char alphabet[] = "{}[]\",:.-+eE0123456789 \\ntfu";
+    char buf[sizeof base + 8];
+    srand(42);
+    for (int i = 0; i < 2000; i++) {
+        size_t n = sizeof base - 1;
+        memcpy(buf, base, n);
+        for (int m = 0, nm = 1 + rand() % 3; m < nm; m++) {
+            size_t at = (size_t)rand() % n;
+            char c = alphabet[rand() % (int)(sizeof alphabet - 1)];
+            switch (rand() % 3) {
+            case 0:
+                buf[at] = c;
+                break;
+            case 1:
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                n--;
+                break;
+            default:
+                if (n + 1 < sizeof buf) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = c;
+                    n++;
+                }
+            }
+        }
+        parse_both(buf, n);
+    }
+}
+END_TEST
+
+START_TEST(output_is_copied_and_validated)
+{
+    static const char ev[] = "{\"specversion\":\"1.0\",\"id\":\"1\","
+                             "\"source\":\"s\",\"type\":\"t\",\"data\":1}";
+    char text[sizeof ev];
+    memcpy(text, ev, sizeof ev);
+    es_decoded_t d;
+    char reason[256];
+    ck_assert_int_eq(
+        es_decode_output(text, strlen(text), &d, reason, sizeof reason), 0);
+    memset(text, 'x', sizeof text - 1); /* the caller's buffer is reused */
+    ck_assert_ptr_nonnull(d.arena);
+    ck_assert_int_eq((int)d.json_len, (int)strlen(ev));
+    ck_assert_int_eq(memcmp(d.json, ev, d.json_len), 0);
+    ck_assert_str_eq(d.type, "t");
+    es_decoded_clear(&d);
+    /* The fallback (a \u escape) owns its copy the usual way. */
+    static const char esc[] = "{\"specversion\":\"1.0\",\"id\":\"\\u0031\","
+                              "\"source\":\"s\",\"type\":\"t\"}";
+    ck_assert_int_eq(
+        es_decode_output(esc, strlen(esc), &d, reason, sizeof reason), 0);
+    ck_assert_ptr_null(d.arena);
+    ck_assert_str_eq(d.id, "1");
+    ck_assert_str_eq(d.json, esc);
+    es_decoded_clear(&d);
+    ck_assert_int_eq(
+        es_decode_output("{\"id\":1}", 8, &d, reason, sizeof reason), -1);
+    ck_assert_int_eq(es_decode_output("{\"id\"", 5, &d, reason, sizeof reason),
+                     -1);
+    ck_assert_str_eq(reason, "filter output is not valid JSON");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("decode");
     TCase *tc = tcase_create("decode");
+    tcase_set_timeout(tc, 60); /* the differential tests, under ASan */
     tcase_add_test(tc, structured_valid_is_not_copied);
     tcase_add_test(tc, structured_invalid_reasons);
     tcase_add_test(tc, oversized_is_refused_before_parsing);
@@ -176,6 +394,9 @@ int main(void)
     tcase_add_test(tc, binary_mode_binary_data_is_base64);
     tcase_add_test(tc, binary_mode_bad_json_data);
     tcase_add_test(tc, tenant_from_key);
+    tcase_add_test(tc, fast_parse_matches_cjson);
+    tcase_add_test(tc, fast_parse_matches_cjson_mutated);
+    tcase_add_test(tc, output_is_copied_and_validated);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

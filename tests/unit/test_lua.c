@@ -279,6 +279,78 @@ START_TEST(test_kinds_null_order)
 }
 END_TEST
 
+START_TEST(test_added_keys_every_way)
+{
+    /* The encoder looks for keys outside an object's order list only in
+     * tables that may have them; each way of adding keys must count. */
+    init_script("function filter(ev)\n"
+                "  local d, m = ev.data, ev.data.mode\n"
+                "  if m == 'assign' then d.zz = 1\n"
+                "  elseif m == 'nested' then d.sub.zz = 1\n"
+                "  elseif m == 'rawset' then rawset(d, 'zz', 1)\n"
+                "  elseif m == 'readd' then d.a = nil; d.a = 3\n"
+                "  elseif m == 'setmt' then\n"
+                "    ev.data = setmetatable({mode = m, b = 1, zz = 1},\n"
+                "                           getmetatable(d))\n"
+                "  elseif m == 'copy' then d.zz = 1; ev.data = es.copy(d)\n"
+                "  elseif m == 'insert' then table.insert(d, 5)\n"
+                "  end\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    static const struct {
+        const char *mode, *data;
+    } cases[] = {
+        {"none", "{\"mode\":\"none\",\"a\":1,\"b\":2,\"sub\":{\"x\":1}}"},
+        {"assign",
+         "{\"mode\":\"assign\",\"a\":1,\"b\":2,\"sub\":{\"x\":1},\"zz\":1}"},
+        {"nested",
+         "{\"mode\":\"nested\",\"a\":1,\"b\":2,\"sub\":{\"x\":1,\"zz\":1}}"},
+        {"rawset",
+         "{\"mode\":\"rawset\",\"a\":1,\"b\":2,\"sub\":{\"x\":1},\"zz\":1}"},
+        {"readd", "{\"mode\":\"readd\",\"a\":3,\"b\":2,\"sub\":{\"x\":1}}"},
+        {"setmt", "{\"mode\":\"setmt\",\"b\":1,\"zz\":1}"},
+        {"copy",
+         "{\"mode\":\"copy\",\"a\":1,\"b\":2,\"sub\":{\"x\":1},\"zz\":1}"},
+        {"none", "{\"mode\":\"none\",\"a\":1,\"b\":2,\"sub\":{\"x\":1}}"},
+    };
+    char in[512], expect[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(in, sizeof in,
+                 "{" ENVELOPE ",\"data\":{\"mode\":\"%s\",\"a\":1,\"b\":2,"
+                 "\"sub\":{\"x\":1}}}",
+                 cases[i].mode);
+        snprintf(expect, sizeof expect, "{" ENVELOPE ",\"data\":%s}",
+                 cases[i].data);
+        check_roundtrip(in, expect);
+    }
+    snprintf(in, sizeof in,
+             "{" ENVELOPE ",\"data\":{\"mode\":\"insert\",\"a\":1,\"b\":2,"
+             "\"sub\":{\"x\":1}}}");
+    ck_assert_int_eq(run(in), ES_FILTER_FAIL);
+    ck_assert_ptr_nonnull(strstr(errstr, "object keys must be strings"));
+}
+END_TEST
+
+START_TEST(test_key_cache_middles)
+{
+    /* Keys with the same length, first and last 8 bytes share a slot of
+     * the key cache; their middles tell them apart. */
+    init_script("function filter(ev) return ev end\n", "");
+    static const char *const evs[] = {
+        "{" ENVELOPE ",\"data\":{\"abcdefgh-MIDDLE1-stuvwxyz\":1,"
+        "\"abcdefgh-MIDDLE2-stuvwxyz\":2,\"short\":3,\"shorT\":4,"
+        "\"exactly16bytes!!\":5,\"exactly16bytes!?\":6}}",
+        "{" ENVELOPE ",\"data\":{\"abcdefgh-MIDDLE2-stuvwxyz\":2,"
+        "\"abcdefgh-MIDDLE1-stuvwxyz\":1,\"shorT\":4,\"short\":3,"
+        "\"exactly16bytes!?\":6,\"exactly16bytes!!\":5}}",
+    };
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < 2; i++)
+            check_roundtrip(evs[i], evs[i]);
+}
+END_TEST
+
 START_TEST(test_strings)
 {
     init_script("function filter(ev)\n"
@@ -756,7 +828,8 @@ static Suite *lua_suite(void)
          {test_verdicts, test_routes_and_multi, test_invalid_output, NULL}},
         {"fidelity",
          {test_integers, test_numbers_roundtrip, test_kinds_null_order,
-          test_strings, test_dup_keys_and_whitespace, test_string_boundaries,
+          test_added_keys_every_way, test_key_cache_middles, test_strings,
+          test_dup_keys_and_whitespace, test_string_boundaries,
           test_big_and_long_keys, NULL}},
         {"helpers", {test_redact_remove, test_log_and_print, NULL}},
         {"sandbox",

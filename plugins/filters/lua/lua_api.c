@@ -215,8 +215,10 @@ static void copy_value(lua_State *L, int idx, int depth)
         lua_rawset(L, dst);
         lua_pop(L, 1);
     }
-    if (lua_getmetatable(L, idx)) /* share kind and key order */
+    if (lua_getmetatable(L, idx)) { /* share kind and key order */
         lua_setmetatable(L, dst);
+        lf_mark_added(L, dst); /* it has every key the source had */
+    }
 }
 
 static int api_copy(lua_State *L)
@@ -427,6 +429,20 @@ static int api_setmetatable(lua_State *L)
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, 2, 1);
+    if (lua_type(L, -1) == LUA_TTABLE) /* its keys predate the metatable */
+        lf_mark_added(L, -1);
+    return 1;
+}
+
+/* rawset bypasses __newindex: mark the table as lf_newindex would. */
+static int api_rawset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    lf_mark_added(L, 1);
     return 1;
 }
 
@@ -467,6 +483,8 @@ static void open_libs(lua_State *L)
     lua_getglobal(L, "setmetatable");
     lua_pushcclosure(L, api_setmetatable, 1);
     lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, api_rawset);
+    lua_setglobal(L, "rawset");
     lua_pushcfunction(L, api_print);
     lua_setglobal(L, "print");
 }

@@ -262,6 +262,7 @@ static void script_destroy(lf_script_t *s)
     if (s->L)
         lua_close(s->L);
     lf_shapes_free(s);
+    free(s->keys);
     lf_pool_free(&s->pool);
     free(s->dec_scratch.data);
     free(s->enc_scratch.data);

@@ -38,7 +38,18 @@ typedef struct lf_shape_s {
     int nkeys; /* 0: free slot */
     int ref;
     const void **keys; /* interned key strings, by address */
+    char *enc;         /* the keys encoded, each as "key": */
+    uint32_t *enc_off; /* key i is enc[enc_off[i] .. enc_off[i + 1]) */
 } lf_shape_t;
+
+/* Recently decoded object keys (see dec_key in lua_json.c). */
+#define LF_KEY_SLOTS 256 /* power of two */
+#define LF_KEY_MAX 40    /* Lua's longest interned ("short") string */
+typedef struct lf_key_slot_s {
+    uint64_t head, tail; /* first and last 8 bytes (all of a short key) */
+    uint32_t len;        /* 0: empty */
+    char bytes[LF_KEY_MAX];
+} lf_key_slot_t;
 
 /* Free lists of small blocks for a state's allocator (lua_api.c). */
 #define LF_POOL_MAX 4096
@@ -66,7 +77,9 @@ typedef struct lf_script_s {
     lf_buf_t enc_scratch; /* es.encode output */
     lf_shape_t *shapes;   /* LF_SHAPE_SLOTS entries, allocated on first use */
     size_t nshapes;
-    int array_mt_ref; /* registry ref of the shared array metatable */
+    int array_mt_ref;    /* registry ref of the shared array metatable */
+    lf_key_slot_t *keys; /* LF_KEY_SLOTS, allocated on first use */
+    int keys_ref;        /* registry ref of the table anchoring them */
     lf_pool_t pool;
 } lf_script_t;
 
@@ -98,6 +111,16 @@ static inline void lf_buf_add(lua_State *L, lf_buf_t *b, const void *p,
 int lf_table_kind(lua_State *L, int idx);
 /* Marks the metatable on top of the stack as kind 'a' or 'o'. */
 void lf_mark_kind(lua_State *L, int kind);
+
+/*
+ * Decoded objects' metatables carry __newindex = lf_newindex, so a key
+ * added to such an object is seen: the table is then marked (a weak set in
+ * the registry) and the encoder looks for keys outside the order list only
+ * in marked tables. Whatever adds keys without __newindex (rawset,
+ * setmetatable on a filled table, es.copy) marks the table itself.
+ */
+int lf_newindex(lua_State *L);
+void lf_mark_added(lua_State *L, int idx);
 
 /* Pushes the JSON text as a Lua value (objects keep their key order in
  * their metatable). Raises a Lua error when the text is not valid JSON.

@@ -34,6 +34,53 @@ void lf_buf_grow(lua_State *L, lf_buf_t *b, size_t extra)
 }
 
 static const char lf_kind_key = 'k';
+/* Key of a cached shape's metatable holding its lf_shape_t. */
+static const char lf_shape_key = 's';
+
+static void enc_string(lua_State *L, int idx, lf_buf_t *b);
+
+/* Registry key of the weak set of tables that may hold added keys. */
+static const char lf_added_key = 'a';
+
+void lf_mark_added(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lf_added_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_newtable(L);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &lf_added_key);
+    }
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+static int has_added(lua_State *L, int idx)
+{
+    int marked = 0;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lf_added_key) == LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        marked = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return marked;
+}
+
+/* __newindex of decoded objects: t[k] = v for a key t does not hold. */
+int lf_newindex(lua_State *L)
+{
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    lf_mark_added(L, 1);
+    return 0;
+}
 
 void lf_mark_kind(lua_State *L, int kind)
 {
@@ -71,6 +118,8 @@ typedef struct dec_s {
     const char *end;
     const char *start;
     lf_buf_t *tmp; /* scratch for unescaped strings, owned by the caller */
+    lf_key_slot_t *keys; /* the key cache, its table at stack index kt */
+    int kt;
 } dec_t;
 
 static void dec_fail(dec_t *d, const char *what)
@@ -161,39 +210,42 @@ static const char *unescape(dec_t *d, const char *p)
 }
 
 /*
- * Skips the bytes of a JSON string that need no attention ('"', '\\' and
- * control characters do), 8 at a time: strings are most of an event.
+ * The first byte of a JSON string that needs attention ('"', '\\' or a
+ * control character) from p on, or end; 8 bytes at a time: strings are
+ * most of an event. The lowest flagged byte of these tests is always a
+ * real match (false flags only sit above a real one).
  */
 #define ONES 0x0101010101010101u
 #define HIGHS 0x8080808080808080u
 static const char *skip_plain(const char *p, const char *end)
 {
-    while (end - p >= 8) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; end - p >= 8; p += 8) {
         uint64_t x;
         memcpy(&x, p, 8);
         uint64_t q = x ^ (ONES * '"'), bs = x ^ (ONES * '\\');
-        uint64_t hit =
-            ((q - ONES) & ~q) | ((bs - ONES) & ~bs) | ((x - ONES * 0x20) & ~x);
-        if (hit & HIGHS)
-            break;
-        p += 8;
+        uint64_t hit = (((q - ONES) & ~q) | ((bs - ONES) & ~bs) |
+                        ((x - ONES * 0x20) & ~x)) &
+                       HIGHS;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
     }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        p++;
     return p;
 }
 
 static void dec_string(dec_t *d)
 {
     const char *s = ++d->p, *p = skip_plain(s, d->end);
-    while (p < d->end && *p != '"' && *p != '\\') {
-        if ((unsigned char)*p < 0x20)
-            dec_fail(d, "control character in string");
-        p++;
-    }
     if (p < d->end && *p == '"') { /* common case: nothing to unescape */
         lua_pushlstring(d->L, s, (size_t)(p - s));
         d->p = p + 1;
         return;
     }
+    if (p < d->end && (unsigned char)*p < 0x20)
+        dec_fail(d, "control character in string");
     d->tmp->len = 0;
     lf_buf_add(d->L, d->tmp, s, (size_t)(p - s));
     while (p < d->end && *p != '"') {
@@ -203,10 +255,7 @@ static void dec_string(dec_t *d)
         }
         if ((unsigned char)*p < 0x20)
             dec_fail(d, "control character in string");
-        const char *q = p;
-        while (q < d->end && *q != '"' && *q != '\\' &&
-               (unsigned char)*q >= 0x20)
-            q++;
+        const char *q = skip_plain(p, d->end);
         lf_buf_add(d->L, d->tmp, p, (size_t)(q - p));
         p = q;
     }
@@ -214,6 +263,47 @@ static void dec_string(dec_t *d)
         dec_fail(d, "unterminated string");
     lua_pushlstring(d->L, d->tmp->data ? d->tmp->data : "", d->tmp->len);
     d->p = p + 1;
+}
+
+/*
+ * Object keys repeat from event to event, and interning a string
+ * (lua_pushlstring: hash, table lookup, compare) costs about three times
+ * what finding it here does: a slot by a cheap hash, a byte compare, and
+ * the Lua string from the array that anchors it. Keys with escapes go
+ * through dec_string.
+ */
+static void dec_key(dec_t *d)
+{
+    const char *s = d->p + 1, *p = skip_plain(s, d->end);
+    size_t n = (size_t)(p - s);
+    if (p >= d->end || *p != '"' || n == 0 || n > LF_KEY_MAX) {
+        dec_string(d);
+        return;
+    }
+    uint64_t a = 0, b;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            a |= (uint64_t)(unsigned char)s[i] << (8 * i);
+        b = a;
+    }
+    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ (b + n) * 0xC2B2AE3D27D4EB4Fu;
+    int slot = (int)((h >> 40) & (LF_KEY_SLOTS - 1));
+    lf_key_slot_t *k = &d->keys[slot];
+    d->p = p + 1;
+    /* Up to 16 bytes, head and tail are the whole key. */
+    if (k->len == n && k->head == a && k->tail == b &&
+        (n <= 16 || memcmp(k->bytes + 8, s + 8, n - 16) == 0)) {
+        lua_rawgeti(d->L, d->kt, slot + 1);
+        return;
+    }
+    lua_pushlstring(d->L, s, n);
+    lua_pushvalue(d->L, -1);
+    lua_rawseti(d->L, d->kt, slot + 1);
+    *k = (lf_key_slot_t){a, b, (uint32_t)n, {0}};
+    memcpy(k->bytes, s, n);
 }
 
 static int is_digit(char c)
@@ -224,7 +314,7 @@ static int is_digit(char c)
 static void dec_number(dec_t *d)
 {
     const char *s = d->p, *p = s;
-    int neg = 0, is_float = 0;
+    int neg = 0, is_float = 0, exp = 0, digits = 0, frac = 0;
     if (p < d->end && *p == '-') {
         neg = 1;
         p++;
@@ -233,7 +323,7 @@ static void dec_number(dec_t *d)
         dec_fail(d, "bad number");
     uint64_t u = 0;
     int overflow = 0;
-    for (; p < d->end && is_digit(*p); p++) {
+    for (; p < d->end && is_digit(*p); p++, digits++) {
         unsigned dg = (unsigned)(*p - '0');
         if (u > (UINT64_MAX - dg) / 10)
             overflow = 1;
@@ -244,11 +334,11 @@ static void dec_number(dec_t *d)
         is_float = 1;
         if (++p >= d->end || !is_digit(*p))
             dec_fail(d, "bad fraction");
-        while (p < d->end && is_digit(*p))
-            p++;
+        for (; p < d->end && is_digit(*p); p++, frac++)
+            u = u * 10 + (unsigned)(*p - '0');
     }
     if (p < d->end && (*p == 'e' || *p == 'E')) {
-        is_float = 1;
+        is_float = exp = 1;
         p++;
         if (p < d->end && (*p == '+' || *p == '-'))
             p++;
@@ -267,6 +357,16 @@ static void dec_number(dec_t *d)
             lua_pushinteger(d->L, (lua_Integer)(0 - u));
             return;
         }
+    }
+    /* Up to 15 digits and no exponent: u / 10^frac with both exact doubles
+     * is the correctly rounded value, which strtod gives too. */
+    static const double pow10[] = {1,    1e1,  1e2,  1e3, 1e4,  1e5,
+                                   1e6,  1e7,  1e8,  1e9, 1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15};
+    if (is_float && !exp && !overflow && digits + frac <= 15) {
+        double v = (double)u / pow10[frac];
+        lua_pushnumber(d->L, neg ? -v : v);
+        return;
     }
     /* Floats, and integers beyond int64, go through strtod on a copy:
      * the event text is not NUL-terminated. */
@@ -296,8 +396,11 @@ void lf_shapes_free(lf_script_t *s)
 {
     if (!s->shapes)
         return;
-    for (size_t i = 0; i < LF_SHAPE_SLOTS; i++)
+    for (size_t i = 0; i < LF_SHAPE_SLOTS; i++) {
         free(s->shapes[i].keys);
+        free(s->shapes[i].enc);
+        free(s->shapes[i].enc_off);
+    }
     free(s->shapes);
     s->shapes = NULL;
 }
@@ -325,8 +428,10 @@ static int is_repeat(lua_State *L, int base, int i, const void **keys)
 static int make_order_mt(lua_State *L, int base, int n, const void **keys)
 {
     int repeats = 0, k = 0;
-    lua_createtable(L, n, 2);
+    lua_createtable(L, n, 4);
     lf_mark_kind(L, 'o');
+    lua_pushcfunction(L, lf_newindex);
+    lua_setfield(L, -2, "__newindex");
     for (int i = 0; i < n; i++) {
         if (is_repeat(L, base, i, keys)) {
             repeats = 1;
@@ -336,6 +441,24 @@ static int make_order_mt(lua_State *L, int base, int n, const void **keys)
         lua_rawseti(L, -2, ++k);
     }
     return repeats;
+}
+
+/* The encoder writes a cached shape's keys from this text instead of
+ * escaping each key of each event again. Left NULL when out of memory. */
+static void shape_encode_keys(lua_State *L, lf_shape_t *sh, int base)
+{
+    lf_buf_t b = {NULL, 0, 0};
+    uint32_t *off = malloc(((size_t)(unsigned)sh->nkeys + 1) * sizeof *off);
+    if (!off)
+        return;
+    for (int i = 0; i < sh->nkeys; i++) {
+        off[i] = (uint32_t)b.len;
+        enc_string(L, base + 2 * i, &b);
+        lf_buf_add(L, &b, ":", 1);
+    }
+    off[sh->nkeys] = (uint32_t)b.len;
+    sh->enc = b.data;
+    sh->enc_off = off;
 }
 
 /*
@@ -375,8 +498,13 @@ static void push_order_mt(lua_State *L, int base, int n, const void **keys)
     if (!copy)
         return;
     memcpy(copy, keys, (size_t)(unsigned)n * sizeof *keys);
+    lf_shape_t *sh = &s->shapes[i];
+    *sh = (lf_shape_t){h, n, 0, copy, NULL, NULL};
+    shape_encode_keys(L, sh, base);
+    lua_pushlightuserdata(L, sh);
+    lua_rawsetp(L, -2, &lf_shape_key);
     lua_pushvalue(L, -1);
-    s->shapes[i] = (lf_shape_t){h, n, luaL_ref(L, LUA_REGISTRYINDEX), copy};
+    sh->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     s->nshapes++;
 }
 
@@ -404,7 +532,7 @@ static void dec_object(dec_t *d, int depth)
         skip_ws(d);
         if (d->p >= d->end || *d->p != '"')
             dec_fail(d, "expected object key");
-        dec_string(d);
+        dec_key(d);
         skip_ws(d);
         if (d->p >= d->end || *d->p != ':')
             dec_fail(d, "expected ':'");
@@ -517,12 +645,25 @@ static void dec_value(dec_t *d, int depth)
 
 void lf_json_push(lua_State *L, const char *json, size_t len, lf_buf_t *scratch)
 {
-    dec_t d = {L, json, json + len, json, scratch};
+    lf_script_t *s = lf_script_of(L);
     luaL_checkstack(L, 8, "JSON");
+    if (!s->keys) {
+        lua_createtable(L, LF_KEY_SLOTS, 0);
+        for (int i = 1; i <= LF_KEY_SLOTS; i++) { /* all in the array part */
+            lua_pushboolean(L, 0);
+            lua_rawseti(L, -2, i);
+        }
+        if (!(s->keys = calloc(LF_KEY_SLOTS, sizeof *s->keys)))
+            luaL_error(L, "out of memory");
+        s->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->keys_ref);
+    dec_t d = {L, json, json + len, json, scratch, s->keys, lua_gettop(L)};
     dec_value(&d, 0);
     skip_ws(&d);
     if (d.p != d.end)
         dec_fail(&d, "trailing characters");
+    lua_remove(L, d.kt);
 }
 
 /* ------------------------------------------------------------- encoding */
@@ -599,6 +740,46 @@ static int fmt_int(char *out, lua_Integer v)
     return len;
 }
 
+/*
+ * Most floats in events are prices and the like: a few decimals. When v is
+ * the double nearest m / 10^k for an integer m and k <= 6, that decimal is
+ * the text (snprintf + strtod cost ~3000 instructions). The test is exact:
+ * m and 10^k are exact doubles, so m / 10^k rounds as strtod would. Only
+ * the range where "%.15g" writes plain digits is taken, so the text is
+ * the one the general path gives. Returns the length, or 0.
+ */
+static int fmt_short_float(char *out, double v)
+{
+    static const double pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    double a = v < 0 ? -v : v;
+    if (!(a >= 1e-4 && a < 1e9))
+        return 0;
+    for (int k = 0; k <= 6; k++) {
+        double m = a * pow10[k];
+        if (m != (double)(int64_t)m)
+            continue;
+        if (m / pow10[k] != a)
+            return 0;
+        uint64_t u = (uint64_t)m, ip = u / (uint64_t)pow10[k];
+        uint64_t fp = u % (uint64_t)pow10[k];
+        int len = v < 0 ? (out[0] = '-', 1) : 0;
+        len += fmt_int(out + len, (lua_Integer)ip);
+        out[len++] = '.';
+        if (k == 0) {
+            out[len++] = '0';
+        } else {
+            for (int d = k - 1; d >= 0; d--, fp /= 10)
+                out[len + d] = (char)('0' + fp % 10);
+            len += k;
+            while (out[len - 1] == '0')
+                len--;
+        }
+        out[len] = '\0';
+        return len;
+    }
+    return 0;
+}
+
 static void enc_number(lua_State *L, int idx, lf_buf_t *b)
 {
     char tmp[40];
@@ -609,6 +790,10 @@ static void enc_number(lua_State *L, int idx, lf_buf_t *b)
         double v = lua_tonumber(L, idx);
         if (!isfinite(v))
             luaL_error(L, "cannot encode %f as JSON", v);
+        if ((n = fmt_short_float(tmp, v)) > 0) {
+            lf_buf_add(L, b, tmp, (size_t)n);
+            return;
+        }
         /* Shortest text that reads back as the same double. */
         for (int prec = 15; prec <= 17; prec++) {
             n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
@@ -708,20 +893,45 @@ static void enc_object(lua_State *L, int idx, lf_buf_t *b, int depth)
     lua_getmetatable(L, idx);
     int mt = lua_gettop(L);
     lua_Integer nord = (lua_Integer)lua_rawlen(L, mt), present = 0;
+    const lf_shape_t *sh = NULL;
+    if (lua_rawgetp(L, mt, &lf_shape_key) == LUA_TLIGHTUSERDATA)
+        sh = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (sh && (sh->nkeys != nord || !sh->enc))
+        sh = NULL; /* a script changed the metatable */
     for (lua_Integer i = 1; i <= nord; i++) {
         lua_rawgeti(L, mt, i);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, idx) != LUA_TNIL) {
             present++;
-            enc_member(L, lua_gettop(L) - 1, lua_gettop(L), b, &first, depth);
+            if (sh && lua_topointer(L, -2) == sh->keys[i - 1]) {
+                const uint32_t *o = sh->enc_off + (i - 1);
+                if (!first)
+                    lf_buf_add(L, b, ",", 1);
+                first = 0;
+                lf_buf_add(L, b, sh->enc + o[0], o[1] - o[0]);
+                enc_value(L, lua_gettop(L), b, depth + 1);
+            } else {
+                enc_member(L, lua_gettop(L) - 1, lua_gettop(L), b, &first,
+                           depth);
+            }
         }
         lua_pop(L, 2);
     }
-    lua_Integer total = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        total++;
+    /* Keys outside the order list: only a table that got keys added can
+     * have them, and counting its keys costs a lua_next per key. */
+    lua_pushliteral(L, "__newindex");
+    int tracked = lua_rawget(L, mt) == LUA_TFUNCTION &&
+                  lua_tocfunction(L, -1) == lf_newindex;
+    lua_pop(L, 1);
+    lua_Integer total = present;
+    if (!tracked || has_added(L, idx)) {
+        total = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            lua_pop(L, 1);
+            total++;
+        }
     }
     if (total != present) { /* the script added keys: build the known set */
         lua_createtable(L, 0, (int)nord);
@@ -765,7 +975,6 @@ static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
 {
     if (depth > LF_MAX_DEPTH)
         luaL_error(L, "cannot encode: nesting too deep (a cycle?)");
-    luaL_checkstack(L, 8, "JSON nesting");
     switch (lua_type(L, idx)) {
     case LUA_TSTRING:
         enc_string(L, idx, b);
@@ -788,7 +997,8 @@ static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
             return;
         }
         break;
-    case LUA_TTABLE:
+    case LUA_TTABLE: /* only tables use stack slots here */
+        luaL_checkstack(L, 8, "JSON nesting");
         switch (lf_table_kind(L, idx)) {
         case 'a':
             enc_array(L, idx, b, depth);
