@@ -1,9 +1,11 @@
 # The admin API, linked into the daemon.
 noinst_LTLIBRARIES += api/libesapi.la
-api_libesapi_la_SOURCES = api/admin.c api/admin.h
+api_libesapi_la_SOURCES = api/admin.c api/admin.h \
+	api/subscriptions.c api/subscriptions.h
 api_libesapi_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(RDKAFKA_CFLAGS)
 api_libesapi_la_LIBADD = $(MHD_LIBS) $(CJSON_LIBS)
-EXTRA_DIST += api/openapi.yaml tests/e2e/api.sh
+EXTRA_DIST += api/openapi.yaml tests/e2e/api.sh tests/e2e/subscriptions.sh \
+	tests/e2e/subs_property.py
 
 # Topic onboarding (docs/onboarding.md): the seed topics' folders, the
 # unit test of the registry and usage counters, and the e2e test with its

@@ -13,6 +13,9 @@ host_libeshost_la_SOURCES = \
 	host/src/pipeline.c host/src/pipeline.h host/src/pipeline_int.h \
 	host/src/pipeline_consume.c host/src/pipeline_dry.c \
 	host/src/pipeline_host.c host/src/pipeline_route.c \
+	host/src/pipeline_call.c host/src/pipeline_subs.c \
+	host/src/pipeline_subs.h \
+	host/src/subscriptions.c host/src/subscriptions.h \
 	host/src/state.c host/src/state.h \
 	host/src/topics.c host/src/topics.h \
 	host/src/usage.c host/src/usage.h

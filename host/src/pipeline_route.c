@@ -166,6 +166,11 @@ static void deliver_to_destinations(es_pipeline_t *p, record_t *rec,
                               "no tenant found where the route looks for it");
         return;
     }
+    if (route->sub && !pl_sub_tenant_is(route, tenant)) {
+        es_counter_add(route->filtered, 1); /* a filter changed the tenant */
+        free(tenant);
+        return;
+    }
     int bad = 0;
     output_t *clean =
         pl_strip_pii(p, rd_kafka_topic_name(rec->msg->rkt), dec, NULL, &bad);
@@ -190,7 +195,9 @@ static int resolve_target(es_pipeline_t *p, record_t *rec, route_t *route,
 {
     if (!name)
         return 0;
-    *target = pl_route_by_name(p, name);
+    /* A subscription's filter may not send its tenant's events elsewhere. */
+    *target = route->sub ? (strcmp(name, route->conf->name) ? NULL : route)
+                         : pl_route_by_name(p, name);
     if (*target)
         return 0;
     char why[256];
@@ -262,13 +269,15 @@ void pl_route_record(es_pipeline_t *p, record_t *rec)
     char *tenant = pl_lookup_tenant(p, NULL, topic, rec->msg->key,
                                     rec->msg->key_len, &rec->dec);
     es_usage_add(p->usage, tenant, topic, NULL, rec->msg->len);
-    free(tenant);
     for (size_t i = 0; i < c->nroutes; i++) {
         if (!pl_route_wants(c->routes[i], topic))
             continue;
+        if (c->routes[i]->sub && !pl_sub_admits(c->routes[i], rec, tenant))
+            continue; /* another tenant's, or older than the subscription */
         es_counter_add(c->routes[i]->consumed, 1);
         route_event(p, rec, c->routes[i], NULL, 0, NULL);
     }
+    free(tenant);
 }
 
 int pl_route_wants(const route_t *r, const char *topic)

@@ -1,0 +1,963 @@
+/*
+ * Subscriptions on the pipeline. Each active subscription is a bundle: a
+ * destination instance named after its id (so the per-destination metrics
+ * are per subscription), an optional filter instance, and one route per
+ * consumer group it reads through: the daemon's group for multi-tenant
+ * topics, "<group_id>.<tenant>" for single-tenant ones (seed 002). A route
+ * takes only its tenant's records at or past the offsets recorded when the
+ * subscription was activated. A replaced or deleted bundle is detached at
+ * once and freed when its last in-flight delivery is done.
+ */
+#include <dirent.h>
+
+#include "pipeline_int.h"
+#include "pipeline_subs.h"
+#include "subscriptions.h"
+
+#define CALL_TIMEOUT_MS 30000
+#define KAFKA_TIMEOUT_MS 5000
+
+typedef struct start_s {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+} start_t;
+
+struct sub_route_s {
+    const char *tenant;
+    start_t *starts;
+    size_t nstarts;
+};
+
+typedef struct part_s {
+    route_t route;
+    es_route_conf_t conf;
+    sub_route_t ext;
+    consumer_t *c;
+    char *group;
+} part_t;
+
+typedef struct bundle_s {
+    es_sub_t *def; /* what it was built from (owned) */
+    es_instance_conf_t dconf, fconf;
+    instance_t *dest, *filter;
+    char *script; /* an inline filter's file, removed with the filter */
+    part_t parts[2];
+    size_t nparts;
+    struct bundle_s *next;
+} bundle_t;
+
+typedef struct entry_s {
+    es_sub_t *def;
+    bundle_t *b; /* NULL: disabled, or failed at start (error) */
+    char *error;
+} entry_t;
+
+struct pl_subs_s {
+    char *path;
+    entry_t *v;
+    size_t n;
+    bundle_t *retiring;
+    consumer_t **retired;
+    size_t nretired;
+};
+
+/* ------------------------------------------------------------ routes */
+
+int64_t pl_sub_start(const route_t *r, const char *topic, int32_t partition)
+{
+    if (!r->sub)
+        return -1;
+    for (size_t i = 0; i < r->sub->nstarts; i++)
+        if (r->sub->starts[i].partition == partition &&
+            !strcmp(r->sub->starts[i].topic, topic))
+            return r->sub->starts[i].offset;
+    return 0; /* the partition is newer than the subscription */
+}
+
+int pl_sub_tenant_is(const route_t *r, const char *tenant)
+{
+    return tenant && !strcmp(tenant, r->sub->tenant);
+}
+
+int pl_sub_admits(const route_t *r, const record_t *rec, const char *tenant)
+{
+    return pl_sub_tenant_is(r, tenant) &&
+           rec->msg->offset >= pl_sub_start(r,
+                                            rd_kafka_topic_name(rec->msg->rkt),
+                                            rec->msg->partition);
+}
+
+/* --------------------------------------------------------- instances */
+
+static instance_t *instance_new(es_pipeline_t *p, es_instance_conf_t *ic,
+                                es_plugin_kind_t kind, const char *key,
+                                char *errstr, size_t errstr_size)
+{
+    char err[1024] = "";
+    instance_t *inst = calloc(1, sizeof *inst);
+    inst->p = p;
+    inst->conf = ic;
+    pthread_mutex_init(&inst->state_lock, NULL);
+    inst->plugin = es_loader_find(p->loader, ic->plugin);
+    if (!inst->plugin || inst->plugin->kind != kind) {
+        snprintf(errstr, errstr_size,
+                 "%s.type: no %s plugin named \"%s\" is "
+                 "loaded",
+                 key, es_plugin_kind_name(kind), ic->plugin);
+        inst->plugin = NULL;
+        goto fail;
+    }
+    pl_host_init(inst);
+    if (inst->plugin->init(&inst->host, ic->config, &inst->handle, err,
+                           sizeof err)) {
+        snprintf(errstr, errstr_size, "%s.config: %s", key,
+                 err[0] ? err : "init failed");
+        inst->plugin = NULL;
+        goto fail;
+    }
+    char labels[300], esc[200];
+    es_metrics_label_escape(esc, sizeof esc, ic->name);
+    snprintf(labels, sizeof labels, "destination=\"%s\"", esc);
+    inst->delivered = es_metrics_counter("es_delivered_total", labels);
+    inst->retried = es_metrics_counter("es_retried_total", labels);
+    inst->dead_lettered = es_metrics_counter("es_dead_lettered_total", labels);
+    inst->latency = es_metrics_histogram("es_delivery_latency_seconds", labels);
+    return inst;
+fail:
+    pl_instance_destroy(inst);
+    free(inst);
+    return NULL;
+}
+
+static void instance_free(instance_t *inst)
+{
+    if (!inst)
+        return;
+    pl_instance_destroy(inst);
+    free(inst);
+}
+
+static void subs_dir(const es_pipeline_t *p, char *out, size_t size)
+{
+    snprintf(out, size, "%s/subscriptions", p->conf->state_dir);
+}
+
+/* An inline filter ("source") goes to a file of its own in the state
+ * directory, which the Lua plugin loads as its "script". */
+static int write_script(es_pipeline_t *p, bundle_t *b, cJSON *fc, char *errstr,
+                        size_t errstr_size)
+{
+    cJSON *src = cJSON_DetachItemFromObjectCaseSensitive(fc, "source");
+    if (!src)
+        return 0;
+    char dir[4200], rnd[40];
+    subs_dir(p, dir, sizeof dir);
+    mkdir(dir, 0700);
+    es_sub_new_id(rnd, sizeof rnd);
+    size_t n = strlen(dir) + strlen(b->def->id) + 64;
+    b->script = malloc(n);
+    snprintf(b->script, n, "%s/%s.%s.lua", dir, b->def->id, rnd + 4);
+    FILE *f = fopen(b->script, "w");
+    int ok = f && fputs(src->valuestring, f) >= 0;
+    if (f && fclose(f))
+        ok = 0;
+    cJSON_Delete(src);
+    if (!ok) {
+        snprintf(errstr, errstr_size, "filter.config.source: cannot write %s",
+                 b->script);
+        return -1;
+    }
+    cJSON_AddStringToObject(fc, "script", b->script);
+    return 0;
+}
+
+static void filter_free(bundle_t *b)
+{
+    instance_free(b->filter);
+    b->filter = NULL;
+    if (b->script)
+        unlink(b->script);
+    free(b->script);
+    b->script = NULL;
+}
+
+static void bundle_free(bundle_t *b)
+{
+    if (!b)
+        return;
+    filter_free(b);
+    instance_free(b->dest);
+    for (size_t i = 0; i < b->nparts; i++) {
+        part_t *pt = &b->parts[i];
+        free(pt->route.filters);
+        free(pt->route.dests);
+        free(pt->conf.topics.v); /* the strings are b->def's */
+        free(pt->conf.destinations.v);
+        free(pt->conf.filters.v);
+        for (size_t k = 0; k < pt->ext.nstarts; k++)
+            free(pt->ext.starts[k].topic);
+        free(pt->ext.starts);
+        free(pt->group);
+    }
+    free(b->fconf.name);
+    cJSON_Delete(b->fconf.config);
+    es_sub_destroy(b->def);
+    free(b);
+}
+
+/* Builds the instances on the calling thread; routes come later, on the
+ * pipeline thread. */
+static bundle_t *bundle_new(es_pipeline_t *p, const es_sub_t *def, char *errstr,
+                            size_t errstr_size)
+{
+    bundle_t *b = calloc(1, sizeof *b);
+    b->def = es_sub_dup(def);
+    b->dconf =
+        (es_instance_conf_t){b->def->id, b->def->type, b->def->dest_config};
+    b->dest = instance_new(p, &b->dconf, ES_KIND_SINK, "destination", errstr,
+                           errstr_size);
+    if (!b->dest)
+        goto fail;
+    if (b->def->filter_type) {
+        size_t n = strlen(b->def->id) + 8;
+        b->fconf.name = malloc(n);
+        snprintf(b->fconf.name, n, "%s.filter", b->def->id);
+        b->fconf.plugin = b->def->filter_type;
+        b->fconf.config = cJSON_Duplicate(b->def->filter_config, 1);
+        if (write_script(p, b, b->fconf.config, errstr, errstr_size))
+            goto fail;
+        b->filter = instance_new(p, &b->fconf, ES_KIND_FILTER, "filter", errstr,
+                                 errstr_size);
+        if (!b->filter)
+            goto fail;
+    }
+    return b;
+fail:
+    bundle_free(b);
+    return NULL;
+}
+
+/* ---------------------------------------------------- start offsets */
+
+/* {"0": offset, ...}: each partition's end now. An unknown topic has no
+ * entries (everything it will hold is newer than the subscription). */
+static int query_starts(consumer_t *c, const char *topic, cJSON *out,
+                        char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err =
+        rd_kafka_metadata(c->rk, 0, rkt, &md, KAFKA_TIMEOUT_MS);
+    int rc = 0;
+    if (!err && md->topic_cnt == 1)
+        err = md->topics[0].err;
+    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        goto done;
+    for (int i = 0; !err && i < md->topics[0].partition_cnt; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        int64_t lo, hi;
+        err = rd_kafka_query_watermark_offsets(c->rk, topic, part, &lo, &hi,
+                                               KAFKA_TIMEOUT_MS);
+        char key[16];
+        snprintf(key, sizeof key, "%d", (int)part);
+        if (!err)
+            cJSON_AddNumberToObject(out, key, (double)hi);
+    }
+    if (err) {
+        snprintf(errstr, errstr_size,
+                 "cannot read the end offsets of topic %s: %s", topic,
+                 rd_kafka_err2str(err));
+        rc = -1;
+    }
+done:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
+static void add_starts(part_t *pt, const char *topic, const cJSON *offsets)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, offsets)
+    {
+        pt->ext.starts = realloc(pt->ext.starts, (pt->ext.nstarts + 1) *
+                                                     sizeof *pt->ext.starts);
+        pt->ext.starts[pt->ext.nstarts++] = (start_t){
+            strdup(topic), (int32_t)atoi(it->string), (int64_t)it->valuedouble};
+    }
+}
+
+/* ------------------------------------------------------------ groups */
+
+static char *group_for(es_pipeline_t *p, const es_sub_t *s, const char *topic)
+{
+    es_topics_lock(p->topics);
+    const es_topic_t *t = es_topics_find(p->topics, topic);
+    int single = t && t->single_tenant;
+    es_topics_unlock(p->topics);
+    if (!single)
+        return strdup(p->conf->group_id);
+    size_t n = strlen(p->conf->group_id) + strlen(s->tenant) + 2;
+    char *g = malloc(n);
+    snprintf(g, n, "%s.%s", p->conf->group_id, s->tenant);
+    return g;
+}
+
+static consumer_t *consumer_of(es_pipeline_t *p, const char *group)
+{
+    for (size_t i = 0; i < p->nconsumers; i++)
+        if (!strcmp(p->consumers[i]->group, group))
+            return p->consumers[i];
+    return NULL;
+}
+
+static int part_has_topic(const part_t *pt, const char *topic)
+{
+    for (size_t i = 0; i < pt->conf.topics.n; i++)
+        if (!strcmp(pt->conf.topics.v[i], topic))
+            return 1;
+    return 0;
+}
+
+/* The old bundle read `topic` through `group`: its start carries over. */
+static const cJSON *inherited_start(const bundle_t *old, const char *group,
+                                    const char *topic)
+{
+    if (!old)
+        return NULL;
+    for (size_t i = 0; i < old->nparts; i++)
+        if (!strcmp(old->parts[i].group, group) &&
+            part_has_topic(&old->parts[i], topic))
+            return cJSON_GetObjectItemCaseSensitive(old->def->start_offsets,
+                                                    topic);
+    return NULL;
+}
+
+static part_t *part_for(bundle_t *b, char *group)
+{
+    for (size_t i = 0; i < b->nparts; i++)
+        if (!strcmp(b->parts[i].group, group)) {
+            free(group);
+            return &b->parts[i];
+        }
+    part_t *pt = &b->parts[b->nparts++];
+    pt->group = group;
+    pt->conf.topics.v = calloc(b->def->topics.n + 1, sizeof(char *));
+    return pt;
+}
+
+/*
+ * Pipeline thread: splits the topics by group, finds or starts each
+ * group's consumer and records each partition's start: kept from the old
+ * bundle (same group), else from the stored definition (restart), else
+ * the partition's end now. New consumers go to *created (for undo).
+ */
+static int bundle_plan(es_pipeline_t *p, bundle_t *b, const bundle_t *old,
+                       int use_stored, consumer_t **created, size_t *ncreated,
+                       char *errstr, size_t errstr_size)
+{
+    es_sub_t *s = b->def;
+    cJSON *starts = cJSON_CreateObject();
+    for (size_t i = 0; i < s->topics.n; i++) {
+        const char *topic = s->topics.v[i];
+        part_t *pt = part_for(b, group_for(p, s, topic));
+        pt->conf.topics.v[pt->conf.topics.n++] = s->topics.v[i];
+        if (!pt->c && !(pt->c = consumer_of(p, pt->group))) {
+            pt->c = pl_consumer_new(p, pt->group, errstr, errstr_size);
+            if (!pt->c)
+                goto fail;
+            created[(*ncreated)++] = pt->c;
+        }
+        const cJSON *from = inherited_start(old, pt->group, topic);
+        if (!from && use_stored)
+            from = cJSON_GetObjectItemCaseSensitive(s->start_offsets, topic);
+        cJSON *offs = from ? cJSON_Duplicate(from, 1) : cJSON_CreateObject();
+        if (!from && query_starts(pt->c, topic, offs, errstr, errstr_size)) {
+            cJSON_Delete(offs);
+            goto fail;
+        }
+        add_starts(pt, topic, offs);
+        cJSON_AddItemToObject(starts, topic, offs);
+    }
+    cJSON_Delete(s->start_offsets);
+    s->start_offsets = starts;
+    return 0;
+fail:
+    cJSON_Delete(starts);
+    return -1;
+}
+
+static void strv_one(es_strv_t *v, char *s)
+{
+    v->v = calloc(2, sizeof(char *));
+    v->v[0] = s;
+    v->n = 1;
+}
+
+static void route_init(bundle_t *b, part_t *pt)
+{
+    route_t *r = &pt->route;
+    pt->conf.name = b->def->id;
+    pt->conf.group = pt->group;
+    strv_one(&pt->conf.destinations, b->def->id);
+    r->conf = &pt->conf;
+    r->dests = calloc(2, sizeof *r->dests);
+    r->dests[0] = b->dest;
+    r->filters = calloc(2, sizeof *r->filters);
+    if (b->filter) {
+        strv_one(&pt->conf.filters, b->fconf.name);
+        r->filters[0] = b->filter;
+    }
+    pt->ext.tenant = b->def->tenant;
+    r->sub = &pt->ext;
+    char labels[300], esc[200];
+    es_metrics_label_escape(esc, sizeof esc, b->def->id);
+    snprintf(labels, sizeof labels, "route=\"%s\"", esc);
+    r->consumed = es_metrics_counter("es_route_consumed_total", labels);
+    r->filtered = es_metrics_counter("es_filtered_total", labels);
+    r->tenantless = es_metrics_counter("es_tenantless_total", labels);
+}
+
+static void dyn_add(es_pipeline_t *p, instance_t *inst)
+{
+    if (p->ndyn == p->dyn_cap) {
+        p->dyn_cap = p->dyn_cap ? 2 * p->dyn_cap : 16;
+        p->dyn = realloc(p->dyn, p->dyn_cap * sizeof *p->dyn);
+    }
+    p->dyn[p->ndyn++] = inst;
+}
+
+static void dyn_remove(es_pipeline_t *p, instance_t *inst)
+{
+    for (size_t i = 0; i < p->ndyn; i++)
+        if (p->dyn[i] == inst) {
+            p->dyn[i] = p->dyn[--p->ndyn];
+            return;
+        }
+}
+
+/* A consumer left without routes leaves its group (committing what is
+ * done) and is freed once its last record is done. */
+static void consumer_retire(es_pipeline_t *p, consumer_t *c)
+{
+    for (size_t i = 0; i < p->nconsumers; i++)
+        if (p->consumers[i] == c) {
+            memmove(&p->consumers[i], &p->consumers[i + 1],
+                    (p->nconsumers - i - 1) * sizeof *p->consumers);
+            p->nconsumers--;
+            break;
+        }
+    rd_kafka_consumer_close(c->rk);
+    if (c->joined)
+        atomic_fetch_sub(&p->joined_consumers, 1);
+    c->joined = 0;
+    es_info("consumer left group=%s (no subscription reads through it)",
+            c->group);
+    pl_subs_t *s = p->subs;
+    s->retired = realloc(s->retired, (s->nretired + 1) * sizeof *s->retired);
+    s->retired[s->nretired++] = c;
+}
+
+/* Resubscribes (or retires) every consumer the bundles touch, once. */
+static void settle_consumers(es_pipeline_t *p, bundle_t *a, bundle_t *b)
+{
+    consumer_t *cs[4];
+    size_t n = 0;
+    bundle_t *bs[2] = {a, b};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; bs[k] && i < bs[k]->nparts; i++) {
+            size_t j = 0;
+            while (j < n && cs[j] != bs[k]->parts[i].c)
+                j++;
+            if (j == n)
+                cs[n++] = bs[k]->parts[i].c;
+        }
+    for (size_t i = 0; i < n; i++) {
+        char err[512];
+        if (cs[i]->nroutes == 0)
+            consumer_retire(p, cs[i]);
+        else if (pl_consumer_resubscribe(cs[i], err, sizeof err))
+            es_err("%s", err);
+    }
+}
+
+static void bundle_attach(es_pipeline_t *p, bundle_t *b)
+{
+    for (size_t i = 0; i < b->nparts; i++) {
+        route_init(b, &b->parts[i]);
+        pl_consumer_add_route(b->parts[i].c, &b->parts[i].route);
+    }
+    dyn_add(p, b->dest);
+}
+
+/* Detached now: no new records reach it. Its filter goes at once (only
+ * routing calls it); the rest when its deliveries are done. */
+static void bundle_detach(es_pipeline_t *p, bundle_t *b)
+{
+    for (size_t i = 0; i < b->nparts; i++)
+        pl_consumer_remove_route(b->parts[i].c, &b->parts[i].route);
+    filter_free(b);
+    b->next = p->subs->retiring;
+    p->subs->retiring = b;
+}
+
+static int bundle_idle(const bundle_t *b)
+{
+    for (size_t i = 0; i < b->nparts; i++)
+        if (b->parts[i].route.live)
+            return 0;
+    return b->dest->live == 0 && b->dest->batch_n == 0;
+}
+
+void pl_subs_reap(es_pipeline_t *p)
+{
+    pl_subs_t *s = p->subs;
+    if (!s)
+        return;
+    for (bundle_t **pp = &s->retiring; *pp;) {
+        bundle_t *b = *pp;
+        if (!bundle_idle(b)) {
+            pp = &b->next;
+            continue;
+        }
+        *pp = b->next;
+        dyn_remove(p, b->dest);
+        es_info("subscription instance released id=%s", b->def->id);
+        bundle_free(b);
+    }
+    for (size_t i = 0; i < s->nretired;)
+        if (s->retired[i]->inflight == 0) {
+            pl_consumer_destroy(s->retired[i]);
+            s->retired[i] = s->retired[--s->nretired];
+        } else {
+            i++;
+        }
+}
+
+/* ------------------------------------------------------- the set */
+
+static entry_t *entry_find(pl_subs_t *s, const char *id)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->v[i].def->id, id))
+            return &s->v[i];
+    return NULL;
+}
+
+/* Saves the set with `def` in place of (or added as) its id's entry. */
+static int save_with(es_pipeline_t *p, const es_sub_t *def, const char *drop,
+                     char *errstr, size_t errstr_size)
+{
+    pl_subs_t *s = p->subs;
+    const es_sub_t **v = calloc(s->n + 2, sizeof *v);
+    size_t n = 0;
+    int replaced = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (drop && !strcmp(s->v[i].def->id, drop))
+            continue;
+        if (def && !strcmp(s->v[i].def->id, def->id)) {
+            v[n++] = def;
+            replaced = 1;
+        } else {
+            v[n++] = s->v[i].def;
+        }
+    }
+    if (def && !replaced)
+        v[n++] = def;
+    int rc =
+        es_subs_save(s->path, (es_sub_t *const *)v, n, errstr, errstr_size);
+    free(v);
+    return rc;
+}
+
+typedef struct put_s {
+    es_sub_t *def; /* becomes the entry's */
+    bundle_t *b;   /* NULL when disabled */
+    int create, status, restore;
+    char err[1024];
+} put_t;
+
+static void undo_created(es_pipeline_t *p, consumer_t **created, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        consumer_retire(p, created[i]);
+}
+
+static int apply_put(es_pipeline_t *p, void *arg)
+{
+    put_t *a = arg;
+    pl_subs_t *s = p->subs;
+    entry_t *e = entry_find(s, a->def->id);
+    if (a->create && e && !a->restore) {
+        snprintf(a->err, sizeof a->err, "id: a subscription \"%s\" exists",
+                 a->def->id);
+        return a->status = 409;
+    }
+    if (!a->create && !e) {
+        snprintf(a->err, sizeof a->err, "no subscription \"%s\"", a->def->id);
+        return a->status = 404;
+    }
+    bundle_t *old = e ? e->b : NULL;
+    consumer_t *created[4];
+    size_t ncreated = 0;
+    if (a->b) {
+        if (bundle_plan(p, a->b, old, a->restore, created, &ncreated, a->err,
+                        sizeof a->err)) {
+            undo_created(p, created, ncreated);
+            return a->status = 503;
+        }
+        cJSON_Delete(a->def->start_offsets);
+        a->def->start_offsets = cJSON_Duplicate(a->b->def->start_offsets, 1);
+    }
+    if (save_with(p, a->def, NULL, a->err, sizeof a->err)) {
+        es_err("%s", a->err);
+        undo_created(p, created, ncreated);
+        return a->status = 500;
+    }
+    if (old)
+        bundle_detach(p, old);
+    if (a->b)
+        bundle_attach(p, a->b);
+    settle_consumers(p, old, a->b);
+    if (!e) {
+        s->v = realloc(s->v, (s->n + 1) * sizeof *s->v);
+        e = &s->v[s->n++];
+        *e = (entry_t){0};
+    } else {
+        es_sub_destroy(e->def);
+        free(e->error);
+        e->error = NULL;
+    }
+    e->def = a->def;
+    e->b = a->b;
+    a->def = NULL;
+    a->b = NULL;
+    es_info("subscription %s id=%s tenant=%s type=%s topics=%zu enabled=%s",
+            a->restore  ? "restored"
+            : a->create ? "created"
+                        : "updated",
+            e->def->id, e->def->tenant, e->def->type, e->def->topics.n,
+            e->def->enabled ? "true" : "false");
+    return a->status = a->create ? 201 : 200;
+}
+
+typedef struct del_s {
+    const char *id;
+    int status;
+    char err[1024];
+} del_t;
+
+static int apply_delete(es_pipeline_t *p, void *arg)
+{
+    del_t *a = arg;
+    pl_subs_t *s = p->subs;
+    entry_t *e = entry_find(s, a->id);
+    if (!e) {
+        snprintf(a->err, sizeof a->err, "no subscription \"%s\"", a->id);
+        return a->status = 404;
+    }
+    if (save_with(p, NULL, a->id, a->err, sizeof a->err)) {
+        es_err("%s", a->err);
+        return a->status = 500;
+    }
+    if (e->b) {
+        bundle_detach(p, e->b);
+        settle_consumers(p, e->b, NULL);
+    }
+    es_info("subscription deleted id=%s", a->id);
+    es_sub_destroy(e->def);
+    free(e->error);
+    *e = s->v[--s->n];
+    return a->status = 204;
+}
+
+typedef struct get_s {
+    const char *id, *tenant;
+    es_sub_t *copy; /* one */
+    cJSON *list;    /* all */
+    const char *error;
+    int active;
+} get_t;
+
+static cJSON *view(const es_sub_t *def, const entry_t *e)
+{
+    cJSON *o = es_sub_json(def, 0);
+    const char *status = e->error       ? "error"
+                         : e->b         ? "active"
+                         : def->enabled ? "error"
+                                        : "disabled";
+    cJSON_AddStringToObject(o, "status", status);
+    if (e->error)
+        cJSON_AddStringToObject(o, "error", e->error);
+    return o;
+}
+
+static int apply_get(es_pipeline_t *p, void *arg)
+{
+    get_t *a = arg;
+    pl_subs_t *s = p->subs;
+    if (a->id) {
+        entry_t *e = entry_find(s, a->id);
+        if (!e)
+            return 404;
+        a->copy = es_sub_dup(e->def);
+        a->list = view(e->def, e);
+        return 200;
+    }
+    a->list = cJSON_CreateArray();
+    for (size_t i = 0; i < s->n; i++)
+        if (!a->tenant || !strcmp(a->tenant, s->v[i].def->tenant))
+            cJSON_AddItemToArray(a->list, view(s->v[i].def, &s->v[i]));
+    return 200;
+}
+
+/* ------------------------------------------------------- public calls */
+
+/* (result by pointer: it is read after pl_call has filled it) */
+static int call_status(int rc, const int *result, char *errstr,
+                       size_t errstr_size)
+{
+    if (rc == -1) {
+        snprintf(errstr, errstr_size,
+                 "the pipeline did not take the change within %d ms; nothing "
+                 "was changed",
+                 CALL_TIMEOUT_MS);
+        return 503;
+    }
+    if (rc == -2) {
+        snprintf(errstr, errstr_size, "the daemon is shutting down");
+        return 503;
+    }
+    return *result;
+}
+
+int es_pipeline_sub_get(es_pipeline_t *p, const char *id, const char *tenant,
+                        cJSON **out, char *errstr, size_t errstr_size)
+{
+    get_t a = {id, tenant, NULL, NULL, NULL, 0};
+    int result = 0;
+    int st = call_status(pl_call(p, apply_get, &a, CALL_TIMEOUT_MS, &result),
+                         &result, errstr, errstr_size);
+    es_sub_destroy(a.copy);
+    if (st == 404)
+        snprintf(errstr, errstr_size, "no subscription \"%s\"", id);
+    if (st != 200) {
+        cJSON_Delete(a.list);
+        return st;
+    }
+    if (id) {
+        *out = a.list;
+    } else {
+        *out = cJSON_CreateObject();
+        cJSON_AddItemToObject(*out, "subscriptions", a.list);
+    }
+    return 200;
+}
+
+/* The stored definition, for a PUT that sends masked secrets back. */
+static es_sub_t *stored(es_pipeline_t *p, const char *id, int *st, char *errstr,
+                        size_t errstr_size)
+{
+    get_t a = {id, NULL, NULL, NULL, NULL, 0};
+    int result = 0;
+    *st = call_status(pl_call(p, apply_get, &a, CALL_TIMEOUT_MS, &result),
+                      &result, errstr, errstr_size);
+    cJSON_Delete(a.list);
+    if (*st == 404)
+        snprintf(errstr, errstr_size, "no subscription \"%s\"", id);
+    return a.copy;
+}
+
+static int check_topics(es_pipeline_t *p, const es_sub_t *s, char *errstr,
+                        size_t errstr_size)
+{
+    if (!p->topics)
+        return 0;
+    int rc = 0;
+    es_topics_lock(p->topics);
+    for (size_t i = 0; i < s->topics.n && !rc; i++)
+        if (!es_topics_find(p->topics, s->topics.v[i])) {
+            snprintf(errstr, errstr_size,
+                     "topics[%zu]: \"%s\" is not an onboarded topic (see "
+                     "GET /v1/topics)",
+                     i, s->topics.v[i]);
+            rc = -1;
+        }
+    es_topics_unlock(p->topics);
+    return rc;
+}
+
+/* A subscription's id names its instance and routes: it may not be the
+ * name of one of the config's. */
+static int check_id(es_pipeline_t *p, const char *id, char *errstr,
+                    size_t errstr_size)
+{
+    if (!es_config_instance(p->conf, id) && !es_config_route(p->conf, id))
+        return 0;
+    snprintf(errstr, errstr_size,
+             "id: \"%s\" is the name of an instance or route of the config",
+             id);
+    return -1;
+}
+
+int es_pipeline_sub_put(es_pipeline_t *p, const char *id, const cJSON *body,
+                        cJSON **out, char *errstr, size_t errstr_size)
+{
+    put_t a = {0};
+    a.create = id == NULL;
+    a.def = es_sub_parse(body, 0, errstr, errstr_size);
+    if (!a.def)
+        return 400;
+    int st = 400;
+    char now[40];
+    es_sub_now(now, sizeof now);
+    if (id && a.def->id && strcmp(id, a.def->id)) {
+        snprintf(errstr, errstr_size, "id: \"%s\" differs from the path's",
+                 a.def->id);
+        goto done;
+    }
+    if (!a.def->id) {
+        char fresh[40];
+        es_sub_new_id(fresh, sizeof fresh);
+        a.def->id = strdup(id ? id : fresh);
+    }
+    if (check_id(p, a.def->id, errstr, errstr_size) ||
+        check_topics(p, a.def, errstr, errstr_size))
+        goto done;
+    if (!a.create) {
+        es_sub_t *old = stored(p, id, &st, errstr, errstr_size);
+        if (!old)
+            goto done;
+        es_sub_keep_secrets(a.def, old);
+        a.def->created_at = old->created_at ? strdup(old->created_at) : NULL;
+        es_sub_destroy(old);
+    } else {
+        a.def->created_at = strdup(now);
+    }
+    a.def->updated_at = strdup(now);
+    st = 400;
+    if (a.def->enabled && !(a.b = bundle_new(p, a.def, errstr, errstr_size)))
+        goto done;
+    char sid[ES_SUB_ID_MAX + 1];
+    snprintf(sid, sizeof sid, "%s", a.def->id);
+    int result = 0;
+    st = call_status(pl_call(p, apply_put, &a, CALL_TIMEOUT_MS, &result),
+                     &result, errstr, errstr_size);
+    if (st >= 300 && a.err[0])
+        snprintf(errstr, errstr_size, "%s", a.err);
+    /* The set owns the definition now: answer with what GET shows. */
+    if (st < 300 &&
+        es_pipeline_sub_get(p, sid, NULL, out, errstr, errstr_size) != 200) {
+        *out = cJSON_CreateObject();
+        cJSON_AddStringToObject(*out, "id", sid);
+    }
+done:
+    bundle_free(a.b);
+    es_sub_destroy(a.def);
+    return st;
+}
+
+int es_pipeline_sub_delete(es_pipeline_t *p, const char *id, char *errstr,
+                           size_t errstr_size)
+{
+    del_t a = {id, 0, ""};
+    int result = 0;
+    int st = call_status(pl_call(p, apply_delete, &a, CALL_TIMEOUT_MS, &result),
+                         &result, errstr, errstr_size);
+    if (st >= 300 && a.err[0])
+        snprintf(errstr, errstr_size, "%s", a.err);
+    return st;
+}
+
+/* ------------------------------------------------- start and stop */
+
+static void clean_scripts(es_pipeline_t *p)
+{
+    char dir[4200];
+    subs_dir(p, dir, sizeof dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n > 4 && !strcmp(de->d_name + n - 4, ".lua")) {
+            char path[4600];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+/* At start, on the constructing thread (nothing else runs yet): the
+ * stored subscriptions are activated again, each resuming from its
+ * group's committed offsets and never before its recorded start. One
+ * that cannot be (its plugin refuses the config now) is kept, marked
+ * "error", and logged. */
+int pl_subs_init(es_pipeline_t *p, char *errstr, size_t errstr_size)
+{
+    pl_subs_t *s = p->subs = calloc(1, sizeof *s);
+    size_t n = strlen(p->conf->state_dir) + 32;
+    s->path = malloc(n);
+    snprintf(s->path, n, "%s/subscriptions.json", p->conf->state_dir);
+    es_sub_t **defs;
+    size_t count;
+    if (es_subs_load(s->path, &defs, &count, errstr, errstr_size))
+        return -1;
+    clean_scripts(p);
+    for (size_t i = 0; i < count; i++) {
+        put_t a = {.def = defs[i], .create = 1, .restore = 1};
+        char err[1024] = "";
+        if (defs[i]->enabled &&
+            !(a.b = bundle_new(p, defs[i], err, sizeof err)))
+            es_err("subscription id=%s cannot start: %s", defs[i]->id, err);
+        else if (apply_put(p, &a) >= 300)
+            es_err("subscription id=%s cannot start: %s", defs[i]->id, a.err);
+        if (a.def) { /* not applied: kept, marked */
+            s->v = realloc(s->v, (s->n + 1) * sizeof *s->v);
+            s->v[s->n++] = (entry_t){a.def, NULL, strdup(err[0] ? err : a.err)};
+        }
+        bundle_free(a.b);
+    }
+    free(defs);
+    if (count)
+        es_info("%zu subscription(s) restored from %s", count, s->path);
+    return 0;
+}
+
+void pl_subs_destroy(es_pipeline_t *p)
+{
+    pl_subs_t *s = p->subs;
+    if (!s)
+        return;
+    /* Plugins were destroyed with the others (p->dyn); free the rest. */
+    for (size_t i = 0; i < p->ndyn; i++)
+        p->dyn[i]->plugin = NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->v[i].b) {
+            s->v[i].b->dest = NULL;
+            bundle_free(s->v[i].b);
+        }
+        es_sub_destroy(s->v[i].def);
+        free(s->v[i].error);
+    }
+    while (s->retiring) {
+        bundle_t *b = s->retiring;
+        s->retiring = b->next;
+        b->dest = NULL;
+        bundle_free(b);
+    }
+    for (size_t i = 0; i < p->ndyn; i++)
+        free(p->dyn[i]);
+    for (size_t i = 0; i < s->nretired; i++)
+        pl_consumer_destroy(s->retired[i]);
+    free(s->retired);
+    free(s->v);
+    free(s->path);
+    free(s);
+    free(p->dyn);
+    p->subs = NULL;
+}
