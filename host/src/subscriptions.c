@@ -245,6 +245,8 @@ static int parse_key(const cJSON *it, es_sub_t *s, int from_store, char *errstr,
         return parse_string(
             it, k, k[0] == 'c' ? &s->created_at : &s->updated_at, errstr, size);
     }
+    if (!from_store && (!strcmp(k, "status") || !strcmp(k, "error")))
+        return 0; /* read-only, shown by GET */
     if (!strcmp(k, "start_offsets")) {
         if (!from_store)
             return 0;
