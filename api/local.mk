@@ -23,3 +23,13 @@ tests_unit_test_onboarding_SOURCES = tests/unit/test_onboarding.c
 tests_unit_test_onboarding_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
 	$(RDKAFKA_CFLAGS) -DSRCDIR='"$(abs_top_srcdir)"'
 tests_unit_test_onboarding_LDADD = host/libeshost.la $(CHECK_LIBS)
+
+# Subscriptions (docs/api.md): parsing, secret masking, the state file.
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_subscriptions
+TESTS += tests/unit/test_subscriptions
+endif
+tests_unit_test_subscriptions_SOURCES = tests/unit/test_subscriptions.c
+tests_unit_test_subscriptions_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
+	$(RDKAFKA_CFLAGS)
+tests_unit_test_subscriptions_LDADD = host/libeshost.la $(CHECK_LIBS)
