@@ -13,36 +13,13 @@
 #include <curl/curl.h>
 
 #include "avro_int.h"
+#include "internal/es_curlbuf.h"
 #include "es_avro.h"
 
 /* A schema document larger than this is not a schema. */
 #define EA_MAX_RESPONSE (8u << 20)
 
-typedef struct body_s {
-    char *data;
-    size_t len;
-    int too_big;
-} body_t;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    body_t *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > EA_MAX_RESPONSE) {
-        b->too_big = 1;
-        return 0;
-    }
-    char *p = realloc(b->data, b->len + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, ptr, n);
-    b->data = p;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-static int parse_answer(const body_t *b, int32_t id, char **schema_json,
+static int parse_answer(const es_curlbuf_t *b, int32_t id, char **schema_json,
                         char *reason, size_t reason_size)
 {
     int rc = ES_AVRO_FAIL;
@@ -81,7 +58,7 @@ int es_avro_registry_fetch(const es_avro_registry_t *reg, int32_t id,
     int rc = ES_AVRO_RETRY;
     char url[2048];
     char curl_err[CURL_ERROR_SIZE] = "";
-    body_t body = {0};
+    es_curlbuf_t body = {.max = EA_MAX_RESPONSE};
     long status = 0;
     struct curl_slist *hdrs = NULL;
     CURL *h = curl_easy_init();
@@ -101,7 +78,7 @@ int es_avro_registry_fetch(const es_avro_registry_t *reg, int32_t id,
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, reg->connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, reg->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, es_curlbuf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
     if (reg->username) {
         curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -119,7 +96,7 @@ int es_avro_registry_fetch(const es_avro_registry_t *reg, int32_t id,
     if (cc != CURLE_OK) {
         snprintf(reason, reason_size,
                  "schema registry unreachable fetching id %" PRId32 ": %s", id,
-                 body.too_big  ? "answer too large"
+                 body.overflow ? "answer too large"
                  : curl_err[0] ? curl_err
                                : curl_easy_strerror(cc));
         goto done;

@@ -443,7 +443,7 @@ static void dispatch_instance(es_pipeline_t *p, instance_t *inst)
     size_t n = inst->batch_n, max = (size_t)p->conf->batch_size;
     delivery_t **batch = inst->batch;
     size_t cap = inst->batch_cap;
-    /* Results may pl_enqueue retries into the instance: give it the spare. */
+    /* Results may enqueue retries into the instance: give it the spare. */
     inst->batch = inst->spare;
     inst->batch_cap = inst->spare_cap;
     inst->batch_n = 0;

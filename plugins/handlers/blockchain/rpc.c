@@ -9,6 +9,8 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "internal/es_curlbuf.h"
+
 /* A response larger than this is not something these calls produce. */
 #define BC_RPC_MAX_RESPONSE (8u << 20)
 
@@ -18,27 +20,6 @@ struct bc_rpc_s {
     char *url;
     uint64_t next_id;
 };
-
-typedef struct buf_s {
-    char *data;
-    size_t len;
-} buf_t;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    buf_t *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > BC_RPC_MAX_RESPONSE)
-        return 0;
-    char *p = realloc(b->data, b->len + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, ptr, n);
-    b->data = p;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
 
 bc_rpc_t *bc_rpc_new(const bc_rpc_opts_t *opts, char *errstr,
                      size_t errstr_size)
@@ -67,7 +48,7 @@ bc_rpc_t *bc_rpc_new(const bc_rpc_opts_t *opts, char *errstr,
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, opts->timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, es_curlbuf_write);
     if (opts->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, opts->ca_file);
     if (auth) {
@@ -123,8 +104,9 @@ static int error_is_revert(const cJSON *err, char *errstr, size_t n)
     return 1;
 }
 
-static bc_rpc_status_t parse_response(const buf_t *body, const char *method,
-                                      cJSON **result, char *errstr, size_t n)
+static bc_rpc_status_t parse_response(const es_curlbuf_t *body,
+                                      const char *method, cJSON **result,
+                                      char *errstr, size_t n)
 {
     cJSON *doc = cJSON_ParseWithLength(body->data ? body->data : "", body->len);
     bc_rpc_status_t st = BC_RPC_TRANSIENT;
@@ -158,7 +140,7 @@ bc_rpc_status_t bc_rpc_call(bc_rpc_t *rpc, const char *method, cJSON *params,
                             cJSON **result, char *errstr, size_t errstr_size)
 {
     bc_rpc_status_t st = BC_RPC_TRANSIENT;
-    buf_t body = {0};
+    es_curlbuf_t body = {.max = BC_RPC_MAX_RESPONSE};
     char *req = NULL;
     cJSON *r = cJSON_CreateObject();
     *result = NULL;
