@@ -823,8 +823,8 @@ int es_pipeline_run(es_pipeline_t *p, volatile sig_atomic_t *stop)
     p->last_flush_ms = p->last_commit_ms = now_ms();
     while (!*stop)
         iterate(p, 1);
+    pl_calls_stop(p); /* no subscription changes while draining */
     drain(p);
-    pl_calls_stop(p);
     for (size_t i = 0; i < p->nconsumers; i++) {
         rd_kafka_consumer_close(p->consumers[i]->rk);
         p->consumers[i]->joined = 0;
