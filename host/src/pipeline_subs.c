@@ -611,7 +611,8 @@ static int apply_put(es_pipeline_t *p, void *arg)
         cJSON_Delete(a->def->start_offsets);
         a->def->start_offsets = cJSON_Duplicate(a->b->def->start_offsets, 1);
     }
-    if (save_with(p, a->def, NULL, a->err, sizeof a->err)) {
+    /* (restoring: saved once all are back, never with some missing) */
+    if (!a->restore && save_with(p, a->def, NULL, a->err, sizeof a->err)) {
         es_err("%s", a->err);
         undo_created(p, created, ncreated);
         return a->status = 500;
@@ -923,8 +924,12 @@ int pl_subs_init(es_pipeline_t *p, char *errstr, size_t errstr_size)
         bundle_free(a.b);
     }
     free(defs);
-    if (count)
-        es_info("%zu subscription(s) restored from %s", count, s->path);
+    if (!count)
+        return 0;
+    es_info("%zu subscription(s) restored from %s", count, s->path);
+    char err[1024]; /* with any start offsets recorded just now */
+    if (save_with(p, NULL, NULL, err, sizeof err))
+        es_err("%s", err);
     return 0;
 }
 

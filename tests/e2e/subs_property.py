@@ -60,7 +60,20 @@ def produce(bootstrap, topic, lines):
                     "-z", "none"], input="".join(lines).encode(), check=True)
 
 
-def consume(bootstrap, topic):
+def cluster_topics(bootstrap):
+    """The topics the cluster has (a subscription's output topic appears
+    with its first event; kcat -e would wait on a missing one)."""
+    r = subprocess.run(["timeout", "20", "kcat", "-L", "-J", "-b",
+                        bootstrap], capture_output=True)
+    try:
+        return {t["topic"] for t in json.loads(r.stdout)["topics"]}
+    except ValueError:
+        return set()
+
+
+def consume(bootstrap, topic, existing=None):
+    if existing is not None and topic not in existing:
+        return []
     r = subprocess.run(["timeout", "20", "kcat", "-C", "-b", bootstrap, "-t",
                         topic, "-o", "beginning", "-e", "-q"],
                        capture_output=True)
@@ -139,8 +152,9 @@ def main():
     pool = concurrent.futures.ThreadPoolExecutor(8)
     pending = list(subs)
     while pending and time.time() < deadline:
-        results = pool.map(lambda s: (s, consume(bootstrap, s["out"])),
-                           pending)
+        existing = cluster_topics(bootstrap)
+        results = pool.map(
+            lambda s: (s, consume(bootstrap, s["out"], existing)), pending)
         still = []
         for s, evs in results:
             got[s["id"]] = evs
@@ -151,8 +165,9 @@ def main():
         if pending:
             time.sleep(2)
     time.sleep(1)  # anything late and foreign would show now
+    existing = cluster_topics(bootstrap)
     for s in subs:
-        got[s["id"]] = consume(bootstrap, s["out"])
+        got[s["id"]] = consume(bootstrap, s["out"], existing)
 
     for i, s in enumerate(subs):
         evs = got[s["id"]]
