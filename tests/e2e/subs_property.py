@@ -17,6 +17,7 @@ PASS/FAIL line per check.
 import concurrent.futures
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -60,6 +61,16 @@ def produce(bootstrap, topic, lines):
                     "-z", "none"], input="".join(lines).encode(), check=True)
 
 
+def delivered(url, token):
+    """es_delivered_total per destination (= subscription id)."""
+    req = urllib.request.Request(url + "/metrics",
+                                 headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        text = r.read().decode()
+    return {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^es_delivered_total\{destination="([^"]*)"\} (\d+)$', text, re.M)}
+
+
 def cluster_topics(bootstrap):
     """The topics the cluster has (a subscription's output topic appears
     with its first event; kcat -e would wait on a missing one)."""
@@ -84,6 +95,7 @@ def main():
     url, token, bootstrap, seed = sys.argv[1], sys.argv[2], sys.argv[3], \
         int(sys.argv[4])
     print("seed=%d" % seed, flush=True)
+    t0 = time.time()
     rng = random.Random(seed)
     tenants = ["t%05d" % i for i in rng.sample(range(100000),
                                                rng.randint(15, 25))]
@@ -131,7 +143,8 @@ def main():
             n += 1
         for topic, lines in by_topic.items():
             produce(bootstrap, topic, lines)
-    print("events=%d" % len(events), flush=True)
+    print("events=%d (subscriptions created and events produced in %.1f s)"
+          % (len(events), time.time() - t0), flush=True)
 
     expected = {}
     for s in subs:
@@ -147,27 +160,21 @@ def main():
             want.add("p%d-%06d" % (seed, k))
         expected[s["id"]] = want
 
-    got = {}
+    # Wait until each subscription's destination has acknowledged at least
+    # what it should get (its per-subscription delivered counter), then
+    # read every output topic once.
     deadline = time.time() + 100
-    pool = concurrent.futures.ThreadPoolExecutor(8)
-    pending = list(subs)
-    while pending and time.time() < deadline:
-        existing = cluster_topics(bootstrap)
-        results = pool.map(
-            lambda s: (s, consume(bootstrap, s["out"], existing)), pending)
-        still = []
-        for s, evs in results:
-            got[s["id"]] = evs
-            ids = {e["id"] for e in evs}
-            if not expected[s["id"]] <= ids:
-                still.append(s)
-        pending = still
-        if pending:
-            time.sleep(2)
+    while time.time() < deadline:
+        counts = delivered(url, token)
+        if all(counts.get(s["id"], 0) >= len(expected[s["id"]])
+               for s in subs):
+            break
+        time.sleep(0.5)
     time.sleep(1)  # anything late and foreign would show now
     existing = cluster_topics(bootstrap)
-    for s in subs:
-        got[s["id"]] = consume(bootstrap, s["out"], existing)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        got = dict(pool.map(
+            lambda s: (s["id"], consume(bootstrap, s["out"], existing)), subs))
 
     for i, s in enumerate(subs):
         evs = got[s["id"]]
@@ -185,8 +192,8 @@ def main():
             print("FAIL: %s; got %d distinct, missing %d, unexpected %d, "
                   "other tenants' %d" % (desc, len(ids), len(want - ids),
                                          len(ids - want), len(foreign)))
-    print("property: %d subscriptions, %d failed, seed=%d" %
-          (len(subs), failures, seed))
+    print("property: %d subscriptions, %d failed, seed=%d (%.1f s)" %
+          (len(subs), failures, seed, time.time() - t0))
     if len(sys.argv) > 5:  # for the caller's checks of consumer groups
         json.dump([{"id": s["id"], "tenant": s["tenant"],
                     "topics": s["topics"]} for s in subs],

@@ -76,6 +76,7 @@ kafka_dest() { # TOPIC: a kafka sink destination with a secret property
 es_start_daemon "$CONFIG"
 
 # --- auth and JSON errors
+es_log "auth and JSON errors"
 es_eq "no token: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "$URL/v1/subscriptions")"
 es_eq "list without token: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/subscriptions")"
 msg=$(api POST /v1/subscriptions '{"tenant": "a",')
@@ -100,6 +101,7 @@ es_eq "GET unknown id: 404" 404 "$(api GET /v1/subscriptions/nope >/dev/null; co
 es_eq "DELETE unknown id: 404" 404 "$(api DELETE /v1/subscriptions/nope >/dev/null; code)"
 
 # --- a new subscription gets only the events produced after it
+es_log "a new subscription gets only the events produced after it"
 events "$MULTI" acme 1 20 # before: never delivered to the subscription
 es_wait_lines "$ES_TMP/all.jsonl" 20 30 || true
 A=$(api POST /v1/subscriptions "{\"id\": \"acme-orders\", \"tenant\": \"acme\", \"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest out.acme), \"description\": \"acme's orders\"}")
@@ -114,6 +116,7 @@ sleep 1
 es_eq "only acme's events after creation arrive" "$(printf 'acme-%s\n' $(seq 21 30) | LC_ALL=C sort)" "$(ids out.acme)"
 
 # --- secrets are write-only
+es_log "secrets are write-only"
 G=$(api GET /v1/subscriptions/acme-orders)
 es_eq "GET: 200" 200 "$(code)"
 es_eq "GET masks the secret" '********' "$(jget 'd["destination"]["config"]["properties"]["sasl.password"]' <<<"$G")"
@@ -125,6 +128,7 @@ es_eq "list by tenant" acme-orders "$(api GET '/v1/subscriptions?tenant=acme' | 
 es_eq "list by another tenant: empty" 0 "$(api GET '/v1/subscriptions?tenant=globex' | jget 'len(d["subscriptions"])')"
 
 # --- update changes the destination live (the masked secret is kept)
+es_log "update changes the destination live (the masked secret is kept)"
 U=$(jget 'json.dumps(dict(d, destination=dict(d["destination"], config=dict(d["destination"]["config"], topic="out.acme2"))))' <<<"$G")
 U=$(api PUT /v1/subscriptions/acme-orders "$U")
 es_eq "PUT: 200" 200 "$(code)"
@@ -140,6 +144,7 @@ msg=$(api PUT /v1/subscriptions/acme-orders '{"tenant": "acme", "topics": []}')
 es_eq "PUT invalid: 400 and nothing changed" "400 out.acme2" "$(code) $(api GET /v1/subscriptions/acme-orders | jget 'd["destination"]["config"]["topic"]')"
 
 # --- disable, enable, delete
+es_log "disable, enable, delete"
 api PUT /v1/subscriptions/acme-orders "$(jget 'json.dumps(dict(d, enabled=False))' <<<"$U")" >/dev/null
 es_eq "disabled" "200 disabled" "$(code) $(api GET /v1/subscriptions/acme-orders | jget 'd["status"]')"
 events "$MULTI" acme 41 5
@@ -157,6 +162,7 @@ sleep 2
 es_eq "delete stops delivery" 15 "$(ids out.acme2 | wc -l)"
 
 # --- deleting a subscription whose endpoint is failing: what it had in flight
+es_log "deleting a subscription whose endpoint is failing"
 # is still retried and dead-lettered (nothing lost), then it is released
 api POST /v1/subscriptions "{\"id\": \"flaky\", \"tenant\": \"umbrella\", \"topics\": [\"$MULTI\"], \"destination\": {\"type\": \"https\", \"config\": {\"url\": \"http://127.0.0.1:1/down\"}}}" >/dev/null
 es_eq "create flaky: 201" 201 "$(code)"
@@ -176,6 +182,7 @@ es_check "then its instance is released" es_wait_log "subscription instance rele
 es_check "released only after the delete" bash -c "grep -n 'subscription deleted id=flaky\|instance released id=flaky' '$ES_DAEMON_LOG' | head -1 | grep -q deleted"
 
 # --- single-tenant topic: a consumer group per tenant
+es_log "single-tenant topic"
 S=$(api POST /v1/subscriptions "{\"tenant\": \"initech\", \"topics\": [\"$SINGLE\", \"$MULTI\"], \"destination\": $(kafka_dest out.initech), \"filter\": {\"type\": \"lua\", \"config\": {\"source\": \"function filter(ev) if ev.data.n % 2 == 0 then return 'drop' end end\"}}}")
 es_eq "create with an inline filter: 201" 201 "$(code)"
 SID=$(jget 'd["id"]' <<<"$S")
@@ -195,6 +202,7 @@ es_eq "per-subscription delivered counter" 10 "$(sed -n "s/^es_delivered_total{d
 es_eq "per-subscription filtered counter" 10 "$(sed -n "s/^es_filtered_total{route=\"$SID\"} //p" "$ES_TMP/metrics.txt")"
 
 # --- restart: subscriptions kept, delivery resumes where it was
+es_log "restart"
 es_stop_daemon TERM
 events "$SINGLE" initech 21 4 # produced while the daemon is down
 es_start_daemon "$CONFIG" "$ES_TMP/daemon2.log"
@@ -210,6 +218,7 @@ es_check "inline filter files are removed" bash -c "[ -z \"\$(ls '$ES_TMP/state/
 es_check "the tenant's group is left" es_wait_log "consumer left group=eventstreamd.initech" 20
 
 # --- the isolation property over random tenants and subscriptions
+es_log "the isolation property"
 SEED=${SUBS_SEED:-$RANDOM}
 python3 "$SRC_DIR/tests/e2e/subs_property.py" "$URL" "$TOKEN" "$BOOTSTRAP" "$SEED" \
     "$ES_TMP/prop.json" | tee "$ES_TMP/prop.out" | grep -v '^PASS' || true
