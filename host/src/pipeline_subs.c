@@ -538,6 +538,18 @@ void pl_subs_reap(es_pipeline_t *p)
 
 /* ------------------------------------------------------- the set */
 
+/* es_subscriptions{status="active|disabled|error"}: how many there are. */
+static void count_metrics(pl_subs_t *s)
+{
+    uint64_t n[3] = {0, 0, 0};
+    for (size_t i = 0; i < s->n; i++)
+        n[s->v[i].b ? 0 : s->v[i].def->enabled ? 2 : 1]++;
+    static const char *const labels[3] = {
+        "status=\"active\"", "status=\"disabled\"", "status=\"error\""};
+    for (int k = 0; k < 3; k++)
+        es_gauge_set(es_metrics_gauge("es_subscriptions", labels[k]), n[k]);
+}
+
 static entry_t *entry_find(pl_subs_t *s, const char *id)
 {
     for (size_t i = 0; i < s->n; i++)
@@ -641,6 +653,7 @@ static int apply_put(es_pipeline_t *p, void *arg)
                         : "updated",
             e->def->id, e->def->tenant, e->def->type, e->def->topics.n,
             e->def->enabled ? "true" : "false");
+    count_metrics(s);
     return a->status = a->create ? 201 : 200;
 }
 
@@ -671,6 +684,7 @@ static int apply_delete(es_pipeline_t *p, void *arg)
     es_sub_destroy(e->def);
     free(e->error);
     *e = s->v[--s->n];
+    count_metrics(s);
     return a->status = 204;
 }
 
@@ -678,8 +692,6 @@ typedef struct get_s {
     const char *id, *tenant;
     es_sub_t *copy; /* one */
     cJSON *list;    /* all */
-    const char *error;
-    int active;
 } get_t;
 
 static cJSON *view(const es_sub_t *def, const entry_t *e)
@@ -737,7 +749,7 @@ static int call_status(int rc, const int *result, char *errstr,
 int es_pipeline_sub_get(es_pipeline_t *p, const char *id, const char *tenant,
                         cJSON **out, char *errstr, size_t errstr_size)
 {
-    get_t a = {id, tenant, NULL, NULL, NULL, 0};
+    get_t a = {id, tenant, NULL, NULL};
     int result = 0;
     int st = call_status(pl_call(p, apply_get, &a, CALL_TIMEOUT_MS, &result),
                          &result, errstr, errstr_size);
@@ -761,7 +773,7 @@ int es_pipeline_sub_get(es_pipeline_t *p, const char *id, const char *tenant,
 static es_sub_t *stored(es_pipeline_t *p, const char *id, int *st, char *errstr,
                         size_t errstr_size)
 {
-    get_t a = {id, NULL, NULL, NULL, NULL, 0};
+    get_t a = {id, NULL, NULL, NULL};
     int result = 0;
     *st = call_status(pl_call(p, apply_get, &a, CALL_TIMEOUT_MS, &result),
                       &result, errstr, errstr_size);
@@ -924,6 +936,7 @@ int pl_subs_init(es_pipeline_t *p, char *errstr, size_t errstr_size)
         bundle_free(a.b);
     }
     free(defs);
+    count_metrics(s);
     if (!count)
         return 0;
     es_info("%zu subscription(s) restored from %s", count, s->path);

@@ -238,6 +238,9 @@ for s in subs:
 got = {(g, t) for g, t in lag if t.startswith("prop.")}
 assert got == want, (sorted(got ^ want))[:10]
 PY
+es_eq "es_subscriptions{status=active} counts them" \
+    "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$ES_TMP/prop.json")" \
+    "$(sed -n 's/^es_subscriptions{status="active"} //p' "$ES_TMP/metrics.txt")"
 es_stop_daemon TERM
 es_check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$ES_TMP'/daemon*.log"
 es_finish
