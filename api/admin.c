@@ -2,9 +2,11 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -128,16 +130,51 @@ static enum MHD_Result get_schema(es_admin_t *a, struct MHD_Connection *c,
     return send_json(c, MHD_HTTP_OK, s);
 }
 
+static const char *query_arg(struct MHD_Connection *c, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    return v && *v ? v : NULL;
+}
+
+/*
+ * Totals without from/to/granularity; otherwise the buckets of a window:
+ * granularity minute|hour|day (default hour), to default now, from default
+ * to minus one day.
+ */
 static enum MHD_Result get_usage(es_admin_t *a, struct MHD_Connection *c,
                                  const call_t *call)
 {
-    const char *tenant =
-        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
-    const char *topic =
-        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "topic");
-    return send_json(
-        c, MHD_HTTP_OK,
-        es_usage_json(es_pipeline_usage(a->pipeline), tenant, topic));
+    es_usage_t *u = es_pipeline_usage(a->pipeline);
+    const char *from = query_arg(c, "from"), *to = query_arg(c, "to");
+    const char *gran = query_arg(c, "granularity");
+    es_usage_query_t q = {0};
+    q.tenant = query_arg(c, "tenant");
+    q.topic = query_arg(c, "topic");
+    q.destination = query_arg(c, "endpoint");
+    if (!q.destination)
+        q.destination = query_arg(c, "destination");
+    if (!from && !to && !gran)
+        return send_json(c, MHD_HTTP_OK,
+                         es_usage_json(u, q.tenant, q.topic, q.destination));
+    q.granularity = es_usage_granularity(gran ? gran : "hour");
+    if (q.granularity < 0)
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "granularity: must be minute, hour or day");
+    q.to = (int64_t)time(NULL);
+    if (to && es_usage_parse_time(to, &q.to))
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "to: not an RFC 3339 time or epoch seconds");
+    q.from = q.to - 86400;
+    if (from && es_usage_parse_time(from, &q.from))
+        return send_error(c, MHD_HTTP_BAD_REQUEST,
+                          "from: not an RFC 3339 time or epoch seconds");
+    if (q.from >= q.to)
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "from: must be before to");
+    char err[512];
+    cJSON *o = es_usage_window_json(u, &q, err, sizeof err);
+    if (!o)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err);
+    return send_json(c, MHD_HTTP_OK, o);
 }
 
 /* Headers of the sample record: {"name": "string value", ...}. */
@@ -166,10 +203,88 @@ static int parse_headers(const cJSON *h, es_header_t **out, size_t *n,
     return 0;
 }
 
+/* Standard base64 (padding optional, whitespace ignored) into a new
+ * buffer; NULL on a bad character. */
+static unsigned char *base64_decode(const char *in, size_t *out_len)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char *out = malloc(strlen(in) / 4 * 3 + 4);
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (const char *p = in; *p && *p != '='; p++) {
+        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            continue;
+        const char *c = memchr(tab, *p, 64);
+        if (!c) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (uint32_t)(c - tab);
+        if ((bits += 6) >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    *out_len = n;
+    return out;
+}
+
+/* The wrapped form's options: deliver_to (also ?deliver_to=), timeout_ms. */
+static const char *test_options(struct MHD_Connection *c, const cJSON *body,
+                                es_dry_run_t *q)
+{
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(body, "deliver_to");
+    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(body, "timeout_ms");
+    q->deliver_to = query_arg(c, "deliver_to");
+    q->timeout_ms = 10000;
+    if (to && !cJSON_IsString(to))
+        return "\"deliver_to\" must be an instance name";
+    if (to)
+        q->deliver_to = to->valuestring;
+    if (tm &&
+        (!cJSON_IsNumber(tm) || tm->valuedouble < 1 || tm->valuedouble > 60000))
+        return "\"timeout_ms\" must be a number from 1 to 60000";
+    if (tm)
+        q->timeout_ms = (int)tm->valuedouble;
+    return NULL;
+}
+
+static int is_wrapped(const cJSON *body)
+{
+    return cJSON_IsObject(body) &&
+           !cJSON_GetObjectItemCaseSensitive(body, "specversion") &&
+           (cJSON_GetObjectItemCaseSensitive(body, "value") ||
+            cJSON_GetObjectItemCaseSensitive(body, "value_base64"));
+}
+
+/* The record value: "value_base64" (binary, e.g. Avro), "value" (a string
+ * as is, else the JSON text), or the whole body. */
+static const char *test_value(const cJSON *body, int wrapped, char **owned,
+                              size_t *len)
+{
+    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(body, "value_base64");
+    const cJSON *value =
+        wrapped ? cJSON_GetObjectItemCaseSensitive(body, "value") : body;
+    if (wrapped && b64) {
+        if (value)
+            return "give either \"value\" or \"value_base64\", not both";
+        if (!cJSON_IsString(b64) ||
+            !(*owned = (char *)base64_decode(b64->valuestring, len)))
+            return "\"value_base64\" must be a base64 string";
+        return NULL;
+    }
+    *owned = cJSON_IsString(value) ? strdup(value->valuestring)
+                                   : cJSON_PrintUnformatted(value);
+    *len = strlen(*owned);
+    return NULL;
+}
+
 /*
  * The body is either the record value itself (a structured CloudEvent) or
- * {"value": event-or-string, "key": "...", "headers": {...}} for a key,
- * headers or a binary-mode value.
+ * {"value": event-or-string | "value_base64": "...", "key": "...",
+ * "headers": {...}, "deliver_to": "instance", "timeout_ms": N}.
  */
 static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
                                  const call_t *call)
@@ -184,36 +299,48 @@ static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
                  end ? (size_t)(end - call->body) : (size_t)0);
         return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
     }
-    const cJSON *value = body, *key = NULL, *headers = NULL;
-    int wrapped = cJSON_IsObject(body) &&
-                  cJSON_GetObjectItemCaseSensitive(body, "value") &&
-                  !cJSON_GetObjectItemCaseSensitive(body, "specversion");
+    int wrapped = is_wrapped(body);
+    const cJSON *key = NULL, *headers = NULL;
     if (wrapped) {
-        value = cJSON_GetObjectItemCaseSensitive(body, "value");
         key = cJSON_GetObjectItemCaseSensitive(body, "key");
         headers = cJSON_GetObjectItemCaseSensitive(body, "headers");
     }
-    const char *why = NULL;
+    es_dry_run_t q = {.topic = call->param};
+    const char *why = test_options(c, wrapped ? body : NULL, &q);
     es_header_t *hv = NULL;
-    size_t nh = 0;
-    if (key && !cJSON_IsString(key))
+    size_t nh = 0, len = 0;
+    char *value = NULL, err[512];
+    unsigned status = MHD_HTTP_BAD_REQUEST;
+    if (!why && key && !cJSON_IsString(key))
         why = "\"key\" must be a string";
-    else if (parse_headers(headers, &hv, &nh, &why) == 0 && !why) {
-        char *raw =
-            cJSON_IsString(value) ? NULL : cJSON_PrintUnformatted(value);
-        const char *v = raw ? raw : value->valuestring;
-        cJSON *res =
-            es_pipeline_dry_run(a->pipeline, call->param, v, strlen(v),
-                                key ? key->valuestring : NULL,
-                                key ? strlen(key->valuestring) : 0, hv, nh);
-        free(raw);
-        free(hv);
-        cJSON_Delete(body);
-        return send_json(c, MHD_HTTP_OK, res);
+    if (!why)
+        parse_headers(headers, &hv, &nh, &why);
+    if (!why)
+        why = test_value(body, wrapped, &value, &len);
+    int st = !why && q.deliver_to
+                 ? es_pipeline_test_endpoint(a->pipeline, q.deliver_to, err,
+                                             sizeof err)
+                 : 0;
+    if (st) {
+        status = (unsigned)st;
+        why = err;
     }
+    cJSON *res = NULL;
+    if (!why) {
+        q.value = value;
+        q.len = len;
+        q.key = key ? key->valuestring : NULL;
+        q.key_len = key ? strlen(key->valuestring) : 0;
+        q.headers = hv;
+        q.nh = nh;
+        res = es_pipeline_dry_run(a->pipeline, &q);
+    }
+    enum MHD_Result ret =
+        res ? send_json(c, MHD_HTTP_OK, res) : send_error(c, status, why);
+    free(value);
     free(hv);
     cJSON_Delete(body);
-    return send_error(c, MHD_HTTP_BAD_REQUEST, why);
+    return ret;
 }
 
 /* The Avro schemas the routes' decoders use (docs/avro.md). */

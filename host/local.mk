@@ -16,13 +16,15 @@ host_libeshost_la_SOURCES = \
 	host/src/pipeline_call.c host/src/pipeline_subs.c \
 	host/src/pipeline_subs.h \
 	host/src/subscriptions.c host/src/subscriptions.h \
+	host/src/region.c host/src/region.h \
 	host/src/state.c host/src/state.h \
 	host/src/topics.c host/src/topics.h \
 	host/src/usage.c host/src/usage.h
 host_libeshost_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws
-host_libeshost_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(SQLITE_CFLAGS)
+host_libeshost_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(SQLITE_CFLAGS) \
+	$(CURL_CFLAGS)
 host_libeshost_la_LIBADD = host/aws/libesmsk.la host/aws/libesaws.la \
-	$(RDKAFKA_LIBS) $(CJSON_LIBS) $(SQLITE_LIBS)
+	$(RDKAFKA_LIBS) $(CJSON_LIBS) $(SQLITE_LIBS) $(CURL_LIBS)
 
 host_eventstreamd_SOURCES = host/src/main.c
 host_eventstreamd_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) -I$(top_srcdir)/api

@@ -60,3 +60,16 @@ tests_plugins_echo_la_SOURCES = tests/plugins/echo_handler.c
 tests_plugins_echo_la_LIBADD = $(CJSON_LIBS)
 tests_plugins_echo_la_LDFLAGS = $(TEST_PLUGIN_LINK)
 EXTRA_DIST += tests/e2e/emit.sh
+
+# Regions and usage over time windows (issue 8).
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_region tests/unit/test_usage
+TESTS += tests/unit/test_region tests/unit/test_usage
+endif
+tests_unit_test_region_SOURCES = tests/unit/test_region.c
+tests_unit_test_region_CFLAGS = $(HOST_TEST_CFLAGS)
+tests_unit_test_region_LDADD = $(HOST_TEST_LIBS) -lpthread
+tests_unit_test_usage_SOURCES = tests/unit/test_usage.c
+tests_unit_test_usage_CFLAGS = $(HOST_TEST_CFLAGS)
+tests_unit_test_usage_LDADD = $(HOST_TEST_LIBS)
+EXTRA_DIST += tests/e2e/regions.sh tests/e2e/usage.sh docs/api.md docs/config.md

@@ -26,6 +26,23 @@ typedef struct es_avro_hook_s es_avro_hook_t;
  */
 int es_avro_hook_new(const struct es_config_s *conf, es_avro_hook_t **out,
                      char *errstr, size_t errstr_size);
+
+/* An Avro topic declared outside the routes: an onboarded topic-details.json
+ * with "format": "avro" and its .avsc (docs/onboarding.md). */
+typedef struct es_avro_topic_s {
+    const char *topic;
+    const char *avsc_path; /* its local schema */
+    const char *file;      /* the topic-details.json, for messages */
+} es_avro_topic_t;
+
+/* es_avro_hook_new, plus `n` onboarded Avro topics: their records are
+ * decoded as Avro whatever route reads them, with their .avsc as the local
+ * schema (a route's own avro_schemas entry for the topic wins). A route that
+ * says "format": "json" for one of them is an error. */
+int es_avro_hook_new_with(const struct es_config_s *conf,
+                          const es_avro_topic_t *topics, size_t n,
+                          es_avro_hook_t **out, char *errstr,
+                          size_t errstr_size);
 void es_avro_hook_destroy(es_avro_hook_t *hook);
 
 /* 1 when records of `topic` are Avro. Accepts a NULL hook. */

@@ -1,6 +1,7 @@
 /*
  * Pipeline glue for Avro topics: config (top-level `schema_registry`, per
- * route `format: "avro"` and `avro_schemas: {topic: path.avsc}`) and the
+ * route `format: "avro"` and `avro_schemas: {topic: path.avsc}`, onboarded
+ * `format: "avro"` topics with their .avsc) and the
  * conversion of a decoded event into the pipeline's es_decoded_t.
  */
 #include <stdio.h>
@@ -113,12 +114,80 @@ static int add_topics(es_avro_hook_t *h, const es_route_conf_t *r)
     return 0;
 }
 
-int es_avro_hook_new(const es_config_t *conf, es_avro_hook_t **out,
-                     char *errstr, size_t errstr_size)
+static int hook_create(es_avro_hook_t **h, const es_config_t *conf,
+                       char *errstr, size_t errstr_size)
+{
+    char err[512];
+    if (*h)
+        return 0;
+    if (!(*h = calloc(1, sizeof **h))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    if (!((*h)->avro = es_avro_new(conf->schema_registry, err, sizeof err))) {
+        snprintf(errstr, errstr_size, "%s: %s", conf->path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_topic_name(es_avro_hook_t *h, const char *topic)
+{
+    char *one[] = {(char *)topic};
+    es_route_conf_t r = {.topics = {one, 1}};
+    return add_topics(h, &r);
+}
+
+/* An explicit "format": "json" cannot read an onboarded Avro topic. */
+static int check_onboarded(const es_config_t *conf, const es_avro_topic_t *t,
+                           char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < conf->route_count; i++) {
+        const es_route_conf_t *r = &conf->routes[i];
+        if (r->format && !strcmp(r->format, "json") &&
+            topic_listed(&r->topics, t->topic)) {
+            snprintf(errstr, errstr_size,
+                     "%s: routes[%zu].format: topic \"%s\" is onboarded as "
+                     "avro by %s",
+                     conf->path, i, t->topic, t->file);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int add_onboarded(es_avro_hook_t **h, const es_config_t *conf,
+                         const es_avro_topic_t *topics, size_t n, char *errstr,
+                         size_t errstr_size)
+{
+    char err[512];
+    for (size_t i = 0; i < n; i++) {
+        if (check_onboarded(conf, &topics[i], errstr, errstr_size) ||
+            hook_create(h, conf, errstr, errstr_size))
+            return -1;
+        if (es_avro_add_local_schema((*h)->avro, topics[i].topic,
+                                     topics[i].avsc_path, err, sizeof err)) {
+            snprintf(errstr, errstr_size, "%s: %s: schema: %s", conf->path,
+                     topics[i].file, err);
+            return -1;
+        }
+        if (add_topic_name(*h, topics[i].topic)) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int es_avro_hook_new_with(const es_config_t *conf,
+                          const es_avro_topic_t *topics, size_t n,
+                          es_avro_hook_t **out, char *errstr,
+                          size_t errstr_size)
 {
     es_avro_hook_t *h = NULL;
-    char err[512];
     *out = NULL;
+    if (add_onboarded(&h, conf, topics, n, errstr, errstr_size))
+        goto fail;
     for (size_t i = 0; i < conf->route_count; i++) {
         int is_avro;
         if (route_is_avro(conf, i, &is_avro, errstr, errstr_size) ||
@@ -126,15 +195,8 @@ int es_avro_hook_new(const es_config_t *conf, es_avro_hook_t **out,
             goto fail;
         if (!is_avro)
             continue;
-        if (!h) {
-            if (!(h = calloc(1, sizeof *h)))
-                goto oom;
-            if (!(h->avro =
-                      es_avro_new(conf->schema_registry, err, sizeof err))) {
-                snprintf(errstr, errstr_size, "%s: %s", conf->path, err);
-                goto fail;
-            }
-        }
+        if (hook_create(&h, conf, errstr, errstr_size))
+            goto fail;
         if (add_schemas(h, conf, i, errstr, errstr_size))
             goto fail;
         if (add_topics(h, &conf->routes[i]))
@@ -142,7 +204,8 @@ int es_avro_hook_new(const es_config_t *conf, es_avro_hook_t **out,
     }
     if (!h && conf->schema_registry) {
         snprintf(errstr, errstr_size,
-                 "%s: schema_registry: no route has \"format\": \"avro\"",
+                 "%s: schema_registry: no route has \"format\": \"avro\" "
+                 "and no onboarded topic is Avro",
                  conf->path);
         return -1;
     }
@@ -153,6 +216,12 @@ oom:
 fail:
     es_avro_hook_destroy(h);
     return -1;
+}
+
+int es_avro_hook_new(const es_config_t *conf, es_avro_hook_t **out,
+                     char *errstr, size_t errstr_size)
+{
+    return es_avro_hook_new_with(conf, NULL, 0, out, errstr, errstr_size);
 }
 
 void es_avro_hook_destroy(es_avro_hook_t *h)

@@ -213,6 +213,22 @@ static const field_t route_fields[] = {
 static const field_t instance_fields[] = {
     FIELD(es_instance_conf_t, plugin, "plugin", F_STRING, 1),
     FIELD(es_instance_conf_t, config, "config", F_OBJ_REF, 0),
+    FIELD(es_instance_conf_t, test_endpoint, "test_endpoint", F_BOOL, 0),
+};
+/* Checked further (the map itself) by host/src/region.c. */
+static const field_t region_fields[] = {
+    FIELD(es_config_t, region_name, "name", F_STRING, 1),
+    FIELD(es_config_t, region_map, "tenant_regions", F_STRING, 1),
+    INT_FIELD(es_config_t, region_refresh_ms, "refresh_ms", 100, 86400000),
+    INT_FIELD(es_config_t, region_timeout_ms, "timeout_ms", 100, 600000),
+    FIELD(es_config_t, region_unknown, "unknown_tenant", F_STRING, 0),
+    FIELD(es_config_t, region_ca_file, "ca_file", F_STRING, 0),
+};
+static const field_t usage_fields[] = {
+    INT_FIELD(es_config_t, usage_minute_hours, "minute_retention_hours", 1,
+              24 * 366),
+    INT_FIELD(es_config_t, usage_hour_days, "hour_retention_days", 1, 3660),
+    INT_FIELD(es_config_t, usage_day_days, "day_retention_days", 1, 36600),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -326,6 +342,11 @@ static void set_defaults(es_config_t *conf)
     conf->batch_size = 1000;
     conf->commit_interval_ms = 1000;
     conf->shutdown_timeout_ms = 10000;
+    conf->region_refresh_ms = 60000;
+    conf->region_timeout_ms = 5000;
+    conf->usage_minute_hours = 48;
+    conf->usage_hour_days = 90;
+    conf->usage_day_days = 1100;
 }
 
 /* Top-level keys that hold objects parsed by their own table or function. */
@@ -356,6 +377,12 @@ static int parse_top(parse_ctx_t *ctx, es_config_t *conf)
                               conf);
         else if (!strcmp(k, "api"))
             rc = parse_object(ctx, item, k, api_fields, N(api_fields), conf);
+        else if (!strcmp(k, "region"))
+            rc = parse_object(ctx, item, k, region_fields, N(region_fields),
+                              conf);
+        else if (!strcmp(k, "usage"))
+            rc =
+                parse_object(ctx, item, k, usage_fields, N(usage_fields), conf);
         else if (!strcmp(k, "instances"))
             rc = parse_instances(ctx, conf, item);
         else if (!strcmp(k, "routes"))
@@ -389,6 +416,11 @@ static int validate(parse_ctx_t *ctx, es_config_t *conf)
     if (conf->api_token && conf->api_token_file)
         return fail(ctx, "api.token_file",
                     "give either api.token or api.token_file, not both");
+    if (conf->region_unknown && strcmp(conf->region_unknown, "forward") &&
+        strcmp(conf->region_unknown, "skip"))
+        return fail(ctx, "region.unknown_tenant",
+                    "must be \"forward\" or \"skip\", not \"%s\"",
+                    conf->region_unknown);
     if (conf->retry_max_backoff_ms < conf->retry_initial_backoff_ms)
         return fail(ctx, "retry.max_backoff_ms",
                     "must not be below retry.initial_backoff_ms");
@@ -503,6 +535,10 @@ void es_config_destroy(es_config_t *conf)
     free(conf->api_token_file);
     free(conf->api_tls_cert);
     free(conf->api_tls_key);
+    free(conf->region_name);
+    free(conf->region_map);
+    free(conf->region_unknown);
+    free(conf->region_ca_file);
     free(conf->path);
     cJSON_Delete(conf->root);
     free(conf);

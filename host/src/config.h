@@ -17,7 +17,8 @@ typedef struct es_strv_s {
 typedef struct es_instance_conf_s {
     char *name;
     char *plugin;
-    cJSON *config; /* borrowed from es_config_t.root; NULL when absent */
+    cJSON *config;     /* borrowed from es_config_t.root; NULL when absent */
+    int test_endpoint; /* the topic testing API may deliver to it */
 } es_instance_conf_t;
 
 typedef struct es_route_conf_s {
@@ -69,6 +70,19 @@ typedef struct es_config_s {
     size_t route_count;
 
     cJSON *schema_registry; /* Avro registry settings, borrowed; or NULL */
+
+    /* regions (host/src/region.h); off when region_name is NULL */
+    char *region_name;
+    char *region_map; /* tenant -> region map: a file or an http(s) URL */
+    int region_refresh_ms;
+    int region_timeout_ms;
+    char *region_unknown; /* "forward" or "skip" */
+    char *region_ca_file;
+
+    /* usage over time windows (host/src/usage.h): retention per bucket */
+    int usage_minute_hours;
+    int usage_hour_days;
+    int usage_day_days;
 } es_config_t;
 
 /* Loads and validates FILE. Returns NULL with errstr "FILE: key: what". */

@@ -679,6 +679,7 @@ static es_pipeline_t *pipeline_alloc(const es_config_t *conf,
     pthread_mutex_init(&p->token_lock, NULL);
     pthread_mutex_init(&p->comp_lock, NULL);
     pthread_mutex_init(&p->filter_lock, NULL);
+    pthread_mutex_init(&p->avro_lock, NULL);
     p->tokens = calloc(TOKEN_BUCKETS, sizeof *p->tokens);
     pl_make_wake_pipe(p->comp_wake);
     pl_make_wake_pipe(p->prod_wake);
@@ -702,7 +703,9 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
                  conf->path, conf->state_dir, strerror(errno));
         goto fail;
     }
-    if (topics_init(p, errstr, errstr_size))
+    if (topics_init(p, errstr, errstr_size) ||
+        es_region_new(conf, &p->region, errstr, errstr_size) ||
+        es_region_start(p->region, errstr, errstr_size))
         goto fail;
     p->producer = es_producer_new(brokers, conf->kafka_properties,
                                   es_kafka_enabled_from_env(), on_produced, p,
@@ -714,10 +717,11 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
             rd_kafka_queue_get_main(es_producer_handle(p->producer));
         rd_kafka_queue_io_event_enable(p->prod_queue, p->prod_wake[1], "p", 1);
     }
-    char usage_path[4200];
-    snprintf(usage_path, sizeof usage_path, "%s/usage.json", conf->state_dir);
-    p->usage = es_usage_new(usage_path);
-    if (es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
+    es_usage_retention_t keep = {conf->usage_minute_hours,
+                                 conf->usage_hour_days, conf->usage_day_days};
+    p->usage = es_usage_open(conf->state_dir, &keep, errstr, errstr_size);
+    if (!p->usage ||
+        pl_avro_hook_build(p, NULL, &p->avro, errstr, errstr_size) ||
         instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
         pl_consumers_init(p, brokers, errstr, errstr_size) ||
@@ -763,7 +767,8 @@ static void wait_for_work(es_pipeline_t *p)
 static void housekeeping(es_pipeline_t *p)
 {
     char err[512];
-    es_topics_rescan(p->topics);
+    if (es_topics_rescan(p->topics))
+        pl_avro_rebuild(p);
     if (es_usage_save(p->usage, err, sizeof err))
         es_warn("%s", err);
 }
@@ -900,8 +905,10 @@ void es_pipeline_destroy(es_pipeline_t *p)
     free(p->comp);
     free(p->heap);
     es_usage_destroy(p->usage);
+    es_region_destroy(p->region);
     es_topics_destroy(p->topics);
     pthread_mutex_destroy(&p->filter_lock);
+    pthread_mutex_destroy(&p->avro_lock);
     pthread_mutex_destroy(&p->call_lock);
     pthread_cond_destroy(&p->call_cond);
     int *fds[] = {p->comp_wake, p->prod_wake, p->call_wake};
@@ -916,12 +923,14 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
                                 char *errstr, size_t errstr_size)
 {
     es_pipeline_t *p = pipeline_alloc(conf, loader);
-    int rc = topics_init(p, errstr, errstr_size) ||
-                     es_avro_hook_new(conf, &p->avro, errstr, errstr_size) ||
-                     instances_init(p, errstr, errstr_size) ||
-                     routes_init(p, errstr, errstr_size)
-                 ? -1
-                 : 0;
+    int rc =
+        topics_init(p, errstr, errstr_size) ||
+                es_region_new(conf, &p->region, errstr, errstr_size) ||
+                pl_avro_hook_build(p, NULL, &p->avro, errstr, errstr_size) ||
+                instances_init(p, errstr, errstr_size) ||
+                routes_init(p, errstr, errstr_size)
+            ? -1
+            : 0;
     for (size_t i = 0; i < p->ninstances; i++)
         pl_instance_destroy(&p->instances[i]);
     p->ninstances = 0;
@@ -931,7 +940,10 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
 
 cJSON *es_pipeline_avro_schemas(es_pipeline_t *p)
 {
-    return es_avro_hook_schemas(p->avro);
+    pthread_mutex_lock(&p->avro_lock);
+    cJSON *s = es_avro_hook_schemas(p->avro);
+    pthread_mutex_unlock(&p->avro_lock);
+    return s;
 }
 
 int es_pipeline_ready(es_pipeline_t *p)

@@ -48,16 +48,36 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
 es_topics_t *es_pipeline_topics(es_pipeline_t *p);
 es_usage_t *es_pipeline_usage(es_pipeline_t *p);
 
+/* One topic test (POST /v1/topics/{topic}/test). Everything is borrowed. */
+typedef struct es_dry_run_s {
+    const char *topic;
+    const void *value; /* the record value: JSON, or Avro for Avro topics */
+    size_t len;
+    const void *key;
+    size_t key_len;
+    const es_header_t *headers;
+    size_t nh;
+    const char *deliver_to; /* NULL: dry run only; else a test endpoint */
+    int timeout_ms;         /* how long a real delivery may take */
+} es_dry_run_t;
+
 /*
- * Topic testing dry run, on the calling thread: decodes `value` as a record
- * of `topic`, finds the tenant, runs every route's filter chain (filter
- * calls serialised with the pipeline thread) and strips the topic's PII.
- * Nothing is delivered or produced. Returns a JSON report (see
- * api/openapi.yaml, POST /v1/topics/{topic}/test).
+ * Topic testing, on the calling thread: decodes the value as a record of
+ * the topic (Avro for onboarded Avro topics and routes' Avro topics, with a
+ * decoder of its own), finds the tenant, runs every route's filter chain
+ * (filter calls serialised with the pipeline thread), strips the topic's
+ * PII and applies the region check. With deliver_to, the resulting events
+ * are then really delivered to a fresh instance of that endpoint's plugin
+ * (same config, own host services), never to the pipeline's instance, and
+ * each event's status is reported. Nothing else is delivered or produced.
+ * Returns a JSON report (see api/openapi.yaml).
  */
-cJSON *es_pipeline_dry_run(es_pipeline_t *p, const char *topic,
-                           const void *value, size_t len, const void *key,
-                           size_t key_len, const es_header_t *headers,
-                           size_t nh);
+cJSON *es_pipeline_dry_run(es_pipeline_t *p, const es_dry_run_t *req);
+
+/* Whether instance `name` may receive topic-test deliveries: 0, or an HTTP
+ * status with errstr (404: no such instance, 403: not marked
+ * "test_endpoint": true, 400: a filter). */
+int es_pipeline_test_endpoint(es_pipeline_t *p, const char *name, char *errstr,
+                              size_t errstr_size);
 
 #endif

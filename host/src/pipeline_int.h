@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "offsets.h"
 #include "pipeline.h"
+#include "region.h"
 #include "state.h"
 #include "topics.h"
 #include "usage.h"
@@ -188,9 +189,14 @@ struct es_pipeline_s {
     int64_t last_flush_ms, last_commit_ms;
     es_counter_t *consumed, *decode_failed, *dead_lettered;
     es_avro_hook_t *avro; /* NULL when no route reads Avro */
+    /* Rebuilt when onboarded Avro topics change (pipeline_dry.c); the API
+     * thread's readers of p->avro hold avro_lock. */
+    pthread_mutex_t avro_lock;
+    unsigned long long avro_stamp;
 
     es_topics_t *topics; /* NULL when no topics_dir */
     es_usage_t *usage;
+    es_region_t *region; /* NULL: no "region" in the config */
     int64_t last_housekeeping_ms;
     /* Filter plugin calls on one instance must not overlap: the pipeline
      * thread and the admin API's dry runs both take this lock. */
@@ -270,6 +276,13 @@ void pl_collect_set_route(es_filter_out_t *o, const char *route);
 void pl_collector_clear(collector_t *c);
 void pl_route_record(es_pipeline_t *p, record_t *rec);
 int pl_route_wants(const route_t *r, const char *topic);
+int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
+                   const char **region);
+
+/* pipeline_dry.c */
+int pl_avro_hook_build(es_pipeline_t *p, const char *only_topic,
+                       es_avro_hook_t **out, char *errstr, size_t errstr_size);
+void pl_avro_rebuild(es_pipeline_t *p);
 
 /* pipeline_host.c */
 void pl_host_init(instance_t *inst);

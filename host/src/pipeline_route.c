@@ -171,6 +171,11 @@ static void deliver_to_destinations(es_pipeline_t *p, record_t *rec,
         free(tenant);
         return;
     }
+    const char *region;
+    if (pl_region_skip(p, route, tenant, &region)) {
+        free(tenant);
+        return; /* another region forwards it: no delivery, no dead letter */
+    }
     int bad = 0;
     output_t *clean =
         pl_strip_pii(p, rd_kafka_topic_name(rec->msg->rkt), dec, NULL, &bad);
@@ -266,17 +271,32 @@ void pl_route_record(es_pipeline_t *p, record_t *rec)
 {
     consumer_t *c = rec->part->c;
     const char *topic = rd_kafka_topic_name(rec->msg->rkt);
-    char *tenant = pl_lookup_tenant(p, NULL, topic, rec->msg->key,
+    /* Consumed usage: the tenant as the first route reading the topic
+     * finds it, so it matches the delivered rows. */
+    route_t *first = NULL;
+    for (size_t i = 0; i < c->nroutes && !first; i++)
+        if (pl_route_wants(c->routes[i], topic))
+            first = c->routes[i];
+    char *tenant = pl_lookup_tenant(p, first, topic, rec->msg->key,
                                     rec->msg->key_len, &rec->dec);
     es_usage_add(p->usage, tenant, topic, NULL, rec->msg->len);
+    /* Subscriptions find the tenant with no spec of their own: the same
+     * lookup unless the first route has one. */
+    char *sub_tenant = NULL;
+    int own_spec = first && first->conf->tenant.n;
     for (size_t i = 0; i < c->nroutes; i++) {
-        if (!pl_route_wants(c->routes[i], topic))
+        route_t *r = c->routes[i];
+        if (!pl_route_wants(r, topic))
             continue;
-        if (c->routes[i]->sub && !pl_sub_admits(c->routes[i], rec, tenant))
+        if (r->sub && own_spec && !sub_tenant)
+            sub_tenant = pl_lookup_tenant(p, r, topic, rec->msg->key,
+                                          rec->msg->key_len, &rec->dec);
+        if (r->sub && !pl_sub_admits(r, rec, own_spec ? sub_tenant : tenant))
             continue; /* another tenant's, or older than the subscription */
-        es_counter_add(c->routes[i]->consumed, 1);
-        route_event(p, rec, c->routes[i], NULL, 0, NULL);
+        es_counter_add(r->consumed, 1);
+        route_event(p, rec, r, NULL, 0, NULL);
     }
+    free(sub_tenant);
     free(tenant);
 }
 
@@ -286,4 +306,19 @@ int pl_route_wants(const route_t *r, const char *topic)
         if (!strcmp(r->conf->topics.v[i], topic))
             return 1;
     return 0;
+}
+
+/* The tenant's primary region is elsewhere (or unknown with "unknown_tenant":
+ * "skip"): counted per route and region. */
+int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
+                   const char **region)
+{
+    if (!es_region_skip(p->region, tenant, region))
+        return 0;
+    char labels[512], route[200], reg[200];
+    es_metrics_label_escape(route, sizeof route, r->conf->name);
+    es_metrics_label_escape(reg, sizeof reg, *region);
+    snprintf(labels, sizeof labels, "route=\"%s\",region=\"%s\"", route, reg);
+    es_counter_add(es_metrics_counter("es_region_skipped_total", labels), 1);
+    return 1;
 }

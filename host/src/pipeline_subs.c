@@ -213,8 +213,9 @@ static bundle_t *bundle_new(es_pipeline_t *p, const es_sub_t *def, char *errstr,
 {
     bundle_t *b = calloc(1, sizeof *b);
     b->def = es_sub_dup(def);
-    b->dconf =
-        (es_instance_conf_t){b->def->id, b->def->type, b->def->dest_config};
+    b->dconf = (es_instance_conf_t){.name = b->def->id,
+                                    .plugin = b->def->type,
+                                    .config = b->def->dest_config};
     b->dest = instance_new(p, &b->dconf, ES_KIND_SINK, "destination", errstr,
                            errstr_size);
     if (!b->dest)

@@ -678,3 +678,64 @@ int es_topic_strip_pii(const es_topic_t *t, cJSON *ce, cJSON *removed)
     }
     return n;
 }
+
+/* -------------------------------------------------- Avro topics, decoder */
+
+static char *schema_path(const es_topic_t *t)
+{
+    const char *slash = strrchr(t->file, '/');
+    int dir = slash ? (int)(slash - t->file + 1) : 0;
+    size_t n = (size_t)dir + strlen(t->schema_name) + 1;
+    char *p = malloc(n);
+    snprintf(p, n, "%.*s%s", dir, t->file, t->schema_name);
+    return p;
+}
+
+size_t es_topics_avro(es_topics_t *t, const char *only, es_topic_avro_t **out)
+{
+    size_t n = 0;
+    *out = NULL;
+    if (!t)
+        return 0;
+    pthread_mutex_lock(&t->lock);
+    *out = calloc(t->n + 1, sizeof **out);
+    for (size_t i = 0; i < t->n; i++) {
+        const es_topic_t *tp = t->v[i];
+        if (!tp->avro || !tp->schema_name || (only && strcmp(only, tp->name)))
+            continue;
+        (*out)[n].topic = strdup(tp->name);
+        (*out)[n].avsc_path = schema_path(tp);
+        (*out)[n].file = strdup(tp->file);
+        n++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+void es_topics_avro_free(es_topic_avro_t *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].topic);
+        free(v[i].avsc_path);
+        free(v[i].file);
+    }
+    free(v);
+}
+
+unsigned long long es_topics_avro_stamp(es_topics_t *t)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    if (!t)
+        return 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->v[i]->avro)
+            continue;
+        unsigned long long v = t->v[i]->stamp;
+        for (const char *s = t->v[i]->name; *s; s++)
+            v = v * 31 + (unsigned char)*s;
+        h += v * 1099511628211ULL; /* order-independent */
+    }
+    pthread_mutex_unlock(&t->lock);
+    return h;
+}

@@ -59,6 +59,18 @@ int es_topic_has_pii(const es_topic_t *topic, const cJSON *ce);
  * `removed` (an array) when non-NULL. Returns how many were removed. */
 int es_topic_strip_pii(const es_topic_t *topic, cJSON *ce, cJSON *removed);
 
+/* Copies of the onboarded Avro topics (all, or only the one named `only`):
+ * name, the path of the .avsc beside topic-details.json, and that file. */
+typedef struct es_topic_avro_s {
+    char *topic;
+    char *avsc_path;
+    char *file;
+} es_topic_avro_t;
+size_t es_topics_avro(es_topics_t *t, const char *only, es_topic_avro_t **out);
+void es_topics_avro_free(es_topic_avro_t *v, size_t n);
+/* Changes when the set of Avro topics or any of their folders changes. */
+unsigned long long es_topics_avro_stamp(es_topics_t *t);
+
 /* Parses one topic-details.json (for tests and the loader): NULL with
  * errstr "FILE: key: problem". `team` is the folder's team name. */
 es_topic_t *es_topic_parse_file(const char *file, const char *team,

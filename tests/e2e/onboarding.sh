@@ -2,17 +2,22 @@
 # Topic onboarding and the /v1 admin API against the running daemon
 # (docs/onboarding.md): a bad topic-details.json stops startup naming file
 # and key; onboarded tenant spec and PII stripping at the sink; topic
-# testing dry run (filter effect, PII stripped, nothing delivered); schemas;
-# usage numbers equal what the sink received and survive a restart; an
-# added or changed folder is picked up live, a bad change keeps the old.
+# testing dry run (filter effect, PII stripped, nothing delivered) and real
+# delivery to a test endpoint; schemas; an onboarded Avro topic decoded by
+# the pipeline and by the dry run (value_base64); usage numbers equal what
+# the sink received and survive a restart; an added or changed folder is
+# picked up live, a bad change keeps the old.
 . "$(dirname "$0")/lib.sh"
 
 TOPIC=ob-orders
-es_start_broker -t $TOPIC:2
+AVRO_TOPIC=ob-avro-ce
+es_start_broker -t $TOPIC:2 -t $AVRO_TOPIC:1 -t ob-avro-late:1
 PORT=$((20000 + RANDOM % 20000))
 TOKEN=ob-$RANDOM$RANDOM
 URL=http://127.0.0.1:$PORT
 OUT="$ES_TMP/out.jsonl"
+PROBE="$ES_TMP/probe.jsonl"
+AOUT="$ES_TMP/avro-out.jsonl"
 TOPICS="$ES_TMP/service-teams-topics"
 PLUGINS="$ES_TMP/plugins"
 
@@ -31,6 +36,20 @@ cat >"$TOPICS/test-svc/avro-orders/topic-details.json" <<'EOF'
 {"topic": "ob-avro", "team": "test-svc", "tenancy": "single", "format": "avro",
  "schema": "order.avsc", "tenant": ["key"]}
 EOF
+# An Avro topic whose records are CloudEvents (docs/avro.md).
+mkdir -p "$TOPICS/test-svc/avro-ce"
+cat >"$TOPICS/test-svc/avro-ce/event.avsc" <<'EOF'
+{"type": "record", "name": "OrderEvent", "namespace": "test", "fields": [
+  {"name": "specversion", "type": "string"}, {"name": "id", "type": "string"},
+  {"name": "source", "type": "string"}, {"name": "type", "type": "string"},
+  {"name": "tenantid", "type": "string"},
+  {"name": "data", "type": {"type": "record", "name": "OrderData", "fields": [
+    {"name": "amount", "type": "int"}, {"name": "email", "type": "string"}]}}]}
+EOF
+cat >"$TOPICS/test-svc/avro-ce/topic-details.json" <<EOF
+{"topic": "$AVRO_TOPIC", "team": "test-svc", "tenancy": "multi", "format": "avro",
+ "schema": "event.avsc", "tenant": ["tenantid"], "pii": ["data.email"]}
+EOF
 ln -s "$ES_PLUGIN_DIR/file.so" "$PLUGINS/"
 ln -s "$BUILD_DIR/tests/e2e/.libs/samplefilter.so" "$PLUGINS/"
 
@@ -43,9 +62,12 @@ config() { # $1 = topics dir
   \"api\": {\"listen\": \"127.0.0.1:$PORT\", \"token\": \"$TOKEN\"},
   \"instances\": {
     \"out\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT\"}},
+    \"aout\": {\"plugin\": \"file\", \"config\": {\"path\": \"$AOUT\"}},
+    \"probe\": {\"plugin\": \"file\", \"config\": {\"path\": \"$PROBE\"}, \"test_endpoint\": true},
     \"f\": {\"plugin\": \"samplefilter\", \"config\": {\"drop_type\": \"spam\"}}},
   \"routes\": [{\"name\": \"orders\", \"topics\": [\"$TOPIC\"], \"require_tenant\": true,
-                \"filters\": [\"f\"], \"destinations\": [\"out\"]}]
+                \"filters\": [\"f\"], \"destinations\": [\"out\"]},
+               {\"name\": \"avro-orders\", \"topics\": [\"$AVRO_TOPIC\", \"ob-avro-late\"], \"destinations\": [\"aout\"]}]
 }"
 }
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
@@ -73,10 +95,10 @@ CONFIG=$(config "$TOPICS")
 es_start_daemon "$CONFIG"
 es_eq "topics need the token" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/topics")"
 api "$URL/v1/topics" >"$ES_TMP/topics.json"
-es_eq "GET /v1/topics lists the seed and test topics" 33 "$(jq '.topics | length' "$ES_TMP/topics.json")"
+es_eq "GET /v1/topics lists the seed and test topics" 34 "$(jq '.topics | length' "$ES_TMP/topics.json")"
 es_eq "a seed topic with its tenant spec" '["tenantid","data.tenantId","key"]' \
     "$(jq -c '.topics[] | select(.topic=="eventzr.marketplace.listing.created.v1") | .tenant' "$ES_TMP/topics.json")"
-es_eq "schemas: only Avro topics" '["ob-avro"]' "$(api "$URL/v1/schemas" | jq -c '[.schemas[].topic]')"
+es_eq "schemas: only Avro topics" '["ob-avro","ob-avro-ce"]' "$(api "$URL/v1/schemas" | jq -c '[.schemas[].topic]')"
 es_eq "schema of an Avro topic" '"Order"' "$(api "$URL/v1/schemas/ob-avro" | jq -c .name)"
 es_eq "schema of a JSON topic: 404" 404 "$(code "$URL/v1/schemas/$TOPIC")"
 es_eq "404 body is JSON" '"no onboarded Avro topic of that name"' "$(api "$URL/v1/schemas/nope" | jq -c .error)"
@@ -110,6 +132,65 @@ es_eq "dry run: binary mode with headers" '"h1"' \
     "$(api -X POST -d '{"value": "{\"customer\":{\"org\":\"o\"}}", "headers": {"ce_specversion":"1.0","ce_id":"h1","ce_source":"s","ce_type":"t","content-type":"application/json"}}' "$TEST" |
         jq -c '.routes[0].outputs[0].event.id')"
 es_eq "dry run delivered nothing" 0 "$(es_count "$OUT")"
+
+# --- topic testing with a real delivery to a test endpoint
+api -X POST -d "{\"value\": $SAMPLE, \"deliver_to\": \"probe\"}" "$TEST" >"$ES_TMP/real.json"
+es_eq "real delivery: status per output" '[{"route":"orders","event_id":"d1","status":"ok"}]' \
+    "$(jq -c .delivery.results "$ES_TMP/real.json")"
+es_eq "real delivery: delivered" true "$(jq -c .delivered "$ES_TMP/real.json")"
+es_eq "real delivery: the endpoint's file got the event" 1 "$(es_count "$PROBE")"
+es_eq "real delivery: filtered and PII-stripped at the endpoint" '"yes" {"customer":{"org":"acme"},"n":1}' \
+    "$(jq -c '.filtered, .data' "$PROBE" | tr '\n' ' ' | sed 's/ $//')"
+es_eq "real delivery: deliver_to in the query" ok \
+    "$(api -X POST -d "$SAMPLE" "$TEST?deliver_to=probe" | jq -r '.delivery.results[0].status')"
+es_eq "real delivery: second event at the endpoint" 2 "$(es_count "$PROBE")"
+es_eq "real delivery: a dropped event is not delivered" '0 false' \
+    "$(api -X POST -d '{"value": {"specversion":"1.0","id":"d9","source":"t","type":"spam","data":{}}, "deliver_to": "probe"}' "$TEST" |
+        jq -r '"\(.delivery.events) \(.delivered)"')"
+es_eq "real delivery: not a test endpoint → 403" 403 "$(code -X POST -d '{"value": {}, "deliver_to": "out"}' "$TEST")"
+es_eq "real delivery: 403 names the flag" true \
+    "$(api -X POST -d '{"value": {}, "deliver_to": "out"}' "$TEST" | jq '.error | contains("test_endpoint")')"
+es_eq "real delivery: unknown instance → 404" 404 "$(code -X POST -d '{"value": {}, "deliver_to": "nope"}' "$TEST")"
+es_eq "real delivery: bad timeout → 400" 400 "$(code -X POST -d '{"value": {}, "deliver_to": "probe", "timeout_ms": 0}' "$TEST")"
+es_eq "real delivery: the pipeline's own sink got nothing" 0 "$(es_count "$OUT")"
+
+# --- an onboarded Avro topic: the pipeline decodes it with the .avsc, the
+# dry run takes a base64 value
+mkdir -p "$ES_TMP/avro"
+/usr/bin/python3 - "$ES_TMP/avro" "$TOPICS/test-svc/avro-ce/event.avsc" <<'PY'
+import base64, io, sys
+import avro.io, avro.schema
+schema = avro.schema.parse(open(sys.argv[2]).read())
+def enc(i):
+    buf = io.BytesIO()
+    avro.io.DatumWriter(schema).write({"specversion": "1.0", "id": "av%d" % i,
+        "source": "s", "type": "order", "tenantid": "tn%d" % (i % 2),
+        "data": {"amount": i, "email": "x%d@example.com" % i}}, avro.io.BinaryEncoder(buf))
+    return buf.getvalue()
+for i in range(5):
+    open("%s/ev%d.bin" % (sys.argv[1], i), "wb").write(enc(i))
+open("%s/sample.b64" % sys.argv[1], "w").write(base64.b64encode(enc(42)).decode())
+PY
+kcat -P -b "$BOOTSTRAP" -t $AVRO_TOPIC -z none "$ES_TMP"/avro/ev{0,1,2,3,4}.bin
+es_wait_lines "$AOUT" 5 30 || true
+es_eq "onboarded Avro topic: the pipeline decoded every record" 5 "$(es_count "$AOUT")"
+es_eq "onboarded Avro topic: JSON out, PII stripped" '{"amount":3}' \
+    "$(jq -c 'select(.id=="av3") | .data' "$AOUT")"
+es_eq "onboarded Avro topic: tenant attribute kept" '"tn1"' "$(jq -c 'select(.id=="av3") | .tenantid' "$AOUT")"
+ATEST="$URL/v1/topics/$AVRO_TOPIC/test"
+api -X POST -d "{\"value_base64\": \"$(cat "$ES_TMP/avro/sample.b64")\", \"deliver_to\": \"probe\"}" "$ATEST" >"$ES_TMP/adry.json"
+es_eq "Avro dry run: format" '"avro"' "$(jq -c .format "$ES_TMP/adry.json")"
+es_eq "Avro dry run: decoded" '{"amount":42,"email":"x42@example.com"}' "$(jq -c .decoded.data "$ES_TMP/adry.json")"
+es_eq "Avro dry run: tenant" '"tn0"' "$(jq -c .tenant "$ES_TMP/adry.json")"
+es_eq "Avro dry run: PII stripped in the output" '["data.email"]' "$(jq -c '.routes[0].outputs[0].pii_stripped' "$ES_TMP/adry.json")"
+es_eq "Avro dry run: delivered to the test endpoint" '"ok" 3' \
+    "$(jq -r '.delivery.results[0].status | tojson' "$ES_TMP/adry.json") $(es_count "$PROBE")"
+es_eq "Avro dry run: the endpoint got JSON" '{"amount":42}' "$(tail -1 "$PROBE" | jq -c .data)"
+es_check "Avro dry run: a JSON value is a decode error" test "$(api -X POST -d "$SAMPLE" "$ATEST" | jq -r '.decode_error | length')" -gt 0
+es_eq "value_base64 must be base64" 400 "$(code -X POST -d '{"value_base64": "%%%"}' "$ATEST")"
+es_eq "real delivery without a route: the decoded event" 'ok null' \
+    "$(api -X POST -d "$SAMPLE" "$URL/v1/topics/ob-unrouted/test?deliver_to=probe" | jq -r '"\(.delivery.results[0].status) \(.delivery.results[0].route)"')"
+es_eq "real delivery without a route: at the endpoint" '"d1"' "$(tail -1 "$PROBE" | jq -c .id)"
 
 # --- real traffic: tenant and PII at the sink, usage equal to the sink
 gen() { # $1 = first id, $2 = count
@@ -178,6 +259,17 @@ es_wait_log "late/topic-details.json: format: must be" 15 || true
 es_check "bad edit logged with file and key" grep -F "late-svc/late/topic-details.json: format: must be" "$ES_DAEMON_LOG"
 es_check "bad edit: previous definition kept" grep -qF "(keeping the previous definition)" "$ES_DAEMON_LOG"
 es_eq "bad edit keeps the old definition" '"json"' "$(api "$URL/v1/topics" | jq -c '.topics[] | select(.topic=="ob-late") | .format')"
+# an Avro topic onboarded while running: the decoder is rebuilt
+mkdir -p "$TOPICS/test-svc/avro-late"
+cp "$TOPICS/test-svc/avro-ce/event.avsc" "$TOPICS/test-svc/avro-late/"
+sed 's/"ob-avro-ce"/"ob-avro-late"/' "$TOPICS/test-svc/avro-ce/topic-details.json" \
+    >"$TOPICS/test-svc/avro-late/topic-details.json"
+es_wait_log "Avro decoder rebuilt" 15 || true
+es_check "Avro decoder rebuilt for a live-onboarded Avro topic" grep -q "Avro decoder rebuilt" "$ES_DAEMON_LOG"
+LINES=$(es_count "$AOUT")
+kcat -P -b "$BOOTSTRAP" -t ob-avro-late -z none "$ES_TMP"/avro/ev{0,1}.bin
+es_wait_lines "$AOUT" $((LINES + 2)) 30 || true
+es_eq "live-onboarded Avro topic decoded by the pipeline" 2 "$(($(es_count "$AOUT") - LINES))"
 es_check "token never logged" bash -c "! grep -q '$TOKEN' '$ES_DAEMON_LOG'"
 es_stop_daemon TERM
 es_finish

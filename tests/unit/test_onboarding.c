@@ -1,6 +1,6 @@
-/* Topic onboarding registry (host/src/topics.c) and usage counters
- * (host/src/usage.c): every validation error names file and key; PII
- * stripping; live rescans; the shipped seed folders load; usage persists. */
+/* Topic onboarding registry (host/src/topics.c): every validation error
+ * names file and key; PII stripping; live rescans; the shipped seed folders
+ * load. (Usage: tests/unit/test_usage.c.) */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "topics.h"
-#include "usage.h"
 
 static char dir[256];
 
@@ -203,53 +202,6 @@ START_TEST(seed_folders_load)
 }
 END_TEST
 
-START_TEST(usage_persists)
-{
-    char path[512], err[256];
-    snprintf(path, sizeof path, "%s/usage.json", dir);
-    es_usage_t *u = es_usage_new(path);
-    es_usage_add(u, "t1", "topic", NULL, 100);
-    es_usage_add(u, "t1", "topic", NULL, 50);
-    es_usage_add(u, "t1", "topic", "out", 40);
-    es_usage_add(u, NULL, "topic", NULL, 7);
-    es_usage_add(u, "t2", "other", "out", 1);
-    ck_assert_int_eq(es_usage_save(u, err, sizeof err), 0);
-    es_usage_destroy(u);
-    u = es_usage_new(path);
-    es_usage_add(u, "t1", "topic", "out", 2);
-    cJSON *o = es_usage_json(u, "t1", "topic");
-    char *s = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "consumed"));
-    ck_assert_str_eq(
-        s,
-        "[{\"tenant\":\"t1\",\"topic\":\"topic\",\"events\":2,\"bytes\":150}]");
-    free(s);
-    s = cJSON_PrintUnformatted(cJSON_GetObjectItem(o, "delivered"));
-    ck_assert_str_eq(s,
-                     "[{\"tenant\":\"t1\",\"topic\":\"topic\",\"destination\":"
-                     "\"out\",\"events\":2,\"bytes\":42}]");
-    free(s);
-    cJSON_Delete(o);
-    o = es_usage_json(u, NULL, NULL);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "consumed")), 2);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "delivered")),
-                     2);
-    cJSON_Delete(o);
-    es_usage_destroy(u);
-    /* a corrupt file is set aside, counting restarts */
-    FILE *f = fopen(path, "w");
-    fputs("{not json", f);
-    fclose(f);
-    u = es_usage_new(path);
-    o = es_usage_json(u, NULL, NULL);
-    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "consumed")), 0);
-    cJSON_Delete(o);
-    es_usage_destroy(u);
-    char aside[600];
-    snprintf(aside, sizeof aside, "%s.corrupt", path);
-    ck_assert_int_eq(access(aside, F_OK), 0);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("onboarding");
@@ -260,7 +212,6 @@ int main(void)
     tcase_add_test(tc, pii_stripped_only_when_present);
     tcase_add_test(tc, rescan_adds_changes_keeps_and_removes);
     tcase_add_test(tc, seed_folders_load);
-    tcase_add_test(tc, usage_persists);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
