@@ -243,27 +243,41 @@ fail:
 
 /* {"0": offset, ...}: each partition's end now. An unknown topic has no
  * entries (everything it will hold is newer than the subscription). */
-static int query_starts(consumer_t *c, const char *topic, cJSON *out,
-                        char *errstr, size_t errstr_size)
+static int query_starts(es_pipeline_t *p, consumer_t *c, const char *topic,
+                        cJSON *out, char *errstr, size_t errstr_size)
 {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+    /* Through the host producer when there is one: a consumer's connection
+     * carries long-polling fetches, and a ListOffsets request queued behind
+     * one waits up to fetch.wait.max.ms (measured: 0.5 s per partition). */
+    rd_kafka_t *rk = es_producer_handle(p->producer)
+                         ? es_producer_handle(p->producer)
+                         : c->rk;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *l = NULL;
     rd_kafka_resp_err_t err =
-        rd_kafka_metadata(c->rk, 0, rkt, &md, KAFKA_TIMEOUT_MS);
+        rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_TIMEOUT_MS);
     int rc = 0;
     if (!err && md->topic_cnt == 1)
         err = md->topics[0].err;
     if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
         goto done;
-    for (int i = 0; !err && i < md->topics[0].partition_cnt; i++) {
-        int32_t part = md->topics[0].partitions[i].id;
-        int64_t lo, hi;
-        err = rd_kafka_query_watermark_offsets(c->rk, topic, part, &lo, &hi,
-                                               KAFKA_TIMEOUT_MS);
+    if (!err) { /* one ListOffsets request: "latest" for every partition */
+        l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+            rd_kafka_topic_partition_list_add(l, topic,
+                                              md->topics[0].partitions[i].id)
+                ->offset = RD_KAFKA_OFFSET_END;
+        err = rd_kafka_offsets_for_times(rk, l, KAFKA_TIMEOUT_MS);
+    }
+    for (int i = 0; !err && l && i < l->cnt; i++) {
         char key[16];
-        snprintf(key, sizeof key, "%d", (int)part);
+        snprintf(key, sizeof key, "%d", (int)l->elems[i].partition);
+        err = l->elems[i].err;
+        if (!err && l->elems[i].offset < 0)
+            err = RD_KAFKA_RESP_ERR__BAD_MSG; /* no end offset given */
         if (!err)
-            cJSON_AddNumberToObject(out, key, (double)hi);
+            cJSON_AddNumberToObject(out, key, (double)l->elems[i].offset);
     }
     if (err) {
         snprintf(errstr, errstr_size,
@@ -272,6 +286,8 @@ static int query_starts(consumer_t *c, const char *topic, cJSON *out,
         rc = -1;
     }
 done:
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
     if (md)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
@@ -375,7 +391,7 @@ static int bundle_plan(es_pipeline_t *p, bundle_t *b, const bundle_t *old,
         if (!from && use_stored)
             from = cJSON_GetObjectItemCaseSensitive(s->start_offsets, topic);
         cJSON *offs = from ? cJSON_Duplicate(from, 1) : cJSON_CreateObject();
-        if (!from && query_starts(pt->c, topic, offs, errstr, errstr_size)) {
+        if (!from && query_starts(p, pt->c, topic, offs, errstr, errstr_size)) {
             cJSON_Delete(offs);
             goto fail;
         }
