@@ -1,16 +1,18 @@
 /*
- * AWS credentials provider chain (see es_aws_credentials.h).
+ * AWS credentials provider chain (see es_aws_credentials.h); the shared
+ * files' profiles are in profile.c.
  *
  * Each source answers "not configured" (skipped, noted), "failed" (noted,
  * the chain goes on) or credentials. The notes of every source tried make up
  * the error message, so an operator sees at once why nothing was found.
  */
-#include "es_aws_credentials.h"
+#include "aws_int.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,35 +21,9 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#define ES_AWS_REFRESH_MARGIN 300 /* refresh this many seconds early */
-#define ES_AWS_MAX_RESPONSE (256 * 1024)
+#include "internal/es_curlbuf.h"
 
-enum { SRC_NONE = 0, SRC_OK = 1, SRC_FAILED = -1 };
-
-struct es_aws_provider_s {
-    pthread_mutex_t lock;
-    char *profile;
-    char *access_key_id;
-    char *secret_access_key;
-    char *session_token;
-    char *sts_endpoint;
-    char *imds_endpoint;
-    char *container_host;
-    long timeout_ms;
-    int have_cached;
-    es_aws_credentials_t cached;
-};
-
-/* Notes collected while walking the chain. */
-typedef struct notes_s {
-    char buf[1024];
-    size_t len;
-} notes_t;
-
-static void note(notes_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void note(notes_t *n, const char *fmt, ...)
+void es_aws_note(notes_t *n, const char *fmt, ...)
 {
     va_list ap;
     if (n->len >= sizeof(n->buf) - 1)
@@ -66,7 +42,7 @@ static void note(notes_t *n, const char *fmt, ...)
         n->len = sizeof(n->buf) - 1;
 }
 
-static const char *env(const char *name)
+const char *es_aws_env(const char *name)
 {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
@@ -77,7 +53,7 @@ static char *dup_or_null(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
-static int copy_field(char *dst, size_t size, const char *src)
+int es_aws_copy_field(char *dst, size_t size, const char *src)
 {
     size_t len = src ? strlen(src) : 0;
     if (len >= size)
@@ -87,25 +63,27 @@ static int copy_field(char *dst, size_t size, const char *src)
     return 0;
 }
 
-static int fill_creds(es_aws_credentials_t *out, const char *source,
+int es_aws_fill_creds(es_aws_credentials_t *out, const char *source,
                       const char *akid, const char *secret, const char *token,
                       time_t expiration)
 {
     memset(out, 0, sizeof(*out));
     if (!akid || !*akid || !secret || !*secret)
         return -1;
-    if (copy_field(out->access_key_id, sizeof(out->access_key_id), akid) ||
-        copy_field(out->secret_access_key, sizeof(out->secret_access_key),
-                   secret) ||
-        copy_field(out->session_token, sizeof(out->session_token), token) ||
-        copy_field(out->source, sizeof(out->source), source))
+    if (es_aws_copy_field(out->access_key_id, sizeof(out->access_key_id),
+                          akid) ||
+        es_aws_copy_field(out->secret_access_key,
+                          sizeof(out->secret_access_key), secret) ||
+        es_aws_copy_field(out->session_token, sizeof(out->session_token),
+                          token) ||
+        es_aws_copy_field(out->source, sizeof(out->source), source))
         return -1;
     out->expiration = expiration;
     return 0;
 }
 
 /* "2026-11-23T10:20:30Z", optionally with fractional seconds. */
-static time_t parse_iso8601(const char *s)
+time_t es_aws_parse_iso8601(const char *s)
 {
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
@@ -114,7 +92,7 @@ static time_t parse_iso8601(const char *s)
     return timegm(&tm);
 }
 
-static char *read_small_file(const char *path, size_t max)
+char *es_aws_read_small_file(const char *path, size_t max)
 {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
@@ -133,45 +111,32 @@ static char *read_small_file(const char *path, size_t max)
     return buf;
 }
 
-/* ------------------------------------------------------------------ HTTP */
-
-typedef struct http_buf_s {
-    char *data;
-    size_t len;
-    int overflow;
-} http_buf_t;
-
-static size_t http_write(char *ptr, size_t size, size_t nmemb, void *ud)
+char *es_aws_trim(char *s)
 {
-    http_buf_t *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n > ES_AWS_MAX_RESPONSE) {
-        b->overflow = 1;
-        return 0;
-    }
-    char *p = realloc(b->data, b->len + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, ptr, n);
-    b->data = p;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+        s[--len] = '\0';
+    return s;
 }
+
+/* ------------------------------------------------------------------ HTTP */
 
 /*
  * One small HTTP exchange. Returns the HTTP status (>0) with the body in
  * *body (malloc'd, NUL-terminated), or -1 with the transport error in
  * errstr.
  */
-static long http_call(const es_aws_provider_t *p, const char *method,
-                      const char *url, const char *const *headers,
-                      const char *body, char **resp, char *errstr,
-                      size_t errstr_size)
+long es_aws_http_call_signed(const es_aws_provider_t *p, const char *method,
+                             const char *url, const char *const *headers,
+                             const char *body, const es_aws_credentials_t *sign,
+                             const char *sigv4, char **resp, char *errstr,
+                             size_t errstr_size)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *hl = NULL;
-    http_buf_t b = {0};
+    es_curlbuf_t b = {.max = ES_AWS_MAX_RESPONSE};
     long status = -1;
     *resp = NULL;
     if (!c) {
@@ -187,12 +152,17 @@ static long http_call(const es_aws_provider_t *p, const char *method,
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, es_curlbuf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, p->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (sign) {
+        curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
+        curl_easy_setopt(c, CURLOPT_USERNAME, sign->access_key_id);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, sign->secret_access_key);
+    }
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -216,7 +186,16 @@ done:
     return status;
 }
 
-static char *url_encode(const char *s)
+long es_aws_http_call(const es_aws_provider_t *p, const char *method,
+                      const char *url, const char *const *headers,
+                      const char *body, char **resp, char *errstr,
+                      size_t errstr_size)
+{
+    return es_aws_http_call_signed(p, method, url, headers, body, NULL, NULL,
+                                   resp, errstr, errstr_size);
+}
+
+char *es_aws_url_encode(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t len = strlen(s);
@@ -237,7 +216,7 @@ static char *url_encode(const char *s)
 }
 
 /* Text between <tag> and </tag>, copied into a malloc'd string. */
-static char *xml_value(const char *xml, const char *tag)
+char *es_aws_xml_value(const char *xml, const char *tag)
 {
     char open[64], close[64];
     snprintf(open, sizeof(open), "<%s>", tag);
@@ -272,7 +251,7 @@ static int parse_json_creds(const char *body, const char *source,
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "Token"));
     const char *exp =
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "Expiration"));
-    time_t expiration = exp ? parse_iso8601(exp) : 0;
+    time_t expiration = exp ? es_aws_parse_iso8601(exp) : 0;
     if (cJSON_IsString(code) && strcmp(code->valuestring, "Success") != 0) {
         snprintf(why, why_size, "Code %.64s", code->valuestring);
         goto done;
@@ -281,7 +260,7 @@ static int parse_json_creds(const char *body, const char *source,
         snprintf(why, why_size, "bad Expiration");
         goto done;
     }
-    if (fill_creds(out, source, akid, secret, token, expiration)) {
+    if (es_aws_fill_creds(out, source, akid, secret, token, expiration)) {
         snprintf(why, why_size, "response lacks AccessKeyId/SecretAccessKey");
         goto done;
     }
@@ -298,89 +277,115 @@ static int src_static(es_aws_provider_t *p, es_aws_credentials_t *out,
 {
     if (!p->access_key_id && !p->secret_access_key)
         return SRC_NONE;
-    if (fill_creds(out, "config", p->access_key_id, p->secret_access_key,
-                   p->session_token, 0)) {
-        note(n, "config: access_key_id and secret_access_key must both be "
-                "set");
+    if (es_aws_fill_creds(out, "config", p->access_key_id, p->secret_access_key,
+                          p->session_token, 0)) {
+        es_aws_note(n,
+                    "config: access_key_id and secret_access_key must both be "
+                    "set");
         return SRC_FAILED;
     }
     return SRC_OK;
 }
 
-static int src_env(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
+int es_aws_src_env(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
 {
-    const char *akid = env("AWS_ACCESS_KEY_ID");
-    const char *secret = env("AWS_SECRET_ACCESS_KEY");
+    const char *akid = es_aws_env("AWS_ACCESS_KEY_ID");
+    const char *secret = es_aws_env("AWS_SECRET_ACCESS_KEY");
     (void)p;
     if (!akid && !secret) {
-        note(n, "environment: AWS_ACCESS_KEY_ID not set");
+        es_aws_note(n, "environment: AWS_ACCESS_KEY_ID not set");
         return SRC_NONE;
     }
-    if (fill_creds(out, "environment", akid, secret, env("AWS_SESSION_TOKEN"),
-                   0)) {
-        note(n, "environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "must both be set");
+    if (es_aws_fill_creds(out, "environment", akid, secret,
+                          es_aws_env("AWS_SESSION_TOKEN"), 0)) {
+        es_aws_note(n,
+                    "environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                    "must both be set");
         return SRC_FAILED;
     }
     return SRC_OK;
 }
 
-static int web_identity(es_aws_provider_t *p, const char *token_file,
+/* The Credentials element of an STS answer (AssumeRole and
+ * AssumeRoleWithWebIdentity share it). */
+int es_aws_sts_parse(const char *resp, const char *source,
+                     es_aws_credentials_t *out)
+{
+    char *akid = es_aws_xml_value(resp, "AccessKeyId");
+    char *secret = es_aws_xml_value(resp, "SecretAccessKey");
+    char *token = es_aws_xml_value(resp, "SessionToken");
+    char *exp = es_aws_xml_value(resp, "Expiration");
+    time_t expiration = exp ? es_aws_parse_iso8601(exp) : (time_t)-1;
+    int rc =
+        expiration == (time_t)-1 ||
+                es_aws_fill_creds(out, source, akid, secret, token, expiration)
+            ? -1
+            : 0;
+    if (secret)
+        memset(secret, 0, strlen(secret));
+    free(akid);
+    free(secret);
+    free(token);
+    free(exp);
+    return rc;
+}
+
+const char *es_aws_sts_endpoint(const es_aws_provider_t *p)
+{
+    return p->sts_endpoint ? p->sts_endpoint
+           : es_aws_env("AWS_ENDPOINT_URL_STS")
+               ? es_aws_env("AWS_ENDPOINT_URL_STS")
+               : NULL;
+}
+
+int es_aws_web_identity(es_aws_provider_t *p, const char *token_file,
                         const char *role_arn, const char *session_name,
                         es_aws_credentials_t *out, notes_t *n)
 {
     char *token = NULL, *e_token = NULL, *e_role = NULL, *e_sess = NULL;
-    char *body = NULL, *resp = NULL, *akid = NULL, *secret = NULL,
-         *stoken = NULL, *exp = NULL;
+    char *body = NULL, *resp = NULL;
     char err[256];
     int rc = SRC_FAILED;
-    const char *endpoint = p->sts_endpoint ? p->sts_endpoint
-                           : env("AWS_ENDPOINT_URL_STS")
-                               ? env("AWS_ENDPOINT_URL_STS")
-                               : "https://sts.amazonaws.com";
+    const char *endpoint = es_aws_sts_endpoint(p) ? es_aws_sts_endpoint(p)
+                                                  : "https://sts.amazonaws.com";
     static const char *const headers[] = {
         "Content-Type: application/x-www-form-urlencoded",
         "Accept: application/xml", NULL};
 
-    token = read_small_file(token_file, 16384);
+    token = es_aws_read_small_file(token_file, 16384);
     if (!token || !*token) {
-        note(n, "web identity: cannot read token file %s: %s", token_file,
-             token ? "empty" : strerror(errno));
+        es_aws_note(n, "web identity: cannot read token file %s: %s",
+                    token_file, token ? "empty" : strerror(errno));
         goto done;
     }
-    e_token = url_encode(token);
-    e_role = url_encode(role_arn);
-    e_sess = url_encode(session_name);
+    e_token = es_aws_url_encode(token);
+    e_role = es_aws_url_encode(role_arn);
+    e_sess = es_aws_url_encode(session_name);
     if (!e_token || !e_role || !e_sess ||
         asprintf(&body,
                  "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
                  "&RoleArn=%s&RoleSessionName=%s&WebIdentityToken=%s",
                  e_role, e_sess, e_token) < 0) {
         body = NULL;
-        note(n, "web identity: out of memory");
+        es_aws_note(n, "web identity: out of memory");
         goto done;
     }
-    long status =
-        http_call(p, "POST", endpoint, headers, body, &resp, err, sizeof(err));
+    long status = es_aws_http_call(p, "POST", endpoint, headers, body, &resp,
+                                   err, sizeof(err));
     if (status < 0) {
-        note(n, "web identity: STS %s: %s", endpoint, err);
+        es_aws_note(n, "web identity: STS %s: %s", endpoint, err);
         goto done;
     }
     if (status != 200) {
-        char *code = xml_value(resp, "Code");
-        note(n, "web identity: STS %s answered HTTP %ld%s%.128s", endpoint,
-             status, code ? " " : "", code ? code : "");
+        char *code = es_aws_xml_value(resp, "Code");
+        es_aws_note(n, "web identity: STS %s answered HTTP %ld%s%.128s",
+                    endpoint, status, code ? " " : "", code ? code : "");
         free(code);
         goto done;
     }
-    akid = xml_value(resp, "AccessKeyId");
-    secret = xml_value(resp, "SecretAccessKey");
-    stoken = xml_value(resp, "SessionToken");
-    exp = xml_value(resp, "Expiration");
-    time_t expiration = exp ? parse_iso8601(exp) : (time_t)-1;
-    if (expiration == (time_t)-1 ||
-        fill_creds(out, "web-identity", akid, secret, stoken, expiration)) {
-        note(n, "web identity: STS response lacks credentials or Expiration");
+    if (es_aws_sts_parse(resp, "web-identity", out)) {
+        es_aws_note(
+            n, "web identity: STS response lacks credentials or Expiration");
         goto done;
     }
     rc = SRC_OK;
@@ -391,163 +396,23 @@ done:
     free(e_sess);
     free(body);
     free(resp);
-    free(akid);
-    free(secret);
-    free(stoken);
-    free(exp);
     return rc;
 }
 
 static int src_web_identity(es_aws_provider_t *p, es_aws_credentials_t *out,
                             notes_t *n)
 {
-    const char *file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
-    const char *role = env("AWS_ROLE_ARN");
-    const char *sess = env("AWS_ROLE_SESSION_NAME");
+    const char *file = es_aws_env("AWS_WEB_IDENTITY_TOKEN_FILE");
+    const char *role = es_aws_env("AWS_ROLE_ARN");
+    const char *sess = es_aws_env("AWS_ROLE_SESSION_NAME");
     if (!file || !role) {
-        note(n, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN not "
-                "set");
+        es_aws_note(
+            n, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN not "
+               "set");
         return SRC_NONE;
     }
-    return web_identity(p, file, role, sess ? sess : "eventstreamd", out, n);
-}
-
-/* Values of one profile from an INI file. */
-typedef struct profile_s {
-    char *akid, *secret, *token, *role_arn, *token_file, *session_name;
-} profile_t;
-
-static void profile_clear(profile_t *pr)
-{
-    free(pr->akid);
-    free(pr->secret);
-    free(pr->token);
-    free(pr->role_arn);
-    free(pr->token_file);
-    free(pr->session_name);
-    memset(pr, 0, sizeof(*pr));
-}
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t len = strlen(s);
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        s[--len] = '\0';
-    return s;
-}
-
-/*
- * Reads the section for `profile` from an INI file. In the config file the
- * section is "[profile NAME]" (or "[default]"). Returns 1 when the section
- * exists, 0 when not, -1 when the file cannot be read.
- */
-static int ini_read(const char *path, const char *profile, int config_style,
-                    profile_t *pr)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    int in = 0, found = 0;
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f)) {
-        char *s = trim(line);
-        if (*s == '#' || *s == ';' || !*s)
-            continue;
-        if (*s == '[') {
-            char *e = strchr(s, ']');
-            if (!e)
-                continue;
-            *e = '\0';
-            char *name = trim(s + 1);
-            if (config_style && strncmp(name, "profile ", 8) == 0)
-                name = trim(name + 8);
-            in = strcmp(name, profile) == 0;
-            found |= in;
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (!in || !eq)
-            continue;
-        *eq = '\0';
-        char *k = trim(s), *v = trim(eq + 1);
-        char **slot = strcmp(k, "aws_access_key_id") == 0       ? &pr->akid
-                      : strcmp(k, "aws_secret_access_key") == 0 ? &pr->secret
-                      : strcmp(k, "aws_session_token") == 0     ? &pr->token
-                      : strcmp(k, "role_arn") == 0              ? &pr->role_arn
-                      : strcmp(k, "web_identity_token_file") == 0
-                          ? &pr->token_file
-                      : strcmp(k, "role_session_name") == 0 ? &pr->session_name
-                                                            : NULL;
-        if (slot && !*slot)
-            *slot = strdup(v);
-    }
-    fclose(f);
-    return found;
-}
-
-static char *home_path(const char *rel)
-{
-    const char *home = env("HOME");
-    char *path = NULL;
-    if (!home || asprintf(&path, "%s/%s", home, rel) < 0)
-        return NULL;
-    return path;
-}
-
-static int src_profile(es_aws_provider_t *p, es_aws_credentials_t *out,
-                       notes_t *n)
-{
-    const char *profile = p->profile           ? p->profile
-                          : env("AWS_PROFILE") ? env("AWS_PROFILE")
-                          : env("AWS_DEFAULT_PROFILE")
-                              ? env("AWS_DEFAULT_PROFILE")
-                              : "default";
-    char *cred_path = env("AWS_SHARED_CREDENTIALS_FILE")
-                          ? strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
-                          : home_path(".aws/credentials");
-    char *conf_path = env("AWS_CONFIG_FILE") ? strdup(env("AWS_CONFIG_FILE"))
-                                             : home_path(".aws/config");
-    profile_t pr = {0};
-    int rc = SRC_NONE;
-    /* The credentials file wins over the config file, key by key. */
-    int in_cred = cred_path ? ini_read(cred_path, profile, 0, &pr) : -1;
-    int in_conf = conf_path ? ini_read(conf_path, profile, 1, &pr) : -1;
-    if (in_cred <= 0 && in_conf <= 0) {
-        note(n, "profile %s: %s", profile,
-             in_cred < 0 && in_conf < 0 ? "no credentials or config file"
-                                        : "no such profile");
-        goto done;
-    }
-    if (pr.akid || pr.secret) {
-        if (fill_creds(out, "profile", pr.akid, pr.secret, pr.token, 0)) {
-            note(n,
-                 "profile %s: aws_access_key_id and aws_secret_access_key "
-                 "must both be set",
-                 profile);
-            rc = SRC_FAILED;
-        } else {
-            rc = SRC_OK;
-        }
-        goto done;
-    }
-    if (pr.role_arn && pr.token_file) {
-        rc = web_identity(p, pr.token_file, pr.role_arn,
-                          pr.session_name ? pr.session_name : "eventstreamd",
-                          out, n);
-        if (rc == SRC_OK)
-            copy_field(out->source, sizeof(out->source), "profile");
-        goto done;
-    }
-    note(n, "profile %s: no static keys or role_arn+web_identity_token_file",
-         profile);
-    rc = SRC_FAILED;
-done:
-    profile_clear(&pr);
-    free(cred_path);
-    free(conf_path);
-    return rc;
+    return es_aws_web_identity(p, file, role, sess ? sess : "eventstreamd", out,
+                               n);
 }
 
 /* Plain http is only acceptable to a loopback or the ECS/EKS link-local
@@ -567,21 +432,22 @@ static int container_url_ok(const char *url)
     return 0;
 }
 
-static int src_container(es_aws_provider_t *p, es_aws_credentials_t *out,
+int es_aws_src_container(es_aws_provider_t *p, es_aws_credentials_t *out,
                          notes_t *n)
 {
-    const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    const char *tok_file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-    const char *tok = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    const char *rel = es_aws_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    const char *full = es_aws_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    const char *tok_file = es_aws_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    const char *tok = es_aws_env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
     char *url = NULL, *auth = NULL, *file_tok = NULL, *resp = NULL;
     char err[256], why[128];
     const char *headers[3] = {"Accept: application/json", NULL, NULL};
     int rc = SRC_FAILED;
 
     if (!rel && !full) {
-        note(n, "container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI "
-                "not set");
+        es_aws_note(
+            n, "container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI "
+               "not set");
         return SRC_NONE;
     }
     if (rel) {
@@ -593,25 +459,27 @@ static int src_container(es_aws_provider_t *p, es_aws_credentials_t *out,
         url = strdup(full);
     }
     if (!url) {
-        note(n, "container: out of memory");
+        es_aws_note(n, "container: out of memory");
         goto done;
     }
     if (!rel && !container_url_ok(url)) {
-        note(n, "container: AWS_CONTAINER_CREDENTIALS_FULL_URI must be https "
-                "or a loopback/container-agent address");
+        es_aws_note(
+            n, "container: AWS_CONTAINER_CREDENTIALS_FULL_URI must be https "
+               "or a loopback/container-agent address");
         goto done;
     }
     if (tok_file) {
-        file_tok = read_small_file(tok_file, 8192);
+        file_tok = es_aws_read_small_file(tok_file, 8192);
         if (!file_tok) {
-            note(n, "container: cannot read %s: %s", tok_file, strerror(errno));
+            es_aws_note(n, "container: cannot read %s: %s", tok_file,
+                        strerror(errno));
             goto done;
         }
         tok = file_tok;
     }
     if (tok) {
         if (strpbrk(tok, "\r\n")) {
-            note(n, "container: authorization token contains a newline");
+            es_aws_note(n, "container: authorization token contains a newline");
             goto done;
         }
         if (asprintf(&auth, "Authorization: %s", tok) < 0) {
@@ -621,17 +489,17 @@ static int src_container(es_aws_provider_t *p, es_aws_credentials_t *out,
         headers[1] = auth;
     }
     long status =
-        http_call(p, "GET", url, headers, NULL, &resp, err, sizeof(err));
+        es_aws_http_call(p, "GET", url, headers, NULL, &resp, err, sizeof(err));
     if (status < 0) {
-        note(n, "container: %s", err);
+        es_aws_note(n, "container: %s", err);
         goto done;
     }
     if (status != 200) {
-        note(n, "container: endpoint answered HTTP %ld", status);
+        es_aws_note(n, "container: endpoint answered HTTP %ld", status);
         goto done;
     }
     if (parse_json_creds(resp, "container", out, why, sizeof(why))) {
-        note(n, "container: %s", why);
+        es_aws_note(n, "container: %s", why);
         goto done;
     }
     rc = SRC_OK;
@@ -643,12 +511,12 @@ done:
     return rc;
 }
 
-static int src_imds(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
+int es_aws_src_imds(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
 {
-    const char *dis = env("AWS_EC2_METADATA_DISABLED");
+    const char *dis = es_aws_env("AWS_EC2_METADATA_DISABLED");
     const char *base = p->imds_endpoint ? p->imds_endpoint
-                       : env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-                           ? env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                       : es_aws_env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                           ? es_aws_env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
                            : "http://169.254.169.254";
     char *url = NULL, *token = NULL, *role = NULL, *resp = NULL,
          *tok_hdr = NULL;
@@ -661,23 +529,25 @@ static int src_imds(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
         "X-aws-ec2-metadata-token-ttl-seconds: 21600", NULL};
 
     if (dis && strcasecmp(dis, "true") == 0) {
-        note(n, "imds: disabled by AWS_EC2_METADATA_DISABLED");
+        es_aws_note(n, "imds: disabled by AWS_EC2_METADATA_DISABLED");
         return SRC_NONE;
     }
     if (asprintf(&url, "%.*s/latest/api/token", (int)blen, base) < 0) {
         url = NULL;
         goto done;
     }
-    long status =
-        http_call(p, "PUT", url, put_headers, NULL, &token, err, sizeof(err));
+    long status = es_aws_http_call(p, "PUT", url, put_headers, NULL, &token,
+                                   err, sizeof(err));
     if (status != 200) {
         if (status < 0)
-            note(n, "imds: token request to %.*s: %s", (int)blen, base, err);
+            es_aws_note(n, "imds: token request to %.*s: %s", (int)blen, base,
+                        err);
         else
-            note(n, "imds: token request answered HTTP %ld", status);
+            es_aws_note(n, "imds: token request answered HTTP %ld", status);
         goto done;
     }
-    if (asprintf(&tok_hdr, "X-aws-ec2-metadata-token: %s", trim(token)) < 0) {
+    if (asprintf(&tok_hdr, "X-aws-ec2-metadata-token: %s", es_aws_trim(token)) <
+        0) {
         tok_hdr = NULL;
         goto done;
     }
@@ -688,17 +558,17 @@ static int src_imds(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
         url = NULL;
         goto done;
     }
-    status =
-        http_call(p, "GET", url, get_headers, NULL, &role, err, sizeof(err));
+    status = es_aws_http_call(p, "GET", url, get_headers, NULL, &role, err,
+                              sizeof(err));
     if (status != 200) {
-        note(n, "imds: role lookup answered %s%ld",
-             status < 0 ? "error " : "HTTP ", status);
+        es_aws_note(n, "imds: role lookup answered %s%ld",
+                    status < 0 ? "error " : "HTTP ", status);
         goto done;
     }
-    char *r = trim(role);
+    char *r = es_aws_trim(role);
     r[strcspn(r, "\r\n")] = '\0';
     if (!*r) {
-        note(n, "imds: no instance role attached");
+        es_aws_note(n, "imds: no instance role attached");
         goto done;
     }
     free(url);
@@ -707,15 +577,15 @@ static int src_imds(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
         url = NULL;
         goto done;
     }
-    status =
-        http_call(p, "GET", url, get_headers, NULL, &resp, err, sizeof(err));
+    status = es_aws_http_call(p, "GET", url, get_headers, NULL, &resp, err,
+                              sizeof(err));
     if (status != 200) {
-        note(n, "imds: credentials request answered %s%ld",
-             status < 0 ? "error " : "HTTP ", status);
+        es_aws_note(n, "imds: credentials request answered %s%ld",
+                    status < 0 ? "error " : "HTTP ", status);
         goto done;
     }
     if (parse_json_creds(resp, "imds", out, why, sizeof(why))) {
-        note(n, "imds: %s", why);
+        es_aws_note(n, "imds: %s", why);
         goto done;
     }
     rc = SRC_OK;
@@ -787,9 +657,9 @@ int es_aws_provider_get(es_aws_provider_t *p, es_aws_credentials_t *out,
 {
     typedef int (*source_fn)(es_aws_provider_t *, es_aws_credentials_t *,
                              notes_t *);
-    static const source_fn chain[] = {src_static,       src_env,
-                                      src_web_identity, src_profile,
-                                      src_container,    src_imds};
+    static const source_fn chain[] = {src_static,           es_aws_src_env,
+                                      src_web_identity,     es_aws_src_profile,
+                                      es_aws_src_container, es_aws_src_imds};
     es_aws_credentials_t got;
     notes_t n = {{0}, 0};
     int rc = -1;

@@ -11,9 +11,24 @@
  *   2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
  *      (+ AWS_ROLE_SESSION_NAME) via STS AssumeRoleWithWebIdentity
  *   3. shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
- *      AWS_CONFIG_FILE (~/.aws/config), profile AWS_PROFILE or "default":
- *      static keys (aws_access_key_id, aws_secret_access_key,
- *      aws_session_token), or role_arn + web_identity_token_file
+ *      AWS_CONFIG_FILE (~/.aws/config), profile AWS_PROFILE or "default",
+ *      in this order of precedence within the profile:
+ *      - role_arn + source_profile (or credential_source = Environment,
+ *        EcsContainer or Ec2InstanceMetadata): sts:AssumeRole, SigV4-signed
+ *        with the source's credentials (source profiles chain, at most 5
+ *        hops; external_id, role_session_name, duration_seconds, region;
+ *        mfa_serial is refused)
+ *      - role_arn + web_identity_token_file
+ *      - SSO: sso_session (a [sso-session NAME] section with sso_start_url
+ *        and sso_region) or legacy sso_start_url + sso_region, plus
+ *        sso_account_id and sso_role_name: the token cached by `aws sso
+ *        login` in ~/.aws/sso/cache/<sha1(session name or start URL)>.json
+ *        is traded for role credentials at the portal's GetRoleCredentials
+ *      - static keys (aws_access_key_id, aws_secret_access_key,
+ *        aws_session_token)
+ *      - credential_process: a command whose stdout is the JSON
+ *        {"Version": 1, "AccessKeyId", "SecretAccessKey", "SessionToken",
+ *        "Expiration"} (30 s limit; no Expiration = never expires)
  *   4. container endpoint: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or
  *      AWS_CONTAINER_CREDENTIALS_FULL_URI (+ AWS_CONTAINER_AUTHORIZATION_TOKEN
  *      or _TOKEN_FILE)
@@ -21,7 +36,8 @@
  *      AWS_EC2_METADATA_DISABLED=true
  *
  * Endpoint overrides from the environment (used when opts leave them NULL):
- * AWS_ENDPOINT_URL_STS and AWS_EC2_METADATA_SERVICE_ENDPOINT. Plain-http
+ * AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL_SSO and
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT. Plain-http
  * AWS_CONTAINER_CREDENTIALS_FULL_URI is accepted only for loopback and the
  * ECS/EKS agent addresses.
  *
@@ -40,7 +56,8 @@ typedef struct es_aws_credentials_s {
     char session_token[4096]; /* empty when none */
     time_t expiration;        /* 0 when the credentials do not expire */
     /* Which source gave them, for logs: "config", "environment",
-     * "web-identity", "profile", "container" or "imds". */
+     * "web-identity", "profile", "assume-role", "sso",
+     * "credential-process", "container" or "imds". */
     char source[32];
 } es_aws_credentials_t;
 

@@ -1,7 +1,8 @@
 # Shared AWS credentials provider chain, linked by the daemon (MSK IAM) and
 # by the S3 sink plugin. A PIC convenience library: it ends up inside each.
 noinst_LTLIBRARIES += host/aws/libesaws.la
-host_aws_libesaws_la_SOURCES = host/aws/credentials.c host/aws/es_aws_credentials.h
+host_aws_libesaws_la_SOURCES = host/aws/credentials.c host/aws/profile.c \
+	host/aws/aws_int.h host/aws/es_aws_credentials.h
 host_aws_libesaws_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS) -fPIC
 host_aws_libesaws_la_LIBADD = $(CURL_LIBS) $(OPENSSL_LIBS) $(CJSON_LIBS)
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int server_port;
@@ -37,6 +38,9 @@ static const char *const aws_env[] = {"AWS_ACCESS_KEY_ID",
                                       "AWS_EC2_METADATA_DISABLED",
                                       "AWS_EC2_METADATA_SERVICE_ENDPOINT",
                                       "AWS_ENDPOINT_URL_STS",
+                                      "AWS_ENDPOINT_URL_SSO",
+                                      "AWS_REGION",
+                                      "AWS_DEFAULT_REGION",
                                       NULL};
 
 static void start_server(void)
@@ -384,6 +388,463 @@ START_TEST(test_imds)
 }
 END_TEST
 
+/* ------------------------------------------ role chaining (AssumeRole) */
+
+static const char *const base_creds = "[base]\naws_access_key_id = AKIASOURCE\n"
+                                      "aws_secret_access_key = sourcesecret\n";
+
+static void use_config(const char *config, const char *profile)
+{
+    setenv("AWS_SHARED_CREDENTIALS_FILE", write_file("credentials", base_creds),
+           1);
+    setenv("AWS_CONFIG_FILE", write_file("config", config), 1);
+    setenv("AWS_PROFILE", profile, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+}
+
+START_TEST(test_assume_role_source_profile)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    use_config("[profile app]\nrole_arn = arn:aws:iam::123456789012:role/app\n"
+               "source_profile = base\nregion = us-west-2\n"
+               "role_session_name = es-app\n",
+               "app");
+    int before = stat_count("assumed app");
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(strncmp(c.access_key_id, "ASIAAPP", 7) == 0, "%s",
+                  c.access_key_id);
+    ck_assert_int_eq(strlen(c.session_token), 48);
+    ck_assert_str_eq(c.source, "assume-role");
+    ck_assert_int_gt(c.expiration, time(NULL) + 3000);
+    /* Cached until close to expiry. */
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(stat_count("assumed app") - before, 1);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_assume_role_chain_two_hops)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    /* ops <- app <- base: the second AssumeRole is signed with the first
+     * one's temporary keys and session token (the fake checks both). */
+    use_config("[profile app]\nrole_arn = arn:aws:iam::123456789012:role/app\n"
+               "source_profile = base\n"
+               "[profile ops]\nrole_arn = arn:aws:iam::123456789012:role/ops\n"
+               "source_profile = app\n",
+               "ops");
+    int app0 = stat_count("assumed app"), ops0 = stat_count("assumed ops");
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(strncmp(c.access_key_id, "ASIAOPS", 7) == 0, "%s",
+                  c.access_key_id);
+    ck_assert_int_eq(stat_count("assumed app") - app0, 1);
+    ck_assert_int_eq(stat_count("assumed ops") - ops0, 1);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_assume_role_bad_signature)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    setenv("AWS_SHARED_CREDENTIALS_FILE",
+           write_file("credentials", "[base]\naws_access_key_id = AKIASOURCE\n"
+                                     "aws_secret_access_key = wrongsecret\n"),
+           1);
+    setenv("AWS_CONFIG_FILE",
+           write_file("config", "[profile app]\nrole_arn = "
+                                "arn:aws:iam::123456789012:role/app\n"
+                                "source_profile = base\n"),
+           1);
+    setenv("AWS_PROFILE", "app", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile app: role_arn: AssumeRole of "
+                              "arn:aws:iam::123456789012:role/app") != NULL,
+                  "%s", err);
+    ck_assert_msg(strstr(err, "HTTP 403 SignatureDoesNotMatch") != NULL, "%s",
+                  err);
+    ck_assert_ptr_null(strstr(err, "wrongsecret"));
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_assume_role_options)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    use_config("[profile x]\nrole_arn = "
+               "arn:aws:iam::123456789012:role/needs-external-id\n"
+               "source_profile = base\nexternal_id = ext-123\n"
+               "duration_seconds = 900\n",
+               "x");
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_int_le(c.expiration, time(NULL) + 901);
+    ck_assert_int_gt(c.expiration, time(NULL) + 800);
+    es_aws_provider_destroy(p);
+
+    use_config("[profile x]\nrole_arn = "
+               "arn:aws:iam::123456789012:role/needs-external-id\n"
+               "source_profile = base\n",
+               "x");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "HTTP 403 AccessDenied") != NULL, "%s", err);
+    es_aws_provider_destroy(p);
+
+    use_config("[profile x]\nrole_arn = arn:aws:iam::123456789012:role/app\n"
+               "source_profile = base\nduration_seconds = 10h\n",
+               "x");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile x: duration_seconds: must be an "
+                              "integer from 900 to 43200") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+
+    use_config("[profile x]\nrole_arn = arn:aws:iam::123456789012:role/app\n"
+               "source_profile = base\nmfa_serial = arn:aws:iam::1:mfa/u\n",
+               "x");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile x: mfa_serial:") != NULL, "%s", err);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_assume_role_loops_and_sources)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    use_config("[profile a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+               "source_profile = b\n"
+               "[profile b]\nrole_arn = arn:aws:iam::123456789012:role/b\n"
+               "source_profile = a\n",
+               "a");
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "source_profile: chain longer than") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+
+    use_config("[profile a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+               "source_profile = nowhere\n",
+               "a");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile nowhere: no such profile (named by "
+                              "source_profile)") != NULL,
+                  "%s", err);
+    ck_assert_msg(strstr(err, "profile a: source_profile nowhere gave no "
+                              "credentials") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+
+    /* A profile that is its own source uses its own static keys. */
+    use_config("[profile self]\nrole_arn = arn:aws:iam::123456789012:role/s\n"
+               "source_profile = self\naws_access_key_id = AKIASOURCE\n"
+               "aws_secret_access_key = sourcesecret\n",
+               "self");
+    p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(strncmp(c.access_key_id, "ASIAS", 5) == 0, "%s",
+                  c.access_key_id);
+    es_aws_provider_destroy(p);
+
+    /* credential_source = EcsContainer: the base keys (and session token)
+     * come from the container endpoint; the profile source comes before
+     * the container source in the chain, so this is the role. */
+    use_config("[profile ecsrole]\nrole_arn = "
+               "arn:aws:iam::123456789012:role/ecsrole\n"
+               "credential_source = EcsContainer\n",
+               "ecsrole");
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/long", 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer container-secret", 1);
+    p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_msg(strncmp(c.access_key_id, "ASIAECSROLE", 11) == 0, "%s",
+                  c.access_key_id);
+    es_aws_provider_destroy(p);
+
+    unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    use_config("[profile bad]\nrole_arn = arn:aws:iam::123456789012:role/b\n"
+               "credential_source = Laptop\n",
+               "bad");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile bad: credential_source: must be") !=
+                      NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+/* ------------------------------------------------- credential_process */
+
+static void process_profile(const char *script)
+{
+    char cfg[1024];
+    char *path = write_file("proc.sh", script);
+    chmod(path, 0700);
+    snprintf(cfg, sizeof(cfg), "[profile proc]\ncredential_process = %s\n",
+             path);
+    setenv("AWS_CONFIG_FILE", write_file("config", cfg), 1);
+    setenv("AWS_PROFILE", "proc", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+}
+
+static char *iso_in(long seconds)
+{
+    static char buf[32];
+    time_t t = time(NULL) + seconds;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+START_TEST(test_credential_process)
+{
+    es_aws_credentials_t c;
+    char err[1024], script[1024];
+    snprintf(script, sizeof(script),
+             "#!/bin/sh\necho run >> %s/runs\n"
+             "echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAPROC\", "
+             "\"SecretAccessKey\": \"procsecret\", \"SessionToken\": "
+             "\"proctoken\", \"Expiration\": \"%s\"}'\n",
+             tmpdir, iso_in(3600));
+    process_profile(script);
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "AKIAPROC");
+    ck_assert_str_eq(c.secret_access_key, "procsecret");
+    ck_assert_str_eq(c.session_token, "proctoken");
+    ck_assert_str_eq(c.source, "credential-process");
+    ck_assert_int_gt(c.expiration, time(NULL) + 3500);
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    es_aws_provider_destroy(p);
+    char runs[300];
+    snprintf(runs, sizeof(runs), "wc -l < %s/runs", tmpdir);
+    FILE *f = popen(runs, "r");
+    int n = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &n), 1);
+    pclose(f);
+    ck_assert_int_eq(n, 1); /* cached while valid */
+}
+END_TEST
+
+START_TEST(test_credential_process_expiration)
+{
+    es_aws_credentials_t c;
+    char err[1024], script[1024];
+    /* Valid for 60 s: inside the refresh margin, so every get runs the
+     * process again; without Expiration it runs once for good. */
+    snprintf(script, sizeof(script),
+             "#!/bin/sh\necho run >> %s/runs\n"
+             "echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAPROC\", "
+             "\"SecretAccessKey\": \"procsecret\", \"Expiration\": \"%s\"}'\n",
+             tmpdir, iso_in(60));
+    process_profile(script);
+    es_aws_provider_t *p = provider();
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s",
+                      err);
+    ck_assert_str_eq(c.session_token, "");
+    es_aws_provider_destroy(p);
+    char runs[300];
+    snprintf(runs, sizeof(runs), "wc -l < %s/runs", tmpdir);
+    FILE *f = popen(runs, "r");
+    int n = 0;
+    ck_assert_int_eq(fscanf(f, "%d", &n), 1);
+    pclose(f);
+    ck_assert_int_eq(n, 3);
+
+    process_profile("#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": "
+                    "\"AKIAPROC\", \"SecretAccessKey\": \"procsecret\"}'\n");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_int_eq(c.expiration, 0);
+    es_aws_provider_destroy(p);
+
+    snprintf(script, sizeof(script),
+             "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": "
+             "\"AKIAPROC\", \"SecretAccessKey\": \"procsecret\", "
+             "\"Expiration\": \"%s\"}'\n",
+             iso_in(-10));
+    process_profile(script);
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile proc: credential_process: output: "
+                              "Expiration is in the past") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_credential_process_errors)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    static const struct {
+        const char *script, *want;
+    } cases[] = {
+        {"#!/bin/sh\necho '{\"AccessKeyId\": \"AKIAPROC\"}'\nexit 3\n",
+         "profile proc: credential_process: exited with status 3"},
+        {"#!/bin/sh\necho 'not json procsecret'\n",
+         "profile proc: credential_process: output is not a JSON object"},
+        {"#!/bin/sh\necho '{\"Version\": 2, \"AccessKeyId\": \"A\", "
+         "\"SecretAccessKey\": \"procsecret\"}'\n",
+         "profile proc: credential_process: output: Version must be 1"},
+        {"#!/bin/sh\necho '{\"Version\": 1, \"SecretAccessKey\": "
+         "\"procsecret\"}'\n",
+         "profile proc: credential_process: output lacks AccessKeyId"},
+        {"#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"A\", "
+         "\"SecretAccessKey\": \"procsecret\", \"Expiration\": \"soon\"}'\n",
+         "profile proc: credential_process: output: Expiration must be"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        process_profile(cases[i].script);
+        es_aws_provider_t *p = provider();
+        ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+        ck_assert_msg(strstr(err, cases[i].want) != NULL, "case %zu: %s", i,
+                      err);
+        ck_assert_msg(strstr(err, "procsecret") == NULL, "%s", err);
+        es_aws_provider_destroy(p);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------ SSO */
+
+static void sso_cache(const char *key, const char *expires_at)
+{
+    char cmd[512], hex[64] = "", dir[300], body[512], name[128];
+    snprintf(cmd, sizeof(cmd), "printf %%s '%s' | sha1sum", key);
+    FILE *f = popen(cmd, "r");
+    ck_assert_int_eq(fscanf(f, "%40s", hex), 1);
+    pclose(f);
+    snprintf(dir, sizeof(dir), "mkdir -p %s/.aws/sso/cache", tmpdir);
+    ck_assert_int_eq(system(dir), 0);
+    snprintf(body, sizeof(body),
+             "{\"startUrl\": \"https://corp.awsapps.com/start\", "
+             "\"region\": \"eu-west-1\", \"accessToken\": "
+             "\"sso-access-token-abc\", \"expiresAt\": \"%s\"}",
+             expires_at);
+    snprintf(name, sizeof(name), ".aws/sso/cache/%s.json", hex);
+    write_file(name, body);
+}
+
+static void sso_env(const char *config, const char *profile)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/sso", base_url);
+    setenv("AWS_ENDPOINT_URL_SSO", url, 1);
+    setenv("AWS_CONFIG_FILE", write_file("config", config), 1);
+    setenv("AWS_PROFILE", profile, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+}
+
+START_TEST(test_sso_session)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    sso_env("[profile dev]\nsso_session = corp\n"
+            "sso_account_id = 111122223333\nsso_role_name = ReadOnly\n"
+            "[sso-session corp]\nsso_start_url = "
+            "https://corp.awsapps.com/start\nsso_region = eu-west-1\n",
+            "dev");
+    sso_cache("corp", iso_in(3600));
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "SSOAKID");
+    ck_assert_str_eq(c.secret_access_key, "SSOSECRET");
+    ck_assert_str_eq(c.session_token, "SSOTOKEN");
+    ck_assert_str_eq(c.source, "sso");
+    ck_assert_int_gt(c.expiration, time(NULL) + 3000);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_sso_legacy_start_url)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    sso_env("[profile old]\nsso_start_url = https://corp.awsapps.com/start\n"
+            "sso_region = eu-west-1\nsso_account_id = 111122223333\n"
+            "sso_role_name = ReadOnly\n",
+            "old");
+    sso_cache("https://corp.awsapps.com/start", iso_in(3600));
+    es_aws_provider_t *p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "SSOAKID");
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+START_TEST(test_sso_errors)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+#define SSO_CFG(role)                                                          \
+    "[profile dev]\nsso_session = corp\n"                                      \
+    "sso_account_id = 111122223333\nsso_role_name = " role "\n"                \
+    "[sso-session corp]\nsso_start_url = "                                     \
+    "https://corp.awsapps.com/start\nsso_region = eu-west-1\n"
+    const char *buf = SSO_CFG("ReadOnly");
+    sso_env(buf, "dev");
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile dev: no cached SSO token") != NULL, "%s",
+                  err);
+    ck_assert_msg(strstr(err, "aws sso login") != NULL, "%s", err);
+    es_aws_provider_destroy(p);
+
+    sso_cache("corp", "2020-01-01T00:00:00Z");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile dev: the cached SSO token expired") !=
+                      NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+
+    sso_cache("corp", iso_in(3600));
+    buf = SSO_CFG("Admin");
+    sso_env(buf, "dev");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "sso_role_name Admin) at") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "answered HTTP 403") != NULL, "%s", err);
+    ck_assert_ptr_null(strstr(err, "sso-access-token-abc"));
+    es_aws_provider_destroy(p);
+
+    sso_env("[profile dev]\nsso_session = corp\nsso_role_name = ReadOnly\n"
+            "[sso-session corp]\nsso_start_url = https://x/start\n"
+            "sso_region = eu-west-1\n",
+            "dev");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile dev: sso_account_id: missing") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+
+    sso_env("[profile dev]\nsso_session = gone\nsso_account_id = 1\n"
+            "sso_role_name = ReadOnly\n",
+            "dev");
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "profile dev: sso_session: no [sso-session "
+                              "gone] section") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
 START_TEST(test_nothing_found_lists_sources)
 {
     es_aws_credentials_t c;
@@ -420,6 +881,17 @@ int main(void)
     tcase_add_test(tc, test_container_wrong_token);
     tcase_add_test(tc, test_container_full_uri_must_be_local_or_https);
     tcase_add_test(tc, test_imds);
+    tcase_add_test(tc, test_assume_role_source_profile);
+    tcase_add_test(tc, test_assume_role_chain_two_hops);
+    tcase_add_test(tc, test_assume_role_bad_signature);
+    tcase_add_test(tc, test_assume_role_options);
+    tcase_add_test(tc, test_assume_role_loops_and_sources);
+    tcase_add_test(tc, test_credential_process);
+    tcase_add_test(tc, test_credential_process_expiration);
+    tcase_add_test(tc, test_credential_process_errors);
+    tcase_add_test(tc, test_sso_session);
+    tcase_add_test(tc, test_sso_legacy_start_url);
+    tcase_add_test(tc, test_sso_errors);
     tcase_add_test(tc, test_nothing_found_lists_sources);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

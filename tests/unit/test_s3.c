@@ -351,6 +351,46 @@ static char *read_object(const char *key)
     return buf;
 }
 
+/*
+ * Counts the gzip members of an object, checking that each one inflates to
+ * whole JSON lines (its text ends with a newline). -1 on a corrupt member.
+ */
+static int gzip_members(const char *key)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/unit/%s._S3rver_object", data_dir, key);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static unsigned char in[1 << 22], out[1 << 16];
+    size_t n = fread(in, 1, sizeof(in), f);
+    fclose(f);
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    ck_assert_int_eq(inflateInit2(&z, 16 + 15), Z_OK);
+    z.next_in = in;
+    z.avail_in = (uInt)n;
+    int members = 0, zr;
+    unsigned char last = 0;
+    while (z.avail_in > 0) {
+        z.next_out = out;
+        z.avail_out = sizeof(out);
+        zr = inflate(&z, Z_NO_FLUSH);
+        if (z.avail_out < sizeof(out))
+            last = out[sizeof(out) - z.avail_out - 1];
+        if (zr == Z_STREAM_END) {
+            if (last != '\n')
+                members = -1000;
+            members++;
+            inflateReset(&z);
+        } else if (zr != Z_OK) {
+            members = -1;
+            break;
+        }
+    }
+    inflateEnd(&z);
+    return members;
+}
+
 static int count_lines(const char *s)
 {
     int n = 0;
@@ -402,7 +442,7 @@ START_TEST(test_config_errors)
                             err, sizeof(err)));
     ck_assert_msg(strstr(err, "key_template: must contain {end_offset}"), "%s",
                   err);
-    ck_assert_ptr_null(make("{\"gzip_level\":12}", err, sizeof(err)));
+    ck_assert_ptr_null(make("{\"gzip_level\":13}", err, sizeof(err)));
     ck_assert_msg(strstr(err, "gzip_level: must be an integer"), "%s", err);
     ck_assert_ptr_null(make("{\"time_source\":\"wall\"}", err, sizeof(err)));
     ck_assert_msg(strstr(err, "time_source:"), "%s", err);
@@ -492,6 +532,9 @@ START_TEST(test_multipart_gzip)
     char *body = read_object(names[0]);
     ck_assert_int_eq(count_lines(body), 300);
     ck_assert_ptr_nonnull(strstr(body, "\"id\":\"e299\""));
+    /* 900 KB of lines in gzip members of at most part_size (64 KiB) of
+     * text each, every member cut after a line. */
+    ck_assert_int_ge(gzip_members(names[0]), 900000 / 65536);
     free(body);
 }
 END_TEST

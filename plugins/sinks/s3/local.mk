@@ -1,14 +1,13 @@
 # S3 sink plugin: batches events into JSON-lines objects (optionally gzip),
 # uploads them with SigV4 (libcurl) and multipart; credentials from the shared
-# chain in host/aws.
+# chain in host/aws. gzip is libdeflate (configure: libdeflate-dev).
 pkgplugin_LTLIBRARIES += plugins/sinks/s3/s3.la
 plugins_sinks_s3_s3_la_SOURCES = plugins/sinks/s3/s3.c plugins/sinks/s3/upload.c \
 	plugins/sinks/s3/s3.h
 plugins_sinks_s3_s3_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws
-plugins_sinks_s3_s3_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS) \
-	$(ZLIB_CFLAGS)
+plugins_sinks_s3_s3_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS)
 plugins_sinks_s3_s3_la_LIBADD = host/aws/libesaws.la $(CURL_LIBS) \
-	$(OPENSSL_LIBS) $(ZLIB_LIBS) $(CJSON_LIBS)
+	$(OPENSSL_LIBS) -ldeflate $(CJSON_LIBS)
 plugins_sinks_s3_s3_la_LDFLAGS = $(PLUGIN_LDFLAGS)
 
 if HAVE_CHECK

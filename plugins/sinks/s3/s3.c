@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +45,7 @@ static const opt_t options[] = {
     {"key_template", OPT_STR, OFF(key_template), 0, 0},
     {"time_source", OPT_TIME_SOURCE, OFF(time_from_event), 0, 0},
     {"gzip", OPT_BOOL, OFF(gzip), 0, 0},
-    {"gzip_level", OPT_LONG, OFF(gzip_level), 1, 9},
+    {"gzip_level", OPT_LONG, OFF(gzip_level), 1, 12},
     {"max_object_bytes", OPT_LONG, OFF(max_object_bytes), 1024, 1L << 32},
     {"max_object_events", OPT_LONG, OFF(max_object_events), 1, 100000000},
     {"max_object_age_ms", OPT_LONG, OFF(max_object_age_ms), 10, 86400000},
@@ -565,8 +566,7 @@ static s3_batch_t *batch_open(s3_sink_t *s, s3_slot_t *sl, const es_event_t *ev)
 void s3_batch_recycle(s3_sink_t *s, s3_batch_t *b)
 {
     pthread_mutex_lock(&s->lock);
-    if (b->cap == (size_t)s->cfg.max_object_bytes &&
-        s->nspare < S3_SPARE_BUFFERS) {
+    if (b->cap == (size_t)s->cfg.max_object_bytes && s->nspare < s->max_spare) {
         s->spare[s->nspare++] = b->buf;
         b->buf = NULL;
     }
@@ -574,13 +574,21 @@ void s3_batch_recycle(s3_sink_t *s, s3_batch_t *b)
     s3_batch_free(b);
 }
 
-static char *take_spare(s3_sink_t *s)
+/* A full-size buffer: a kept one, or a new one on huge pages when the
+ * kernel offers them (one fault per 2 MiB instead of per 4 KiB). */
+static char *full_buffer(s3_sink_t *s)
 {
+    size_t full = (size_t)s->cfg.max_object_bytes;
     char *buf = NULL;
     pthread_mutex_lock(&s->lock);
     if (s->nspare > 0)
         buf = s->spare[--s->nspare];
     pthread_mutex_unlock(&s->lock);
+    if (buf)
+        return buf;
+    if (full < (2u << 20) || posix_memalign((void **)&buf, 2u << 20, full))
+        return malloc(full);
+    madvise(buf, full, MADV_HUGEPAGE);
     return buf;
 }
 
@@ -588,13 +596,14 @@ static int batch_append(s3_sink_t *s, s3_batch_t *b, const es_event_t *ev)
 {
     size_t need = b->len + ev->json_len + 1;
     size_t full = (size_t)s->cfg.max_object_bytes;
-    if (need > b->cap && need <= full && b->cap < full && need > S3_BIG_BATCH) {
-        char *spare = take_spare(s);
-        if (spare) {
+    if (need > b->cap && need <= full && b->cap < full &&
+        (need > S3_BIG_BATCH || b->slot->hot)) {
+        char *big = full_buffer(s);
+        if (big) {
             if (b->len)
-                memcpy(spare, b->buf, b->len);
+                memcpy(big, b->buf, b->len);
             free(b->buf);
-            b->buf = spare;
+            b->buf = big;
             b->cap = full;
         }
     }
@@ -695,10 +704,13 @@ static void deliver_one(s3_sink_t *s, const es_event_t *ev, es_result_t *r)
     s3_batch_t *b = sl->open;
     /* Batches hold increasing offsets only (a retried event comes back
      * behind later ones), and never run past a replayed plan's end. */
-    if (b && (ev->offset <= b->end_offset ||
-              (b->plan_end >= 0 && ev->offset > b->plan_end) ||
-              b->len + line > (size_t)c->max_object_bytes))
+    if (b && b->len + line > (size_t)c->max_object_bytes) {
+        sl->hot = 1;
         seal(s, sl);
+    } else if (b && (ev->offset <= b->end_offset ||
+                     (b->plan_end >= 0 && ev->offset > b->plan_end))) {
+        seal(s, sl);
+    }
     if (used_bytes(s) + line > (size_t)c->max_buffer_bytes) {
         relieve_pressure(s);
         sl->blocked_at = ev->offset;
@@ -716,9 +728,12 @@ static void deliver_one(s3_sink_t *s, const es_event_t *ev, es_result_t *r)
     }
     set_result(r, ES_PENDING, NULL);
     if (b->count >= (size_t)c->max_object_events ||
-        b->len >= (size_t)c->max_object_bytes ||
-        (b->plan_end >= 0 && ev->offset >= b->plan_end))
+        b->len >= (size_t)c->max_object_bytes) {
+        sl->hot = b->len >= S3_BIG_BATCH;
         seal(s, sl);
+    } else if (b->plan_end >= 0 && ev->offset >= b->plan_end) {
+        seal(s, sl);
+    }
 }
 
 static void s3_deliver(void *instance, const es_event_t *const *events,
@@ -735,8 +750,10 @@ static void s3_flush(void *instance)
     uint64_t now = now_ms();
     for (s3_slot_t *sl = s->slots; sl; sl = sl->lnext)
         if (sl->open &&
-            now - sl->open->opened_ms >= (uint64_t)s->cfg.max_object_age_ms)
+            now - sl->open->opened_ms >= (uint64_t)s->cfg.max_object_age_ms) {
+            sl->hot = 0; /* a quiet slot starts small again */
             seal(s, sl);
+        }
 }
 
 static void s3_destroy(void *instance)
@@ -789,6 +806,12 @@ static int s3_init(const es_host_t *host, const cJSON *config, void **instance,
     s->creds = es_aws_provider_new(&o, errstr, errstr_size);
     if (!s->creds)
         goto fail;
+    /* Kept buffers are memory outside max_buffer_bytes: a quarter of it. */
+    s->max_spare = (int)(s->cfg.max_buffer_bytes / 4 / s->cfg.max_object_bytes);
+    if (s->max_spare < 1)
+        s->max_spare = 1;
+    if (s->max_spare > S3_SPARE_BUFFERS)
+        s->max_spare = S3_SPARE_BUFFERS;
     s->nbuckets = 4096;
     s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
     if (!s->buckets) {
