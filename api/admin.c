@@ -13,6 +13,7 @@
 #include "admin.h"
 #include "log.h"
 #include "metrics.h"
+#include "subscriptions.h"
 
 struct es_admin_s {
     struct MHD_Daemon *mhd;
@@ -35,6 +36,7 @@ typedef struct call_s {
     const char *param;
     const char *body;
     size_t body_len;
+    const char *method;
 } call_t;
 
 typedef struct route_s {
@@ -351,6 +353,31 @@ static enum MHD_Result get_avro_schemas(es_admin_t *a, struct MHD_Connection *c,
     return send_json(c, MHD_HTTP_OK, topics);
 }
 
+/* /v1/subscriptions (api/subscriptions.c). */
+static enum MHD_Result subscriptions(es_admin_t *a, struct MHD_Connection *c,
+                                     const char *method, const char *id,
+                                     const call_t *call)
+{
+    char *json = NULL;
+    const char *tenant =
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
+    unsigned st = es_api_subscriptions(a->pipeline, method, id, tenant,
+                                       call->body, call->body_len, &json);
+    return send_text(c, st, "application/json", json ? json : strdup(""));
+}
+
+static enum MHD_Result subs_all(es_admin_t *a, struct MHD_Connection *c,
+                                const call_t *call)
+{
+    return subscriptions(a, c, call->method, NULL, call);
+}
+
+static enum MHD_Result subs_one(es_admin_t *a, struct MHD_Connection *c,
+                                const call_t *call)
+{
+    return subscriptions(a, c, call->method, call->param, call);
+}
+
 static const route_t routes[] = {
     {"GET", "/health", 1, get_health},
     {"GET", "/ready", 1, get_ready},
@@ -361,6 +388,11 @@ static const route_t routes[] = {
     {"GET", "/v1/schemas/{topic}", 0, get_schema},
     {"GET", "/v1/usage", 0, get_usage},
     {"GET", "/schemas", 0, get_avro_schemas},
+    {"GET", "/v1/subscriptions", 0, subs_all},
+    {"POST", "/v1/subscriptions", 0, subs_all},
+    {"GET", "/v1/subscriptions/{id}", 0, subs_one},
+    {"PUT", "/v1/subscriptions/{id}", 0, subs_one},
+    {"DELETE", "/v1/subscriptions/{id}", 0, subs_one},
 };
 
 /* Matches url against a route path; a "{x}" segment is copied to param. */
@@ -440,7 +472,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (req->too_large)
             return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
                               "request body larger than 1 MiB");
-        call_t call = {param, req->body ? req->body : "", req->len};
+        call_t call = {param, req->body ? req->body : "", req->len, method};
         return routes[i].handle(a, c, &call);
     }
     if (path_known)

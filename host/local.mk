@@ -14,6 +14,10 @@ host_libeshost_la_SOURCES = \
 	host/src/pipeline_consume.c host/src/pipeline_dry.c \
 	host/src/pipeline_host.c host/src/pipeline_park.c \
 	host/src/pipeline_route.c \
+	host/src/pipeline_call.c host/src/pipeline_subs.c \
+	host/src/pipeline_subs_set.c host/src/pipeline_subs.h \
+	host/src/pipeline_subs_int.h \
+	host/src/subscriptions.c host/src/subscriptions.h \
 	host/src/region.c host/src/region.h \
 	host/src/state.c host/src/state.h \
 	host/src/topics.c host/src/topics.h \

@@ -114,6 +114,7 @@ static void record_done(es_pipeline_t *p, record_t *rec)
         pl_park_record_done(rec);
     es_offsets_done(part->offsets, rec->msg->offset);
     part->inflight--;
+    part->c->inflight--;
     p->inflight--;
     rd_kafka_message_destroy(rec->msg);
     es_decoded_clear(&rec->dec);
@@ -151,6 +152,10 @@ delivery_t *pl_delivery_new(es_pipeline_t *p, record_t *rec, output_t *out,
     d->dest = dest;
     d->tenant = tenant ? strdup(tenant) : NULL;
     d->attempt = 1;
+    if (dest)
+        dest->live++;
+    if (route)
+        route->live++;
     if (out)
         out->refs++;
     rec->pending++;
@@ -161,6 +166,10 @@ delivery_t *pl_delivery_new(es_pipeline_t *p, record_t *rec, output_t *out,
 static void delivery_done(es_pipeline_t *p, delivery_t *d)
 {
     token_unregister(p, d);
+    if (d->dest)
+        d->dest->live--;
+    if (d->route)
+        d->route->live--;
     record_t *rec = d->rec;
     pl_output_release(d->out);
     free(d->tenant);
@@ -477,6 +486,9 @@ static void dispatch_all(es_pipeline_t *p)
     for (size_t i = 0; i < p->ninstances; i++)
         if (p->instances[i].batch_n)
             dispatch_instance(p, &p->instances[i]);
+    for (size_t i = 0; i < p->ndyn; i++)
+        if (p->dyn[i]->batch_n)
+            dispatch_instance(p, p->dyn[i]);
 }
 
 /* Avro: the schema registry cannot answer now. The record waits in the
@@ -542,6 +554,9 @@ static void flush_instances(es_pipeline_t *p)
     for (size_t i = 0; i < p->ninstances; i++)
         if (p->instances[i].plugin->flush)
             p->instances[i].plugin->flush(p->instances[i].handle);
+    for (size_t i = 0; i < p->ndyn; i++)
+        if (p->dyn[i]->plugin->flush)
+            p->dyn[i]->plugin->flush(p->dyn[i]->handle);
 }
 
 static void apply_backpressure(es_pipeline_t *p)
@@ -552,7 +567,7 @@ static void apply_backpressure(es_pipeline_t *p)
         return;
     p->paused = want;
     for (size_t i = 0; i < p->nconsumers; i++)
-        pl_set_paused(&p->consumers[i], want);
+        pl_set_paused(p->consumers[i], want);
     es_dbg("%s consumption: %zu events in flight",
            want ? "pausing" : "resuming", p->inflight);
 }
@@ -696,6 +711,9 @@ static es_pipeline_t *pipeline_alloc(const es_config_t *conf,
     p->tokens = calloc(TOKEN_BUCKETS, sizeof *p->tokens);
     pl_make_wake_pipe(p->comp_wake);
     pl_make_wake_pipe(p->prod_wake);
+    pthread_mutex_init(&p->call_lock, NULL);
+    pthread_cond_init(&p->call_cond, NULL);
+    pl_make_wake_pipe(p->call_wake);
     p->consumed = es_metrics_counter("es_consumed_total", "");
     p->decode_failed = es_metrics_counter("es_decode_failed_total", "");
     p->dead_lettered = es_metrics_counter("es_dead_letters_total", "");
@@ -707,6 +725,7 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
                                size_t errstr_size)
 {
     es_pipeline_t *p = pipeline_alloc(conf, loader);
+    p->brokers = strdup(brokers);
     if (make_dirs(conf->state_dir)) {
         snprintf(errstr, errstr_size, "%s: state_dir: cannot create %s: %s",
                  conf->path, conf->state_dir, strerror(errno));
@@ -734,7 +753,8 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
         instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
         pl_park_init(p, brokers, errstr, errstr_size) ||
-        pl_consumers_init(p, brokers, errstr, errstr_size))
+        pl_consumers_init(p, brokers, errstr, errstr_size) ||
+        pl_subs_init(p, errstr, errstr_size))
         goto fail;
     return p;
 fail:
@@ -757,17 +777,19 @@ static int wait_timeout_ms(es_pipeline_t *p)
 
 static void wait_for_work(es_pipeline_t *p)
 {
-    struct pollfd fds[64];
+    struct pollfd *fds = calloc(p->nconsumers + 3, sizeof *fds);
     nfds_t n = 0;
     fds[n++] = (struct pollfd){.fd = p->comp_wake[0], .events = POLLIN};
     fds[n++] = (struct pollfd){.fd = p->prod_wake[0], .events = POLLIN};
-    for (size_t i = 0; i < p->nconsumers && n < 64; i++)
+    fds[n++] = (struct pollfd){.fd = p->call_wake[0], .events = POLLIN};
+    for (size_t i = 0; i < p->nconsumers; i++)
         fds[n++] =
-            (struct pollfd){.fd = p->consumers[i].wake[0], .events = POLLIN};
+            (struct pollfd){.fd = p->consumers[i]->wake[0], .events = POLLIN};
     if (poll(fds, n, wait_timeout_ms(p)) > 0)
         for (nfds_t i = 0; i < n; i++)
             if (fds[i].revents)
                 drain_fd(fds[i].fd);
+    free(fds);
 }
 
 /* Picks up added or changed topic folders, saves the usage counters. */
@@ -783,15 +805,16 @@ static void housekeeping(es_pipeline_t *p)
 static void iterate(es_pipeline_t *p, int consume)
 {
     wait_for_work(p);
+    pl_calls_run(p);
     process_completions(p);
     es_producer_poll(p->producer);
     p->more_work = 0;
     if (consume)
         for (size_t i = 0; i < p->nconsumers; i++)
-            p->more_work |= pl_consume_some(&p->consumers[i]);
+            p->more_work |= pl_consume_some(p->consumers[i]);
     else /* still serve rebalances and errors while draining */
         for (size_t i = 0; i < p->nconsumers; i++)
-            rd_kafka_poll(p->consumers[i].rk, 0);
+            rd_kafka_poll(p->consumers[i]->rk, 0);
     fire_due_retries(p);
     p->more_work |= pl_park_iterate(p, consume);
     dispatch_all(p);
@@ -808,6 +831,7 @@ static void iterate(es_pipeline_t *p, int consume)
         housekeeping(p);
         p->last_housekeeping_ms = now;
     }
+    pl_subs_reap(p);
     apply_backpressure(p);
 }
 
@@ -816,7 +840,7 @@ static void drain(es_pipeline_t *p)
     es_info("shutting down: %zu event(s) in flight, waiting up to %d ms",
             p->inflight, p->conf->shutdown_timeout_ms);
     for (size_t i = 0; i < p->nconsumers; i++)
-        pl_set_paused(&p->consumers[i], 1);
+        pl_set_paused(p->consumers[i], 1);
     int64_t deadline = now_ms() + p->conf->shutdown_timeout_ms;
     while (p->inflight > 0 && now_ms() < deadline) {
         iterate(p, 0);
@@ -834,16 +858,17 @@ int es_pipeline_run(es_pipeline_t *p, volatile sig_atomic_t *stop)
     p->last_flush_ms = p->last_commit_ms = now_ms();
     while (!*stop)
         iterate(p, 1);
+    pl_calls_stop(p); /* no subscription changes while draining */
     drain(p);
     for (size_t i = 0; i < p->nconsumers; i++) {
-        rd_kafka_consumer_close(p->consumers[i].rk);
-        p->consumers[i].joined = 0;
+        rd_kafka_consumer_close(p->consumers[i]->rk);
+        p->consumers[i]->joined = 0;
     }
     es_info("stopped");
     return 0;
 }
 
-static void instance_destroy(instance_t *inst)
+void pl_instance_destroy(instance_t *inst)
 {
     if (inst->plugin) {
         if (inst->plugin->flush)
@@ -885,7 +910,9 @@ void es_pipeline_destroy(es_pipeline_t *p)
     if (!p)
         return;
     for (size_t i = 0; i < p->ninstances; i++)
-        instance_destroy(&p->instances[i]);
+        pl_instance_destroy(&p->instances[i]);
+    for (size_t i = 0; i < p->ndyn; i++)
+        pl_instance_destroy(p->dyn[i]);
     if (p->producer && es_producer_handle(p->producer))
         rd_kafka_flush(es_producer_handle(p->producer), 5000);
     pl_park_close(p); /* commits before abandoned records look done */
@@ -895,7 +922,8 @@ void es_pipeline_destroy(es_pipeline_t *p)
         rd_kafka_queue_destroy(p->prod_queue);
     es_producer_destroy(p->producer, 0);
     for (size_t i = 0; i < p->nconsumers; i++)
-        pl_consumer_destroy(&p->consumers[i]);
+        pl_consumer_destroy(p->consumers[i]);
+    pl_subs_destroy(p);
     es_avro_hook_destroy(p->avro);
     for (size_t i = 0; i < p->nroutes; i++) {
         free(p->routes[i].filters);
@@ -903,6 +931,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
     }
     free(p->routes);
     free(p->consumers);
+    free(p->brokers);
     free(p->instances);
     free(p->tokens);
     free(p->comp);
@@ -912,8 +941,10 @@ void es_pipeline_destroy(es_pipeline_t *p)
     es_topics_destroy(p->topics);
     pthread_mutex_destroy(&p->filter_lock);
     pthread_mutex_destroy(&p->avro_lock);
-    int *fds[] = {p->comp_wake, p->prod_wake};
-    for (int k = 0; k < 2; k++)
+    pthread_mutex_destroy(&p->call_lock);
+    pthread_cond_destroy(&p->call_cond);
+    int *fds[] = {p->comp_wake, p->prod_wake, p->call_wake};
+    for (int k = 0; k < 3; k++)
         for (int i = 0; i < 2; i++)
             if (fds[k][i] >= 0)
                 close(fds[k][i]);
@@ -933,7 +964,7 @@ int es_pipeline_check_instances(const es_config_t *conf, es_loader_t *loader,
             ? -1
             : 0;
     for (size_t i = 0; i < p->ninstances; i++)
-        instance_destroy(&p->instances[i]);
+        pl_instance_destroy(&p->instances[i]);
     p->ninstances = 0;
     es_pipeline_destroy(p);
     return rc;

@@ -53,6 +53,7 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
     rec->part = part;
     rec->pending = 1;
     part->inflight++;
+    c->inflight++;
     p->inflight++;
     es_counter_add(p->consumed, 1);
     parse_headers(rec);
@@ -149,9 +150,9 @@ static void update_lag(consumer_t *c)
 void pl_commit_all(es_pipeline_t *p, int sync)
 {
     for (size_t i = 0; i < p->nconsumers; i++)
-        if (p->consumers[i].joined) {
-            commit_consumer(&p->consumers[i], sync);
-            update_lag(&p->consumers[i]);
+        if (p->consumers[i]->joined) {
+            commit_consumer(p->consumers[i], sync);
+            update_lag(p->consumers[i]);
         }
 }
 
@@ -169,24 +170,58 @@ void pl_set_paused(consumer_t *c, int pause)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* The earliest start of the subscription routes that read this partition
+ * (INT64_MAX: none), and whether a config route reads it too. */
+static int64_t subs_start(consumer_t *c, const char *topic, int32_t partition,
+                          int *plain)
+{
+    int64_t min = INT64_MAX;
+    *plain = 0;
+    for (size_t i = 0; i < c->nroutes; i++) {
+        if (!pl_route_wants(c->routes[i], topic))
+            continue;
+        int64_t s = pl_sub_start(c->routes[i], topic, partition);
+        if (s < 0)
+            *plain = 1;
+        else if (s < min)
+            min = s;
+    }
+    return min;
+}
+
 /*
  * A partition the group never committed starts at its current end, looked
  * up now rather than left to auto.offset.reset: then "consumer joined" in
  * the log means every event produced after it is seen, which is what a new
- * subscription promises (and what tests and operators rely on).
+ * subscription promises (and what tests and operators rely on). A
+ * subscription recorded where it started when it was created: a partition
+ * that only subscriptions read starts there (never earlier than needed,
+ * and nothing produced after the subscription's creation is skipped).
  */
 static void resolve_start_offsets(consumer_t *c,
                                   rd_kafka_topic_partition_list_t *l)
 {
-    if (!c->start_at_end ||
-        rd_kafka_committed(c->rk, l, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_committed(c->rk, l, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     rd_kafka_topic_partition_list_t *fresh =
         rd_kafka_topic_partition_list_new(l->cnt);
     for (int i = 0; i < l->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &l->elems[i];
         int64_t lo, hi;
-        if (tp->offset >= 0)
+        int plain;
+        int64_t start = subs_start(c, tp->topic, tp->partition, &plain);
+        if (tp->offset >= 0) {
+            if (!plain && start != INT64_MAX && tp->offset < start)
+                tp->offset = start; /* all before it would be skipped */
+            continue;
+        }
+        if (start != INT64_MAX) {
+            tp->offset = start;
+            rd_kafka_topic_partition_list_add(fresh, tp->topic, tp->partition)
+                ->offset = start;
+            continue;
+        }
+        if (!c->start_at_end)
             continue;
         if (rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition,
                                              &lo, &hi, 10000) == 0) {
@@ -281,8 +316,8 @@ static int conf_default(rd_kafka_conf_t *conf, const cJSON *props,
     return es_kafka_conf_set(conf, name, value, errstr, errstr_size);
 }
 
-static int consumer_start(es_pipeline_t *p, consumer_t *c, const char *brokers,
-                          int embedded, char *errstr, size_t errstr_size)
+static int consumer_create(es_pipeline_t *p, consumer_t *c, const char *brokers,
+                           int embedded, char *errstr, size_t errstr_size)
 {
     const cJSON *props = p->conf->kafka_properties;
     rd_kafka_conf_t *conf =
@@ -316,54 +351,134 @@ static int consumer_start(es_pipeline_t *p, consumer_t *c, const char *brokers,
     if (es_msk_iam_start(c->rk, errstr, errstr_size))
         return -1;
     rd_kafka_poll_set_consumer(c->rk);
-    rd_kafka_topic_partition_list_t *topics =
-        rd_kafka_topic_partition_list_new(4);
+    c->queue = rd_kafka_queue_get_consumer(c->rk);
+    pl_make_wake_pipe(c->wake);
+    rd_kafka_queue_io_event_enable(c->queue, c->wake[1], "c", 1);
+    return 0;
+}
+
+/* The topics of its routes, sorted and "\n"-joined (to compare). */
+static char *route_topics(consumer_t *c, rd_kafka_topic_partition_list_t *l)
+{
     for (size_t i = 0; i < c->nroutes; i++)
         for (size_t t = 0; t < c->routes[i]->conf->topics.n; t++) {
             const char *name = c->routes[i]->conf->topics.v[t];
-            if (!rd_kafka_topic_partition_list_find(topics, name,
+            if (!rd_kafka_topic_partition_list_find(l, name,
                                                     RD_KAFKA_PARTITION_UA))
-                rd_kafka_topic_partition_list_add(topics, name,
+                rd_kafka_topic_partition_list_add(l, name,
                                                   RD_KAFKA_PARTITION_UA);
         }
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_sort(l, NULL, NULL);
+    size_t len = 1;
+    for (int i = 0; i < l->cnt; i++)
+        len += strlen(l->elems[i].topic) + 1;
+    char *s = calloc(1, len);
+    for (int i = 0; i < l->cnt; i++) {
+        strcat(s, l->elems[i].topic);
+        strcat(s, "\n");
+    }
+    return s;
+}
+
+/* Subscribes to the union of its routes' topics when that changed (a
+ * rebalance of the group follows). */
+int pl_consumer_resubscribe(consumer_t *c, char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new(4);
+    char *joined = route_topics(c, topics);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!c->subscribed || strcmp(joined, c->subscribed)) {
+        err = topics->cnt ? rd_kafka_subscribe(c->rk, topics)
+                          : rd_kafka_unsubscribe(c->rk);
+        free(c->subscribed);
+        c->subscribed = joined;
+        joined = NULL;
+    }
+    free(joined);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
         snprintf(errstr, errstr_size, "subscribe group=%s: %s", c->group,
                  rd_kafka_err2str(err));
         return -1;
     }
-    c->queue = rd_kafka_queue_get_consumer(c->rk);
-    pl_make_wake_pipe(c->wake);
-    rd_kafka_queue_io_event_enable(c->queue, c->wake[1], "c", 1);
-    es_info("consumer started group=%s routes=%zu", c->group, c->nroutes);
     return 0;
+}
+
+static consumer_t *consumer_alloc(es_pipeline_t *p, const char *group)
+{
+    consumer_t *c = calloc(1, sizeof *c);
+    c->p = p;
+    c->group = group;
+    c->wake[0] = c->wake[1] = -1;
+    if (p->nconsumers == p->consumers_cap) {
+        p->consumers_cap = p->consumers_cap ? 2 * p->consumers_cap : 8;
+        p->consumers =
+            realloc(p->consumers, p->consumers_cap * sizeof *p->consumers);
+    }
+    p->consumers[p->nconsumers++] = c;
+    return c;
+}
+
+void pl_consumer_add_route(consumer_t *c, route_t *r)
+{
+    if (c->nroutes == c->routes_cap) {
+        c->routes_cap = c->routes_cap ? 2 * c->routes_cap : 8;
+        c->routes = realloc(c->routes, c->routes_cap * sizeof *c->routes);
+    }
+    c->routes[c->nroutes++] = r;
+}
+
+void pl_consumer_remove_route(consumer_t *c, route_t *r)
+{
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (c->routes[i] == r) {
+            memmove(&c->routes[i], &c->routes[i + 1],
+                    (c->nroutes - i - 1) * sizeof *c->routes);
+            c->nroutes--;
+            return;
+        }
+}
+
+/* A consumer for another group, created while running (subscriptions):
+ * not subscribed to anything until pl_consumer_resubscribe. `group` must
+ * outlive it. */
+consumer_t *pl_consumer_new(es_pipeline_t *p, const char *group, char *errstr,
+                            size_t errstr_size)
+{
+    consumer_t *c = consumer_alloc(p, group);
+    c->group = c->own_group = strdup(group);
+    if (consumer_create(p, c, p->brokers, !strcmp(p->conf->brokers, "embedded"),
+                        errstr, errstr_size)) {
+        p->nconsumers--;
+        pl_consumer_destroy(c);
+        return NULL;
+    }
+    es_info("consumer started group=%s", c->group);
+    return c;
 }
 
 int pl_consumers_init(es_pipeline_t *p, const char *brokers, char *errstr,
                       size_t errstr_size)
 {
     int embedded = !strcmp(p->conf->brokers, "embedded");
-    p->consumers = calloc(p->nroutes + 1, sizeof *p->consumers);
     for (size_t i = 0; i < p->nroutes; i++) {
         const char *g = group_of(p, &p->routes[i]);
         consumer_t *c = NULL;
         for (size_t k = 0; k < p->nconsumers && !c; k++)
-            if (!strcmp(p->consumers[k].group, g))
-                c = &p->consumers[k];
-        if (!c) {
-            c = &p->consumers[p->nconsumers++];
-            c->p = p;
-            c->group = g;
-            c->routes = calloc(p->nroutes, sizeof *c->routes);
-            c->wake[0] = c->wake[1] = -1;
-        }
-        c->routes[c->nroutes++] = &p->routes[i];
+            if (!strcmp(p->consumers[k]->group, g))
+                c = p->consumers[k];
+        if (!c)
+            c = consumer_alloc(p, g);
+        pl_consumer_add_route(c, &p->routes[i]);
     }
-    for (size_t k = 0; k < p->nconsumers; k++)
-        if (consumer_start(p, &p->consumers[k], brokers, embedded, errstr,
-                           errstr_size))
+    for (size_t k = 0; k < p->nconsumers; k++) {
+        consumer_t *c = p->consumers[k];
+        if (consumer_create(p, c, brokers, embedded, errstr, errstr_size) ||
+            pl_consumer_resubscribe(c, errstr, errstr_size))
             return -1;
+        es_info("consumer started group=%s routes=%zu", c->group, c->nroutes);
+    }
     return 0;
 }
 
@@ -381,7 +496,10 @@ void pl_consumer_destroy(consumer_t *c)
     }
     free(c->routes);
     free(c->msgs);
+    free(c->subscribed);
+    free(c->own_group);
     for (int i = 0; i < 2; i++)
         if (c->wake[i] >= 0)
             close(c->wake[i]);
+    free(c);
 }

@@ -44,6 +44,9 @@ typedef struct output_s output_t;
 typedef struct delivery_s delivery_t;
 typedef struct park_s park_t;
 typedef struct park_origin_s park_origin_t;
+typedef struct sub_route_s sub_route_t; /* pipeline_subs.c */
+typedef struct pl_subs_s pl_subs_t;     /* pipeline_subs.c */
+typedef struct pl_call_s pl_call_t;     /* pipeline_call.c */
 
 struct instance_s {
     es_pipeline_t *p;
@@ -66,6 +69,8 @@ struct instance_s {
     es_counter_t *delivered, *retried, *dead_lettered;
     es_histogram_t *latency;
     park_t *park; /* NULL: parking is off (pipeline_park.c) */
+    size_t live; /* deliveries to it not done: a retired subscription's
+                    instance is destroyed when this reaches 0 */
 };
 
 struct route_s {
@@ -73,6 +78,9 @@ struct route_s {
     instance_t **filters;
     instance_t **dests;
     es_counter_t *consumed, *filtered, *tenantless;
+    const sub_route_t *sub; /* a subscription's route (tenant, start
+                               offsets); NULL for the config's routes */
+    size_t live;            /* deliveries naming it not done */
 };
 
 struct partition_s {
@@ -91,12 +99,15 @@ struct partition_s {
 struct consumer_s {
     es_pipeline_t *p;
     const char *group;
+    char *own_group; /* group's storage for consumers made while running */
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
     int wake[2];
     route_t **routes;
-    size_t nroutes;
+    size_t nroutes, routes_cap;
     partition_t *parts;
+    size_t inflight;  /* records of its partitions not done */
+    char *subscribed; /* the topic list last subscribed, "\n"-joined */
     int joined;
     int start_at_end; /* auto.offset.reset is latest (the default) */
     rd_kafka_message_t **msgs; /* batch_size slots, reused by consume_some */
@@ -168,8 +179,9 @@ struct es_pipeline_s {
     size_t ninstances;
     route_t *routes;
     size_t nroutes;
-    consumer_t *consumers;
-    size_t nconsumers;
+    consumer_t **consumers;
+    size_t nconsumers, consumers_cap;
+    char *brokers;
     es_producer_t *producer;
     rd_kafka_queue_t *prod_queue;
     int prod_wake[2];
@@ -205,6 +217,18 @@ struct es_pipeline_s {
     /* Filter plugin calls on one instance must not overlap: the pipeline
      * thread and the admin API's dry runs both take this lock. */
     pthread_mutex_t filter_lock;
+
+    /* Subscriptions (pipeline_subs.c): their destination instances, which
+     * dispatch and flush like the config's; the set itself. */
+    instance_t **dyn;
+    size_t ndyn, dyn_cap;
+    pl_subs_t *subs;
+    /* Calls from other threads run on the pipeline thread (pl_call). */
+    pthread_mutex_t call_lock;
+    pthread_cond_t call_cond;
+    pl_call_t *calls;
+    int call_wake[2];
+    int stopped;
 };
 
 #define EMIT_TAG ((uintptr_t)1) /* producer opaque of an emitted event */
@@ -235,6 +259,7 @@ void pl_dead_letter(es_pipeline_t *p, delivery_t *d, const char *reason);
 void pl_dead_letter_record(es_pipeline_t *p, record_t *rec, route_t *route,
                            const char *plugin, const char *reason);
 void pl_enqueue(instance_t *inst, delivery_t *d);
+void pl_instance_destroy(instance_t *inst);
 void pl_avro_retry_later(es_pipeline_t *p, delivery_t *d, const char *reason);
 void pl_delivery_done(es_pipeline_t *p, delivery_t *d);
 
@@ -245,6 +270,11 @@ void pl_set_paused(consumer_t *c, int pause);
 int pl_consumers_init(es_pipeline_t *p, const char *brokers, char *errstr,
                       size_t errstr_size);
 void pl_consumer_destroy(consumer_t *c);
+consumer_t *pl_consumer_new(es_pipeline_t *p, const char *group, char *errstr,
+                            size_t errstr_size);
+int pl_consumer_resubscribe(consumer_t *c, char *errstr, size_t errstr_size);
+void pl_consumer_add_route(consumer_t *c, route_t *r);
+void pl_consumer_remove_route(consumer_t *c, route_t *r);
 
 /* pipeline_route.c */
 es_event_t pl_event_view(const es_decoded_t *dec, const char *tenant,
@@ -301,5 +331,26 @@ int pl_park_parse_headers(const rd_kafka_headers_t *h, park_origin_t *o,
 
 /* pipeline_host.c */
 void pl_host_init(instance_t *inst);
+
+/* pipeline_call.c: fn runs on the pipeline thread; the caller waits up to
+ * timeout_ms. Returns 0 with *result = fn's value; -1 on timeout (then fn
+ * has not run and never will); -2 when the pipeline is not running. */
+typedef int (*pl_call_fn)(es_pipeline_t *p, void *arg);
+int pl_call(es_pipeline_t *p, pl_call_fn fn, void *arg, int timeout_ms,
+            int *result);
+void pl_calls_run(es_pipeline_t *p);
+void pl_calls_stop(es_pipeline_t *p);
+
+/* pipeline_subs.c */
+int pl_subs_init(es_pipeline_t *p, char *errstr, size_t errstr_size);
+void pl_subs_reap(es_pipeline_t *p);
+void pl_subs_destroy(es_pipeline_t *p);
+/* Whether a subscription route takes this record: its tenant, and an
+ * offset at or past where the subscription started. */
+int pl_sub_admits(const route_t *r, const record_t *rec, const char *tenant);
+int pl_sub_tenant_is(const route_t *r, const char *tenant);
+/* Where a subscription route starts on a partition (0 when it recorded
+ * none); -1 for the config's routes. */
+int64_t pl_sub_start(const route_t *r, const char *topic, int32_t partition);
 
 #endif

@@ -158,6 +158,11 @@ static void deliver_to_destinations(es_pipeline_t *p, record_t *rec,
                               "no tenant found where the route looks for it");
         return;
     }
+    if (route->sub && !pl_sub_tenant_is(route, tenant)) {
+        es_counter_add(route->filtered, 1); /* a filter changed the tenant */
+        free(tenant);
+        return;
+    }
     const char *region;
     if (pl_region_skip(p, route, tenant, &region)) {
         free(tenant);
@@ -187,7 +192,9 @@ static int resolve_target(es_pipeline_t *p, record_t *rec, route_t *route,
 {
     if (!name)
         return 0;
-    *target = pl_route_by_name(p, name);
+    /* A subscription's filter may not send its tenant's events elsewhere. */
+    *target = route->sub ? (strcmp(name, route->conf->name) ? NULL : route)
+                         : pl_route_by_name(p, name);
     if (*target)
         return 0;
     char why[256];
@@ -265,13 +272,24 @@ void pl_route_record(es_pipeline_t *p, record_t *rec)
     char *tenant = pl_lookup_tenant(p, first, topic, rec->msg->key,
                                     rec->msg->key_len, &rec->dec);
     es_usage_add(p->usage, tenant, topic, NULL, rec->msg->len);
-    free(tenant);
+    /* Subscriptions find the tenant with no spec of their own: the same
+     * lookup unless the first route has one. */
+    char *sub_tenant = NULL;
+    int own_spec = first && first->conf->tenant.n;
     for (size_t i = 0; i < c->nroutes; i++) {
-        if (!pl_route_wants(c->routes[i], topic))
+        route_t *r = c->routes[i];
+        if (!pl_route_wants(r, topic))
             continue;
-        es_counter_add(c->routes[i]->consumed, 1);
-        route_event(p, rec, c->routes[i], NULL, 0, NULL);
+        if (r->sub && own_spec && !sub_tenant)
+            sub_tenant = pl_lookup_tenant(p, r, topic, rec->msg->key,
+                                          rec->msg->key_len, &rec->dec);
+        if (r->sub && !pl_sub_admits(r, rec, own_spec ? sub_tenant : tenant))
+            continue; /* another tenant's, or older than the subscription */
+        es_counter_add(r->consumed, 1);
+        route_event(p, rec, r, NULL, 0, NULL);
     }
+    free(sub_tenant);
+    free(tenant);
 }
 
 int pl_route_wants(const route_t *r, const char *topic)
