@@ -42,8 +42,11 @@ static int fail(parse_ctx_t *ctx, const char *key_path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    snprintf(ctx->errstr, ctx->errstr_size, "%s: %s: %s", ctx->path,
-             key_path[0] ? key_path : "(top level)", what);
+    if (!ctx->path[0]) /* a fragment (es_park_conf_parse): no file */
+        snprintf(ctx->errstr, ctx->errstr_size, "%s: %s", key_path, what);
+    else
+        snprintf(ctx->errstr, ctx->errstr_size, "%s: %s: %s", ctx->path,
+                 key_path[0] ? key_path : "(top level)", what);
     return -1;
 }
 
@@ -241,6 +244,65 @@ static const field_t usage_fields[] = {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
+void es_park_conf_defaults(es_park_conf_t *pc)
+{
+    *pc =
+        (es_park_conf_t){.enabled = 1, .after_ms = 30000, .after_attempts = 5};
+}
+
+static int park_never(parse_ctx_t *ctx, const char *path,
+                      const es_park_conf_t *pc)
+{
+    if (pc->enabled && !pc->after_ms && !pc->after_attempts)
+        return fail(ctx, path,
+                    "after_ms and after_attempts are both 0: the destination "
+                    "would never be parked (set \"enabled\": false instead)");
+    return 0;
+}
+
+int es_park_conf_parse(const cJSON *obj, const char *path, es_park_conf_t *pc,
+                       char *errstr, size_t errstr_size)
+{
+    parse_ctx_t ctx = {"", errstr, errstr_size};
+    return parse_object(&ctx, obj, path, park_fields, N(park_fields), pc) ||
+           park_never(&ctx, path, pc);
+}
+
+/* "subscriptions": {"park": {...}}: the park policy of every
+ * subscription's destination unless its own "park" says otherwise. Topic
+ * and group are per subscription (one park topic per destination). */
+static int parse_subscriptions(parse_ctx_t *ctx, es_config_t *conf,
+                               const cJSON *obj)
+{
+    if (!cJSON_IsObject(obj))
+        return fail(ctx, "subscriptions", "must be an object");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj)
+    {
+        char path[300];
+        join_path(path, sizeof path, "subscriptions", it->string);
+        if (strcmp(it->string, "park"))
+            return fail(ctx, path, "unknown key");
+        const cJSON *f;
+        cJSON_ArrayForEach(f, it)
+        {
+            char fpath[400];
+            join_path(fpath, sizeof fpath, path, f->string);
+            if (!strcmp(f->string, "topic") || !strcmp(f->string, "group"))
+                return fail(ctx, fpath,
+                            "is per subscription (default "
+                            "eventstream.park.<id> and "
+                            "<group_id>.park.<id>); set it in the "
+                            "subscription's own \"park\"");
+        }
+        if (parse_object(ctx, it, path, park_fields, N(park_fields),
+                         &conf->sub_park) ||
+            park_never(ctx, path, &conf->sub_park))
+            return -1;
+    }
+    return 0;
+}
+
 /* "park": {...} switches parking on with these defaults. */
 static int parse_park(parse_ctx_t *ctx, es_instance_conf_t *inst,
                       const char *inst_path)
@@ -250,9 +312,7 @@ static int parse_park(parse_ctx_t *ctx, es_instance_conf_t *inst,
     char path[300], topic[300];
     snprintf(path, sizeof path, "%s.park", inst_path);
     es_park_conf_t *pc = &inst->park;
-    pc->enabled = 1;
-    pc->after_ms = 30000;
-    pc->after_attempts = 5;
+    es_park_conf_defaults(pc);
     if (parse_object(ctx, inst->park_obj, path, park_fields, N(park_fields),
                      pc))
         return -1;
@@ -260,11 +320,7 @@ static int parse_park(parse_ctx_t *ctx, es_instance_conf_t *inst,
         snprintf(topic, sizeof topic, "eventstream.park.%s", inst->name);
         pc->topic = strdup(topic);
     }
-    if (pc->enabled && !pc->after_ms && !pc->after_attempts)
-        return fail(ctx, path,
-                    "after_ms and after_attempts are both 0: the destination "
-                    "would never be parked (set \"enabled\": false instead)");
-    return 0;
+    return park_never(ctx, path, pc);
 }
 
 static int parse_instances(parse_ctx_t *ctx, es_config_t *conf,
@@ -382,6 +438,7 @@ static void set_defaults(es_config_t *conf)
     conf->usage_minute_hours = 48;
     conf->usage_hour_days = 90;
     conf->usage_day_days = 1100;
+    es_park_conf_defaults(&conf->sub_park);
 }
 
 /* Top-level keys that hold objects parsed by their own table or function. */
@@ -420,6 +477,8 @@ static int parse_top(parse_ctx_t *ctx, es_config_t *conf)
                 parse_object(ctx, item, k, usage_fields, N(usage_fields), conf);
         else if (!strcmp(k, "instances"))
             rc = parse_instances(ctx, conf, item);
+        else if (!strcmp(k, "subscriptions"))
+            rc = parse_subscriptions(ctx, conf, item);
         else if (!strcmp(k, "routes"))
             rc = 0; /* after instances, whatever the key order */
         else {

@@ -95,6 +95,10 @@ typedef struct es_config_s {
     int usage_minute_hours;
     int usage_hour_days;
     int usage_day_days;
+
+    /* "subscriptions.park": the default park policy of subscriptions'
+     * destinations (topic and group stay NULL: per subscription). */
+    es_park_conf_t sub_park;
 } es_config_t;
 
 /* Loads and validates FILE. Returns NULL with errstr "FILE: key: what". */
@@ -103,6 +107,14 @@ es_config_t *es_config_load(const char *path, char *errstr, size_t errstr_size);
 es_config_t *es_config_parse(const char *text, const char *path, char *errstr,
                              size_t errstr_size);
 void es_config_destroy(es_config_t *conf);
+
+/* Park policies: the defaults (enabled, after_ms 30000, after_attempts 5)
+ * and a "park" object parsed over *pc (only the keys it has change). A
+ * string field given replaces (frees) the one in *pc. Returns -1 with
+ * errstr "PATH.key: what". */
+void es_park_conf_defaults(es_park_conf_t *pc);
+int es_park_conf_parse(const cJSON *obj, const char *path, es_park_conf_t *pc,
+                       char *errstr, size_t errstr_size);
 
 const es_instance_conf_t *es_config_instance(const es_config_t *conf,
                                              const char *name);

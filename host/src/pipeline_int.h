@@ -69,8 +69,8 @@ struct instance_s {
     es_counter_t *delivered, *retried, *dead_lettered;
     es_histogram_t *latency;
     park_t *park; /* NULL: parking is off (pipeline_park.c) */
-    size_t live; /* deliveries to it not done: a retired subscription's
-                    instance is destroyed when this reaches 0 */
+    size_t live;  /* deliveries to it not done: a retired subscription's
+                     instance is destroyed when this reaches 0 */
 };
 
 struct route_s {
@@ -109,7 +109,7 @@ struct consumer_s {
     size_t inflight;  /* records of its partitions not done */
     char *subscribed; /* the topic list last subscribed, "\n"-joined */
     int joined;
-    int start_at_end; /* auto.offset.reset is latest (the default) */
+    int start_at_end;          /* auto.offset.reset is latest (the default) */
     rd_kafka_message_t **msgs; /* batch_size slots, reused by consume_some */
 };
 
@@ -303,8 +303,14 @@ int pl_avro_hook_build(es_pipeline_t *p, const char *only_topic,
 void pl_avro_rebuild(es_pipeline_t *p);
 
 /* pipeline_park.c: parking a failing destination (docs/parking.md) */
-int pl_park_init(es_pipeline_t *p, const char *brokers, char *errstr,
-                 size_t errstr_size);
+int pl_park_init(es_pipeline_t *p, char *errstr, size_t errstr_size);
+/* One instance (a subscription's, at runtime): a park per its
+ * conf->park, with its drainer; detach leaves the drain group (committing
+ * what is replayed), free frees it (inst->park = NULL). */
+int pl_park_attach(es_pipeline_t *p, instance_t *inst, char *errstr,
+                   size_t errstr_size);
+void pl_park_detach(instance_t *inst);
+void pl_park_free(instance_t *inst);
 void pl_park_close(es_pipeline_t *p); /* commit what is done, leave */
 void pl_park_destroy(es_pipeline_t *p);
 int pl_park_divert(es_pipeline_t *p, delivery_t *d);   /* from pl_enqueue */
@@ -352,5 +358,9 @@ int pl_sub_tenant_is(const route_t *r, const char *tenant);
 /* Where a subscription route starts on a partition (0 when it recorded
  * none); -1 for the config's routes. */
 int64_t pl_sub_start(const route_t *r, const char *topic, int32_t partition);
+/* The subscription route named `name` that delivers to `dest` (a park
+ * replay's route), or NULL. */
+route_t *pl_sub_route(es_pipeline_t *p, const instance_t *dest,
+                      const char *name);
 
 #endif

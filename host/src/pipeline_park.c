@@ -491,7 +491,8 @@ static void replay(es_pipeline_t *p, park_t *pk, rd_kafka_message_t *m)
     } else if (es_decode_record(m->payload, m->len, NULL, 0, SIZE_MAX,
                                 &rec->dec, err, sizeof err)) {
         snprintf(why, sizeof why, "park record: %s", err);
-    } else if (!(route = pl_route_by_name(p, o->route))) {
+    } else if (!(route = pl_route_by_name(p, o->route)) &&
+               !(route = pl_sub_route(p, pk->inst, o->route))) {
         snprintf(why, sizeof why,
                  "park record: route \"%.100s\" is not "
                  "configured any more",
@@ -709,18 +710,33 @@ static void maybe_unpark(park_t *pk)
            pk->conf->topic, here ? "" : " (by its drain group)");
 }
 
+/* The config's instances, then the subscriptions' (p->dyn). */
+static instance_t *nth_instance(es_pipeline_t *p, size_t i)
+{
+    if (i < p->ninstances)
+        return p->instances ? &p->instances[i] : NULL;
+    i -= p->ninstances;
+    return i < p->ndyn ? p->dyn[i] : NULL;
+}
+
+static void park_turn(es_pipeline_t *p, park_t *pk, int consume)
+{
+    park_flush(p, pk);
+    if (pk->closing) /* detached: only its producing is left */
+        return;
+    drain_poll(pk);
+    if (consume && !pk->busy && held_count(pk))
+        replay(p, pk, pk->held[pk->held_head++]);
+    drain_commit(pk, 0);
+    maybe_unpark(pk);
+}
+
 int pl_park_iterate(es_pipeline_t *p, int consume)
 {
-    for (size_t i = 0; i < p->ninstances; i++) {
-        park_t *pk = p->instances[i].park;
-        if (!pk)
-            continue;
-        park_flush(p, pk);
-        drain_poll(pk);
-        if (consume && !pk->busy && held_count(pk))
-            replay(p, pk, pk->held[pk->held_head++]);
-        drain_commit(pk, 0);
-        maybe_unpark(pk);
+    for (size_t i = 0; i < p->ninstances + p->ndyn; i++) {
+        instance_t *inst = nth_instance(p, i);
+        if (inst && inst->park)
+            park_turn(p, inst->park, consume);
     }
     return 0;
 }
@@ -892,21 +908,30 @@ static park_t *park_new(es_pipeline_t *p, instance_t *inst)
     return pk;
 }
 
-int pl_park_init(es_pipeline_t *p, const char *brokers, char *errstr,
-                 size_t errstr_size)
+int pl_park_attach(es_pipeline_t *p, instance_t *inst, char *errstr,
+                   size_t errstr_size)
+{
+    if (!inst->conf->park.enabled)
+        return 0;
+    if (!es_producer_enabled(p->producer)) {
+        es_log(ES_LOG_WARN, inst->conf->name,
+               "parking is off: KAFKA_ENABLED=false");
+        return 0;
+    }
+    inst->park = park_new(p, inst);
+    if (drainer_start(inst->park, p->brokers, errstr, errstr_size)) {
+        pl_park_free(inst);
+        return -1;
+    }
+    return 0;
+}
+
+int pl_park_init(es_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     for (size_t i = 0; i < p->ninstances; i++) {
         instance_t *inst = &p->instances[i];
-        if (!inst->conf->park.enabled)
-            continue;
-        if (!es_producer_enabled(p->producer)) {
-            es_log(ES_LOG_WARN, inst->conf->name,
-                   "parking is off: KAFKA_ENABLED=false");
-            continue;
-        }
-        inst->park = park_new(p, inst);
         char err[512] = "";
-        if (drainer_start(inst->park, brokers, err, sizeof err)) {
+        if (pl_park_attach(p, inst, err, sizeof err)) {
             snprintf(errstr, errstr_size, "%s: instances.%s.park: %s",
                      p->conf->path, inst->conf->name, err);
             return -1;
@@ -915,39 +940,57 @@ int pl_park_init(es_pipeline_t *p, const char *brokers, char *errstr,
     return 0;
 }
 
+/* Commits what the drainer has replayed and leaves the drain group; what
+ * is in flight will look done. Deliveries on their way to the park topic
+ * still go (park_turn flushes them). */
+void pl_park_detach(instance_t *inst)
+{
+    park_t *pk = inst->park;
+    if (!pk || !pk->rk || pk->closing)
+        return;
+    drain_commit(pk, 1);
+    pk->closing = 1;
+    drop_held(pk);
+    rd_kafka_consumer_close(pk->rk);
+}
+
 void pl_park_close(es_pipeline_t *p)
 {
-    for (size_t i = 0; p->instances && i < p->ninstances; i++) {
-        park_t *pk = p->instances[i].park;
-        if (!pk || !pk->rk || pk->closing)
-            continue;
-        drain_commit(pk, 1);
-        pk->closing = 1; /* what is still in flight will look done */
-        drop_held(pk);
-        rd_kafka_consumer_close(pk->rk);
+    for (size_t i = 0; i < p->ninstances + p->ndyn; i++) {
+        instance_t *inst = nth_instance(p, i);
+        if (inst)
+            pl_park_detach(inst);
     }
+}
+
+void pl_park_free(instance_t *inst)
+{
+    park_t *pk = inst->park;
+    if (!pk)
+        return;
+    drop_held(pk);
+    if (pk->rk) {
+        if (!pk->closing) {
+            pk->closing = 1;
+            rd_kafka_consumer_close(pk->rk);
+        }
+        rd_kafka_destroy(pk->rk);
+    }
+    parts_release(pk);
+    es_gauge_set(pk->gauge, 0); /* a deleted subscription is not parked */
+    free(pk->held);
+    free(pk->outq);
+    free(pk->backlog);
+    free(pk->group);
+    free(pk);
+    inst->park = NULL;
 }
 
 void pl_park_destroy(es_pipeline_t *p)
 {
-    for (size_t i = 0; p->instances && i < p->ninstances; i++) {
-        park_t *pk = p->instances[i].park;
-        if (!pk)
-            continue;
-        drop_held(pk);
-        if (pk->rk) {
-            if (!pk->closing) {
-                pk->closing = 1;
-                rd_kafka_consumer_close(pk->rk);
-            }
-            rd_kafka_destroy(pk->rk);
-        }
-        parts_release(pk);
-        free(pk->held);
-        free(pk->outq);
-        free(pk->backlog);
-        free(pk->group);
-        free(pk);
-        p->instances[i].park = NULL;
+    for (size_t i = 0; i < p->ninstances + p->ndyn; i++) {
+        instance_t *inst = nth_instance(p, i);
+        if (inst)
+            pl_park_free(inst);
     }
 }

@@ -82,6 +82,7 @@ static void instance_free(instance_t *inst)
 {
     if (!inst)
         return;
+    pl_park_free(inst);
     pl_instance_destroy(inst);
     free(inst);
 }
@@ -150,8 +151,42 @@ void pl_bundle_free(bundle_t *b)
     }
     free(b->fconf.name);
     cJSON_Delete(b->fconf.config);
+    free(b->dconf.park.topic);
+    free(b->dconf.park.group);
     es_sub_destroy(b->def);
     free(b);
+}
+
+/* The destination's park policy: the daemon's subscriptions.park, then
+ * the subscription's own "park"; topic eventstream.park.<id> and group
+ * <group_id>.park.<id> unless it names others (docs/parking.md). */
+static int park_policy(es_pipeline_t *p, bundle_t *b, char *errstr,
+                       size_t errstr_size)
+{
+    es_park_conf_t *pc = &b->dconf.park;
+    const es_sub_t *s = b->def;
+    *pc = p->conf->sub_park;
+    pc->topic = pc->group = NULL; /* never set at the daemon level */
+    if (s->park && es_park_conf_parse(s->park, "park", pc, errstr, errstr_size))
+        return -1;
+    if (!pc->topic && asprintf(&pc->topic, "eventstream.park.%s", s->id) < 0)
+        pc->topic = NULL;
+    if (!pc->enabled)
+        return 0;
+    if (!strcmp(pc->topic, p->conf->dead_letter_topic)) {
+        snprintf(errstr, errstr_size,
+                 "park.topic: \"%s\" is the dead-letter topic", pc->topic);
+        return -1;
+    }
+    for (size_t i = 0; i < s->topics.n; i++)
+        if (!strcmp(pc->topic, s->topics.v[i])) {
+            snprintf(errstr, errstr_size,
+                     "park.topic: \"%s\" is one of the subscription's "
+                     "topics",
+                     pc->topic);
+            return -1;
+        }
+    return 0;
 }
 
 /* Builds the instances on the calling thread; routes come later, on the
@@ -164,10 +199,17 @@ bundle_t *pl_bundle_new(es_pipeline_t *p, const es_sub_t *def, char *errstr,
     b->dconf = (es_instance_conf_t){.name = b->def->id,
                                     .plugin = b->def->type,
                                     .config = b->def->dest_config};
+    if (park_policy(p, b, errstr, errstr_size))
+        goto fail;
     b->dest = instance_new(p, &b->dconf, ES_KIND_SINK, "destination", errstr,
                            errstr_size);
     if (!b->dest)
         goto fail;
+    char err[512] = "";
+    if (pl_park_attach(p, b->dest, err, sizeof err)) {
+        snprintf(errstr, errstr_size, "park: %s", err);
+        goto fail;
+    }
     if (b->def->filter_type) {
         size_t n = strlen(b->def->id) + 8;
         b->fconf.name = malloc(n);
@@ -448,6 +490,19 @@ void pl_settle_consumers(es_pipeline_t *p, bundle_t *a, bundle_t *b)
     }
 }
 
+route_t *pl_sub_route(es_pipeline_t *p, const instance_t *dest,
+                      const char *name)
+{
+    pl_subs_t *s = p->subs;
+    for (size_t i = 0; s && i < s->n; i++) {
+        bundle_t *b = s->v[i].b;
+        if (!b || b->dest != dest || strcmp(b->def->id, name))
+            continue;
+        return b->nparts ? &b->parts[0].route : NULL;
+    }
+    return NULL;
+}
+
 void pl_bundle_attach(es_pipeline_t *p, bundle_t *b)
 {
     for (size_t i = 0; i < b->nparts; i++) {
@@ -463,6 +518,10 @@ void pl_bundle_detach(es_pipeline_t *p, bundle_t *b)
 {
     for (size_t i = 0; i < b->nparts; i++)
         pl_consumer_remove_route(b->parts[i].c, &b->parts[i].route);
+    /* Its drain group's committed offsets stay: a subscription with the
+     * same id (the replacement, or one created later) replays what is
+     * still parked (docs/parking.md). */
+    pl_park_detach(b->dest);
     filter_free(b);
     b->next = p->subs->retiring;
     p->subs->retiring = b;

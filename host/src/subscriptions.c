@@ -247,6 +247,18 @@ static int parse_key(const cJSON *it, es_sub_t *s, int from_store, char *errstr,
     }
     if (!from_store && (!strcmp(k, "status") || !strcmp(k, "error")))
         return 0; /* read-only, shown by GET */
+    if (!strcmp(k, "park")) {
+        es_park_conf_t pc;
+        es_park_conf_defaults(&pc);
+        int rc = es_park_conf_parse(it, "park", &pc, errstr, size);
+        free(pc.topic);
+        free(pc.group);
+        if (rc)
+            return -1;
+        cJSON_Delete(s->park);
+        s->park = cJSON_Duplicate(it, 1);
+        return 0;
+    }
     if (!strcmp(k, "start_offsets")) {
         if (!from_store)
             return 0;
@@ -306,6 +318,7 @@ void es_sub_destroy(es_sub_t *s)
     free(s->created_at);
     free(s->updated_at);
     cJSON_Delete(s->start_offsets);
+    cJSON_Delete(s->park);
     free(s);
 }
 
@@ -350,6 +363,8 @@ cJSON *es_sub_json(const es_sub_t *s, int reveal_secrets)
     }
     cJSON_AddBoolToObject(o, "enabled", s->enabled);
     add_opt_string(o, "description", s->description);
+    if (s->park)
+        cJSON_AddItemToObject(o, "park", cJSON_Duplicate(s->park, 1));
     add_opt_string(o, "created_at", s->created_at);
     add_opt_string(o, "updated_at", s->updated_at);
     if (s->start_offsets)

@@ -32,6 +32,9 @@ typedef struct es_sub_s {
     /* {"topic": {"partition": first offset}}: where the subscription
      * started on each partition (recorded when it was activated); owned. */
     cJSON *start_offsets;
+    /* The subscription's own park policy (docs/parking.md), validated;
+     * NULL: the daemon's subscriptions.park applies. Owned. */
+    cJSON *park;
 } es_sub_t;
 
 /*
