@@ -5,7 +5,7 @@ api_libesapi_la_SOURCES = api/admin.c api/admin.h \
 api_libesapi_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(RDKAFKA_CFLAGS)
 api_libesapi_la_LIBADD = $(MHD_LIBS) $(CJSON_LIBS)
 EXTRA_DIST += api/openapi.yaml tests/e2e/api.sh tests/e2e/subscriptions.sh \
-	tests/e2e/subs_property.py
+	tests/e2e/subs_property.py tests/e2e/subs_parking.sh
 
 # Topic onboarding (docs/onboarding.md): the seed topics' folders, the
 # unit test of the registry and usage counters, and the e2e test with its

@@ -379,6 +379,13 @@ static void park_start(es_pipeline_t *p, park_t *pk, delivery_t *trigger,
 int pl_park_on_retry(es_pipeline_t *p, delivery_t *d)
 {
     park_t *pk = d->dest->park;
+    if (d->rec->origin && pk->closing) {
+        /* Its subscription is gone and the drainer has left without
+         * committing it: the park topic keeps it for a subscription
+         * re-created with the same id. */
+        pl_delivery_done(p, d);
+        return 1;
+    }
     if (d->rec->origin)
         return 0; /* a replay: retried in place, never skipped */
     if (pk->parked) {

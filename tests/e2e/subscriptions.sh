@@ -163,8 +163,10 @@ es_eq "delete stops delivery" 15 "$(ids out.acme2 | wc -l)"
 
 # --- deleting a subscription whose endpoint is failing: what it had in flight
 es_log "deleting a subscription whose endpoint is failing"
-# is still retried and dead-lettered (nothing lost), then it is released
-api POST /v1/subscriptions "{\"id\": \"flaky\", \"tenant\": \"umbrella\", \"topics\": [\"$MULTI\"], \"destination\": {\"type\": \"https\", \"config\": {\"url\": \"http://127.0.0.1:1/down\"}}}" >/dev/null
+# is still retried and dead-lettered (nothing lost), then it is released.
+# Parking is off for it (with parking, its events would be parked instead:
+# tests/e2e/subs_parking.sh)
+api POST /v1/subscriptions "{\"id\": \"flaky\", \"tenant\": \"umbrella\", \"topics\": [\"$MULTI\"], \"destination\": {\"type\": \"https\", \"config\": {\"url\": \"http://127.0.0.1:1/down\"}}, \"park\": {\"enabled\": false}}" >/dev/null
 es_eq "create flaky: 201" 201 "$(code)"
 events "$MULTI" umbrella 1 5
 for _ in $(seq 1 100); do
