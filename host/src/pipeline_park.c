@@ -16,6 +16,7 @@
 #define HELD_MAX 500     /* park records fetched ahead; above it, pause */
 #define POLL_MAX 1000    /* records taken from the drain consumer per turn */
 #define KAFKA_WAIT 10000 /* ms for start-up metadata, commits, watermarks */
+#define HOLD_MAX 30000   /* ms the park waits for answers from the plugin */
 
 typedef struct backlog_s {
     int32_t partition;
@@ -29,6 +30,7 @@ struct park_s {
     char *group;
     int parked;
     int64_t first_fail_ms; /* 0: no failure since the last success */
+    int64_t hold_until_ms; /* park_flush waits for the plugin until then */
 
     delivery_t **outq; /* diverted, not yet queued in the producer */
     size_t outq_n, outq_cap;
@@ -262,6 +264,19 @@ static rd_kafka_headers_t *delivery_headers(park_t *pk, const delivery_t *d)
 
 static int by_token(const void *a, const void *b);
 
+/* Deliveries to the destination still inside its plugin (asynchronous)
+ * when it was parked are older than some of those diverted since: their
+ * answers are waited for (up to HOLD_MAX) so that the park topic holds
+ * the events in consumption order. Alive and not diverted, produced or
+ * being replayed: in the plugin (or on the dead-letter path, briefly). */
+static int in_plugin(park_t *pk)
+{
+    size_t mine = pk->outq_n + pk->producing + (pk->busy ? 1 : 0);
+    if (pk->inst->live <= mine)
+        return 0;
+    return now_ms() < pk->hold_until_ms;
+}
+
 /* Queues the diverted deliveries oldest first. They are collected over a
  * loop turn and sorted: a batch handed to a plugin mixes retries (in the
  * order they fell due) with new events, so the order in which their RETRYs
@@ -271,6 +286,8 @@ static void park_flush(es_pipeline_t *p, park_t *pk)
 {
     const char *name = pk->inst->conf->name;
     size_t i;
+    if (!pk->outq_n || in_plugin(pk))
+        return;
     if (pk->outq_n > 1)
         qsort(pk->outq, pk->outq_n, sizeof *pk->outq, by_token);
     for (i = 0; i < pk->outq_n; i++) {
@@ -368,6 +385,7 @@ static void park_start(es_pipeline_t *p, park_t *pk, delivery_t *trigger,
                        const char *why)
 {
     pk->parked = 1;
+    pk->hold_until_ms = now_ms() + HOLD_MAX;
     es_gauge_set(pk->gauge, 1);
     es_log(ES_LOG_WARN, pk->inst->conf->name,
            "destination parked: %s; its events go to %s until it answers "
