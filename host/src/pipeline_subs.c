@@ -205,11 +205,6 @@ bundle_t *pl_bundle_new(es_pipeline_t *p, const es_sub_t *def, char *errstr,
                            errstr_size);
     if (!b->dest)
         goto fail;
-    char err[512] = "";
-    if (pl_park_attach(p, b->dest, err, sizeof err)) {
-        snprintf(errstr, errstr_size, "park: %s", err);
-        goto fail;
-    }
     if (b->def->filter_type) {
         size_t n = strlen(b->def->id) + 8;
         b->fconf.name = malloc(n);
@@ -509,6 +504,12 @@ void pl_bundle_attach(es_pipeline_t *p, bundle_t *b)
         route_init(b, &b->parts[i]);
         pl_consumer_add_route(b->parts[i].c, &b->parts[i].route);
     }
+    /* Here, after the old bundle of the same id has left the drain group
+     * (pl_bundle_detach), so the two drainers never share it. */
+    char err[512] = "";
+    if (pl_park_attach(p, b->dest, err, sizeof err))
+        es_err("subscription id=%s: park: %s; its destination is not parked",
+               b->def->id, err);
     dyn_add(p, b->dest);
 }
 
