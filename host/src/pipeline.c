@@ -114,7 +114,8 @@ static void record_done(es_pipeline_t *p, record_t *rec)
         pl_park_record_done(rec);
     es_offsets_done(part->offsets, rec->msg->offset);
     part->inflight--;
-    part->c->inflight--;
+    if (part->c) /* a park drainer's partitions have no consumer_t */
+        part->c->inflight--;
     p->inflight--;
     rd_kafka_message_destroy(rec->msg);
     es_decoded_clear(&rec->dec);
