@@ -114,7 +114,7 @@ static void record_done(es_pipeline_t *p, record_t *rec)
         pl_park_record_done(rec);
     es_offsets_done(part->offsets, rec->msg->offset);
     part->inflight--;
-    if (part->c) /* NULL: a park drainer's partition */
+    if (part->c) /* a park drainer's partitions have no consumer_t */
         part->c->inflight--;
     p->inflight--;
     rd_kafka_message_destroy(rec->msg);
@@ -753,7 +753,7 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
         pl_avro_hook_build(p, NULL, &p->avro, errstr, errstr_size) ||
         instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
-        pl_park_init(p, errstr, errstr_size) ||
+        pl_park_init(p, brokers, errstr, errstr_size) ||
         pl_consumers_init(p, brokers, errstr, errstr_size) ||
         pl_subs_init(p, errstr, errstr_size))
         goto fail;
