@@ -753,7 +753,7 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
         pl_avro_hook_build(p, NULL, &p->avro, errstr, errstr_size) ||
         instances_init(p, errstr, errstr_size) ||
         routes_init(p, errstr, errstr_size) ||
-        pl_park_init(p, brokers, errstr, errstr_size) ||
+        pl_park_init(p, errstr, errstr_size) ||
         pl_consumers_init(p, brokers, errstr, errstr_size) ||
         pl_subs_init(p, errstr, errstr_size))
         goto fail;
