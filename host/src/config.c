@@ -290,10 +290,9 @@ static int parse_subscriptions(parse_ctx_t *ctx, es_config_t *conf,
             join_path(fpath, sizeof fpath, path, f->string);
             if (!strcmp(f->string, "topic") || !strcmp(f->string, "group"))
                 return fail(ctx, fpath,
-                            "is per subscription (default "
-                            "eventstream.park.<id> and "
-                            "<group_id>.park.<id>); set it in the "
-                            "subscription's own \"park\"");
+                            "is per subscription "
+                            "(eventstream.park.<id> and "
+                            "<group_id>.park.<id>)");
         }
         if (parse_object(ctx, it, path, park_fields, N(park_fields),
                          &conf->sub_park) ||

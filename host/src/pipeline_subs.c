@@ -158,8 +158,8 @@ void pl_bundle_free(bundle_t *b)
 }
 
 /* The destination's park policy: the daemon's subscriptions.park, then
- * the subscription's own "park"; topic eventstream.park.<id> and group
- * <group_id>.park.<id> unless it names others (docs/parking.md). */
+ * the subscription's own "park" (which cannot name a topic or group);
+ * topic eventstream.park.<id>, group <group_id>.park.<id> (docs/parking.md). */
 static int park_policy(es_pipeline_t *p, bundle_t *b, char *errstr,
                        size_t errstr_size)
 {
@@ -169,23 +169,15 @@ static int park_policy(es_pipeline_t *p, bundle_t *b, char *errstr,
     pc->topic = pc->group = NULL; /* never set at the daemon level */
     if (s->park && es_park_conf_parse(s->park, "park", pc, errstr, errstr_size))
         return -1;
-    if (!pc->topic && asprintf(&pc->topic, "eventstream.park.%s", s->id) < 0)
+    if (asprintf(&pc->topic, "eventstream.park.%s", s->id) < 0)
         pc->topic = NULL;
-    if (!pc->enabled)
-        return 0;
-    if (!strcmp(pc->topic, p->conf->dead_letter_topic)) {
+    if (pc->enabled && pc->topic &&
+        !strcmp(pc->topic, p->conf->dead_letter_topic)) {
         snprintf(errstr, errstr_size,
-                 "park.topic: \"%s\" is the dead-letter topic", pc->topic);
+                 "id: its park topic \"%s\" is the dead-letter topic",
+                 pc->topic);
         return -1;
     }
-    for (size_t i = 0; i < s->topics.n; i++)
-        if (!strcmp(pc->topic, s->topics.v[i])) {
-            snprintf(errstr, errstr_size,
-                     "park.topic: \"%s\" is one of the subscription's "
-                     "topics",
-                     pc->topic);
-            return -1;
-        }
     return 0;
 }
 

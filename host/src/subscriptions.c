@@ -248,6 +248,21 @@ static int parse_key(const cJSON *it, es_sub_t *s, int from_store, char *errstr,
     if (!from_store && (!strcmp(k, "status") || !strcmp(k, "error")))
         return 0; /* read-only, shown by GET */
     if (!strcmp(k, "park")) {
+        /* Topic and group are the daemon's: another tenant's park topic or
+         * the main group named here would leak or steal events. */
+        const cJSON *f;
+        cJSON_ArrayForEach(f, it)
+        {
+            if (strcmp(f->string, "topic") && strcmp(f->string, "group"))
+                continue;
+            snprintf(errstr, size,
+                     "park.%s: is set by the daemon for a subscription "
+                     "(%s)",
+                     f->string,
+                     f->string[0] == 't' ? "eventstream.park.<id>"
+                                         : "<group_id>.park.<id>");
+            return -1;
+        }
         es_park_conf_t pc;
         es_park_conf_defaults(&pc);
         int rc = es_park_conf_parse(it, "park", &pc, errstr, size);

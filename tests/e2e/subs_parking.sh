@@ -114,9 +114,12 @@ es_eq "park: unknown key, 400 naming it" '400 {"error":"park.afterms: unknown ke
 msg=$(api POST /v1/subscriptions "{\"id\": \"bad-hook\", \"tenant\": \"initech\", \"topics\": [\"$TOPIC\"], \"destination\": $HOOK, \"park\": {\"after_ms\": 0, \"after_attempts\": 0}}")
 es_eq "park: both thresholds 0, 400" 400 "$(code)"
 es_check "... naming the key" grep -q '"error":"park: after_ms and after_attempts are both 0' <<<"$msg"
-msg=$(api POST /v1/subscriptions "{\"id\": \"bad-hook\", \"tenant\": \"initech\", \"topics\": [\"$TOPIC\"], \"destination\": $HOOK, \"park\": {\"topic\": \"$TOPIC\"}}")
-es_eq "park: the subscription's own topic, 400" 400 "$(code)"
-es_check "... naming the key" grep -q '"error":"park.topic: \\"sp.orders\\" is one of the subscription' <<<"$msg"
+msg=$(api POST /v1/subscriptions "{\"id\": \"bad-hook\", \"tenant\": \"initech\", \"topics\": [\"$TOPIC\"], \"destination\": $HOOK, \"park\": {\"topic\": \"eventstream.park.good-out\"}}")
+es_eq "park: a topic of its choosing (another's park topic), 400" 400 "$(code)"
+es_check "... naming the key" grep -q '"error":"park.topic: is set by the daemon' <<<"$msg"
+msg=$(api POST /v1/subscriptions "{\"id\": \"bad-hook\", \"tenant\": \"initech\", \"topics\": [\"$TOPIC\"], \"destination\": $HOOK, \"park\": {\"group\": \"eventstreamd\"}}")
+es_eq "park: a group of its choosing, 400 naming it" 400 "$(code)"
+es_check "... naming the key" grep -q '"error":"park.group: is set by the daemon' <<<"$msg"
 B=$(api POST /v1/subscriptions "{\"id\": \"bad-hook\", \"tenant\": \"initech\", \"topics\": [\"$TOPIC\"], \"destination\": $HOOK, \"park\": {\"after_attempts\": 2}}")
 es_eq "create with park: 201" 201 "$(code)"
 es_eq "GET shows the park object" '{"after_attempts": 2}' "$(api GET /v1/subscriptions/bad-hook | jget 'json.dumps(d["park"])')"
