@@ -575,6 +575,19 @@ static void apply_backpressure(es_pipeline_t *p)
 
 /* ------------------------------------------------------------------ set-up */
 
+/* Per-destination counters and the latency histogram, labelled with the
+ * instance's name (a subscription's id for subscriptions). */
+void pl_instance_metrics(instance_t *inst)
+{
+    char labels[300], esc[200];
+    es_metrics_label_escape(esc, sizeof esc, inst->conf->name);
+    snprintf(labels, sizeof labels, "destination=\"%s\"", esc);
+    inst->delivered = es_metrics_counter("es_delivered_total", labels);
+    inst->retried = es_metrics_counter("es_retried_total", labels);
+    inst->dead_lettered = es_metrics_counter("es_dead_lettered_total", labels);
+    inst->latency = es_metrics_histogram("es_delivery_latency_seconds", labels);
+}
+
 static int instance_init(es_pipeline_t *p, instance_t *inst,
                          const es_instance_conf_t *ic, char *errstr,
                          size_t errstr_size)
@@ -599,13 +612,7 @@ static int instance_init(es_pipeline_t *p, instance_t *inst,
         inst->plugin = NULL;
         return -1;
     }
-    char labels[300], esc[200];
-    es_metrics_label_escape(esc, sizeof esc, ic->name);
-    snprintf(labels, sizeof labels, "destination=\"%s\"", esc);
-    inst->delivered = es_metrics_counter("es_delivered_total", labels);
-    inst->retried = es_metrics_counter("es_retried_total", labels);
-    inst->dead_lettered = es_metrics_counter("es_dead_lettered_total", labels);
-    inst->latency = es_metrics_histogram("es_delivery_latency_seconds", labels);
+    pl_instance_metrics(inst);
     return 0;
 }
 

@@ -260,6 +260,7 @@ void pl_dead_letter_record(es_pipeline_t *p, record_t *rec, route_t *route,
                            const char *plugin, const char *reason);
 void pl_enqueue(instance_t *inst, delivery_t *d);
 void pl_instance_destroy(instance_t *inst);
+void pl_instance_metrics(instance_t *inst);
 void pl_avro_retry_later(es_pipeline_t *p, delivery_t *d, const char *reason);
 void pl_delivery_done(es_pipeline_t *p, delivery_t *d);
 

@@ -64,13 +64,7 @@ static instance_t *instance_new(es_pipeline_t *p, es_instance_conf_t *ic,
         inst->plugin = NULL;
         goto fail;
     }
-    char labels[300], esc[200];
-    es_metrics_label_escape(esc, sizeof esc, ic->name);
-    snprintf(labels, sizeof labels, "destination=\"%s\"", esc);
-    inst->delivered = es_metrics_counter("es_delivered_total", labels);
-    inst->retried = es_metrics_counter("es_retried_total", labels);
-    inst->dead_lettered = es_metrics_counter("es_dead_lettered_total", labels);
-    inst->latency = es_metrics_histogram("es_delivery_latency_seconds", labels);
+    pl_instance_metrics(inst);
     return inst;
 fail:
     pl_instance_destroy(inst);
