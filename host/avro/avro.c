@@ -275,11 +275,15 @@ static int schema_build(schema_t *s, const char *json, char *errstr,
                         size_t errstr_size)
 {
     char err[200];
-    if (avro_schema_from_json_length(json, strlen(json), &s->schema) != 0) {
+    /* On a parse error libavro leaves its out-parameter pointing at a
+     * schema it has already freed (valgrind): only keep it on success. */
+    avro_schema_t schema = NULL;
+    if (avro_schema_from_json_length(json, strlen(json), &schema) != 0) {
         snprintf(errstr, errstr_size, "not a valid Avro schema: %s",
                  avro_strerror());
         return -1;
     }
+    s->schema = schema;
     if (es_avro_shape_parse(json, strlen(json), &s->shape, err, sizeof(err)) <
         0) {
         snprintf(errstr, errstr_size, "not a valid Avro schema: %s", err);
