@@ -318,15 +318,6 @@ static test_host_t *test_of(const es_host_t *h)
     return h->opaque;
 }
 
-static void test_log(const es_host_t *h, es_log_level_t level, const char *fmt,
-                     ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    es_logv(level, h->instance_name, fmt, ap);
-    va_end(ap);
-}
-
 static void test_counter_add(const es_host_t *h, const char *name,
                              uint64_t delta)
 {
@@ -429,7 +420,7 @@ static void test_host_init(test_host_t *t, es_pipeline_t *p, const char *name,
     h->size = sizeof *h;
     h->instance_name = t->name;
     h->state_dir = p->conf->state_dir;
-    h->log = test_log;
+    h->log = pl_host_log;
     h->counter_add = test_counter_add;
     h->complete = test_complete;
     h->emit = test_emit;

@@ -12,8 +12,7 @@ static instance_t *instance_of(const es_host_t *h)
     return h->opaque;
 }
 
-static void host_log(const es_host_t *h, es_log_level_t level, const char *fmt,
-                     ...)
+void pl_host_log(const es_host_t *h, es_log_level_t level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -149,7 +148,7 @@ void pl_host_init(instance_t *inst)
     h->size = sizeof *h;
     h->instance_name = inst->conf->name;
     h->state_dir = inst->p->conf->state_dir;
-    h->log = host_log;
+    h->log = pl_host_log;
     h->counter_add = host_counter_add;
     h->complete = host_complete;
     h->emit = host_emit;

@@ -338,6 +338,10 @@ int pl_park_parse_headers(const rd_kafka_headers_t *h, park_origin_t *o,
 
 /* pipeline_host.c */
 void pl_host_init(instance_t *inst);
+/* es_host_t.log for any instance, the topic test's too: tagged with
+ * h->instance_name. */
+void pl_host_log(const es_host_t *h, es_log_level_t level, const char *fmt, ...)
+    ES_PRINTF(3, 4);
 
 /* pipeline_call.c: fn runs on the pipeline thread; the caller waits up to
  * timeout_ms. Returns 0 with *result = fn's value; -1 on timeout (then fn
