@@ -2,6 +2,7 @@
 pkgplugin_LTLIBRARIES += plugins/filters/lua/lua.la
 plugins_filters_lua_lua_la_SOURCES = plugins/filters/lua/lua_filter.c \
 	plugins/filters/lua/lua_json.c plugins/filters/lua/lua_api.c \
+	plugins/filters/lua/lua_lazy.c \
 	plugins/filters/lua/lua_filter.h
 plugins_filters_lua_lua_la_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
 plugins_filters_lua_lua_la_LIBADD = $(LUA_LIBS) $(CJSON_LIBS)

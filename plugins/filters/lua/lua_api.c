@@ -206,6 +206,9 @@ static void copy_value(lua_State *L, int idx, int depth)
     if (depth > LF_MAX_DEPTH)
         luaL_error(L, "es.copy: nesting too deep (a cycle?)");
     luaL_checkstack(L, 6, "es.copy");
+    int lazy = lf_lazy_of(L, idx) != NULL;
+    if (lazy)
+        lf_lazy_materialise(L, idx);
     lua_createtable(L, (int)lua_rawlen(L, idx), 0);
     int dst = lua_gettop(L);
     lua_pushnil(L);
@@ -215,7 +218,11 @@ static void copy_value(lua_State *L, int idx, int depth)
         lua_rawset(L, dst);
         lua_pop(L, 1);
     }
-    if (lua_getmetatable(L, idx)) { /* share kind and key order */
+    if (lazy) { /* an ordinary object with the same key order */
+        lf_lazy_push_order_mt(L, idx);
+        lua_setmetatable(L, dst);
+        lf_mark_added(L, dst);
+    } else if (lua_getmetatable(L, idx)) { /* share kind and key order */
         lua_setmetatable(L, dst);
         lf_mark_added(L, dst); /* it has every key the source had */
     }
@@ -253,6 +260,21 @@ static int is_array(lua_State *L, int t)
     return lf_table_kind(L, t) == 'a';
 }
 
+/* t[key] and t[key] = value (key, value on top, popped) as raw access,
+ * except that a lazy object decodes (or records) the member. */
+static int get_member(lua_State *L, int t)
+{
+    return lf_lazy_is(L, t) ? lua_gettable(L, t) : lua_rawget(L, t);
+}
+
+static void set_member(lua_State *L, int t)
+{
+    if (lf_lazy_is(L, t))
+        lua_settable(L, t);
+    else
+        lua_rawset(L, t);
+}
+
 /* Pushes the key for segment seg of table t: an integer when the segment
  * is all digits and t has that index, else the string. */
 static void push_key(lua_State *L, int t, const char *seg, size_t n)
@@ -276,11 +298,18 @@ static void push_key(lua_State *L, int t, const char *seg, size_t n)
 static void apply_leaf(lua_State *L, int t, path_op_t *po)
 {
     int key = lua_gettop(L);
-    lua_pushvalue(L, key);
-    lua_rawget(L, t);
-    int present = !lua_isnil(L, -1);
-    int is_null = lua_islightuserdata(L, -1) && !lua_touserdata(L, -1);
-    lua_pop(L, 1);
+    int present, is_null;
+    int peek = lf_lazy_peek(L, t, key);
+    if (peek != LF_PEEK_DECODED) { /* a lazy member: no need to decode it */
+        present = peek != LF_PEEK_ABSENT;
+        is_null = peek == LF_PEEK_NULL;
+    } else {
+        lua_pushvalue(L, key);
+        get_member(L, t);
+        present = !lua_isnil(L, -1);
+        is_null = lua_islightuserdata(L, -1) && !lua_touserdata(L, -1);
+        lua_pop(L, 1);
+    }
     if (!present || (po->op == OP_REDACT && is_null)) {
         lua_settop(L, key - 1);
         return;
@@ -298,18 +327,18 @@ static void apply_leaf(lua_State *L, int t, path_op_t *po)
     } else if (po->op == OP_REMOVE) {
         lua_pushvalue(L, key);
         lua_pushnil(L);
-        lua_rawset(L, t);
+        set_member(L, t);
     } else {
         lua_pushvalue(L, key);
         if (lua_isfunction(L, po->repl)) {
             lua_pushvalue(L, po->repl);
             lua_pushvalue(L, key);
-            lua_rawget(L, t);
+            get_member(L, t);
             lua_call(L, 1, 1);
         } else {
             lua_pushvalue(L, po->repl);
         }
-        lua_rawset(L, t);
+        set_member(L, t);
     }
     lua_settop(L, key - 1);
 }
@@ -321,7 +350,7 @@ static void walk(lua_State *L, int t, const char *path, size_t len,
 static void descend(lua_State *L, int t, const char *rest, size_t len,
                     path_op_t *po, int depth)
 {
-    lua_rawget(L, t);
+    get_member(L, t);
     if (lua_type(L, -1) == LUA_TTABLE)
         walk(L, lua_gettop(L), rest, len, po, depth + 1);
     lua_pop(L, 1);
@@ -331,6 +360,7 @@ static void walk_all(lua_State *L, int t, const char *rest, size_t len,
                      int leaf, path_op_t *po, int depth)
 {
     /* Collect the keys first: the op may remove entries. */
+    lf_lazy_materialise(L, t);
     lua_newtable(L);
     int keys = lua_gettop(L);
     lua_Integer n = 0;
@@ -426,6 +456,13 @@ static int api_setmetatable(lua_State *L)
     if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
         return luaL_error(L, "__gc metamethods are not allowed in filters");
     lua_settop(L, 2);
+    if (lua_type(L, 1) == LUA_TTABLE) /* its members stay without it */
+        lf_lazy_materialise(L, 1);
+    if (lua_topointer(L, 2) == lf_script_of(L)->lazy_mt) {
+        /* getmetatable(ev) handed on: the new table is a plain object */
+        luaL_getmetatable(L, LF_OBJECT_MT);
+        lua_replace(L, 2);
+    }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, 2, 1);
@@ -441,8 +478,34 @@ static int api_rawset(lua_State *L)
     luaL_checkany(L, 2);
     luaL_checkany(L, 3);
     lua_settop(L, 3);
+    lf_lazy_t *z = lf_lazy_of(L, 1);
+    if (z)
+        lf_lazy_note_write(L, z, 2);
     lua_rawset(L, 1);
     lf_mark_added(L, 1);
+    return 1;
+}
+
+/* next and rawget see only what a lazy object has decoded: decode it all
+ * first (pairs does the same through __pairs). */
+static int api_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    lf_lazy_materialise(L, 1);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int api_rawget(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    lf_lazy_materialise(L, 1);
+    lua_rawget(L, 1);
     return 1;
 }
 
@@ -485,6 +548,10 @@ static void open_libs(lua_State *L)
     lua_setglobal(L, "setmetatable");
     lua_pushcfunction(L, api_rawset);
     lua_setglobal(L, "rawset");
+    lua_pushcfunction(L, api_rawget);
+    lua_setglobal(L, "rawget");
+    lua_pushcfunction(L, api_next);
+    lua_setglobal(L, "next");
     lua_pushcfunction(L, api_print);
     lua_setglobal(L, "print");
 }
@@ -508,6 +575,7 @@ static int sandbox_init(lua_State *L)
     luaL_getmetatable(L, LF_ARRAY_MT);
     lf_script_of(L)->array_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     make_kind_mt(L, LF_OBJECT_MT, 'o');
+    lf_lazy_setup(L);
     luaL_newlib(L, es_funcs);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");

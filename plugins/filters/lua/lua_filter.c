@@ -266,6 +266,8 @@ static void script_destroy(lf_script_t *s)
     lf_pool_free(&s->pool);
     free(s->dec_scratch.data);
     free(s->enc_scratch.data);
+    free(s->lazy_scratch.data);
+    free(s->lazy_keys.data);
     free(s);
 }
 
@@ -380,7 +382,15 @@ static void add_output(lua_State *L, lf_instance_t *in, int idx, int route,
         return;
     }
     lua_settop(L, top);
+    int lazy = lf_lazy_is(L, idx);
     for (int i = 0; i < 4; i++) {
+        if (lazy) { /* untouched members are checked in the event text */
+            lua_pushstring(L, required[i]);
+            int peek = lf_lazy_peek(L, idx, lua_gettop(L));
+            lua_pop(L, 1);
+            if (peek == LF_PEEK_STRING)
+                continue;
+        }
         if (lua_getfield(L, idx, required[i]) != LUA_TSTRING ||
             lua_rawlen(L, -1) == 0)
             luaL_error(L,
@@ -460,6 +470,25 @@ static void push_opt(lua_State *L, const char *s)
         lua_pushnil(L);
 }
 
+/* Pushes the event as a lazy object over a copy of its text (a script may
+ * keep the table after the call; the host's text is gone by then). */
+static void push_event(lua_State *L, const es_event_t *ev)
+{
+    const char *j = ev->json, *e = j + ev->json_len;
+    while (j < e && (*j == ' ' || *j == '\t' || *j == '\n' || *j == '\r'))
+        j++;
+    while (e > j &&
+           (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        e--;
+    if (j == e || *j != '{') {
+        lf_json_push(L, ev->json, ev->json_len, &lf_script_of(L)->dec_scratch);
+        return;
+    }
+    lua_pushlstring(L, j, (size_t)(e - j));
+    lf_lazy_push(L, -1, 0, (size_t)(e - j));
+    lua_remove(L, -2);
+}
+
 /* Runs in protected mode: decode, call the script, encode its outputs. */
 static int lf_run(lua_State *L)
 {
@@ -467,7 +496,7 @@ static int lf_run(lua_State *L)
     lf_script_t *s = c->in->script;
     const es_event_t *ev = c->ev;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
-    lf_json_push(L, ev->json, ev->json_len, &s->dec_scratch);
+    push_event(L, ev);
     push_opt(L, ev->topic);
     push_opt(L, ev->tenant);
     if (ev->key)

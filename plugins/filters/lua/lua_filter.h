@@ -81,6 +81,9 @@ typedef struct lf_script_s {
     lf_key_slot_t *keys; /* LF_KEY_SLOTS, allocated on first use */
     int keys_ref;        /* registry ref of the table anchoring them */
     lf_pool_t pool;
+    const void *lazy_mt;   /* the shared metatable of lazy objects */
+    lf_buf_t lazy_scratch; /* members of an object being indexed */
+    lf_buf_t lazy_keys;    /* its escaped keys, decoded */
 } lf_script_t;
 
 /* Frees the shape cache (the state must be closed or about to be). */
@@ -132,6 +135,85 @@ void lf_json_push(lua_State *L, const char *json, size_t len,
 /* Appends the JSON encoding of the value at idx to b. Raises a Lua error
  * for values JSON cannot hold (functions, NaN, mixed tables, cycles). */
 void lf_json_encode(lua_State *L, int idx, lf_buf_t *b);
+
+/*
+ * The first byte of a JSON string that needs attention ('"', '\\' or a
+ * control character) from p on, or end; 8 bytes at a time: strings are
+ * most of an event. The lowest flagged byte of these tests is always a
+ * real match (false flags only sit above a real one).
+ */
+#define LF_ONES 0x0101010101010101u
+#define LF_HIGHS 0x8080808080808080u
+static inline const char *lf_skip_plain(const char *p, const char *end)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; end - p >= 8; p += 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t q = x ^ (LF_ONES * '"'), bs = x ^ (LF_ONES * '\\');
+        uint64_t hit = (((q - LF_ONES) & ~q) | ((bs - LF_ONES) & ~bs) |
+                        ((x - LF_ONES * 0x20) & ~x)) &
+                       LF_HIGHS;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        p++;
+    return p;
+}
+
+/*
+ * Lazy objects (lua_lazy.c): the event reaches the script as tables that
+ * decode a member only when the script first reads or writes it; members
+ * never touched are copied to the output as the bytes they came as.
+ */
+typedef struct lf_lazy_s lf_lazy_t;
+
+/* Creates the lazy objects' metatable and state map (sandbox set-up). */
+void lf_lazy_setup(lua_State *L);
+/* Pushes the object text src[start..end) (src is the string at src_idx,
+ * which the object keeps alive) as a lazy object. Raises a Lua error when
+ * the text is not a JSON object. */
+void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end);
+/* Whether the value at idx is a lazy object (a metatable check). */
+int lf_lazy_is(lua_State *L, int idx);
+/* The lazy object state of the table at idx, or NULL for other values. */
+lf_lazy_t *lf_lazy_of(lua_State *L, int idx);
+/* Decodes every member of the lazy object at idx into its table, so raw
+ * access (next, rawget, lua_next) sees them all. */
+void lf_lazy_materialise(lua_State *L, int idx);
+/* Pushes a key-order metatable for a copy of the lazy object at idx. */
+void lf_lazy_push_order_mt(lua_State *L, int idx);
+/* What a lazy object holds under a key, without decoding it. */
+enum {
+    LF_PEEK_DECODED, /* in the table already (or not a lazy object) */
+    LF_PEEK_ABSENT,
+    LF_PEEK_NULL,
+    LF_PEEK_STRING, /* a non-empty string */
+    LF_PEEK_EMPTY_STRING,
+    LF_PEEK_OTHER,
+};
+int lf_lazy_peek(lua_State *L, int t, int key_idx);
+/* Records a raw write of key (at key_idx) into the lazy object z. */
+void lf_lazy_note_write(lua_State *L, lf_lazy_t *z, int key_idx);
+/* Writes the lazy object at idx as JSON: untouched members verbatim. */
+void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b,
+                    int depth);
+
+/* Pushes the JSON value src[start..end) (src the string at src_idx) with
+ * objects inside it as lazy objects. */
+void lf_json_push_lazy(lua_State *L, int src_idx, size_t start, size_t end);
+/* The end of the JSON value starting at p (after leading whitespace), or
+ * NULL when it is not well formed. */
+const char *lf_json_skip(const char *p, const char *end, int depth);
+
+/* Encoder pieces the lazy objects share (lua_json.c). */
+void lf_enc_value(lua_State *L, int idx, lf_buf_t *b, int depth);
+/* Writes the string keys of the table at idx that are not keys of the
+ * table at `seen` (0: none), sorted, as members. */
+void lf_enc_extra_keys(lua_State *L, int idx, int seen, lf_buf_t *b, int *first,
+                       int depth);
 
 /* Creates a sandboxed state with the `es` helpers; NULL when out of
  * memory. The script pointer is kept in the state's extra space. */

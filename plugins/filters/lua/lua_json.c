@@ -120,6 +120,7 @@ typedef struct dec_s {
     lf_buf_t *tmp; /* scratch for unescaped strings, owned by the caller */
     lf_key_slot_t *keys; /* the key cache, its table at stack index kt */
     int kt;
+    int lazy_src; /* 0, or objects become lazy ones over this string */
 } dec_t;
 
 static void dec_fail(dec_t *d, const char *what)
@@ -209,36 +210,9 @@ static const char *unescape(dec_t *d, const char *p)
     return p;
 }
 
-/*
- * The first byte of a JSON string that needs attention ('"', '\\' or a
- * control character) from p on, or end; 8 bytes at a time: strings are
- * most of an event. The lowest flagged byte of these tests is always a
- * real match (false flags only sit above a real one).
- */
-#define ONES 0x0101010101010101u
-#define HIGHS 0x8080808080808080u
-static const char *skip_plain(const char *p, const char *end)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    for (; end - p >= 8; p += 8) {
-        uint64_t x;
-        memcpy(&x, p, 8);
-        uint64_t q = x ^ (ONES * '"'), bs = x ^ (ONES * '\\');
-        uint64_t hit = (((q - ONES) & ~q) | ((bs - ONES) & ~bs) |
-                        ((x - ONES * 0x20) & ~x)) &
-                       HIGHS;
-        if (hit)
-            return p + (__builtin_ctzll(hit) >> 3);
-    }
-#endif
-    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-        p++;
-    return p;
-}
-
 static void dec_string(dec_t *d)
 {
-    const char *s = ++d->p, *p = skip_plain(s, d->end);
+    const char *s = ++d->p, *p = lf_skip_plain(s, d->end);
     if (p < d->end && *p == '"') { /* common case: nothing to unescape */
         lua_pushlstring(d->L, s, (size_t)(p - s));
         d->p = p + 1;
@@ -255,7 +229,7 @@ static void dec_string(dec_t *d)
         }
         if ((unsigned char)*p < 0x20)
             dec_fail(d, "control character in string");
-        const char *q = skip_plain(p, d->end);
+        const char *q = lf_skip_plain(p, d->end);
         lf_buf_add(d->L, d->tmp, p, (size_t)(q - p));
         p = q;
     }
@@ -274,7 +248,7 @@ static void dec_string(dec_t *d)
  */
 static void dec_key(dec_t *d)
 {
-    const char *s = d->p + 1, *p = skip_plain(s, d->end);
+    const char *s = d->p + 1, *p = lf_skip_plain(s, d->end);
     size_t n = (size_t)(p - s);
     if (p >= d->end || *p != '"' || n == 0 || n > LF_KEY_MAX) {
         dec_string(d);
@@ -610,6 +584,15 @@ static void dec_value(dec_t *d, int depth)
         dec_fail(d, "unexpected end");
     switch (*d->p) {
     case '{':
+        if (d->lazy_src) {
+            const char *e = lf_json_skip(d->p, d->end, depth);
+            if (!e)
+                dec_fail(d, "bad object");
+            lf_lazy_push(d->L, d->lazy_src, (size_t)(d->p - d->start),
+                         (size_t)(e - d->start));
+            d->p = e;
+            return;
+        }
         dec_object(d, depth);
         return;
     case '[':
@@ -658,7 +641,7 @@ void lf_json_push(lua_State *L, const char *json, size_t len, lf_buf_t *scratch)
         s->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->keys_ref);
-    dec_t d = {L, json, json + len, json, scratch, s->keys, lua_gettop(L)};
+    dec_t d = {L, json, json + len, json, scratch, s->keys, lua_gettop(L), 0};
     dec_value(&d, 0);
     skip_ws(&d);
     if (d.p != d.end)
@@ -666,9 +649,86 @@ void lf_json_push(lua_State *L, const char *json, size_t len, lf_buf_t *scratch)
     lua_remove(L, d.kt);
 }
 
-/* ------------------------------------------------------------- encoding */
+void lf_json_push_lazy(lua_State *L, int src_idx, size_t start, size_t end)
+{
+    lf_script_t *s = lf_script_of(L);
+    const char *src = lua_tostring(L, src_idx);
+    luaL_checkstack(L, 8, "JSON");
+    dec_t d = {L,
+               src + start,
+               src + end,
+               src,
+               &s->dec_scratch,
+               NULL,
+               0,
+               lua_absindex(L, src_idx)};
+    dec_value(&d, 0);
+}
 
-static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth);
+/* ------------------------------------------------------------- skipping */
+
+static const char *skip_ws_at(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* After the opening quote; returns past the closing one, or NULL. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (;;) {
+        p = lf_skip_plain(p, end);
+        if (p >= end || (unsigned char)*p < 0x20)
+            return NULL;
+        if (*p == '"')
+            return p + 1;
+        if (++p >= end) /* a backslash: skip what it escapes */
+            return NULL;
+        p++;
+    }
+}
+
+/*
+ * Finds where a value ends without decoding it: a lazy object records its
+ * members' spans this way. The host has parsed and validated the event
+ * already, so this only follows strings and bracket depth (a few
+ * instructions per byte outside strings, 8 bytes a step inside them); the
+ * members a script reads are decoded, and checked, by the decoder.
+ */
+const char *lf_json_skip(const char *p, const char *end, int depth)
+{
+    (void)depth;
+    p = skip_ws_at(p, end);
+    if (p >= end)
+        return NULL;
+    if (*p == '"')
+        return skip_string(p + 1, end);
+    if (*p != '{' && *p != '[') { /* a number or literal */
+        const char *s = p;
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
+               *p != '\t' && *p != '\n' && *p != '\r')
+            p++;
+        return p > s ? p : NULL;
+    }
+    int open = 0;
+    while (p < end) {
+        char c = *p++;
+        if (c == '"') {
+            if (!(p = skip_string(p, end)))
+                return NULL;
+        } else if (c == '{' || c == '[') {
+            if (++open > LF_MAX_DEPTH)
+                return NULL;
+        } else if (c == '}' || c == ']') {
+            if (--open == 0)
+                return p;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------- encoding */
 
 /* 1 for the bytes a JSON string must escape: controls, '"' and '\\'. */
 static const unsigned char needs_escape[256] = {
@@ -683,7 +743,7 @@ static void enc_string(lua_State *L, int idx, lf_buf_t *b)
     lf_buf_reserve(L, b, n + 2);
     b->data[b->len++] = '"';
     size_t run = 0;
-    for (size_t i = (size_t)(skip_plain(s, s + n) - s); i < n; i++) {
+    for (size_t i = (size_t)(lf_skip_plain(s, s + n) - s); i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (!needs_escape[c])
             continue;
@@ -816,7 +876,7 @@ static void enc_array(lua_State *L, int idx, lf_buf_t *b, int depth)
         if (i > 1)
             lf_buf_add(L, b, ",", 1);
         lua_rawgeti(L, idx, i);
-        enc_value(L, lua_gettop(L), b, depth + 1);
+        lf_enc_value(L, lua_gettop(L), b, depth + 1);
         lua_pop(L, 1);
     }
     lf_buf_add(L, b, "]", 1);
@@ -830,7 +890,7 @@ static void enc_member(lua_State *L, int key, int val, lf_buf_t *b, int *first,
     *first = 0;
     enc_string(L, key, b);
     lf_buf_add(L, b, ":", 1);
-    enc_value(L, val, b, depth + 1);
+    lf_enc_value(L, val, b, depth + 1);
 }
 
 static int cmp_keys(const void *a, const void *b)
@@ -842,8 +902,8 @@ static int cmp_keys(const void *a, const void *b)
  * Writes the keys of the table at idx that are not in the set at `seen`
  * (a table, or 0 for none), sorted. Non-string keys are an error.
  */
-static void enc_extra_keys(lua_State *L, int idx, int seen, lf_buf_t *b,
-                           int *first, int depth)
+void lf_enc_extra_keys(lua_State *L, int idx, int seen, lf_buf_t *b, int *first,
+                       int depth)
 {
     lua_newtable(L); /* the extra keys as a sequence, to sort */
     int list = lua_gettop(L);
@@ -888,6 +948,11 @@ done:
 /* Object with a key-order metatable: known keys in order, then the rest. */
 static void enc_object(lua_State *L, int idx, lf_buf_t *b, int depth)
 {
+    lf_lazy_t *z = lf_lazy_of(L, idx);
+    if (z) {
+        lf_lazy_encode(L, idx, z, b, depth);
+        return;
+    }
     int first = 1;
     lf_buf_add(L, b, "{", 1);
     lua_getmetatable(L, idx);
@@ -910,7 +975,7 @@ static void enc_object(lua_State *L, int idx, lf_buf_t *b, int depth)
                     lf_buf_add(L, b, ",", 1);
                 first = 0;
                 lf_buf_add(L, b, sh->enc + o[0], o[1] - o[0]);
-                enc_value(L, lua_gettop(L), b, depth + 1);
+                lf_enc_value(L, lua_gettop(L), b, depth + 1);
             } else {
                 enc_member(L, lua_gettop(L) - 1, lua_gettop(L), b, &first,
                            depth);
@@ -940,7 +1005,7 @@ static void enc_object(lua_State *L, int idx, lf_buf_t *b, int depth)
             lua_pushboolean(L, 1);
             lua_rawset(L, -3);
         }
-        enc_extra_keys(L, idx, lua_gettop(L), b, &first, depth);
+        lf_enc_extra_keys(L, idx, lua_gettop(L), b, &first, depth);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -967,11 +1032,11 @@ static void enc_plain(lua_State *L, int idx, lf_buf_t *b, int depth)
     }
     int first = 1;
     lf_buf_add(L, b, "{", 1);
-    enc_extra_keys(L, idx, 0, b, &first, depth);
+    lf_enc_extra_keys(L, idx, 0, b, &first, depth);
     lf_buf_add(L, b, "}", 1);
 }
 
-static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
+void lf_enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
 {
     if (depth > LF_MAX_DEPTH)
         luaL_error(L, "cannot encode: nesting too deep (a cycle?)");
@@ -1018,5 +1083,5 @@ static void enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
 
 void lf_json_encode(lua_State *L, int idx, lf_buf_t *b)
 {
-    enc_value(L, lua_absindex(L, idx), b, 0);
+    lf_enc_value(L, lua_absindex(L, idx), b, 0);
 }

@@ -1,0 +1,485 @@
+/*
+ * Lazy objects: how the event reaches a filter script.
+ *
+ * Decoding a whole ~1 KB event into Lua tables, and encoding it all back,
+ * cost more than most scripts do with it: a redaction reads a handful of
+ * fields of a few dozen. So a JSON object reaches the script as an empty
+ * table with a shared metatable, and an index of its members' spans in the
+ * event text (kept alive with it). A member is decoded the first time the
+ * script reads or writes it (__index / __newindex), and stored in the table
+ * from then on, so later reads are plain table reads. Nested objects are
+ * lazy in turn; arrays are decoded when first touched, elements included.
+ *
+ * On output, a member the script never touched is copied as the bytes it
+ * came as; a touched one is encoded from the table (absent: removed). Keys
+ * the script added follow, sorted, as for other objects.
+ *
+ * Raw access (next, rawget, rawset, lua_next) would miss members not yet
+ * decoded, so pairs/next/rawget decode the whole object first, and the
+ * sandbox's rawset records the write (lua_api.c).
+ *
+ * The object state is a full userdata found through a weak-keyed map
+ * table -> state, so the table itself holds nothing but the script's view.
+ */
+#include "lua_filter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+typedef struct lf_member_s {
+    uint32_t ks, ke; /* the key as written, with its quotes: src[ks..ke) */
+    uint32_t vs, ve; /* the value as written */
+    uint32_t kd, kn; /* the decoded key: src + kd, or keys + kd (LM_ESC) */
+    uint32_t flags;
+} lf_member_t;
+
+enum {
+    LM_TOUCHED = 1, /* the table holds the member's value (nil: removed) */
+    LM_DEAD = 2,    /* a later member has the same key (the last wins) */
+    LM_ESC = 4,     /* the key has escapes; decoded into the key bytes */
+};
+
+struct lf_lazy_s {
+    const char *src; /* the event text, anchored by the user value */
+    uint32_t n;
+    uint32_t added;  /* the script set keys the source did not have */
+    lf_member_t m[]; /* then the decoded escaped keys */
+};
+
+/* Registry keys: the state map and the metatable. */
+static const char map_key = 'm';
+static const char mt_key = 't';
+
+static const char *key_of(const lf_lazy_t *z, const lf_member_t *m)
+{
+    return m->flags & LM_ESC ? (const char *)&z->m[z->n] + m->kd
+                             : z->src + m->kd;
+}
+
+static lf_member_t *find(lf_lazy_t *z, const char *k, size_t n)
+{
+    for (uint32_t i = 0; i < z->n; i++) {
+        lf_member_t *m = &z->m[i];
+        if (m->kn == n && !(m->flags & LM_DEAD) &&
+            memcmp(key_of(z, m), k, n) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+int lf_lazy_is(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    int lazy = lua_topointer(L, -1) == lf_script_of(L)->lazy_mt;
+    lua_pop(L, 1);
+    return lazy;
+}
+
+/* Pushes the state of the lazy table at idx (the userdata), or nothing. */
+static lf_lazy_t *push_state(lua_State *L, int idx)
+{
+    if (!lf_lazy_is(L, idx))
+        return NULL;
+    idx = lua_absindex(L, idx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &map_key);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    lf_lazy_t *z = lua_touserdata(L, -1);
+    if (!z) /* a table the script gave the lazy metatable itself */
+        lua_pop(L, 1);
+    return z;
+}
+
+/* The same for a metamethod, whose first upvalue is the map and whose
+ * first argument is known to be a lazy table. */
+static lf_lazy_t *push_state_mm(lua_State *L)
+{
+    lua_pushvalue(L, 1);
+    lua_rawget(L, lua_upvalueindex(1));
+    return lua_touserdata(L, -1);
+}
+
+lf_lazy_t *lf_lazy_of(lua_State *L, int idx)
+{
+    lf_lazy_t *z = push_state(L, idx);
+    if (z)
+        lua_pop(L, 1); /* the map keeps it while the table lives */
+    return z;
+}
+
+/* ------------------------------------------------------------ indexing */
+
+/* Decodes an escaped key through the JSON decoder (rare). */
+static void add_escaped_key(lua_State *L, const char *src, lf_member_t *m,
+                            lf_buf_t *keys)
+{
+    lua_pushlstring(L, src + m->ks, m->ke - m->ks);
+    lf_json_push_lazy(L, lua_gettop(L), 0, m->ke - m->ks);
+    size_t n;
+    const char *k = lua_tolstring(L, -1, &n);
+    m->kd = (uint32_t)keys->len;
+    m->kn = (uint32_t)n;
+    m->flags |= LM_ESC;
+    lf_buf_add(L, keys, k, n);
+    lua_pop(L, 2);
+}
+
+static void bad_object(lua_State *L, const char *src, const char *p)
+{
+    luaL_error(L, "invalid JSON object in the event at byte %d",
+               (int)(p - src));
+}
+
+static const char *skip_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/*
+ * A repeated key keeps its first place and takes the last value, as the
+ * eager decoder does: the first member gets the later span, the later one
+ * is marked dead. Objects are small, so this is a scan per member.
+ */
+static void merge_repeat(lf_member_t *ms, uint32_t n, const char *src,
+                         const char *keys)
+{
+    lf_member_t *last = &ms[n];
+    const char *lk = last->flags & LM_ESC ? keys + last->kd : src + last->kd;
+    for (uint32_t i = 0; i < n; i++) {
+        lf_member_t *m = &ms[i];
+        const char *k = m->flags & LM_ESC ? keys + m->kd : src + m->kd;
+        if (m->kn == last->kn && !(m->flags & LM_DEAD) &&
+            memcmp(k, lk, m->kn) == 0) {
+            m->vs = last->vs;
+            m->ve = last->ve;
+            last->flags |= LM_DEAD;
+            return;
+        }
+    }
+}
+
+/* Reads one member's key at p (a quote); returns the byte after it. */
+static const char *scan_key(lua_State *L, const char *src, const char *p,
+                            const char *e, lf_member_t *m, lf_buf_t *keys)
+{
+    const char *q = lf_skip_plain(p + 1, e);
+    m->ks = (uint32_t)(p - src);
+    m->kd = m->ks + 1;
+    if (q < e && *q == '"') {
+        m->ke = (uint32_t)(q + 1 - src);
+        m->kn = m->ke - m->kd - 1;
+        return q + 1;
+    }
+    const char *after = lf_json_skip(p, e, 1);
+    if (!after)
+        bad_object(L, src, p);
+    m->ke = (uint32_t)(after - src);
+    add_escaped_key(L, src, m, keys);
+    return after;
+}
+
+/* Indexes the members of the object text src[start..end) into mem (and
+ * escaped keys into keys); returns how many there are. */
+static uint32_t scan_members(lua_State *L, const char *src, size_t start,
+                             size_t end, lf_buf_t *mem, lf_buf_t *keys)
+{
+    const char *p = skip_ws(src + start + 1, src + end - 1);
+    const char *e = src + end - 1; /* the closing brace */
+    uint32_t n = 0;
+    while (p < e) {
+        lf_member_t m = {0};
+        if (*p != '"')
+            bad_object(L, src, p);
+        p = skip_ws(scan_key(L, src, p, e, &m, keys), e);
+        if (p >= e || *p != ':')
+            bad_object(L, src, p);
+        const char *v = skip_ws(p + 1, e);
+        const char *ve = lf_json_skip(v, e, 1);
+        if (!ve)
+            bad_object(L, src, v);
+        m.vs = (uint32_t)(v - src);
+        m.ve = (uint32_t)(ve - src);
+        lf_buf_add(L, mem, &m, sizeof m);
+        merge_repeat((lf_member_t *)mem->data, n++, src, keys->data);
+        p = skip_ws(ve, e);
+        if (p < e && *p == ',')
+            p = skip_ws(p + 1, e);
+        else if (p < e)
+            bad_object(L, src, p);
+        else if (ve > e) /* cannot be: the value ends before the brace */
+            bad_object(L, src, ve);
+    }
+    return n;
+}
+
+void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end)
+{
+    lf_script_t *s = lf_script_of(L);
+    src_idx = lua_absindex(L, src_idx);
+    const char *src = lua_tostring(L, src_idx);
+    if (end - start < 2 || src[start] != '{' || src[end - 1] != '}' ||
+        end > UINT32_MAX)
+        bad_object(L, src, src + start);
+    luaL_checkstack(L, 6, "JSON");
+    s->lazy_scratch.len = 0;
+    s->lazy_keys.len = 0;
+    uint32_t n =
+        scan_members(L, src, start, end, &s->lazy_scratch, &s->lazy_keys);
+    lua_createtable(L, 0, 4);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
+    lua_setmetatable(L, -2);
+    size_t msize = (size_t)n * sizeof(lf_member_t);
+    lf_lazy_t *z =
+        lua_newuserdatauv(L, sizeof *z + msize + s->lazy_keys.len, 1);
+    z->src = src;
+    z->n = n;
+    z->added = 0;
+    if (n)
+        memcpy(z->m, s->lazy_scratch.data, msize);
+    if (s->lazy_keys.len)
+        memcpy((char *)z->m + msize, s->lazy_keys.data, s->lazy_keys.len);
+    lua_pushvalue(L, src_idx);
+    lua_setiuservalue(L, -2, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &map_key);
+    lua_pushvalue(L, -3); /* table */
+    lua_pushvalue(L, -3); /* state */
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+}
+
+/* --------------------------------------------------------- decoding */
+
+/* Decodes member m of the lazy table at t (state z at zi) and stores it
+ * under the key at key_idx; pushes the value. */
+static void materialise(lua_State *L, int t, int zi, lf_lazy_t *z,
+                        lf_member_t *m, int key_idx)
+{
+    lua_getiuservalue(L, zi, 1);
+    if (z->src[m->vs] == '{') /* its span is known: index it directly */
+        lf_lazy_push(L, -1, m->vs, m->ve);
+    else
+        lf_json_push_lazy(L, lua_gettop(L), m->vs, m->ve);
+    lua_remove(L, -2);
+    lua_pushvalue(L, key_idx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, t);
+    m->flags |= LM_TOUCHED;
+}
+
+void lf_lazy_materialise(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lf_lazy_t *z = push_state(L, idx);
+    if (!z)
+        return;
+    int zi = lua_gettop(L);
+    luaL_checkstack(L, 6, "JSON");
+    for (uint32_t i = 0; i < z->n; i++) {
+        lf_member_t *m = &z->m[i];
+        if (m->flags & (LM_TOUCHED | LM_DEAD))
+            continue;
+        lua_pushlstring(L, key_of(z, m), m->kn);
+        materialise(L, idx, zi, z, m, lua_gettop(L));
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+}
+
+void lf_lazy_note_write(lua_State *L, lf_lazy_t *z, int key_idx)
+{
+    if (lua_type(L, key_idx) != LUA_TSTRING) {
+        z->added = 1;
+        return;
+    }
+    size_t n;
+    const char *k = lua_tolstring(L, key_idx, &n);
+    lf_member_t *m = find(z, k, n);
+    if (m)
+        m->flags |= LM_TOUCHED;
+    else
+        z->added = 1;
+}
+
+/* --------------------------------------------------------- metamethods */
+
+/* t[k] for a key the table does not hold: decode it on first use. */
+static int lazy_index(lua_State *L)
+{
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    lua_settop(L, 2);
+    lf_lazy_t *z = push_state_mm(L);
+    size_t n;
+    const char *k = lua_tolstring(L, 2, &n);
+    lf_member_t *m = z ? find(z, k, n) : NULL;
+    if (!m || (m->flags & LM_TOUCHED)) /* touched and absent: removed */
+        return 0;
+    materialise(L, 1, 3, z, m, 2);
+    return 1;
+}
+
+/* t[k] = v for a key the table does not hold. */
+static int lazy_newindex(lua_State *L)
+{
+    lua_settop(L, 3);
+    lf_lazy_t *z = push_state_mm(L);
+    if (z)
+        lf_lazy_note_write(L, z, 2);
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+static int lazy_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int lazy_pairs(lua_State *L)
+{
+    lf_lazy_materialise(L, 1);
+    lua_pushcfunction(L, lazy_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+void lf_lazy_setup(lua_State *L)
+{
+    lua_newtable(L); /* the state map, weak in its keys */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &map_key);
+
+    lua_createtable(L, 0, 6);
+    lf_mark_kind(L, 'o');
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, lazy_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, lazy_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, lazy_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lf_script_of(L)->lazy_mt = lua_topointer(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &mt_key);
+    lua_pop(L, 1);
+}
+
+/* What the lazy object at t holds under the key at key_idx, without
+ * decoding it: LF_PEEK_DECODED when the table has it (read it from there),
+ * else absent, null or some other value. Marks nothing. */
+int lf_lazy_peek(lua_State *L, int t, int key_idx)
+{
+    if (lua_type(L, key_idx) != LUA_TSTRING)
+        return LF_PEEK_DECODED;
+    lf_lazy_t *z = push_state(L, t);
+    if (!z)
+        return LF_PEEK_DECODED;
+    lua_pop(L, 1); /* the map keeps it */
+    size_t n;
+    const char *k = lua_tolstring(L, key_idx, &n);
+    const lf_member_t *m = find(z, k, n);
+    if (!m)
+        return LF_PEEK_ABSENT;
+    if (m->flags & LM_TOUCHED)
+        return LF_PEEK_DECODED;
+    if (m->ve - m->vs == 4 && memcmp(z->src + m->vs, "null", 4) == 0)
+        return LF_PEEK_NULL;
+    if (z->src[m->vs] == '"')
+        return m->ve - m->vs > 2 ? LF_PEEK_STRING : LF_PEEK_EMPTY_STRING;
+    return LF_PEEK_OTHER;
+}
+
+/* A copy of a lazy object is an ordinary decoded object: it gets the
+ * key-order metatable the eager decoder would have given it. */
+void lf_lazy_push_order_mt(lua_State *L, int idx)
+{
+    lf_lazy_t *z = push_state(L, idx);
+    if (!z) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_createtable(L, (int)z->n, 4);
+    lf_mark_kind(L, 'o');
+    lua_pushcfunction(L, lf_newindex);
+    lua_setfield(L, -2, "__newindex");
+    int k = 0;
+    for (uint32_t i = 0; i < z->n; i++) {
+        const lf_member_t *m = &z->m[i];
+        if (m->flags & LM_DEAD)
+            continue;
+        lua_pushlstring(L, key_of(z, m), m->kn);
+        lua_rawseti(L, -2, ++k);
+    }
+    lua_remove(L, -2);
+}
+
+/* ---------------------------------------------------------- encoding */
+
+static void put_member_key(lua_State *L, lf_buf_t *b, const lf_lazy_t *z,
+                           const lf_member_t *m, int *first)
+{
+    if (!*first)
+        lf_buf_add(L, b, ",", 1);
+    *first = 0;
+    lf_buf_add(L, b, z->src + m->ks, m->ke - m->ks);
+    lf_buf_add(L, b, ":", 1);
+}
+
+/* The keys the source had, as a set (to tell added keys from them). */
+static void push_source_keys(lua_State *L, const lf_lazy_t *z)
+{
+    lua_createtable(L, 0, (int)z->n);
+    for (uint32_t i = 0; i < z->n; i++) {
+        if (z->m[i].flags & LM_DEAD)
+            continue;
+        lua_pushlstring(L, key_of(z, &z->m[i]), z->m[i].kn);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+}
+
+void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b, int depth)
+{
+    idx = lua_absindex(L, idx);
+    int first = 1;
+    luaL_checkstack(L, 6, "JSON nesting");
+    lf_buf_add(L, b, "{", 1);
+    for (uint32_t i = 0; i < z->n; i++) {
+        const lf_member_t *m = &z->m[i];
+        if (m->flags & LM_DEAD)
+            continue;
+        if (!(m->flags & LM_TOUCHED)) {
+            put_member_key(L, b, z, m, &first);
+            lf_buf_add(L, b, z->src + m->vs, m->ve - m->vs);
+            continue;
+        }
+        lua_pushlstring(L, key_of(z, m), m->kn);
+        if (lua_rawget(L, idx) != LUA_TNIL) {
+            put_member_key(L, b, z, m, &first);
+            lf_enc_value(L, lua_gettop(L), b, depth + 1);
+        }
+        lua_pop(L, 1);
+    }
+    if (z->added) {
+        push_source_keys(L, z);
+        lf_enc_extra_keys(L, idx, lua_gettop(L), b, &first, depth);
+        lua_pop(L, 1);
+    }
+    lf_buf_add(L, b, "}", 1);
+}
