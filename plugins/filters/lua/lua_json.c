@@ -711,16 +711,23 @@ const char *lf_json_skip(const char *p, const char *end, int depth)
             p++;
         return p > s ? p : NULL;
     }
+    /* 1: a string starts, 2: a container opens, 3: one closes. */
+    static const unsigned char kind[256] = {
+        ['"'] = 1, ['{'] = 2, ['['] = 2, ['}'] = 3, [']'] = 3};
     int open = 0;
     while (p < end) {
-        char c = *p++;
-        if (c == '"') {
+        switch (kind[(unsigned char)*p++]) {
+        case 0:
+            continue;
+        case 1:
             if (!(p = skip_string(p, end)))
                 return NULL;
-        } else if (c == '{' || c == '[') {
+            continue;
+        case 2:
             if (++open > LF_MAX_DEPTH)
                 return NULL;
-        } else if (c == '}' || c == ']') {
+            continue;
+        default:
             if (--open == 0)
                 return p;
         }
