@@ -822,7 +822,7 @@ static void iterate(es_pipeline_t *p, int consume)
             p->more_work |= pl_consume_some(p->consumers[i]);
     else /* still serve rebalances and errors while draining */
         for (size_t i = 0; i < p->nconsumers; i++)
-            rd_kafka_poll(p->consumers[i]->rk, 0);
+            pl_consume_serve_only(p->consumers[i]);
     fire_due_retries(p);
     p->more_work |= pl_park_iterate(p, consume);
     dispatch_all(p);

@@ -95,6 +95,22 @@ int pl_consume_some(consumer_t *c)
     return n == (ssize_t)max; /* more may be waiting */
 }
 
+/*
+ * rd_kafka_poll() may not be called once the main queue is redirected to
+ * the consumer's, so shutdown serves the consumer queue itself. Records
+ * already fetched before the pause are let go untracked: their offsets are
+ * past the commit point, so they are redelivered after restart.
+ */
+void pl_consume_serve_only(consumer_t *c)
+{
+    size_t max = (size_t)c->p->conf->batch_size;
+    if (!c->msgs)
+        c->msgs = malloc(max * sizeof *c->msgs);
+    ssize_t n = rd_kafka_consume_batch_queue(c->queue, 0, c->msgs, max);
+    for (ssize_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(c->msgs[i]);
+}
+
 /* ---------------------------------------------------------------- commits */
 
 static void commit_consumer(consumer_t *c, int sync)

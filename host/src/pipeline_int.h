@@ -266,6 +266,9 @@ void pl_delivery_done(es_pipeline_t *p, delivery_t *d);
 
 /* pipeline_consume.c */
 int pl_consume_some(consumer_t *c);
+/* Serves the consumer's queue (rebalances, errors) without taking work:
+ * for shutdown, with its partitions paused. */
+void pl_consume_serve_only(consumer_t *c);
 void pl_commit_all(es_pipeline_t *p, int sync);
 void pl_set_paused(consumer_t *c, int pause);
 int pl_consumers_init(es_pipeline_t *p, const char *brokers, char *errstr,
