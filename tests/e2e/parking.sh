@@ -189,6 +189,12 @@ for i in $(seq 1 200); do
     sleep 0.1
 done
 es_eq "two processes: healthy destination got all 200" 200 "$(cat "$OUT_MH".m* | wc -l | tr -d ' ')"
+# each parks after its third failed attempt (backoff 50-400 ms), which may
+# come after the healthy destination has everything
+for i in $(seq 1 100); do
+    grep -q 'destination parked' "$LOG1" && grep -q 'destination parked' "$LOG2" && break
+    sleep 0.1
+done
 es_check "two processes: both parked" bash -c "grep -q 'destination parked' '$LOG1' && grep -q 'destination parked' '$LOG2'"
 rm -f "$DOWN"
 for i in $(seq 1 300); do
