@@ -492,6 +492,33 @@ START_TEST(test_event_kept_across_calls)
 }
 END_TEST
 
+START_TEST(test_repeated_keys_many_members)
+{
+    /* Members past an object's 96th find their earlier namesakes by
+     * comparison (earlier ones by hash, as in test_dup_keys_and_whitespace);
+     * either way the key keeps its first place and takes the last value. */
+    init_script("function filter(ev)\n"
+                "  local d = ev.data\n"
+                "  d.k001 = d.k001; d.k099 = d.k099\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    char json[4096], expect[4096];
+    int n = snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":{");
+    int m = snprintf(expect, sizeof expect, "{" ENVELOPE ",\"data\":{");
+    for (int i = 0; i < 100; i++) {
+        int v = i == 1 ? 1001 : i == 99 ? 1099 : i;
+        n += snprintf(json + n, sizeof json - (size_t)n, "\"k%03d\":%d,", i, i);
+        m += snprintf(expect + m, sizeof expect - (size_t)m, "%s\"k%03d\":%d",
+                      i ? "," : "", i, v);
+    }
+    snprintf(json + n, sizeof json - (size_t)n,
+             "\"k001\":1001,\"k099\":1099}}");
+    snprintf(expect + m, sizeof expect - (size_t)m, "}}");
+    check_roundtrip(json, expect);
+}
+END_TEST
+
 START_TEST(test_big_and_long_keys)
 {
     /* More keys than the shape cache takes, and keys longer than Lua's
@@ -919,7 +946,8 @@ static Suite *lua_suite(void)
           test_added_keys_every_way, test_key_cache_middles, test_strings,
           test_dup_keys_and_whitespace, test_string_boundaries,
           test_big_and_long_keys, test_untouched_verbatim, test_lazy_raw_access,
-          test_lazy_unread_object, test_event_kept_across_calls, NULL}},
+          test_lazy_unread_object, test_event_kept_across_calls,
+          test_repeated_keys_many_members, NULL}},
         {"helpers", {test_redact_remove, test_log_and_print, NULL}},
         {"sandbox",
          {test_sandbox, test_sandbox_io_call_fails, test_bytecode_refused,

@@ -144,21 +144,59 @@ static const char *skip_ws(const char *p, const char *e)
 /*
  * A repeated key keeps its first place and takes the last value, as the
  * eager decoder does: the first member gets the later span, the later one
- * is marked dead. Objects are small, so this is a scan per member.
+ * is marked dead. Keys are found through a small hash of the first ones
+ * (the first 96 members of an object); later members, rare, are compared
+ * with all before them.
  */
-static void merge_repeat(lf_member_t *ms, uint32_t n, const char *src,
-                         const char *keys)
+#define DUP_SLOTS 128
+typedef struct dupset_s {
+    uint16_t slot[DUP_SLOTS]; /* member index + 1; 0: free */
+} dupset_t;
+
+static const char *key_text(const lf_member_t *m, const char *src,
+                            const char *keys)
+{
+    return m->flags & LM_ESC ? keys + m->kd : src + m->kd;
+}
+
+static uint32_t key_hash(const char *k, uint32_t n)
+{
+    uint64_t a = 0;
+    memcpy(&a, k, n < 8 ? n : 8);
+    a = (a ^ ((uint64_t)n << 56)) * 0x9E3779B97F4A7C15u;
+    return (uint32_t)(a >> 57); /* 0..127 */
+}
+
+static void take_later_value(lf_member_t *first, lf_member_t *later)
+{
+    first->vs = later->vs;
+    first->ve = later->ve;
+    later->flags |= LM_DEAD;
+}
+
+static void merge_repeat(dupset_t *ds, lf_member_t *ms, uint32_t n,
+                         const char *src, const char *keys)
 {
     lf_member_t *last = &ms[n];
-    const char *lk = last->flags & LM_ESC ? keys + last->kd : src + last->kd;
-    for (uint32_t i = 0; i < n; i++) {
-        lf_member_t *m = &ms[i];
-        const char *k = m->flags & LM_ESC ? keys + m->kd : src + m->kd;
-        if (m->kn == last->kn && !(m->flags & LM_DEAD) &&
-            memcmp(k, lk, m->kn) == 0) {
-            m->vs = last->vs;
-            m->ve = last->ve;
-            last->flags |= LM_DEAD;
+    const char *lk = key_text(last, src, keys);
+    if (n >= DUP_SLOTS / 4 * 3) {
+        for (uint32_t i = 0; i < n; i++)
+            if (ms[i].kn == last->kn && !(ms[i].flags & LM_DEAD) &&
+                memcmp(key_text(&ms[i], src, keys), lk, last->kn) == 0) {
+                take_later_value(&ms[i], last);
+                return;
+            }
+        return;
+    }
+    for (uint32_t h = key_hash(lk, last->kn);; h = (h + 1) % DUP_SLOTS) {
+        if (!ds->slot[h]) {
+            ds->slot[h] = (uint16_t)(n + 1);
+            return;
+        }
+        lf_member_t *m = &ms[ds->slot[h] - 1];
+        if (m->kn == last->kn &&
+            memcmp(key_text(m, src, keys), lk, last->kn) == 0) {
+            take_later_value(m, last);
             return;
         }
     }
@@ -192,6 +230,8 @@ static uint32_t scan_members(lua_State *L, const char *src, size_t start,
     const char *p = skip_ws(src + start + 1, src + end - 1);
     const char *e = src + end - 1; /* the closing brace */
     uint32_t n = 0;
+    dupset_t ds;
+    memset(&ds, 0, sizeof ds);
     while (p < e) {
         lf_member_t m = {0};
         if (*p != '"')
@@ -206,7 +246,7 @@ static uint32_t scan_members(lua_State *L, const char *src, size_t start,
         m.vs = (uint32_t)(v - src);
         m.ve = (uint32_t)(ve - src);
         lf_buf_add(L, mem, &m, sizeof m);
-        merge_repeat((lf_member_t *)mem->data, n++, src, keys->data);
+        merge_repeat(&ds, (lf_member_t *)mem->data, n++, src, keys->data);
         p = skip_ws(ve, e);
         if (p < e && *p == ',')
             p = skip_ws(p + 1, e);
