@@ -44,8 +44,9 @@ enum {
 struct lf_lazy_s {
     const char *src; /* the event text, anchored by the user value */
     uint32_t n;
-    uint32_t added;  /* the script set keys the source did not have */
-    lf_member_t m[]; /* then the decoded escaped keys */
+    uint16_t added;    /* the script set keys the source did not have */
+    uint16_t complete; /* every member is in the table (or removed) */
+    lf_member_t m[];   /* then the decoded escaped keys */
 };
 
 /* Registry keys: the state map and the metatable. */
@@ -252,8 +253,6 @@ static uint32_t scan_members(lua_State *L, const char *src, size_t start,
             p = skip_ws(p + 1, e);
         else if (p < e)
             bad_object(L, src, p);
-        else if (ve > e) /* cannot be: the value ends before the brace */
-            bad_object(L, src, ve);
     }
     return n;
 }
@@ -280,6 +279,7 @@ void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end)
     z->src = src;
     z->n = n;
     z->added = 0;
+    z->complete = 0;
     if (n)
         memcpy(z->m, s->lazy_scratch.data, msize);
     if (s->lazy_keys.len)
@@ -318,6 +318,10 @@ void lf_lazy_materialise(lua_State *L, int idx)
     lf_lazy_t *z = push_state(L, idx);
     if (!z)
         return;
+    if (z->complete) { /* next() in a loop calls this for every key */
+        lua_pop(L, 1);
+        return;
+    }
     int zi = lua_gettop(L);
     luaL_checkstack(L, 6, "JSON");
     for (uint32_t i = 0; i < z->n; i++) {
@@ -328,6 +332,7 @@ void lf_lazy_materialise(lua_State *L, int idx)
         materialise(L, idx, zi, z, m, lua_gettop(L));
         lua_pop(L, 2);
     }
+    z->complete = 1;
     lua_pop(L, 1);
 }
 
