@@ -486,19 +486,8 @@ static int api_rawset(lua_State *L)
     return 1;
 }
 
-/* next and rawget see only what a lazy object has decoded: decode it all
- * first (pairs does the same through __pairs). */
-static int api_next(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 2);
-    lf_lazy_materialise(L, 1);
-    if (lua_next(L, 1))
-        return 2;
-    lua_pushnil(L);
-    return 1;
-}
-
+/* rawget (and next, lf_lazy_next) see only what a lazy object has
+ * decoded: they decode it all first (pairs does the same via __pairs). */
 static int api_rawget(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -550,7 +539,7 @@ static void open_libs(lua_State *L)
     lua_setglobal(L, "rawset");
     lua_pushcfunction(L, api_rawget);
     lua_setglobal(L, "rawget");
-    lua_pushcfunction(L, api_next);
+    lua_pushcfunction(L, lf_lazy_next);
     lua_setglobal(L, "next");
     lua_pushcfunction(L, api_print);
     lua_setglobal(L, "print");

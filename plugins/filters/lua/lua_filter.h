@@ -183,6 +183,8 @@ lf_lazy_t *lf_lazy_of(lua_State *L, int idx);
 /* Decodes every member of the lazy object at idx into its table, so raw
  * access (next, rawget, lua_next) sees them all. */
 void lf_lazy_materialise(lua_State *L, int idx);
+/* The sandbox's next(t, k): decodes a lazy object whole first. */
+int lf_lazy_next(lua_State *L);
 /* Pushes a key-order metatable for a copy of the lazy object at idx. */
 void lf_lazy_push_order_mt(lua_State *L, int idx);
 /* What a lazy object holds under a key, without decoding it. */

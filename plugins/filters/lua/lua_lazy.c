@@ -381,7 +381,7 @@ static int lazy_newindex(lua_State *L)
     return 0;
 }
 
-static int lazy_next(lua_State *L)
+static int raw_next(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
@@ -391,10 +391,17 @@ static int lazy_next(lua_State *L)
     return 1;
 }
 
+int lf_lazy_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lf_lazy_materialise(L, 1);
+    return raw_next(L);
+}
+
 static int lazy_pairs(lua_State *L)
 {
     lf_lazy_materialise(L, 1);
-    lua_pushcfunction(L, lazy_next);
+    lua_pushcfunction(L, raw_next);
     lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
