@@ -207,8 +207,10 @@ void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b,
  * objects inside it as lazy objects. */
 void lf_json_push_lazy(lua_State *L, int src_idx, size_t start, size_t end);
 /* The end of the JSON value starting at p (after leading whitespace), or
- * NULL when it is not well formed. */
-const char *lf_json_skip(const char *p, const char *end, int depth);
+ * NULL when a string or bracket does not close, or nesting passes
+ * LF_MAX_DEPTH. It does not check the rest (the host has parsed the event;
+ * what a script reads is checked as it is decoded). */
+const char *lf_json_skip(const char *p, const char *end);
 
 /* Encoder pieces the lazy objects share (lua_json.c). */
 void lf_enc_value(lua_State *L, int idx, lf_buf_t *b, int depth);

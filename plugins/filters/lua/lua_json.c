@@ -11,6 +11,11 @@
  * { __jsontype = "object", "k1", "k2", ... }. Arrays share one metatable
  * { __jsontype = "array" }. The encoder writes the remembered keys first,
  * then keys the script added, sorted, so output order is stable.
+ *
+ * The event itself reaches the script as lazy objects (lua_lazy.c): in
+ * lazy mode (dec_t.lazy_src) an object becomes one of those instead of a
+ * decoded table, and lf_json_skip finds where values end without
+ * decoding them. Eager decoding remains for fallbacks.
  */
 #include "lua_filter.h"
 
@@ -585,7 +590,7 @@ static void dec_value(dec_t *d, int depth)
     switch (*d->p) {
     case '{':
         if (d->lazy_src) {
-            const char *e = lf_json_skip(d->p, d->end, depth);
+            const char *e = lf_json_skip(d->p, d->end);
             if (!e)
                 dec_fail(d, "bad object");
             lf_lazy_push(d->L, d->lazy_src, (size_t)(d->p - d->start),
@@ -696,9 +701,8 @@ static const char *skip_string(const char *p, const char *end)
  * instructions per byte outside strings, 8 bytes a step inside them); the
  * members a script reads are decoded, and checked, by the decoder.
  */
-const char *lf_json_skip(const char *p, const char *end, int depth)
+const char *lf_json_skip(const char *p, const char *end)
 {
-    (void)depth;
     p = skip_ws_at(p, end);
     if (p >= end)
         return NULL;

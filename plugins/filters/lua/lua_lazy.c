@@ -215,7 +215,7 @@ static const char *scan_key(lua_State *L, const char *src, const char *p,
         m->kn = m->ke - m->kd - 1;
         return q + 1;
     }
-    const char *after = lf_json_skip(p, e, 1);
+    const char *after = lf_json_skip(p, e);
     if (!after)
         bad_object(L, src, p);
     m->ke = (uint32_t)(after - src);
@@ -241,7 +241,7 @@ static uint32_t scan_members(lua_State *L, const char *src, size_t start,
         if (p >= e || *p != ':')
             bad_object(L, src, p);
         const char *v = skip_ws(p + 1, e);
-        const char *ve = lf_json_skip(v, e, 1);
+        const char *ve = lf_json_skip(v, e);
         if (!ve)
             bad_object(L, src, v);
         m.vs = (uint32_t)(v - src);
