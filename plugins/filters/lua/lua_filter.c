@@ -261,8 +261,6 @@ static void script_destroy(lf_script_t *s)
         return;
     if (s->L)
         lua_close(s->L);
-    lf_shapes_free(s);
-    free(s->keys);
     lf_pool_free(&s->pool);
     free(s->dec_scratch.data);
     free(s->enc_scratch.data);
@@ -480,12 +478,12 @@ static void push_event(lua_State *L, const es_event_t *ev)
     while (e > j &&
            (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
         e--;
-    if (j == e || *j != '{') {
-        lf_json_push(L, ev->json, ev->json_len, &lf_script_of(L)->dec_scratch);
-        return;
-    }
-    lua_pushlstring(L, j, (size_t)(e - j));
-    lf_lazy_push(L, -1, 0, (size_t)(e - j));
+    size_t n = (size_t)(e - j);
+    lua_pushlstring(L, j, n);
+    if (n >= 2 && *j == '{' && e[-1] == '}') /* as the host sends them */
+        lf_lazy_push(L, -1, 0, n);
+    else
+        lf_json_push_lazy(L, -1, 0, n);
     lua_remove(L, -2);
 }
 

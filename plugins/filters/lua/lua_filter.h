@@ -29,28 +29,6 @@ typedef struct lf_buf_s {
     size_t cap;
 } lf_buf_t;
 
-/* Object shapes seen so far: the key sequence of an object and the shared
- * key-order metatable made for it (anchored in the registry by ref). */
-#define LF_SHAPE_SLOTS 1024 /* power of two; at most 3/4 used */
-#define LF_SHAPE_MAX_KEYS 64
-typedef struct lf_shape_s {
-    uint32_t hash;
-    int nkeys; /* 0: free slot */
-    int ref;
-    const void **keys; /* interned key strings, by address */
-    char *enc;         /* the keys encoded, each as "key": */
-    uint32_t *enc_off; /* key i is enc[enc_off[i] .. enc_off[i + 1]) */
-} lf_shape_t;
-
-/* Recently decoded object keys (see dec_key in lua_json.c). */
-#define LF_KEY_SLOTS 256 /* power of two */
-#define LF_KEY_MAX 40    /* Lua's longest interned ("short") string */
-typedef struct lf_key_slot_s {
-    uint64_t head, tail; /* first and last 8 bytes (all of a short key) */
-    uint32_t len;        /* 0: empty */
-    char bytes[LF_KEY_MAX];
-} lf_key_slot_t;
-
 /* Free lists of small blocks for a state's allocator (lua_api.c). */
 #define LF_POOL_MAX 4096
 #define LF_POOL_CLASSES 20
@@ -75,19 +53,12 @@ typedef struct lf_script_s {
     int instr_limit;      /* instructions per call */
     lf_buf_t dec_scratch; /* unescaped strings while decoding */
     lf_buf_t enc_scratch; /* es.encode output */
-    lf_shape_t *shapes;   /* LF_SHAPE_SLOTS entries, allocated on first use */
-    size_t nshapes;
-    int array_mt_ref;    /* registry ref of the shared array metatable */
-    lf_key_slot_t *keys; /* LF_KEY_SLOTS, allocated on first use */
-    int keys_ref;        /* registry ref of the table anchoring them */
+    int array_mt_ref;     /* registry ref of the shared array metatable */
     lf_pool_t pool;
     const void *lazy_mt;   /* the shared metatable of lazy objects */
     lf_buf_t lazy_scratch; /* members of an object being indexed */
     lf_buf_t lazy_keys;    /* its escaped keys, decoded */
 } lf_script_t;
-
-/* Frees the shape cache (the state must be closed or about to be). */
-void lf_shapes_free(lf_script_t *s);
 
 /* Grows b to hold extra more bytes (raises a Lua error on failure). */
 void lf_buf_grow(lua_State *L, lf_buf_t *b, size_t extra);
@@ -124,13 +95,6 @@ void lf_mark_kind(lua_State *L, int kind);
  */
 int lf_newindex(lua_State *L);
 void lf_mark_added(lua_State *L, int idx);
-
-/* Pushes the JSON text as a Lua value (objects keep their key order in
- * their metatable). Raises a Lua error when the text is not valid JSON.
- * scratch is a buffer the caller owns (reused across calls, so a raised
- * error cannot leak it). */
-void lf_json_push(lua_State *L, const char *json, size_t len,
-                  lf_buf_t *scratch);
 
 /* Appends the JSON encoding of the value at idx to b. Raises a Lua error
  * for values JSON cannot hold (functions, NaN, mixed tables, cycles). */

@@ -7,15 +7,14 @@
  * integers, every other number becomes a Lua float (and is written back
  * with a fraction or exponent, so 1.0 stays 1.0).
  *
- * Objects remember their key order in their metatable: the metatable is
- * { __jsontype = "object", "k1", "k2", ... }. Arrays share one metatable
- * { __jsontype = "array" }. The encoder writes the remembered keys first,
- * then keys the script added, sorted, so output order is stable.
+ * Ordinary objects (es.copy of an event object) remember their key order in
+ * their metatable: { __jsontype = "object", "k1", "k2", ... }. Arrays share
+ * one metatable { __jsontype = "array" }. The encoder writes the remembered
+ * keys first, then keys the script added, sorted, so output order is stable.
  *
- * The event itself reaches the script as lazy objects (lua_lazy.c): in
- * lazy mode (dec_t.lazy_src) an object becomes one of those instead of a
- * decoded table, and lf_json_skip finds where values end without
- * decoding them. Eager decoding remains for fallbacks.
+ * Objects are not decoded here: they reach the script as lazy objects
+ * (lua_lazy.c), which decode a member through lf_json_push_lazy when it is
+ * first used; lf_json_skip finds where values end without decoding them.
  */
 #include "lua_filter.h"
 
@@ -39,8 +38,6 @@ void lf_buf_grow(lua_State *L, lf_buf_t *b, size_t extra)
 }
 
 static const char lf_kind_key = 'k';
-/* Key of a cached shape's metatable holding its lf_shape_t. */
-static const char lf_shape_key = 's';
 
 static void enc_string(lua_State *L, int idx, lf_buf_t *b);
 
@@ -123,9 +120,7 @@ typedef struct dec_s {
     const char *end;
     const char *start;
     lf_buf_t *tmp; /* scratch for unescaped strings, owned by the caller */
-    lf_key_slot_t *keys; /* the key cache, its table at stack index kt */
-    int kt;
-    int lazy_src; /* 0, or objects become lazy ones over this string */
+    int lazy_src;  /* objects become lazy ones over the string here */
 } dec_t;
 
 static void dec_fail(dec_t *d, const char *what)
@@ -244,47 +239,6 @@ static void dec_string(dec_t *d)
     d->p = p + 1;
 }
 
-/*
- * Object keys repeat from event to event, and interning a string
- * (lua_pushlstring: hash, table lookup, compare) costs about three times
- * what finding it here does: a slot by a cheap hash, a byte compare, and
- * the Lua string from the array that anchors it. Keys with escapes go
- * through dec_string.
- */
-static void dec_key(dec_t *d)
-{
-    const char *s = d->p + 1, *p = lf_skip_plain(s, d->end);
-    size_t n = (size_t)(p - s);
-    if (p >= d->end || *p != '"' || n == 0 || n > LF_KEY_MAX) {
-        dec_string(d);
-        return;
-    }
-    uint64_t a = 0, b;
-    if (n >= 8) {
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            a |= (uint64_t)(unsigned char)s[i] << (8 * i);
-        b = a;
-    }
-    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ (b + n) * 0xC2B2AE3D27D4EB4Fu;
-    int slot = (int)((h >> 40) & (LF_KEY_SLOTS - 1));
-    lf_key_slot_t *k = &d->keys[slot];
-    d->p = p + 1;
-    /* Up to 16 bytes, head and tail are the whole key. */
-    if (k->len == n && k->head == a && k->tail == b &&
-        (n <= 16 || memcmp(k->bytes + 8, s + 8, n - 16) == 0)) {
-        lua_rawgeti(d->L, d->kt, slot + 1);
-        return;
-    }
-    lua_pushlstring(d->L, s, n);
-    lua_pushvalue(d->L, -1);
-    lua_rawseti(d->L, d->kt, slot + 1);
-    *k = (lf_key_slot_t){a, b, (uint32_t)n, {0}};
-    memcpy(k->bytes, s, n);
-}
-
 static int is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -371,183 +325,6 @@ static int dec_literal(dec_t *d, const char *word, size_t n)
 
 static void dec_value(dec_t *d, int depth);
 
-void lf_shapes_free(lf_script_t *s)
-{
-    if (!s->shapes)
-        return;
-    for (size_t i = 0; i < LF_SHAPE_SLOTS; i++) {
-        free(s->shapes[i].keys);
-        free(s->shapes[i].enc);
-        free(s->shapes[i].enc_off);
-    }
-    free(s->shapes);
-    s->shapes = NULL;
-}
-
-static uint32_t shape_hash(const void *const *keys, int n)
-{
-    uint64_t h = 1469598103934665603u;
-    for (int i = 0; i < n; i++)
-        h = (h ^ (uint64_t)(uintptr_t)keys[i]) * 1099511628211u;
-    return (uint32_t)(h ^ (h >> 32));
-}
-
-/* Is key i (at base + 2i) a repeat of an earlier key of the object? */
-static int is_repeat(lua_State *L, int base, int i, const void **keys)
-{
-    for (int j = 0; j < i; j++)
-        if (keys ? keys[j] == keys[i]
-                 : lua_rawequal(L, base + 2 * j, base + 2 * i))
-            return 1;
-    return 0;
-}
-
-/* Builds the key-order metatable; a repeated key keeps its first place.
- * Returns whether there were repeats. */
-static int make_order_mt(lua_State *L, int base, int n, const void **keys)
-{
-    int repeats = 0, k = 0;
-    lua_createtable(L, n, 4);
-    lf_mark_kind(L, 'o');
-    lua_pushcfunction(L, lf_newindex);
-    lua_setfield(L, -2, "__newindex");
-    for (int i = 0; i < n; i++) {
-        if (is_repeat(L, base, i, keys)) {
-            repeats = 1;
-            continue;
-        }
-        lua_pushvalue(L, base + 2 * i);
-        lua_rawseti(L, -2, ++k);
-    }
-    return repeats;
-}
-
-/* The encoder writes a cached shape's keys from this text instead of
- * escaping each key of each event again. Left NULL when out of memory. */
-static void shape_encode_keys(lua_State *L, lf_shape_t *sh, int base)
-{
-    lf_buf_t b = {NULL, 0, 0};
-    uint32_t *off = malloc(((size_t)(unsigned)sh->nkeys + 1) * sizeof *off);
-    if (!off)
-        return;
-    for (int i = 0; i < sh->nkeys; i++) {
-        off[i] = (uint32_t)b.len;
-        enc_string(L, base + 2 * i, &b);
-        lf_buf_add(L, &b, ":", 1);
-    }
-    off[sh->nkeys] = (uint32_t)b.len;
-    sh->enc = b.data;
-    sh->enc_off = off;
-}
-
-/*
- * Pushes the key-order metatable for the n keys at base, base+2, ...
- * Objects of one topic mostly share a few shapes, so the metatable is
- * looked up by the keys' (interned) addresses instead of rebuilt. Cached
- * shapes have no repeated keys, so a hit also proves the object has none:
- * repeats are only looked for on a miss.
- */
-static void push_order_mt(lua_State *L, int base, int n, const void **keys)
-{
-    lf_script_t *s = lf_script_of(L);
-    if (!keys || n == 0) {
-        make_order_mt(L, base, n, keys);
-        return;
-    }
-    uint32_t h = shape_hash(keys, n);
-    if (!s->shapes) {
-        s->shapes = calloc(LF_SHAPE_SLOTS, sizeof *s->shapes);
-        if (!s->shapes)
-            luaL_error(L, "out of memory");
-    }
-    size_t i = h & (LF_SHAPE_SLOTS - 1);
-    for (; s->shapes[i].nkeys; i = (i + 1) & (LF_SHAPE_SLOTS - 1)) {
-        lf_shape_t *sh = &s->shapes[i];
-        if (sh->hash == h && sh->nkeys == n &&
-            memcmp(sh->keys, keys, (size_t)(unsigned)n * sizeof *keys) == 0) {
-            lua_rawgeti(L, LUA_REGISTRYINDEX, sh->ref);
-            return;
-        }
-    }
-    if (make_order_mt(L, base, n, keys))
-        return; /* repeated keys: not a shape worth keeping */
-    if (s->nshapes >= LF_SHAPE_SLOTS / 4 * 3)
-        return; /* full: new shapes get their own metatable */
-    const void **copy = malloc((size_t)(unsigned)n * sizeof *keys);
-    if (!copy)
-        return;
-    memcpy(copy, keys, (size_t)(unsigned)n * sizeof *keys);
-    lf_shape_t *sh = &s->shapes[i];
-    *sh = (lf_shape_t){h, n, 0, copy, NULL, NULL};
-    shape_encode_keys(L, sh, base);
-    lua_pushlightuserdata(L, sh);
-    lua_rawsetp(L, -2, &lf_shape_key);
-    lua_pushvalue(L, -1);
-    sh->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    s->nshapes++;
-}
-
-/*
- * Members are collected on the stack first, so the table is created with
- * its final size (no rehash) and the shape known before the metatable is
- * chosen. Setting the members in order makes the last of repeated keys win.
- */
-static void dec_object(dec_t *d, int depth)
-{
-    lua_State *L = d->L;
-    const void *keys[LF_SHAPE_MAX_KEYS];
-    int use_keys = 1; /* all keys short (interned) and few enough */
-    int base = lua_gettop(L) + 1, n = 0;
-    d->p++;
-    skip_ws(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        goto build;
-    }
-    for (;;) {
-        /* Room for 8 more members, the build below and nested values. */
-        if ((n & 7) == 0 && !lua_checkstack(L, 24))
-            dec_fail(d, "object too large");
-        skip_ws(d);
-        if (d->p >= d->end || *d->p != '"')
-            dec_fail(d, "expected object key");
-        dec_key(d);
-        skip_ws(d);
-        if (d->p >= d->end || *d->p != ':')
-            dec_fail(d, "expected ':'");
-        d->p++;
-        if (use_keys && (n == LF_SHAPE_MAX_KEYS || lua_rawlen(L, -1) > 40))
-            use_keys = 0;
-        if (use_keys)
-            keys[n] = lua_topointer(L, -1);
-        dec_value(d, depth + 1);
-        n++;
-        skip_ws(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            continue;
-        }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            break;
-        }
-        dec_fail(d, "expected ',' or '}'");
-    }
-build:
-    lua_createtable(L, 0, n);
-    for (int i = 0; i < n; i++) {
-        lua_pushvalue(L, base + 2 * i);
-        lua_pushvalue(L, base + 2 * i + 1);
-        lua_rawset(L, -3);
-    }
-    push_order_mt(L, base, n, use_keys ? keys : NULL);
-    lua_setmetatable(L, -2);
-    if (n > 0) {
-        lua_replace(L, base);
-        lua_settop(L, base);
-    }
-}
-
 static void dec_array(dec_t *d, int depth)
 {
     lua_State *L = d->L;
@@ -588,18 +365,15 @@ static void dec_value(dec_t *d, int depth)
     if (d->p >= d->end)
         dec_fail(d, "unexpected end");
     switch (*d->p) {
-    case '{':
-        if (d->lazy_src) {
-            const char *e = lf_json_skip(d->p, d->end);
-            if (!e)
-                dec_fail(d, "bad object");
-            lf_lazy_push(d->L, d->lazy_src, (size_t)(d->p - d->start),
-                         (size_t)(e - d->start));
-            d->p = e;
-            return;
-        }
-        dec_object(d, depth);
+    case '{': {
+        const char *e = lf_json_skip(d->p, d->end);
+        if (!e)
+            dec_fail(d, "bad object");
+        lf_lazy_push(d->L, d->lazy_src, (size_t)(d->p - d->start),
+                     (size_t)(e - d->start));
+        d->p = e;
         return;
+    }
     case '[':
         dec_array(d, depth);
         return;
@@ -631,42 +405,13 @@ static void dec_value(dec_t *d, int depth)
     dec_fail(d, "unexpected literal");
 }
 
-void lf_json_push(lua_State *L, const char *json, size_t len, lf_buf_t *scratch)
-{
-    lf_script_t *s = lf_script_of(L);
-    luaL_checkstack(L, 8, "JSON");
-    if (!s->keys) {
-        lua_createtable(L, LF_KEY_SLOTS, 0);
-        for (int i = 1; i <= LF_KEY_SLOTS; i++) { /* all in the array part */
-            lua_pushboolean(L, 0);
-            lua_rawseti(L, -2, i);
-        }
-        if (!(s->keys = calloc(LF_KEY_SLOTS, sizeof *s->keys)))
-            luaL_error(L, "out of memory");
-        s->keys_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->keys_ref);
-    dec_t d = {L, json, json + len, json, scratch, s->keys, lua_gettop(L), 0};
-    dec_value(&d, 0);
-    skip_ws(&d);
-    if (d.p != d.end)
-        dec_fail(&d, "trailing characters");
-    lua_remove(L, d.kt);
-}
-
 void lf_json_push_lazy(lua_State *L, int src_idx, size_t start, size_t end)
 {
     lf_script_t *s = lf_script_of(L);
     const char *src = lua_tostring(L, src_idx);
     luaL_checkstack(L, 8, "JSON");
-    dec_t d = {L,
-               src + start,
-               src + end,
-               src,
-               &s->dec_scratch,
-               NULL,
-               0,
-               lua_absindex(L, src_idx)};
+    dec_t d = {L,   src + start,     src + end,
+               src, &s->dec_scratch, lua_absindex(L, src_idx)};
     dec_value(&d, 0);
 }
 
@@ -969,28 +714,12 @@ static void enc_object(lua_State *L, int idx, lf_buf_t *b, int depth)
     lua_getmetatable(L, idx);
     int mt = lua_gettop(L);
     lua_Integer nord = (lua_Integer)lua_rawlen(L, mt), present = 0;
-    const lf_shape_t *sh = NULL;
-    if (lua_rawgetp(L, mt, &lf_shape_key) == LUA_TLIGHTUSERDATA)
-        sh = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (sh && (sh->nkeys != nord || !sh->enc))
-        sh = NULL; /* a script changed the metatable */
     for (lua_Integer i = 1; i <= nord; i++) {
         lua_rawgeti(L, mt, i);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, idx) != LUA_TNIL) {
             present++;
-            if (sh && lua_topointer(L, -2) == sh->keys[i - 1]) {
-                const uint32_t *o = sh->enc_off + (i - 1);
-                if (!first)
-                    lf_buf_add(L, b, ",", 1);
-                first = 0;
-                lf_buf_add(L, b, sh->enc + o[0], o[1] - o[0]);
-                lf_enc_value(L, lua_gettop(L), b, depth + 1);
-            } else {
-                enc_member(L, lua_gettop(L) - 1, lua_gettop(L), b, &first,
-                           depth);
-            }
+            enc_member(L, lua_gettop(L) - 1, lua_gettop(L), b, &first, depth);
         }
         lua_pop(L, 2);
     }
