@@ -1,7 +1,8 @@
 /*
- * Internals of the Lua filter plugin shared by its three source files:
- * lua_filter.c (plugin vtable, config, reload), lua_json.c (JSON <-> Lua)
- * and lua_api.c (sandbox and the `es` helper table).
+ * Internals of the Lua filter plugin shared by its four source files:
+ * lua_filter.c (plugin vtable, config, reload), lua_json.c (JSON <-> Lua),
+ * lua_lazy.c (the event as lazy objects) and lua_api.c (sandbox and the
+ * `es` helper table).
  */
 #ifndef ES_LUA_FILTER_H
 #define ES_LUA_FILTER_H
@@ -87,7 +88,8 @@ int lf_table_kind(lua_State *L, int idx);
 void lf_mark_kind(lua_State *L, int kind);
 
 /*
- * Decoded objects' metatables carry __newindex = lf_newindex, so a key
+ * Key-order metatables (of es.copy's objects) carry __newindex =
+ * lf_newindex, so a key
  * added to such an object is seen: the table is then marked (a weak set in
  * the registry) and the encoder looks for keys outside the order list only
  * in marked tables. Whatever adds keys without __newindex (rawset,
