@@ -89,11 +89,11 @@ void lf_mark_kind(lua_State *L, int kind);
 
 /*
  * Key-order metatables (of es.copy's objects) carry __newindex =
- * lf_newindex, so a key
- * added to such an object is seen: the table is then marked (a weak set in
- * the registry) and the encoder looks for keys outside the order list only
- * in marked tables. Whatever adds keys without __newindex (rawset,
- * setmetatable on a filled table, es.copy) marks the table itself.
+ * lf_newindex, so a key added to such an object is seen: the table is then
+ * marked (a weak set in the registry) and the encoder looks for keys
+ * outside the order list only in marked tables. Whatever adds keys without
+ * __newindex (rawset, setmetatable on a filled table, es.copy) marks the
+ * table itself.
  */
 int lf_newindex(lua_State *L);
 void lf_mark_added(lua_State *L, int idx);
