@@ -354,6 +354,19 @@ static void add_opt_string(cJSON *o, const char *key, const char *v)
         cJSON_AddStringToObject(o, key, v);
 }
 
+/* {"type": type, "config": config} under key, secrets masked unless
+ * revealed (the destination and the filter have this shape). */
+static void add_typed(cJSON *o, const char *key, const char *type,
+                      const cJSON *config, int reveal_secrets)
+{
+    cJSON *t = cJSON_AddObjectToObject(o, key);
+    cJSON_AddStringToObject(t, "type", type);
+    cJSON *c = cJSON_Duplicate(config, 1);
+    if (!reveal_secrets)
+        mask(c, 0);
+    cJSON_AddItemToObject(t, "config", c);
+}
+
 cJSON *es_sub_json(const es_sub_t *s, int reveal_secrets)
 {
     cJSON *o = cJSON_CreateObject();
@@ -362,20 +375,10 @@ cJSON *es_sub_json(const es_sub_t *s, int reveal_secrets)
     cJSON *t = cJSON_AddArrayToObject(o, "topics");
     for (size_t i = 0; i < s->topics.n; i++)
         cJSON_AddItemToArray(t, cJSON_CreateString(s->topics.v[i]));
-    cJSON *d = cJSON_AddObjectToObject(o, "destination");
-    cJSON_AddStringToObject(d, "type", s->type);
-    cJSON *dc = cJSON_Duplicate(s->dest_config, 1);
-    if (!reveal_secrets)
-        mask(dc, 0);
-    cJSON_AddItemToObject(d, "config", dc);
-    if (s->filter_type) {
-        cJSON *f = cJSON_AddObjectToObject(o, "filter");
-        cJSON_AddStringToObject(f, "type", s->filter_type);
-        cJSON *fc = cJSON_Duplicate(s->filter_config, 1);
-        if (!reveal_secrets)
-            mask(fc, 0);
-        cJSON_AddItemToObject(f, "config", fc);
-    }
+    add_typed(o, "destination", s->type, s->dest_config, reveal_secrets);
+    if (s->filter_type)
+        add_typed(o, "filter", s->filter_type, s->filter_config,
+                  reveal_secrets);
     cJSON_AddBoolToObject(o, "enabled", s->enabled);
     add_opt_string(o, "description", s->description);
     if (s->park)
