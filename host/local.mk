@@ -13,7 +13,7 @@ host_libeshost_la_SOURCES = \
 	host/src/pipeline.c host/src/pipeline.h host/src/pipeline_int.h \
 	host/src/pipeline_consume.c host/src/pipeline_dry.c \
 	host/src/pipeline_host.c host/src/pipeline_park.c \
-	host/src/pipeline_route.c \
+	host/src/pipeline_route.c host/src/pipeline_stage.c \
 	host/src/pipeline_call.c host/src/pipeline_subs.c \
 	host/src/pipeline_subs_set.c host/src/pipeline_subs.h \
 	host/src/pipeline_subs_int.h \

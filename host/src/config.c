@@ -193,6 +193,7 @@ static const field_t pipeline_fields[] = {
               600000),
     INT_FIELD(es_config_t, shutdown_timeout_ms, "shutdown_timeout_ms", 0,
               3600000),
+    FIELD(es_config_t, filter_thread, "filter_thread", F_BOOL, 0),
 };
 static const field_t api_fields[] = {
     FIELD(es_config_t, api_listen, "listen", F_STRING, 1),
@@ -432,6 +433,7 @@ static void set_defaults(es_config_t *conf)
     conf->batch_size = 1000;
     conf->commit_interval_ms = 1000;
     conf->shutdown_timeout_ms = 10000;
+    conf->filter_thread = 1;
     conf->region_refresh_ms = 60000;
     conf->region_timeout_ms = 5000;
     conf->usage_minute_hours = 48;

@@ -762,7 +762,8 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
         routes_init(p, errstr, errstr_size) ||
         pl_park_init(p, errstr, errstr_size) ||
         pl_consumers_init(p, brokers, errstr, errstr_size) ||
-        pl_subs_init(p, errstr, errstr_size))
+        pl_subs_init(p, errstr, errstr_size) ||
+        pl_stage_start(p, errstr, errstr_size))
         goto fail;
     return p;
 fail:
@@ -785,8 +786,10 @@ static int wait_timeout_ms(es_pipeline_t *p)
 
 static void wait_for_work(es_pipeline_t *p)
 {
-    struct pollfd *fds = calloc(p->nconsumers + 3, sizeof *fds);
+    struct pollfd *fds = calloc(p->nconsumers + 4, sizeof *fds);
     nfds_t n = 0;
+    if (p->stage)
+        fds[n++] = (struct pollfd){.fd = pl_stage_fd(p), .events = POLLIN};
     fds[n++] = (struct pollfd){.fd = p->comp_wake[0], .events = POLLIN};
     fds[n++] = (struct pollfd){.fd = p->prod_wake[0], .events = POLLIN};
     fds[n++] = (struct pollfd){.fd = p->call_wake[0], .events = POLLIN};
@@ -814,6 +817,7 @@ static void iterate(es_pipeline_t *p, int consume)
 {
     wait_for_work(p);
     pl_calls_run(p);
+    pl_stage_collect(p);
     process_completions(p);
     es_producer_poll(p->producer);
     p->more_work = 0;
@@ -823,6 +827,7 @@ static void iterate(es_pipeline_t *p, int consume)
     else /* still serve rebalances and errors while draining */
         for (size_t i = 0; i < p->nconsumers; i++)
             pl_consume_serve_only(p->consumers[i]);
+    pl_stage_hand_over(p);
     fire_due_retries(p);
     p->more_work |= pl_park_iterate(p, consume);
     dispatch_all(p);
@@ -917,6 +922,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
 {
     if (!p)
         return;
+    pl_stage_stop(p); /* no filter call may outlive its instance */
     for (size_t i = 0; i < p->ninstances; i++)
         pl_instance_destroy(&p->instances[i]);
     for (size_t i = 0; i < p->ndyn; i++)
@@ -924,6 +930,7 @@ void es_pipeline_destroy(es_pipeline_t *p)
     if (p->producer && es_producer_handle(p->producer))
         rd_kafka_flush(es_producer_handle(p->producer), 5000);
     pl_park_close(p); /* commits before abandoned records look done */
+    pl_stage_destroy(p);
     abandon_deliveries(p);
     pl_park_destroy(p); /* after its records are gone */
     if (p->prod_queue)

@@ -47,6 +47,7 @@ typedef struct park_origin_s park_origin_t;
 typedef struct sub_route_s sub_route_t; /* pipeline_subs.c */
 typedef struct pl_subs_s pl_subs_t;     /* pipeline_subs.c */
 typedef struct pl_call_s pl_call_t;     /* pipeline_call.c */
+typedef struct pl_stage_s pl_stage_t;   /* pipeline_stage.c */
 
 struct instance_s {
     es_pipeline_t *p;
@@ -217,6 +218,9 @@ struct es_pipeline_s {
     /* Filter plugin calls on one instance must not overlap: the pipeline
      * thread and the admin API's dry runs both take this lock. */
     pthread_mutex_t filter_lock;
+    /* The config's routes' filters run on this stage's thread; NULL: on
+     * the pipeline thread (pipeline.filter_thread false, or no filters). */
+    pl_stage_t *stage;
 
     /* Subscriptions (pipeline_subs.c): their destination instances, which
      * dispatch and flush like the config's; the set itself. */
@@ -296,10 +300,27 @@ int pl_collect_add(es_filter_out_t *o, const char *json, size_t len,
                    const char *route, char *errstr, size_t errstr_size);
 void pl_collect_set_route(es_filter_out_t *o, const char *route);
 void pl_collector_clear(collector_t *c);
+es_filter_verdict_t pl_filter_call(es_pipeline_t *p, record_t *rec,
+                                   route_t *route, output_t *out, size_t fi,
+                                   collector_t *c, char *err, size_t err_size);
+void pl_filter_verdict(es_pipeline_t *p, record_t *rec, route_t *route,
+                       output_t *out, size_t fi, route_t *target,
+                       es_filter_verdict_t v, collector_t *c, const char *err);
 void pl_route_record(es_pipeline_t *p, record_t *rec);
 int pl_route_wants(const route_t *r, const char *topic);
 int pl_region_skip(es_pipeline_t *p, const route_t *r, const char *tenant,
                    const char **region);
+
+/* pipeline_stage.c */
+int pl_stage_start(es_pipeline_t *p, char *errstr, size_t errstr_size);
+/* Hands filter fi to the stage (1) or leaves it to the caller (0). */
+int pl_stage_offer(es_pipeline_t *p, record_t *rec, route_t *route,
+                   output_t *out, size_t fi, route_t *target);
+void pl_stage_hand_over(es_pipeline_t *p); /* what was offered this turn */
+int pl_stage_fd(const es_pipeline_t *p);
+void pl_stage_collect(es_pipeline_t *p); /* applies the verdicts back */
+void pl_stage_stop(es_pipeline_t *p);    /* joins the thread */
+void pl_stage_destroy(es_pipeline_t *p); /* lets go of what is queued */
 
 /* pipeline_dry.c */
 int pl_avro_hook_build(es_pipeline_t *p, const char *only_topic,

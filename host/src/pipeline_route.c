@@ -217,38 +217,47 @@ static void run_replacements(es_pipeline_t *p, record_t *rec, route_t *route,
     }
 }
 
-static void route_event(es_pipeline_t *p, record_t *rec, route_t *route,
-                        output_t *out, size_t fi, route_t *target)
+/* Calls filter fi of the route on the event (any thread: the filter stage
+ * calls it too); the outputs go to c. */
+es_filter_verdict_t pl_filter_call(es_pipeline_t *p, record_t *rec,
+                                   route_t *route, output_t *out, size_t fi,
+                                   collector_t *c, char *err, size_t err_size)
 {
-    if (fi == route->conf->filters.n) {
-        deliver_to_destinations(p, rec, route, out, target);
-        return;
-    }
     instance_t *f = route->filters[fi];
     const es_decoded_t *dec = out ? &out->dec : &rec->dec;
     char *tenant = find_tenant(p, route, rec, dec);
     es_event_t ev;
     pl_build_event(&ev, rec, dec, tenant, route->conf->name, 0, 1);
-    collector_t c = {
+    *c = (collector_t){
         {pl_collect_add, pl_collect_set_route, NULL}, NULL, 0, NULL};
-    char err[512] = "";
+    err[0] = '\0';
     pthread_mutex_lock(&p->filter_lock);
     es_filter_verdict_t v =
-        f->plugin->filter(f->handle, &ev, &c.base, err, sizeof err);
+        f->plugin->filter(f->handle, &ev, &c->base, err, err_size);
     pthread_mutex_unlock(&p->filter_lock);
     free(tenant);
+    return v;
+}
+
+/* What filter fi's verdict does with the event: the next filter, the
+ * destinations, a dead letter or nothing. */
+void pl_filter_verdict(es_pipeline_t *p, record_t *rec, route_t *route,
+                       output_t *out, size_t fi, route_t *target,
+                       es_filter_verdict_t v, collector_t *c, const char *err)
+{
+    instance_t *f = route->filters[fi];
     switch (v) {
     case ES_FILTER_KEEP:
-        if (resolve_target(p, rec, route, f, c.route, &target) == 0)
+        if (resolve_target(p, rec, route, f, c->route, &target) == 0)
             route_event(p, rec, route, out, fi + 1, target);
         break;
     case ES_FILTER_DROP:
         es_counter_add(route->filtered, 1);
         break;
     case ES_FILTER_REPLACE:
-        if (c.n == 0)
+        if (c->n == 0)
             es_counter_add(route->filtered, 1);
-        run_replacements(p, rec, route, f, &c, fi, target);
+        run_replacements(p, rec, route, f, c, fi, target);
         break;
     case ES_FILTER_FAIL:
     default:
@@ -256,6 +265,22 @@ static void route_event(es_pipeline_t *p, record_t *rec, route_t *route,
                               err[0] ? err : "filter failed");
         break;
     }
+}
+
+static void route_event(es_pipeline_t *p, record_t *rec, route_t *route,
+                        output_t *out, size_t fi, route_t *target)
+{
+    if (fi == route->conf->filters.n) {
+        deliver_to_destinations(p, rec, route, out, target);
+        return;
+    }
+    if (pl_stage_offer(p, rec, route, out, fi, target))
+        return; /* the verdict comes back through pl_stage_collect */
+    collector_t c;
+    char err[512];
+    es_filter_verdict_t v =
+        pl_filter_call(p, rec, route, out, fi, &c, err, sizeof err);
+    pl_filter_verdict(p, rec, route, out, fi, target, v, &c, err);
     pl_collector_clear(&c);
 }
 
