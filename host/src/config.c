@@ -433,7 +433,6 @@ static void set_defaults(es_config_t *conf)
     conf->batch_size = 1000;
     conf->commit_interval_ms = 1000;
     conf->shutdown_timeout_ms = 10000;
-    conf->filter_thread = 1;
     conf->region_refresh_ms = 60000;
     conf->region_timeout_ms = 5000;
     conf->usage_minute_hours = 48;

@@ -68,7 +68,8 @@ typedef struct es_config_s {
     int batch_size;
     int commit_interval_ms;
     int shutdown_timeout_ms;
-    int filter_thread; /* the config's routes' filters on their own thread */
+    int filter_thread; /* the config's routes' filters on their own thread
+                          (off by default: docs/config.md) */
 
     /* admin API; disabled when api_listen is NULL */
     char *api_listen; /* "host:port" */

@@ -219,7 +219,7 @@ struct es_pipeline_s {
      * thread and the admin API's dry runs both take this lock. */
     pthread_mutex_t filter_lock;
     /* The config's routes' filters run on this stage's thread; NULL: on
-     * the pipeline thread (pipeline.filter_thread false, or no filters). */
+     * the pipeline thread (pipeline.filter_thread off, or no filters). */
     pl_stage_t *stage;
 
     /* Subscriptions (pipeline_subs.c): their destination instances, which

@@ -58,6 +58,7 @@ CONFIG=$(es_config lua "{
   \"plugin_dir\": \"$ES_PLUGIN_DIR\",
   \"state_dir\": \"$ES_TMP/state\",
   \"dead_letter_topic\": \"$DLQ\",
+  \"pipeline\": {\"filter_thread\": true},
   \"log\": {\"level\": \"info\", \"format\": \"logfmt\"},
   \"instances\": {
     \"out\":    {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT\"}},
@@ -145,12 +146,25 @@ es_check "require is not reachable" \
     grep -q "global 'require'" <<<"$(reason e-require)"
 es_check "os.execute did not run" [ ! -e /tmp/lua-e2e-pwned ]
 
+# The filter runs on its own thread here (pipeline.filter_thread; the
+# other tests run filters inline): a partition's events still come out all
+# and in their order, kept and replaced ones alike.
+for i in $(seq -w 1 1000); do
+    [ $((10#$i % 2)) -eq 0 ] && c=keep || c=modify
+    printf 'k\t%s\n' "$(ev "e-seq-$i" "$c")"
+done >"$ES_TMP/batch-seq"
+es_produce "$TOPIC" "$ES_TMP/batch-seq"
+es_wait_lines "$OUT" 1005 60 || true
+es_eq "filter thread keeps the partition's order" \
+    "$(seq -w 1 1000 | sed 's/^/e-seq-/')" \
+    "$(jq -r .id "$OUT" | grep '^e-seq-')"
+
 # Reload: v2 marks events; then a broken v3 is refused and v2 keeps going.
 sed -i 's/ev.data.v = 1/ev.data.v = 2/' "$SCRIPT"
 es_wait_log 'reloaded' 10
 ev e-v2 version >"$ES_TMP/batch2"
 es_produce "$TOPIC" "$ES_TMP/batch2"
-es_wait_lines "$OUT" 6 30 || true
+es_wait_lines "$OUT" 1006 30 || true
 es_eq "reloaded script runs" 2 "$(line e-v2 | jq .data.v)"
 
 printf 'function filter(ev)\n  return "keep"\n' >"$SCRIPT"
@@ -159,7 +173,7 @@ es_check "reload failure names the line" \
     grep -q "filter.lua:3:" "$ES_DAEMON_LOG"
 ev e-v3 version >"$ES_TMP/batch3"
 es_produce "$TOPIC" "$ES_TMP/batch3"
-es_wait_lines "$OUT" 7 30 || true
+es_wait_lines "$OUT" 1007 30 || true
 es_eq "old version kept after failed reload" 2 "$(line e-v3 | jq .data.v)"
 es_check "daemon still running" kill -0 "$ES_DAEMON_PID"
 

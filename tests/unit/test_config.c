@@ -37,6 +37,14 @@ START_TEST(valid_config_parses)
     ck_assert_str_eq(c->routes[0].tenant.v[0], "data.tenantId");
     ck_assert_ptr_nonnull(es_config_instance(c, "out"));
     ck_assert_str_eq(es_config_instance(c, "out")->plugin, "file");
+    ck_assert_int_eq(c->filter_thread, 0); /* filters inline by default */
+    es_config_destroy(c);
+
+    c = es_config_parse(BASE_HEAD "  \"pipeline\": {\"filter_thread\": "
+                                  "true},\n  \"routes\": []}",
+                        "conf.json", err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(c->filter_thread, 1);
     es_config_destroy(c);
 }
 END_TEST
@@ -66,6 +74,9 @@ START_TEST(errors_name_key_and_problem)
                  "kafka.properties.acks: librdkafka properties must be "
                  "strings");
     expect_error("{\"routes\": []}", "kafka.brokers: is required");
+    expect_error(BASE_HEAD "\"pipeline\": {\"filter_thread\": 1}, "
+                           "\"routes\": []}",
+                 "pipeline.filter_thread: must be true or false");
     expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
                            "[\"a\"], \"destinations\": [\"out\"]}, "
                            "{\"name\": \"r\", \"topics\": [\"b\"], "
