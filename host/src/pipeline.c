@@ -827,7 +827,7 @@ static void iterate(es_pipeline_t *p, int consume)
     else /* still serve rebalances and errors while draining */
         for (size_t i = 0; i < p->nconsumers; i++)
             pl_consume_serve_only(p->consumers[i]);
-    pl_stage_hand_over(p);
+    pl_stage_hand_over(p); /* the filter thread starts on them at once */
     fire_due_retries(p);
     p->more_work |= pl_park_iterate(p, consume);
     dispatch_all(p);
@@ -845,6 +845,7 @@ static void iterate(es_pipeline_t *p, int consume)
         p->last_housekeeping_ms = now;
     }
     pl_subs_reap(p);
+    pl_stage_hand_over(p); /* what retries and parking offered since */
     apply_backpressure(p);
 }
 
