@@ -13,8 +13,10 @@
  * reference on its record and on its event (taken and dropped there); the
  * stage thread only reads the decoded event, which nothing changes while a
  * reference is held. One stage thread and FIFO queues keep each route's
- * events in their consumed order. Subscriptions' filters stay inline: a
- * subscription's filter instance is freed as soon as it is removed.
+ * events in their consumed order (a route without filters, delivering to
+ * the same destination, may now get ahead of a filtered one). Subscriptions'
+ * filters stay inline: a subscription's filter instance is freed as soon as it
+ * is removed.
  *
  * Jobs cross in batches, both ways: a lock, a wake-up and a thread switch
  * per event cost as much as a small script.
@@ -43,7 +45,7 @@ struct pl_stage_s {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    queue_t outbox; /* the pipeline thread's, handed over once per turn */
+    queue_t outbox; /* the pipeline thread's, handed over in batches */
     queue_t todo;   /* for the stage thread */
     queue_t done;   /* back to the pipeline thread */
     int stop;
