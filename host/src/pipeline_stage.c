@@ -152,6 +152,16 @@ static int any_static_filter(const es_pipeline_t *p)
     return 0;
 }
 
+static void stage_free(pl_stage_t *s)
+{
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    for (int i = 0; i < 2; i++)
+        if (s->wake[i] >= 0)
+            close(s->wake[i]);
+    free(s);
+}
+
 int pl_stage_start(es_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     if (!p->conf->filter_thread || !any_static_filter(p))
@@ -169,12 +179,7 @@ int pl_stage_start(es_pipeline_t *p, char *errstr, size_t errstr_size)
     if (rc) {
         snprintf(errstr, errstr_size, "cannot start the filter thread: %s",
                  s->wake[0] < 0 ? strerror(errno) : strerror(rc));
-        pthread_mutex_destroy(&s->lock);
-        pthread_cond_destroy(&s->cond);
-        for (int i = 0; i < 2; i++)
-            if (s->wake[i] >= 0)
-                close(s->wake[i]);
-        free(s);
+        stage_free(s);
         return -1;
     }
     p->stage = s;
@@ -279,11 +284,6 @@ void pl_stage_destroy(es_pipeline_t *p)
         es_warn("%zu event(s) left in the filter stage at exit; they will be "
                 "redelivered after restart",
                 n);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
-    for (int i = 0; i < 2; i++)
-        if (s->wake[i] >= 0)
-            close(s->wake[i]);
-    free(s);
+    stage_free(s);
     p->stage = NULL;
 }
