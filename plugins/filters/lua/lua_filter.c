@@ -380,15 +380,12 @@ static void add_output(lua_State *L, lf_instance_t *in, int idx, int route,
         return;
     }
     lua_settop(L, top);
-    int lazy = lf_lazy_is(L, idx);
+    lf_lazy_t *z = lf_lazy_of(L, idx); /* looked up once for the four */
     for (int i = 0; i < 4; i++) {
-        if (lazy) { /* untouched members are checked in the event text */
-            lua_pushstring(L, required[i]);
-            int peek = lf_lazy_peek(L, idx, lua_gettop(L));
-            lua_pop(L, 1);
-            if (peek == LF_PEEK_STRING)
-                continue;
-        }
+        /* Untouched members of a lazy object are checked in the text. */
+        if (z && lf_lazy_peek_name(z, required[i], strlen(required[i])) ==
+                     LF_PEEK_STRING)
+            continue;
         if (lua_getfield(L, idx, required[i]) != LUA_TSTRING ||
             lua_rawlen(L, -1) == 0)
             luaL_error(L,

@@ -162,7 +162,11 @@ enum {
     LF_PEEK_EMPTY_STRING,
     LF_PEEK_OTHER,
 };
+/* For the key at key_idx of the table at t (LF_PEEK_DECODED when t is not
+ * a lazy object or the key not a string). Marks nothing. */
 int lf_lazy_peek(lua_State *L, int t, int key_idx);
+/* The same for the key k[0..n) of the lazy object z. */
+int lf_lazy_peek_name(lf_lazy_t *z, const char *k, size_t n);
 /* Records a raw write of key (at key_idx) into the lazy object z. */
 void lf_lazy_note_write(lua_State *L, lf_lazy_t *z, int key_idx);
 /* Writes the lazy object at idx as JSON: untouched members verbatim. */

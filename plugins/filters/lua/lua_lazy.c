@@ -432,19 +432,8 @@ void lf_lazy_setup(lua_State *L)
     lua_pop(L, 1);
 }
 
-/* What the lazy object at t holds under the key at key_idx, without
- * decoding it: LF_PEEK_DECODED when the table has it (read it from there),
- * else absent, null or some other value. Marks nothing. */
-int lf_lazy_peek(lua_State *L, int t, int key_idx)
+int lf_lazy_peek_name(lf_lazy_t *z, const char *k, size_t n)
 {
-    if (lua_type(L, key_idx) != LUA_TSTRING)
-        return LF_PEEK_DECODED;
-    lf_lazy_t *z = push_state(L, t);
-    if (!z)
-        return LF_PEEK_DECODED;
-    lua_pop(L, 1); /* the map keeps it */
-    size_t n;
-    const char *k = lua_tolstring(L, key_idx, &n);
     const lf_member_t *m = find(z, k, n);
     if (!m)
         return LF_PEEK_ABSENT;
@@ -455,6 +444,18 @@ int lf_lazy_peek(lua_State *L, int t, int key_idx)
     if (z->src[m->vs] == '"')
         return m->ve - m->vs > 2 ? LF_PEEK_STRING : LF_PEEK_EMPTY_STRING;
     return LF_PEEK_OTHER;
+}
+
+int lf_lazy_peek(lua_State *L, int t, int key_idx)
+{
+    if (lua_type(L, key_idx) != LUA_TSTRING)
+        return LF_PEEK_DECODED;
+    lf_lazy_t *z = lf_lazy_of(L, t);
+    if (!z)
+        return LF_PEEK_DECODED;
+    size_t n;
+    const char *k = lua_tolstring(L, key_idx, &n);
+    return lf_lazy_peek_name(z, k, n);
 }
 
 /* A copy of a lazy object is an ordinary decoded object: it gets the
