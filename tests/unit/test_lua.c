@@ -95,13 +95,23 @@ static es_filter_verdict_t run(const char *json)
     return run_tt(json, "eventzr.marketplace.order.created.v1", "t1");
 }
 
-/* Runs `return ev` on json and checks the output is exactly `expect`. */
-static void check_roundtrip(const char *json, const char *expect)
+/* Runs the script on json and checks the output is exactly `expect`. It
+ * runs twice: a script that read a nested object in its first call gets
+ * the event with its nested objects indexed in one pass in the second. */
+static void check_output(const char *json, const char *expect, int call)
 {
     es_filter_verdict_t v = run(json);
-    ck_assert_msg(v == ES_FILTER_REPLACE, "verdict %d: %s", v, errstr);
+    ck_assert_msg(v == ES_FILTER_REPLACE, "call %d: verdict %d: %s", call, v,
+                  errstr);
     ck_assert_int_eq(out.n, 1);
-    ck_assert_str_eq(out.json[0], expect);
+    ck_assert_msg(strcmp(out.json[0], expect) == 0,
+                  "call %d: got %s, expected %s", call, out.json[0], expect);
+}
+
+static void check_roundtrip(const char *json, const char *expect)
+{
+    check_output(json, expect, 1);
+    check_output(json, expect, 2);
 }
 
 /* ---------------------------------------------------------- verdicts */
@@ -424,6 +434,25 @@ START_TEST(test_untouched_verbatim)
 }
 END_TEST
 
+START_TEST(test_nested_index)
+{
+    /* Nested objects indexed with the event (the second call) and on their
+     * own (the first) agree: repeated keys whose values are objects, and
+     * escaped keys at two levels. */
+    init_script("function filter(ev)\n"
+                "  local d = ev.data\n"
+                "  d.sum = d.o.x + d.o.z.w + d.k1.y2\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    check_roundtrip("{" ENVELOPE ",\"data\":{\"o\":{\"x\":1},"
+                    "\"k\\u0031\":{\"y\\u0032\":2,\"y2\":3},"
+                    "\"o\":{\"x\":5,\"z\":{\"w\":1}}}}",
+                    "{" ENVELOPE ",\"data\":{\"o\":{\"x\":5,\"z\":{\"w\":1}},"
+                    "\"k\\u0031\":{\"y\\u0032\":3},\"sum\":9}}");
+}
+END_TEST
+
 START_TEST(test_lazy_raw_access)
 {
     /* pairs, next and rawget see members the script has not read yet;
@@ -487,9 +516,16 @@ START_TEST(test_event_kept_across_calls)
                 "");
     ck_assert_int_eq(run("{" ENVELOPE ",\"data\":{\"v\":\"first\"}}"),
                      ES_FILTER_DROP);
-    check_roundtrip("{" ENVELOPE ",\"data\":{\"v\":\"second\"}}",
-                    "{" ENVELOPE ",\"data\":{\"v\":\"second\","
-                    "\"prev\":\"first\",\"prev_id\":\"e1\"}}");
+    check_output("{" ENVELOPE ",\"data\":{\"v\":\"second\"}}",
+                 "{" ENVELOPE ",\"data\":{\"v\":\"second\","
+                 "\"prev\":\"first\",\"prev_id\":\"e1\"}}",
+                 2);
+    /* The second call read ev.data: this one indexes the nested objects
+     * with the event, and the kept event's are read from its own index. */
+    check_output("{" ENVELOPE ",\"data\":{\"v\":\"third\"}}",
+                 "{" ENVELOPE ",\"data\":{\"v\":\"third\","
+                 "\"prev\":\"second\",\"prev_id\":\"e1\"}}",
+                 3);
 }
 END_TEST
 
@@ -563,6 +599,29 @@ START_TEST(test_redact_remove)
         "{" ENVELOPE ",\"data\":{\"email\":\"[REDACTED]\",\"nul\":null,"
         "\"users\":[{\"phone\":\"[REDACTED]\"},{\"name\":\"x\"}],"
         "\"tags\":[\"t2\"],\"wallet\":\"0xab...\",\"count\":7}}");
+}
+END_TEST
+
+/* Paths under one parent resolve it once; an op on the parent's own
+ * ancestors (a path with fewer segments) must not leave it cut off. */
+START_TEST(test_redact_shared_parents)
+{
+    init_script(
+        "function filter(ev)\n"
+        "  local n = es.remove(ev, {'data.a.x', 'data', 'data.a.y'})\n"
+        "  n = n * 10 + es.redact(ev, {'meta.s.street', 'meta.s.phone',\n"
+        "    'meta.name', 'meta.s', 'meta.s.zip', 'meta..k', 'meta.n.1'})\n"
+        "  ev.count = n\n"
+        "  return ev\n"
+        "end\n",
+        "");
+    check_roundtrip(
+        "{" ENVELOPE ",\"data\":{\"a\":{\"x\":1,\"y\":2}},"
+        "\"meta\":{\"s\":{\"street\":\"st\",\"phone\":\"p\","
+        "\"zip\":\"z\"},\"name\":\"n\",\"\":{\"k\":1},\"n\":[7,8]}}",
+        "{" ENVELOPE ",\"meta\":{\"s\":\"[REDACTED]\","
+        "\"name\":\"[REDACTED]\",\"\":{\"k\":\"[REDACTED]\"},"
+        "\"n\":[\"[REDACTED]\",8]},\"count\":26}");
 }
 END_TEST
 
@@ -946,8 +1005,10 @@ static Suite *lua_suite(void)
           test_dup_keys_and_whitespace, test_string_boundaries,
           test_big_and_long_keys, test_untouched_verbatim, test_lazy_raw_access,
           test_lazy_unread_object, test_event_kept_across_calls,
-          test_repeated_keys_many_members, NULL}},
-        {"helpers", {test_redact_remove, test_log_and_print, NULL}},
+          test_nested_index, test_repeated_keys_many_members, NULL}},
+        {"helpers",
+         {test_redact_remove, test_redact_shared_parents, test_log_and_print,
+          NULL}},
         {"sandbox",
          {test_sandbox, test_sandbox_io_call_fails, test_bytecode_refused,
           NULL}},

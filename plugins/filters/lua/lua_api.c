@@ -261,15 +261,19 @@ static int is_array(lua_State *L, int t)
 }
 
 /* t[key] and t[key] = value (key, value on top, popped) as raw access,
- * except that a lazy object decodes (or records) the member. */
+ * except that a lazy object decodes (or records) the member; m is the
+ * lazy member lf_lazy_peek found for key, if any. */
 static int get_member(lua_State *L, int t)
 {
     return lf_lazy_is(L, t) ? lua_gettable(L, t) : lua_rawget(L, t);
 }
 
-static void set_member(lua_State *L, int t)
+static void set_member(lua_State *L, int t, lf_member_t *m)
 {
-    if (lf_lazy_is(L, t))
+    if (m) { /* a lazy member not decoded yet: record it here */
+        lf_lazy_touch(m);
+        lua_rawset(L, t);
+    } else if (lf_lazy_is(L, t))
         lua_settable(L, t);
     else
         lua_rawset(L, t);
@@ -299,7 +303,8 @@ static void apply_leaf(lua_State *L, int t, path_op_t *po)
 {
     int key = lua_gettop(L);
     int present, is_null;
-    int peek = lf_lazy_peek(L, t, key);
+    lf_member_t *m;
+    int peek = lf_lazy_peek(L, t, key, &m);
     if (peek != LF_PEEK_DECODED) { /* a lazy member: no need to decode it */
         present = peek != LF_PEEK_ABSENT;
         is_null = peek == LF_PEEK_NULL;
@@ -327,7 +332,7 @@ static void apply_leaf(lua_State *L, int t, path_op_t *po)
     } else if (po->op == OP_REMOVE) {
         lua_pushvalue(L, key);
         lua_pushnil(L);
-        set_member(L, t);
+        set_member(L, t, m);
     } else {
         lua_pushvalue(L, key);
         if (lua_isfunction(L, po->repl)) {
@@ -338,7 +343,7 @@ static void apply_leaf(lua_State *L, int t, path_op_t *po)
         } else {
             lua_pushvalue(L, po->repl);
         }
-        set_member(L, t);
+        set_member(L, t, m);
     }
     lua_settop(L, key - 1);
 }
@@ -402,6 +407,83 @@ static void walk(lua_State *L, int t, const char *path, size_t len,
         descend(L, t, rest, rlen, po, depth);
 }
 
+/*
+ * A list of paths often shares its parents ("data.email", "data.phone"):
+ * the table the last path's parent segments led to is kept (at stack slot
+ * `slot`) with those segments, and a path under the same parent starts
+ * there. A path's op only changes a member of its parent table, which
+ * becomes the memo, so the memo stays where its path leads; a path with no
+ * parent, or with a wildcard, may cut it off and clears it. A replacement
+ * function could change anything, so with one every path starts at the
+ * root.
+ */
+typedef struct parent_memo_s {
+    int slot;  /* stack slot of the parent table */
+    int valid; /* the slot holds the table prefix[0..len) leads to */
+    int depth; /* its depth under the root */
+    size_t len;
+    char prefix[256];
+} parent_memo_t;
+
+/* Resolves the parent segments p[0..plen) into the memo's slot: from the
+ * memo's table when they extend its path, else from the root. Returns -1
+ * when a segment is not a table (nothing to apply). */
+static int resolve_parent(lua_State *L, parent_memo_t *mm, const char *p,
+                          size_t plen)
+{
+    size_t at = 0;
+    int t = 1, depth = 0;
+    if (mm->valid && plen >= mm->len && memcmp(p, mm->prefix, mm->len) == 0 &&
+        (plen == mm->len || p[mm->len] == '.')) {
+        if (plen == mm->len)
+            return 0;
+        t = mm->slot;
+        at = mm->len + 1;
+        depth = mm->depth;
+    }
+    mm->valid = 0;
+    for (;;) {
+        const char *seg = p + at, *e = memchr(seg, '.', plen - at);
+        size_t n = e ? (size_t)(e - seg) : plen - at;
+        push_key(L, t, seg, n);
+        get_member(L, t);
+        if (lua_type(L, -1) != LUA_TTABLE || ++depth > LF_MAX_DEPTH)
+            return -1;
+        lua_replace(L, mm->slot); /* intermediate tables are not kept */
+        t = mm->slot;
+        if (!e)
+            break;
+        at += n + 1;
+    }
+    if (plen < sizeof mm->prefix) {
+        memcpy(mm->prefix, p, plen);
+        mm->len = plen;
+        mm->depth = depth;
+        mm->valid = 1;
+    }
+    return 0;
+}
+
+/* Applies the op to one path without wildcards, through the memo. */
+static void walk_memo(lua_State *L, parent_memo_t *mm, const char *p,
+                      size_t len, path_op_t *po)
+{
+    const char *leaf = p + len;
+    while (leaf > p && leaf[-1] != '.')
+        leaf--;
+    luaL_checkstack(L, 8, "path");
+    int t = 1;
+    if (leaf > p) {
+        if (resolve_parent(L, mm, p, (size_t)(leaf - p - 1)) != 0)
+            return;
+        t = mm->slot;
+    } else {
+        mm->valid = 0; /* the op changes the root: the memo may be cut off */
+    }
+    push_key(L, t, leaf, len - (size_t)(leaf - p));
+    apply_leaf(L, t, po);
+}
+
 static void run_paths(lua_State *L, int paths_idx, path_op_t *po)
 {
     if (lua_type(L, paths_idx) == LUA_TSTRING) {
@@ -411,6 +493,9 @@ static void run_paths(lua_State *L, int paths_idx, path_op_t *po)
         return;
     }
     luaL_checktype(L, paths_idx, LUA_TTABLE);
+    int memo = po->op == OP_REMOVE || !lua_isfunction(L, po->repl);
+    lua_pushnil(L);
+    parent_memo_t mm = {lua_gettop(L), 0, 0, 0, {0}};
     lua_Integer n = (lua_Integer)lua_rawlen(L, paths_idx);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, paths_idx, i);
@@ -418,9 +503,15 @@ static void run_paths(lua_State *L, int paths_idx, path_op_t *po)
         const char *p = lua_tolstring(L, -1, &len);
         if (!p)
             luaL_error(L, "path %d is not a string", (int)i);
-        walk(L, 1, p, len, po, 0);
-        lua_pop(L, 1);
+        if (memo && !memchr(p, '*', len)) {
+            walk_memo(L, &mm, p, len, po);
+        } else {
+            walk(L, 1, p, len, po, 0);
+            mm.valid = 0;
+        }
+        lua_settop(L, mm.slot);
     }
+    lua_pop(L, 1);
 }
 
 /* es.remove(tbl, path_or_paths) -> number removed */

@@ -265,6 +265,7 @@ static void script_destroy(lf_script_t *s)
     free(s->dec_scratch.data);
     free(s->enc_scratch.data);
     free(s->lazy_scratch.data);
+    free(s->lazy_index.data);
     free(s->lazy_keys.data);
     free(s);
 }
@@ -476,6 +477,12 @@ static void push_event(lua_State *L, const es_event_t *ev)
            (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
         e--;
     size_t n = (size_t)(e - j);
+    /* A script that read ev.data last time does so again: index the
+     * objects in the event in the same pass then. One that looks at the
+     * attributes only never pays for indexing data's members. */
+    lf_script_t *s = lf_script_of(L);
+    s->lazy_deep = s->lazy_nested_read;
+    s->lazy_nested_read = 0;
     lua_pushlstring(L, j, n);
     if (n >= 2 && *j == '{' && e[-1] == '}') /* as the host sends them */
         lf_lazy_push(L, -1, 0, n);

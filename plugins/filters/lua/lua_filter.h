@@ -57,8 +57,11 @@ typedef struct lf_script_s {
     int array_mt_ref;     /* registry ref of the shared array metatable */
     lf_pool_t pool;
     const void *lazy_mt;   /* the shared metatable of lazy objects */
-    lf_buf_t lazy_scratch; /* members of an object being indexed */
-    lf_buf_t lazy_keys;    /* its escaped keys, decoded */
+    lf_buf_t lazy_scratch; /* members of the objects being indexed */
+    lf_buf_t lazy_index;   /* members of the objects indexed, per object */
+    lf_buf_t lazy_keys;    /* their escaped keys, decoded */
+    int lazy_deep;         /* index nested objects with the event */
+    int lazy_nested_read;  /* this call read a nested object */
 } lf_script_t;
 
 /* Grows b to hold extra more bytes (raises a Lua error on failure). */
@@ -162,9 +165,15 @@ enum {
     LF_PEEK_EMPTY_STRING,
     LF_PEEK_OTHER,
 };
+typedef struct lf_member_s lf_member_t;
 /* For the key at key_idx of the table at t (LF_PEEK_DECODED when t is not
- * a lazy object or the key not a string). Marks nothing. */
-int lf_lazy_peek(lua_State *L, int t, int key_idx);
+ * a lazy object or the key not a string). Marks nothing. For a member not
+ * yet decoded, *m (when m is not NULL) is set to it, else to NULL. */
+int lf_lazy_peek(lua_State *L, int t, int key_idx, lf_member_t **m);
+/* Records that the caller rawsets member m (from lf_lazy_peek) itself: the
+ * table's value (nil: removed) replaces the source's, without the
+ * __newindex round trip or decoding the old value. */
+void lf_lazy_touch(lf_member_t *m);
 /* The same for the key k[0..n) of the lazy object z. */
 int lf_lazy_peek_name(lf_lazy_t *z, const char *k, size_t n);
 /* Records a raw write of key (at key_idx) into the lazy object z. */

@@ -20,6 +20,15 @@
  *
  * The object state is a full userdata found through a weak-keyed map
  * table -> state, so the table itself holds nothing but the script's view.
+ *
+ * When the script's last call read a nested object, one pass indexes the
+ * event and every object nested in it as members of objects (those in
+ * arrays are indexed when their array is decoded): a script that reads
+ * ev.data.shipping then finds data's and shipping's members already known,
+ * instead of skipping data's text once to find where it ends and reading it
+ * again to index it. The outermost object's state holds the index of all of
+ * them; a nested one's state points into it and keeps it alive. A script
+ * that reads only attributes keeps the cheaper skip.
  */
 #include "lua_filter.h"
 
@@ -28,12 +37,14 @@
 
 #include <lauxlib.h>
 
-typedef struct lf_member_s {
+struct lf_member_s {
     uint32_t ks, ke; /* the key as written, with its quotes: src[ks..ke) */
     uint32_t vs, ve; /* the value as written */
     uint32_t kd, kn; /* the decoded key: src + kd, or keys + kd (LM_ESC) */
     uint32_t flags;
-} lf_member_t;
+    uint32_t child, nchild; /* an object value's members: the outermost
+                               state's m[child - 1 ..]; child 0: not indexed */
+};
 
 enum {
     LM_TOUCHED = 1, /* the table holds the member's value (nil: removed) */
@@ -42,11 +53,15 @@ enum {
 };
 
 struct lf_lazy_s {
-    const char *src; /* the event text, anchored by the user value */
+    const char *src;  /* the event text, anchored by the user value */
+    lf_member_t *m;   /* this object's members */
+    lf_member_t *all; /* the outermost object's index: every object's */
+    const char *keys; /* the decoded escaped keys */
     uint32_t n;
     uint16_t added;    /* the script set keys the source did not have */
     uint16_t complete; /* every member is in the table (or removed) */
-    lf_member_t m[];   /* then the decoded escaped keys */
+    uint16_t outer;    /* the index follows (user value: the text); else the
+                          user value is the outermost object's state */
 };
 
 /* Registry keys: the state map and the metatable. */
@@ -55,8 +70,7 @@ static const char mt_key = 't';
 
 static const char *key_of(const lf_lazy_t *z, const lf_member_t *m)
 {
-    return m->flags & LM_ESC ? (const char *)&z->m[z->n] + m->kd
-                             : z->src + m->kd;
+    return m->flags & LM_ESC ? z->keys + m->kd : z->src + m->kd;
 }
 
 static lf_member_t *find(lf_lazy_t *z, const char *k, size_t n)
@@ -172,6 +186,8 @@ static void take_later_value(lf_member_t *first, lf_member_t *later)
 {
     first->vs = later->vs;
     first->ve = later->ve;
+    first->child = later->child;
+    first->nchild = later->nchild;
     later->flags |= LM_DEAD;
 }
 
@@ -203,6 +219,16 @@ static void merge_repeat(dupset_t *ds, lf_member_t *ms, uint32_t n,
     }
 }
 
+/* Resolves repeated keys among an object's members: when it gets its
+ * state, so nested objects a script never reads are spared it. */
+static void merge_repeats(lf_lazy_t *z)
+{
+    dupset_t ds;
+    memset(&ds, 0, sizeof ds);
+    for (uint32_t i = 0; i < z->n; i++)
+        merge_repeat(&ds, z->m, i, z->src, z->keys);
+}
+
 /* Reads one member's key at p (a quote); returns the byte after it. */
 static const char *scan_key(lua_State *L, const char *src, const char *p,
                             const char *e, lf_member_t *m, lf_buf_t *keys)
@@ -223,38 +249,90 @@ static const char *scan_key(lua_State *L, const char *src, const char *p,
     return after;
 }
 
-/* Indexes the members of the object text src[start..end) into mem (and
- * escaped keys into keys); returns how many there are. */
-static uint32_t scan_members(lua_State *L, const char *src, size_t start,
-                             size_t end, lf_buf_t *mem, lf_buf_t *keys)
+/* Where one indexing pass is: members of the objects still open are on
+ * `open`, and move to `done` as one block when their object closes. */
+typedef struct scan_s {
+    lua_State *L;
+    const char *src, *end;
+    lf_buf_t *open, *done, *keys;
+    int max_depth; /* objects nested deeper are skipped, indexed when read */
+} scan_t;
+
+static const char *scan_object(scan_t *sc, const char *p, lf_member_t *obj,
+                               int depth);
+
+/* Reads one member at p (a quote) onto the open members; returns the byte
+ * after its value. */
+static const char *scan_member(scan_t *sc, const char *p, int depth)
 {
-    const char *p = skip_ws(src + start + 1, src + end - 1);
-    const char *e = src + end - 1; /* the closing brace */
+    lf_member_t m = {0};
+    p = skip_ws(scan_key(sc->L, sc->src, p, sc->end, &m, sc->keys), sc->end);
+    if (p >= sc->end || *p != ':')
+        bad_object(sc->L, sc->src, p);
+    const char *v = skip_ws(p + 1, sc->end);
+    const char *ve = v < sc->end && *v == '{' && depth < sc->max_depth
+                         ? scan_object(sc, v, &m, depth + 1)
+                         : lf_json_skip(v, sc->end);
+    if (!ve)
+        bad_object(sc->L, sc->src, v);
+    m.vs = (uint32_t)(v - sc->src);
+    m.ve = (uint32_t)(ve - sc->src);
+    lf_buf_add(sc->L, sc->open, &m, sizeof m);
+    return ve;
+}
+
+/* Indexes the object at p (its '{') and the objects in it; its members go
+ * to sc->done as one block, which obj->child/nchild then name. Returns
+ * the byte after its closing brace. */
+static const char *scan_object(scan_t *sc, const char *p, lf_member_t *obj,
+                               int depth)
+{
+    size_t base = sc->open->len / sizeof(lf_member_t);
     uint32_t n = 0;
-    dupset_t ds;
-    memset(&ds, 0, sizeof ds);
-    while (p < e) {
-        lf_member_t m = {0};
-        if (*p != '"')
-            bad_object(L, src, p);
-        p = skip_ws(scan_key(L, src, p, e, &m, keys), e);
-        if (p >= e || *p != ':')
-            bad_object(L, src, p);
-        const char *v = skip_ws(p + 1, e);
-        const char *ve = lf_json_skip(v, e);
-        if (!ve)
-            bad_object(L, src, v);
-        m.vs = (uint32_t)(v - src);
-        m.ve = (uint32_t)(ve - src);
-        lf_buf_add(L, mem, &m, sizeof m);
-        merge_repeat(&ds, (lf_member_t *)mem->data, n++, src, keys->data);
-        p = skip_ws(ve, e);
-        if (p < e && *p == ',')
-            p = skip_ws(p + 1, e);
-        else if (p < e)
-            bad_object(L, src, p);
+    p = skip_ws(p + 1, sc->end);
+    while (p < sc->end && *p != '}') {
+        if (n && *p == ',')
+            p = skip_ws(p + 1, sc->end);
+        if (p >= sc->end || *p != '"')
+            bad_object(sc->L, sc->src, p);
+        p = skip_ws(scan_member(sc, p, depth), sc->end);
+        n++;
+        if (p < sc->end && *p != ',' && *p != '}')
+            bad_object(sc->L, sc->src, p);
     }
-    return n;
+    if (p >= sc->end)
+        bad_object(sc->L, sc->src, p);
+    size_t bytes = (size_t)n * sizeof(lf_member_t);
+    obj->child = (uint32_t)(sc->done->len / sizeof(lf_member_t)) + 1;
+    obj->nchild = n;
+    lf_buf_add(sc->L, sc->done, sc->open->data + base * sizeof(lf_member_t),
+               bytes);
+    sc->open->len = base * sizeof(lf_member_t);
+    return p + 1;
+}
+
+/* Makes the table and state of an object whose members are m[0..n) and
+ * pushes the table; the state's user value (at anchor) keeps them. */
+static lf_lazy_t *new_object(lua_State *L, size_t extra, int anchor)
+{
+    lua_createtable(L, 0, 4);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
+    lua_setmetatable(L, -2);
+    lf_lazy_t *z = lua_newuserdatauv(L, sizeof *z + extra, 1);
+    memset(z, 0, sizeof *z);
+    lua_pushvalue(L, anchor);
+    lua_setiuservalue(L, -2, 1);
+    return z;
+}
+
+/* Registers the state on top for the table below it (both stay). */
+static void map_state(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &map_key);
+    lua_pushvalue(L, -3); /* table */
+    lua_pushvalue(L, -3); /* state */
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
 }
 
 void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end)
@@ -266,31 +344,52 @@ void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end)
         end > UINT32_MAX)
         bad_object(L, src, src + start);
     luaL_checkstack(L, 6, "JSON");
-    s->lazy_scratch.len = 0;
-    s->lazy_keys.len = 0;
-    uint32_t n =
-        scan_members(L, src, start, end, &s->lazy_scratch, &s->lazy_keys);
-    lua_createtable(L, 0, 4);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
-    lua_setmetatable(L, -2);
-    size_t msize = (size_t)n * sizeof(lf_member_t);
-    lf_lazy_t *z =
-        lua_newuserdatauv(L, sizeof *z + msize + s->lazy_keys.len, 1);
+    s->lazy_scratch.len = s->lazy_index.len = s->lazy_keys.len = 0;
+    scan_t sc = {L,
+                 src,
+                 src + end,
+                 &s->lazy_scratch,
+                 &s->lazy_index,
+                 &s->lazy_keys,
+                 s->lazy_deep ? LF_MAX_DEPTH : 0};
+    lf_member_t top = {0};
+    if (scan_object(&sc, src + start, &top, 0) != src + end)
+        bad_object(L, src, src + start);
+    size_t msize = s->lazy_index.len;
+    lf_lazy_t *z = new_object(L, msize + s->lazy_keys.len, src_idx);
     z->src = src;
-    z->n = n;
-    z->added = 0;
-    z->complete = 0;
-    if (n)
-        memcpy(z->m, s->lazy_scratch.data, msize);
+    z->all = (lf_member_t *)(z + 1);
+    z->m = z->all + top.child - 1;
+    z->n = top.nchild;
+    z->keys = (const char *)z->all + msize;
+    z->outer = 1;
+    memcpy(z->all, s->lazy_index.data, msize);
     if (s->lazy_keys.len)
-        memcpy((char *)z->m + msize, s->lazy_keys.data, s->lazy_keys.len);
-    lua_pushvalue(L, src_idx);
-    lua_setiuservalue(L, -2, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &map_key);
-    lua_pushvalue(L, -3); /* table */
-    lua_pushvalue(L, -3); /* state */
-    lua_rawset(L, -3);
-    lua_pop(L, 2);
+        memcpy((char *)z->all + msize, s->lazy_keys.data, s->lazy_keys.len);
+    merge_repeats(z);
+    map_state(L);
+    lua_pop(L, 1);
+}
+
+/* Pushes the object value of member m of the state at zi, from the index
+ * its outermost object made. */
+static void push_indexed(lua_State *L, int zi, const lf_lazy_t *z,
+                         const lf_member_t *m)
+{
+    if (!z->outer) /* the outermost state anchors all of them */
+        lua_getiuservalue(L, zi, 1);
+    else
+        lua_pushvalue(L, zi);
+    lf_lazy_t *c = new_object(L, 0, lua_gettop(L));
+    c->src = z->src;
+    c->all = z->all;
+    c->m = z->all + m->child - 1;
+    c->n = m->nchild;
+    c->keys = z->keys;
+    merge_repeats(c);
+    map_state(L);
+    lua_pop(L, 1);
+    lua_remove(L, -2);
 }
 
 /* --------------------------------------------------------- decoding */
@@ -300,12 +399,19 @@ void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end)
 static void materialise(lua_State *L, int t, int zi, lf_lazy_t *z,
                         lf_member_t *m, int key_idx)
 {
-    lua_getiuservalue(L, zi, 1);
-    if (z->src[m->vs] == '{') /* its span is known: index it directly */
-        lf_lazy_push(L, -1, m->vs, m->ve);
-    else
+    if (z->src[m->vs] == '{')
+        lf_script_of(L)->lazy_nested_read = 1;
+    if (m->child) { /* indexed with its parent */
+        push_indexed(L, zi, z, m);
+    } else {
+        lua_getiuservalue(L, zi, 1);
+        if (!z->outer) { /* the text is the outermost state's user value */
+            lua_getiuservalue(L, -1, 1);
+            lua_remove(L, -2);
+        }
         lf_json_push_lazy(L, lua_gettop(L), m->vs, m->ve);
-    lua_remove(L, -2);
+        lua_remove(L, -2);
+    }
     lua_pushvalue(L, key_idx);
     lua_pushvalue(L, -2);
     lua_rawset(L, t);
@@ -432,9 +538,8 @@ void lf_lazy_setup(lua_State *L)
     lua_pop(L, 1);
 }
 
-int lf_lazy_peek_name(lf_lazy_t *z, const char *k, size_t n)
+static int peek_member(const lf_lazy_t *z, const lf_member_t *m)
 {
-    const lf_member_t *m = find(z, k, n);
     if (!m)
         return LF_PEEK_ABSENT;
     if (m->flags & LM_TOUCHED)
@@ -446,8 +551,15 @@ int lf_lazy_peek_name(lf_lazy_t *z, const char *k, size_t n)
     return LF_PEEK_OTHER;
 }
 
-int lf_lazy_peek(lua_State *L, int t, int key_idx)
+int lf_lazy_peek_name(lf_lazy_t *z, const char *k, size_t n)
 {
+    return peek_member(z, find(z, k, n));
+}
+
+int lf_lazy_peek(lua_State *L, int t, int key_idx, lf_member_t **m)
+{
+    if (m)
+        *m = NULL;
     if (lua_type(L, key_idx) != LUA_TSTRING)
         return LF_PEEK_DECODED;
     lf_lazy_t *z = lf_lazy_of(L, t);
@@ -455,7 +567,16 @@ int lf_lazy_peek(lua_State *L, int t, int key_idx)
         return LF_PEEK_DECODED;
     size_t n;
     const char *k = lua_tolstring(L, key_idx, &n);
-    return lf_lazy_peek_name(z, k, n);
+    lf_member_t *found = find(z, k, n);
+    int peek = peek_member(z, found);
+    if (m && peek != LF_PEEK_DECODED)
+        *m = found; /* NULL when absent */
+    return peek;
+}
+
+void lf_lazy_touch(lf_member_t *m)
+{
+    m->flags |= LM_TOUCHED;
 }
 
 /* A copy of a lazy object is an ordinary decoded object: it gets the
