@@ -27,7 +27,8 @@ tests_unit_test_loader_LDADD = $(HOST_TEST_LIBS)
 # callback, duplicate name.
 check_LTLIBRARIES += tests/unit/plugins/tp_good.la \
 	tests/unit/plugins/tp_wrongabi.la tests/unit/plugins/tp_small.la \
-	tests/unit/plugins/tp_nodeliver.la tests/unit/plugins/tp_dup.la
+	tests/unit/plugins/tp_nodeliver.la tests/unit/plugins/tp_dup.la \
+	tests/unit/plugins/tp_older.la
 TP_SRC = tests/unit/plugins/test_plugins.c
 tests_unit_plugins_tp_good_la_SOURCES = $(TP_SRC)
 tests_unit_plugins_tp_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DTEST_VARIANT=1
@@ -44,6 +45,9 @@ tests_unit_plugins_tp_nodeliver_la_LDFLAGS = $(TEST_PLUGIN_LINK)
 tests_unit_plugins_tp_dup_la_SOURCES = $(TP_SRC)
 tests_unit_plugins_tp_dup_la_CPPFLAGS = $(AM_CPPFLAGS) -DTEST_VARIANT=5
 tests_unit_plugins_tp_dup_la_LDFLAGS = $(TEST_PLUGIN_LINK)
+tests_unit_plugins_tp_older_la_SOURCES = $(TP_SRC)
+tests_unit_plugins_tp_older_la_CPPFLAGS = $(AM_CPPFLAGS) -DTEST_VARIANT=6
+tests_unit_plugins_tp_older_la_LDFLAGS = $(TEST_PLUGIN_LINK)
 
 AM_TESTS_ENVIRONMENT = ES_TEST_PLUGIN_DIR=$(abs_top_builddir)/tests/unit/plugins/.libs; \
 	export ES_TEST_PLUGIN_DIR; ES_BUILD_DIR=$(abs_top_builddir); export ES_BUILD_DIR; \

@@ -265,6 +265,7 @@ typedef struct arena_chunk_s {
 typedef struct fast_s {
     const char *p, *end;
     arena_chunk_t *head, *cur;
+    int shallow; /* the event's object and array members are only checked */
 } fast_t;
 
 #define CHUNK_HDR                                                              \
@@ -461,39 +462,50 @@ static int is_num_char(char c)
            c == 'E' || c == '.';
 }
 
-/* A strict JSON number not followed by another character cJSON would
- * have taken into it: then strtod reads what cJSON's strtod reads. */
+/* The end of a strict JSON number at s not followed by another character
+ * cJSON would have taken into it (then strtod reads what cJSON's strtod
+ * reads), with its digit counts; NULL for anything else. */
+static inline __attribute__((always_inline)) const char *
+number_end(const char *s, const char *end, int *digits, int *frac, int *exp)
+{
+    const char *p = s;
+    *digits = *frac = *exp = 0;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end || *p < '0' || *p > '9')
+        return NULL;
+    if (*p == '0')
+        p++, *digits = 1;
+    else
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            ++*digits;
+    if (p < end && *p == '.') {
+        if (++p >= end || *p < '0' || *p > '9')
+            return NULL;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            ++*frac;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *exp = 1;
+        if (++p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return NULL;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if ((p < end && is_num_char(*p)) || p - s > 63)
+        return NULL;
+    return p;
+}
+
 static int fast_number(fast_t *f, cJSON *item)
 {
-    const char *s = f->p, *p = s;
-    int digits = 0, frac = 0, exp = 0;
-    if (p < f->end && *p == '-')
-        p++;
-    if (p >= f->end || *p < '0' || *p > '9')
+    int digits, frac, exp;
+    const char *s = f->p, *p = number_end(s, f->end, &digits, &frac, &exp);
+    if (!p)
         return -1;
-    if (*p == '0')
-        p++, digits = 1;
-    else
-        for (; p < f->end && *p >= '0' && *p <= '9'; p++)
-            digits++;
-    if (p < f->end && *p == '.') {
-        if (++p >= f->end || *p < '0' || *p > '9')
-            return -1;
-        for (; p < f->end && *p >= '0' && *p <= '9'; p++)
-            frac++;
-    }
-    if (p < f->end && (*p == 'e' || *p == 'E')) {
-        exp = 1;
-        if (++p < f->end && (*p == '+' || *p == '-'))
-            p++;
-        if (p >= f->end || *p < '0' || *p > '9')
-            return -1;
-        while (p < f->end && *p >= '0' && *p <= '9')
-            p++;
-    }
     size_t n = (size_t)(p - s);
-    if ((p < f->end && is_num_char(*p)) || n > 63)
-        return -1;
     double d;
     /* Up to 15 digits and no exponent: m / 10^k with m and 10^k exact
      * doubles is the correctly rounded value, which strtod gives too. */
@@ -529,6 +541,104 @@ static int fast_number(fast_t *f, cJSON *item)
     return 0;
 }
 
+/* ------------------------------------------------- checking, not building */
+
+static const char *check_ws(const char *p, const char *end)
+{
+    while (p < end && (unsigned char)*p <= 32)
+        p++;
+    return p;
+}
+
+/* Past the string at p (its opening quote), or NULL: the strings the
+ * builder takes (no \u escape, which cJSON checks for surrogates). */
+static const char *check_string(const char *p, const char *end)
+{
+    const char *q = find_quote(p + 1, end);
+    while (q < end && *q == '\\') {
+        if (q + 1 >= end || !q[1] || !strchr("bfnrt\"\\/", q[1]))
+            return NULL;
+        q = find_quote(q + 2, end);
+    }
+    return q < end ? q + 1 : NULL;
+}
+
+/* Past the scalar at p, or NULL. */
+static const char *check_scalar(const char *p, const char *end)
+{
+    int digits, frac, exp;
+    switch (*p) {
+    case '"':
+        return check_string(p, end);
+    case 't':
+        return end - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+    case 'f':
+        return end - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+    case 'n':
+        return end - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+    default:
+        return number_end(p, end, &digits, &frac, &exp);
+    }
+}
+
+/*
+ * Past the object or array at p, checked with the builder's grammar (a
+ * subset of cJSON's) but not built: a filter's output is checked whole
+ * while only its attributes are built. One loop and a stack of the closing
+ * brackets expected; NULL when the builder would not take it (cJSON then
+ * decides).
+ */
+static const char *fast_check(const char *p, const char *end)
+{
+    char close[FAST_MAX_DEPTH];
+    int top = 0;
+    for (;;) { /* p: where a value starts */
+        p = check_ws(p, end);
+        if (p >= end)
+            return NULL;
+        if (*p == '{' || *p == '[') {
+            if (top == FAST_MAX_DEPTH)
+                return NULL;
+            close[top++] = *p == '{' ? '}' : ']';
+            p = check_ws(p + 1, end);
+            if (p < end && *p == close[top - 1]) {
+                top--;
+                p++;
+            } else if (close[top - 1] == ']') {
+                continue;
+            } else {
+                goto key;
+            }
+        } else if (!(p = check_scalar(p, end))) {
+            return NULL;
+        }
+        for (;;) { /* after a value: a comma, or close what it was in */
+            if (top == 0)
+                return p;
+            p = check_ws(p, end);
+            if (p < end && *p == close[top - 1]) {
+                top--;
+                p++;
+                continue;
+            }
+            if (p >= end || *p != ',')
+                return NULL;
+            p = check_ws(p + 1, end);
+            if (close[top - 1] == ']')
+                break;
+            goto key;
+        }
+        continue;
+    key: /* p: where an object member starts */
+        if (p >= end || *p != '"' || !(p = check_string(p, end)))
+            return NULL;
+        p = check_ws(p, end);
+        if (p >= end || *p != ':')
+            return NULL;
+        p++;
+    }
+}
+
 static int fast_value(fast_t *f, cJSON *item, int depth);
 
 /* The members of an array or object, f->p after the opening bracket. */
@@ -560,8 +670,14 @@ static int fast_members(fast_t *f, cJSON *item, int object, int depth)
             f->p++;
             fast_ws(f);
         }
-        if (fast_value(f, c, depth + 1))
+        if (depth == 0 && f->shallow && f->p < f->end &&
+            (*f->p == '{' || *f->p == '[')) {
+            c->type = cJSON_Raw; /* data, say: checked, built on demand */
+            if (!(f->p = fast_check(f->p, f->end)))
+                return -1;
+        } else if (fast_value(f, c, depth + 1)) {
             return -1;
+        }
         fast_ws(f);
         if (f->p < f->end && *f->p == ',') {
             f->p++;
@@ -618,13 +734,13 @@ static int fast_value(fast_t *f, cJSON *item, int depth)
 /* The fast parse; with `copy`, the text is first copied into the arena
  * (NUL-terminated) and parsed from there, *copy set to it. */
 static cJSON *fast_parse(const char *json, size_t len, const char **end,
-                         void **arena, const char **copy)
+                         void **arena, const char **copy, int shallow)
 {
     if (len == 0 || (unsigned char)json[0] == 0xEF) /* a BOM: cJSON's */
         return NULL;
     size_t text = copy ? len + 1 : 0;
     /* Nodes and strings of a typical event fit in the first chunk. */
-    fast_t f = {json, json + len, NULL, NULL};
+    fast_t f = {json, json + len, NULL, NULL, shallow};
     if (!(f.head = f.cur = chunk_new(text + 4 * len + 128)))
         return NULL;
     if (copy) {
@@ -650,7 +766,7 @@ cJSON *es_json_parse(const char *json, size_t len, const char **end,
                      void **arena)
 {
     *arena = NULL;
-    cJSON *ce = fast_parse(json, len, end, arena, NULL);
+    cJSON *ce = fast_parse(json, len, end, arena, NULL, 0);
     return ce ? ce : cJSON_ParseWithLengthOpts(json, len, end, 0);
 }
 
@@ -659,7 +775,8 @@ int es_decode_output(const char *json, size_t len, es_decoded_t *out,
 {
     memset(out, 0, sizeof *out);
     const char *copy = NULL;
-    cJSON *ce = fast_parse(json, len, NULL, &out->arena, &copy);
+    cJSON *ce = fast_parse(json, len, NULL, &out->arena, &copy, 1);
+    out->shallow = ce != NULL;
     if (!ce) {
         ce = cJSON_ParseWithLength(json, len);
         copy = out->owned_json = ce ? strndup(json, len) : NULL;
@@ -677,6 +794,24 @@ int es_decode_output(const char *json, size_t len, es_decoded_t *out,
     out->json = copy;
     out->json_len = len;
     return 0;
+}
+
+void es_decode_full(es_decoded_t *d)
+{
+    if (!d->shallow)
+        return;
+    es_decoded_t full = *d;
+    char reason[256];
+    /* The shallow parse checked this text with the same grammar: only a
+     * lack of memory can make this fail. */
+    cJSON *ce =
+        fast_parse(d->json, d->json_len, NULL, &full.tree_arena, NULL, 0);
+    if (!ce || es_decode_validate(ce, &full, reason, sizeof reason) != 0) {
+        fprintf(stderr, "eventstreamd: out of memory parsing an event\n");
+        abort();
+    }
+    full.shallow = 0;
+    *d = full; /* the shallow tree stays in d->arena, with the text */
 }
 
 int es_decode_record(const void *value, size_t len, const es_header_t *headers,
@@ -736,6 +871,8 @@ void es_json_tree_free(cJSON *ce, void *arena)
 
 void es_decoded_clear(es_decoded_t *d)
 {
+    if (d->tree_arena)
+        es_json_arena_free(d->tree_arena);
     es_json_tree_free(d->ce, d->arena);
     free(d->owned_json);
     memset(d, 0, sizeof *d);

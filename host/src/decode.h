@@ -10,8 +10,13 @@
 #include "eventstream/plugin.h"
 
 typedef struct es_decoded_s {
-    cJSON *ce;        /* owned: the event as a tree */
-    void *arena;      /* non-NULL: ce lives in it (es_json_parse) */
+    cJSON *ce;   /* owned: the event as a tree */
+    void *arena; /* non-NULL: ce lives in it (es_json_parse) */
+    /* A shallow tree (es_decode_output): the event's attributes are built,
+     * but a member whose value is an object or array (data) is a
+     * cJSON_Raw node with no text. es_decode_full builds the whole tree. */
+    int shallow;
+    void *tree_arena; /* the whole tree es_decode_full built */
     const char *json; /* the event as structured JSON */
     size_t json_len;
     char *owned_json; /* non-NULL when json was built (binary mode) */
@@ -46,12 +51,18 @@ cJSON *es_json_parse(const char *json, size_t len, const char **end,
 void es_json_tree_free(cJSON *ce, void *arena);
 
 /*
- * Decodes a filter's output (a structured CloudEvent): a copy of the text
- * and its tree, in one block when it can. Returns 0, or -1 with the reason
- * (nothing to clear then).
+ * Decodes a filter's output (a structured CloudEvent): a copy of the text,
+ * checked whole, and a shallow tree of it (see es_decoded_t), in one block
+ * when it can. Destinations that read only the text and the attributes
+ * never need more; es_decode_full builds the rest for those that read
+ * `ce`. Returns 0, or -1 with the reason (nothing to clear then).
  */
 int es_decode_output(const char *json, size_t len, es_decoded_t *out,
                      char *reason, size_t reason_size);
+/* Builds the whole tree of a shallow decode (nothing when it is whole).
+ * The attribute pointers move to the new tree. Called by the one thread
+ * that owns the event at the time. */
+void es_decode_full(es_decoded_t *d);
 void es_json_arena_free(void *arena);
 
 /*

@@ -53,11 +53,11 @@ static int check_descriptor(const es_loader_t *l, const es_plugin_t *d,
         snprintf(why, why_size,
                  "built for plugin ABI %u, this daemon speaks ABI %u", d->abi,
                  ES_PLUGIN_ABI_VERSION);
-    else if (d->size < sizeof(es_plugin_t))
+    else if (d->size < ES_PLUGIN_MIN_SIZE)
         snprintf(why, why_size,
-                 "descriptor size %u is smaller than %zu (built against an "
-                 "older header?)",
-                 d->size, sizeof(es_plugin_t));
+                 "descriptor size %u is smaller than %zu (not an ABI %u "
+                 "descriptor?)",
+                 d->size, (size_t)ES_PLUGIN_MIN_SIZE, ES_PLUGIN_ABI_VERSION);
     else if (!d->name || !d->name[0])
         snprintf(why, why_size, "descriptor has no name");
     else if (d->kind != ES_KIND_SINK && d->kind != ES_KIND_FILTER &&

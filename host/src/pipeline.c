@@ -454,8 +454,8 @@ static void deliver_chunk(es_pipeline_t *p, instance_t *inst,
     for (size_t i = 0; i < n; i++) {
         delivery_t *d = batch[i];
         pl_build_event(&inst->evs[i], d->rec,
-                       d->out ? &d->out->dec : &d->rec->dec, d->tenant,
-                       d->route->conf->name, d->token, d->attempt);
+                       d->out ? &d->out->dec : &d->rec->dec, inst->plugin,
+                       d->tenant, d->route->conf->name, d->token, d->attempt);
         if (d->rec->origin)
             pl_park_fix_event(&inst->evs[i], d->rec);
         inst->ptrs[i] = &inst->evs[i];

@@ -98,12 +98,12 @@ static const char *verdict_name(es_filter_verdict_t v)
 }
 
 static void dry_event(const es_dry_run_t *q, es_event_t *ev,
-                      const es_decoded_t *dec, const char *tenant,
-                      const char *route)
+                      const es_decoded_t *dec, const es_plugin_t *reader,
+                      const char *tenant, const char *route)
 {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    *ev = pl_event_view(dec, tenant, route);
+    *ev = pl_event_view(dec, reader, tenant, route);
     ev->topic = q->topic;
     ev->partition = -1;
     ev->offset = -1;
@@ -158,6 +158,7 @@ static void keep_pending(dry_t *t, output_t *clean, const es_decoded_t *dec,
 static void dry_output(dry_t *t, route_t *route, const es_decoded_t *dec,
                        route_t *target)
 {
+    dec = pl_dec_whole(dec); /* the result shows it */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToArray(t->outputs, o);
     char *tenant = pl_lookup_tenant(t->p, route, t->q->topic, t->q->key,
@@ -231,7 +232,7 @@ static void dry_route(dry_t *t, route_t *route, const es_decoded_t *dec,
     char *tenant = pl_lookup_tenant(t->p, route, t->q->topic, t->q->key,
                                     t->q->key_len, dec);
     es_event_t ev;
-    dry_event(t->q, &ev, dec, tenant, route->conf->name);
+    dry_event(t->q, &ev, dec, f->plugin, tenant, route->conf->name);
     collector_t c = {
         {pl_collect_add, pl_collect_set_route, NULL}, NULL, 0, NULL};
     char err[512] = "";
@@ -573,7 +574,7 @@ static void deliver_for_real(es_pipeline_t *p, dry_t *t, cJSON *res)
         goto done;
     }
     for (size_t i = 0; i < t->npend; i++) {
-        dry_event(q, &evs[i], &t->pend[i].out->dec, t->pend[i].tenant,
+        dry_event(q, &evs[i], &t->pend[i].out->dec, pl, t->pend[i].tenant,
                   t->pend[i].route);
         evs[i].token = i + 1;
         ptrs[i] = &evs[i];

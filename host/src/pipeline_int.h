@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "loader.h"
 #include "../avro/es_avro_hook.h"
 #include "kafka.h"
 #include "msk_iam.h"
@@ -285,11 +286,17 @@ void pl_consumer_add_route(consumer_t *c, route_t *r);
 void pl_consumer_remove_route(consumer_t *c, route_t *r);
 
 /* pipeline_route.c */
-es_event_t pl_event_view(const es_decoded_t *dec, const char *tenant,
-                         const char *route);
+/* The decoded event with its whole tree: a filter's output is decoded
+ * shallow (es_decode_output) until something reads its tree. */
+const es_decoded_t *pl_dec_whole(const es_decoded_t *dec);
+/* The event as `reader` sees it: its tree is built whole first unless the
+ * plugin reads only the text (ES_PLUGIN_TEXT_ONLY). */
+es_event_t pl_event_view(const es_decoded_t *dec, const es_plugin_t *reader,
+                         const char *tenant, const char *route);
 void pl_build_event(es_event_t *ev, const record_t *rec,
-                    const es_decoded_t *dec, const char *tenant,
-                    const char *route, uint64_t token, uint32_t attempt);
+                    const es_decoded_t *dec, const es_plugin_t *reader,
+                    const char *tenant, const char *route, uint64_t token,
+                    uint32_t attempt);
 char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
                        const void *key, size_t key_len,
                        const es_decoded_t *dec);

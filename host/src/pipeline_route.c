@@ -6,15 +6,26 @@
 
 /* ---------------------------------------------------------------- routing */
 
+/* The tree is a cache of the text, built on first need by the one thread
+ * that has the event at the time: hence the cast. */
+const es_decoded_t *pl_dec_whole(const es_decoded_t *dec)
+{
+    if (dec->shallow)
+        es_decode_full((es_decoded_t *)dec);
+    return dec;
+}
+
 /* The fields every event view takes from its decoded CloudEvent; callers
  * fill in where the event came from. */
-es_event_t pl_event_view(const es_decoded_t *dec, const char *tenant,
-                         const char *route)
+es_event_t pl_event_view(const es_decoded_t *dec, const es_plugin_t *reader,
+                         const char *tenant, const char *route)
 {
+    if (!(es_plugin_flags(reader) & ES_PLUGIN_TEXT_ONLY))
+        dec = pl_dec_whole(dec);
     return (es_event_t){
         .json = dec->json,
         .json_len = dec->json_len,
-        .ce = dec->ce,
+        .ce = dec->shallow ? NULL : dec->ce,
         .id = dec->id,
         .source = dec->source,
         .type = dec->type,
@@ -27,12 +38,13 @@ es_event_t pl_event_view(const es_decoded_t *dec, const char *tenant,
 }
 
 void pl_build_event(es_event_t *ev, const record_t *rec,
-                    const es_decoded_t *dec, const char *tenant,
-                    const char *route, uint64_t token, uint32_t attempt)
+                    const es_decoded_t *dec, const es_plugin_t *reader,
+                    const char *tenant, const char *route, uint64_t token,
+                    uint32_t attempt)
 {
     const rd_kafka_message_t *m = rec->msg;
     rd_kafka_timestamp_type_t tstype;
-    *ev = pl_event_view(dec, tenant, route);
+    *ev = pl_event_view(dec, reader, tenant, route);
     ev->topic = rd_kafka_topic_name(m->rkt);
     ev->partition = m->partition;
     ev->offset = m->offset;
@@ -59,8 +71,11 @@ char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
         const es_topic_t *ot = es_topics_find(p->topics, topic);
         spec = ot ? &ot->tenant : &default_spec;
     }
-    for (size_t i = 0; i < spec->n && !t; i++)
+    for (size_t i = 0; i < spec->n && !t; i++) {
+        if (strchr(spec->v[i], '.')) /* a path into data: the whole tree */
+            dec = pl_dec_whole(dec);
         t = es_decode_lookup(dec->ce, key, key_len, spec->v[i]);
+    }
     es_topics_unlock(p->topics);
     return t;
 }
@@ -81,6 +96,8 @@ output_t *pl_strip_pii(es_pipeline_t *p, const char *topic,
     output_t *o = NULL;
     es_topics_lock(p->topics);
     const es_topic_t *t = es_topics_find(p->topics, topic);
+    if (t)
+        dec = pl_dec_whole(dec);
     if (t && es_topic_has_pii(t, dec->ce)) {
         cJSON *ce = cJSON_Duplicate(dec->ce, 1);
         es_topic_strip_pii(t, ce, removed);
@@ -227,7 +244,7 @@ es_filter_verdict_t pl_filter_call(es_pipeline_t *p, record_t *rec,
     const es_decoded_t *dec = out ? &out->dec : &rec->dec;
     char *tenant = find_tenant(p, route, rec, dec);
     es_event_t ev;
-    pl_build_event(&ev, rec, dec, tenant, route->conf->name, 0, 1);
+    pl_build_event(&ev, rec, dec, f->plugin, tenant, route->conf->name, 0, 1);
     *c = (collector_t){
         {pl_collect_add, pl_collect_set_route, NULL}, NULL, 0, NULL};
     err[0] = '\0';

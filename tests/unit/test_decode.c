@@ -215,6 +215,33 @@ static int parse_both(const char *json, size_t len)
     return arena != NULL;
 }
 
+/* A filter's output decoded shallow, then whole: cJSON's verdict, and
+ * cJSON's tree and attributes once whole. */
+static void output_both(const char *json, size_t len)
+{
+    es_decoded_t d, v = {0};
+    char reason[256];
+    int rc = es_decode_output(json, len, &d, reason, sizeof reason);
+    cJSON *b = cJSON_ParseWithLength(json, len);
+    int ok = b && es_decode_validate(b, &v, reason, sizeof reason) == 0;
+    ck_assert_msg((rc == 0) == ok, "output verdict differs on \"%.*s\"",
+                  (int)len, json);
+    if (rc == 0) {
+        for (const cJSON *m = d.shallow ? d.ce->child : NULL; m; m = m->next)
+            ck_assert_msg(!cJSON_IsObject(m) && !cJSON_IsArray(m),
+                          "shallow tree has a built container");
+        es_decode_full(&d);
+        ck_assert_int_eq(d.shallow, 0);
+        same_tree(d.ce, b);
+        ck_assert_str_eq(d.id, v.id);
+        ck_assert_str_eq(d.type, v.type);
+        ck_assert_str_eq(d.source, v.source);
+        ck_assert_int_eq(!d.time, !v.time);
+        es_decoded_clear(&d);
+    }
+    cJSON_Delete(b);
+}
+
 static const char *const corpus[] = {
     "{}",
     "[]",
@@ -293,8 +320,10 @@ static const char *const corpus[] = {
 START_TEST(fast_parse_matches_cjson)
 {
     int fast = 0;
-    for (size_t i = 0; i < sizeof corpus / sizeof corpus[0]; i++)
+    for (size_t i = 0; i < sizeof corpus / sizeof corpus[0]; i++) {
         fast += parse_both(corpus[i], strlen(corpus[i]));
+        output_both(corpus[i], strlen(corpus[i]));
+    }
     ck_assert_int_gt(fast, 30); /* most of the corpus takes the fast path */
     /* A length that stops inside a value. */
     parse_both("[1,2,3]", 4);
@@ -345,6 +374,7 @@ START_TEST(fast_parse_matches_cjson_mutated)
             }
         }
         parse_both(buf, n);
+        output_both(buf, n);
     }
 }
 END_TEST
@@ -382,12 +412,51 @@ START_TEST(output_is_copied_and_validated)
 }
 END_TEST
 
+/* An output's data is checked but not built until es_decode_full: a bad
+ * byte deep in it still fails the output. */
+START_TEST(output_tree_is_built_on_demand)
+{
+    static const char ev[] =
+        "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+        "\"type\":\"t\",\"time\":\"2026\",\"tenantid\":\"a\","
+        "\"data\":{\"x\":[1,{\"y\":\"z\"}],\"e\":\"q\\\"\"},\"n\":[]}";
+    es_decoded_t d;
+    char reason[256];
+    ck_assert_int_eq(
+        es_decode_output(ev, strlen(ev), &d, reason, sizeof reason), 0);
+    ck_assert_int_eq(d.shallow, 1);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(d.ce, "data");
+    ck_assert(cJSON_IsRaw(data));
+    ck_assert(cJSON_IsRaw(cJSON_GetObjectItemCaseSensitive(d.ce, "n")));
+    ck_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(d.ce, "tenantid")->valuestring, "a");
+    ck_assert_str_eq(d.time, "2026");
+    es_decode_full(&d);
+    ck_assert_int_eq(d.shallow, 0);
+    ck_assert_ptr_nonnull(d.tree_arena);
+    data = cJSON_GetObjectItemCaseSensitive(d.ce, "data");
+    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(data, "e")->valuestring,
+                     "q\"");
+    ck_assert_str_eq(d.id, "1");
+    ck_assert_str_eq(d.time, "2026");
+    es_decode_full(&d); /* whole already: nothing */
+    es_decoded_clear(&d);
+    static const char bad[] =
+        "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+        "\"type\":\"t\",\"data\":{\"x\":[1,{\"y\":tru}]}}";
+    ck_assert_int_eq(
+        es_decode_output(bad, strlen(bad), &d, reason, sizeof reason), -1);
+    ck_assert_str_eq(reason, "filter output is not valid JSON");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("decode");
     TCase *tc = tcase_create("decode");
     tcase_set_timeout(tc, 60); /* the differential tests, under ASan */
     tcase_add_test(tc, structured_valid_is_not_copied);
+    tcase_add_test(tc, output_tree_is_built_on_demand);
     tcase_add_test(tc, structured_invalid_reasons);
     tcase_add_test(tc, oversized_is_refused_before_parsing);
     tcase_add_test(tc, binary_mode_json_data);

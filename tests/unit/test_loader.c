@@ -35,6 +35,22 @@ START_TEST(good_plugin_loads)
         es_loader_load_file(&l, test_plugin("tp_good"), err, sizeof err), 0);
     ck_assert_ptr_nonnull(es_loader_find(&l, "good"));
     ck_assert_int_eq(es_loader_find(&l, "good")->kind, ES_KIND_SINK);
+    ck_assert_uint_eq(es_plugin_flags(es_loader_find(&l, "good")),
+                      ES_PLUGIN_TEXT_ONLY);
+    es_loader_clear(&l);
+}
+END_TEST
+
+/* A plugin built against the ABI 1 header before `flags` was added loads;
+ * its descriptor has no flags, whatever lies past its end. */
+START_TEST(older_descriptor_loads)
+{
+    es_loader_t l = {0};
+    char err[1024] = "";
+    ck_assert_int_eq(
+        es_loader_load_file(&l, test_plugin("tp_older"), err, sizeof err), 0);
+    ck_assert_ptr_nonnull(es_loader_find(&l, "older"));
+    ck_assert_uint_eq(es_plugin_flags(es_loader_find(&l, "older")), 0);
     es_loader_clear(&l);
 }
 END_TEST
@@ -92,8 +108,8 @@ START_TEST(directory_keeps_the_good_ones)
     int n = es_loader_load_dir(&l, dir ? dir : "tests/unit/plugins/.libs", err,
                                sizeof err);
     /* Sorted by file name: tp_dup (named "good") loads first, then tp_good
-     * is the duplicate; the three broken ones are refused. */
-    ck_assert_int_eq(n, 1);
+     * is the duplicate; the three broken ones are refused; tp_older loads. */
+    ck_assert_int_eq(n, 2);
     ck_assert_uint_eq(l.refused, 4);
     ck_assert_ptr_nonnull(es_loader_find(&l, "good"));
     es_loader_clear(&l);
@@ -107,6 +123,7 @@ int main(void)
     tcase_add_test(tc, good_plugin_loads);
     tcase_add_test(tc, wrong_abi_refused);
     tcase_add_test(tc, small_descriptor_refused);
+    tcase_add_test(tc, older_descriptor_loads);
     tcase_add_test(tc, missing_callback_refused);
     tcase_add_test(tc, duplicate_name_refused);
     tcase_add_test(tc, not_a_plugin_refused);

@@ -7,7 +7,9 @@
  * calls the entry with its own ABI version and checks the returned descriptor:
  *
  *   - descriptor->abi must equal ES_PLUGIN_ABI_VERSION,
- *   - descriptor->size must be at least sizeof(es_plugin_t) of this header,
+ *   - descriptor->size must reach at least `destroy`; fields after it
+ *     (`flags`) were added later and are read only when size covers them,
+ *     so plugins built against an older header of ABI 1 still load,
  *   - name must be non-empty and unique among loaded plugins,
  *   - every callback the kind needs must be non-NULL.
  *
@@ -98,7 +100,9 @@ struct cJSON; /* cJSON 1.7 tree, see <cjson/cJSON.h> */
  * `json` is the event in CloudEvents structured JSON form (specversion, id,
  * source, type, optional attributes and data), UTF-8, not NUL-terminated in
  * general (use json_len). `ce` is the same event as a parsed cJSON object,
- * read-only: plugins must not modify or free it.
+ * read-only: plugins must not modify or free it. It is NULL for a plugin
+ * that declares ES_PLUGIN_TEXT_ONLY when the host has not built the tree
+ * for another reason.
  */
 typedef struct es_event_s {
     const char *json;
@@ -285,7 +289,19 @@ typedef struct es_plugin_s {
     /* Frees the instance. Pending events not yet completed are abandoned
      * (the host will redeliver them after restart). Accepts NULL. */
     void (*destroy)(void *instance);
+
+    /* ES_PLUGIN_* bits, below. */
+    uint32_t flags;
 } es_plugin_t;
+
+/*
+ * The plugin reads an event's `json` and the string attributes (id,
+ * source, type, subject, time, tenant), never `ce`. The host then need not
+ * build the tree of a filter's output for it: `ce` may be NULL. A sink
+ * that forwards the text as it is (file, s3) or a filter with a parser of
+ * its own (lua) saves a second parse of every event a filter rewrote.
+ */
+#define ES_PLUGIN_TEXT_ONLY 1u
 
 /* The one exported symbol. host_abi is the host's ES_PLUGIN_ABI_VERSION;
  * a plugin may return NULL if it cannot work with that host. */

@@ -721,6 +721,7 @@ static const es_plugin_t lf_plugin = {
     .filter = lf_filter,
     .flush = lf_flush,
     .destroy = lf_destroy,
+    .flags = ES_PLUGIN_TEXT_ONLY, /* reads ev->json, never ev->ce */
 };
 
 ES_PLUGIN_DEFINE(lf_plugin)

@@ -147,6 +147,7 @@ static const es_plugin_t file_plugin = {
     .init = file_init,
     .deliver = file_deliver,
     .destroy = file_destroy,
+    .flags = ES_PLUGIN_TEXT_ONLY, /* reads ev->json, never ev->ce */
 };
 
 ES_PLUGIN_DEFINE(file_plugin)

@@ -841,6 +841,7 @@ static const es_plugin_t s3_plugin = {
     .deliver = s3_deliver,
     .flush = s3_flush,
     .destroy = s3_destroy,
+    .flags = ES_PLUGIN_TEXT_ONLY, /* reads ev->json, never ev->ce */
 };
 
 ES_PLUGIN_DEFINE(s3_plugin)

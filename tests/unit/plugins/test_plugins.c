@@ -1,6 +1,7 @@
 /* Plugins for the loader tests. One source, built several times with a
  * different TEST_VARIANT each, so every .so is a real shared object that
  * goes through dlopen like an operator's plugin would. */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "eventstream/plugin.h"
@@ -50,6 +51,11 @@ static void t_destroy(void *instance)
 #define T_SIZE sizeof(es_plugin_t)
 #define T_NAME "good"
 #define T_DELIVER t_deliver
+#elif TEST_VARIANT == 6 /* built against the header before `flags` */
+#define T_ABI ES_PLUGIN_ABI_VERSION
+#define T_SIZE offsetof(es_plugin_t, flags)
+#define T_NAME "older"
+#define T_DELIVER t_deliver
 #endif
 
 static const es_plugin_t desc = {
@@ -61,6 +67,8 @@ static const es_plugin_t desc = {
     .init = t_init,
     .deliver = T_DELIVER,
     .destroy = t_destroy,
+    /* Read by the host for "good" only: "older"'s size does not cover it. */
+    .flags = ES_PLUGIN_TEXT_ONLY,
 };
 
 ES_PLUGIN_DEFINE(desc)
