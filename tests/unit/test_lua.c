@@ -453,6 +453,21 @@ START_TEST(test_nested_index)
 }
 END_TEST
 
+START_TEST(test_untouched_runs)
+{
+    /* Members the script never touched are copied as one span with what
+     * separates them in the source; a repeated key's first place (which
+     * takes the later value) is not part of a span. */
+    init_script("function filter(ev) ev.data.n = 2; return ev end\n", "");
+    check_roundtrip("{ \"specversion\":\"1.0\" ,\n \"id\" : \"e1\","
+                    "\"source\":\"marketplace-svc\",\"type\":\"t\",\"x\":1,"
+                    "\"y\":2,\"x\":3,\"data\":{\"n\":1} }",
+                    "{\"specversion\":\"1.0\" ,\n \"id\" : \"e1\","
+                    "\"source\":\"marketplace-svc\",\"type\":\"t\",\"x\":3,"
+                    "\"y\":2,\"data\":{\"n\":2}}");
+}
+END_TEST
+
 START_TEST(test_lazy_raw_access)
 {
     /* pairs, next and rawget see members the script has not read yet;
@@ -995,7 +1010,7 @@ static Suite *lua_suite(void)
     Suite *s = suite_create("lua-filter");
     struct {
         const char *name;
-        const TTest *tests[16];
+        const TTest *tests[20];
     } groups[] = {
         {"verdicts",
          {test_verdicts, test_routes_and_multi, test_invalid_output, NULL}},
@@ -1005,7 +1020,8 @@ static Suite *lua_suite(void)
           test_dup_keys_and_whitespace, test_string_boundaries,
           test_big_and_long_keys, test_untouched_verbatim, test_lazy_raw_access,
           test_lazy_unread_object, test_event_kept_across_calls,
-          test_nested_index, test_repeated_keys_many_members, NULL}},
+          test_nested_index, test_untouched_runs,
+          test_repeated_keys_many_members, NULL}},
         {"helpers",
          {test_redact_remove, test_redact_shared_parents, test_log_and_print,
           NULL}},

@@ -263,17 +263,17 @@ static int is_array(lua_State *L, int t)
 /* t[key] and t[key] = value (key, value on top, popped) as raw access,
  * except that a lazy object decodes (or records) the member; m is the
  * lazy member lf_lazy_peek found for key, if any. */
-static int get_member(lua_State *L, int t)
+static int get_member(lua_State *L, int t, lf_lazy_t *z)
 {
-    return lf_lazy_is(L, t) ? lua_gettable(L, t) : lua_rawget(L, t);
+    return z ? lua_gettable(L, t) : lua_rawget(L, t);
 }
 
-static void set_member(lua_State *L, int t, lf_member_t *m)
+static void set_member(lua_State *L, int t, lf_lazy_t *z, lf_member_t *m)
 {
     if (m) { /* a lazy member not decoded yet: record it here */
         lf_lazy_touch(m);
         lua_rawset(L, t);
-    } else if (lf_lazy_is(L, t))
+    } else if (z)
         lua_settable(L, t);
     else
         lua_rawset(L, t);
@@ -299,18 +299,18 @@ static void push_key(lua_State *L, int t, const char *seg, size_t n)
 }
 
 /* Applies the op to t[key], key on top of the stack (popped). */
-static void apply_leaf(lua_State *L, int t, path_op_t *po)
+static void apply_leaf(lua_State *L, int t, lf_lazy_t *z, path_op_t *po)
 {
     int key = lua_gettop(L);
     int present, is_null;
     lf_member_t *m;
-    int peek = lf_lazy_peek(L, t, key, &m);
+    int peek = lf_lazy_peek(L, z, key, &m);
     if (peek != LF_PEEK_DECODED) { /* a lazy member: no need to decode it */
         present = peek != LF_PEEK_ABSENT;
         is_null = peek == LF_PEEK_NULL;
     } else {
         lua_pushvalue(L, key);
-        get_member(L, t);
+        get_member(L, t, z);
         present = !lua_isnil(L, -1);
         is_null = lua_islightuserdata(L, -1) && !lua_touserdata(L, -1);
         lua_pop(L, 1);
@@ -332,18 +332,18 @@ static void apply_leaf(lua_State *L, int t, path_op_t *po)
     } else if (po->op == OP_REMOVE) {
         lua_pushvalue(L, key);
         lua_pushnil(L);
-        set_member(L, t, m);
+        set_member(L, t, z, m);
     } else {
         lua_pushvalue(L, key);
         if (lua_isfunction(L, po->repl)) {
             lua_pushvalue(L, po->repl);
             lua_pushvalue(L, key);
-            get_member(L, t);
+            get_member(L, t, z);
             lua_call(L, 1, 1);
         } else {
             lua_pushvalue(L, po->repl);
         }
-        set_member(L, t, m);
+        set_member(L, t, z, m);
     }
     lua_settop(L, key - 1);
 }
@@ -352,17 +352,17 @@ static void walk(lua_State *L, int t, const char *path, size_t len,
                  path_op_t *po, int depth);
 
 /* Continues the walk into t[key] (key on top, popped). */
-static void descend(lua_State *L, int t, const char *rest, size_t len,
-                    path_op_t *po, int depth)
+static void descend(lua_State *L, int t, lf_lazy_t *z, const char *rest,
+                    size_t len, path_op_t *po, int depth)
 {
-    get_member(L, t);
+    get_member(L, t, z);
     if (lua_type(L, -1) == LUA_TTABLE)
         walk(L, lua_gettop(L), rest, len, po, depth + 1);
     lua_pop(L, 1);
 }
 
-static void walk_all(lua_State *L, int t, const char *rest, size_t len,
-                     int leaf, path_op_t *po, int depth)
+static void walk_all(lua_State *L, int t, lf_lazy_t *z, const char *rest,
+                     size_t len, int leaf, path_op_t *po, int depth)
 {
     /* Collect the keys first: the op may remove entries. */
     lf_lazy_materialise(L, t);
@@ -379,9 +379,9 @@ static void walk_all(lua_State *L, int t, const char *rest, size_t len,
     for (lua_Integer i = n; i >= 1; i--) {
         lua_rawgeti(L, keys, i);
         if (leaf)
-            apply_leaf(L, t, po);
+            apply_leaf(L, t, z, po);
         else
-            descend(L, t, rest, len, po, depth);
+            descend(L, t, z, rest, len, po, depth);
     }
     lua_pop(L, 1);
 }
@@ -396,15 +396,16 @@ static void walk(lua_State *L, int t, const char *path, size_t len,
     size_t n = dot ? (size_t)(dot - path) : len;
     const char *rest = dot ? dot + 1 : path + len;
     size_t rlen = dot ? len - n - 1 : 0;
+    lf_lazy_t *z = lf_lazy_of(L, t);
     if (n == 1 && path[0] == '*') {
-        walk_all(L, t, rest, rlen, !dot, po, depth);
+        walk_all(L, t, z, rest, rlen, !dot, po, depth);
         return;
     }
     push_key(L, t, path, n);
     if (!dot)
-        apply_leaf(L, t, po);
+        apply_leaf(L, t, z, po);
     else
-        descend(L, t, rest, rlen, po, depth);
+        descend(L, t, z, rest, rlen, po, depth);
 }
 
 /*
@@ -421,18 +422,21 @@ typedef struct parent_memo_s {
     int slot;  /* stack slot of the parent table */
     int valid; /* the slot holds the table prefix[0..len) leads to */
     int depth; /* its depth under the root */
+    lf_lazy_t *z, *root_z; /* the lazy states of it and of the root */
     size_t len;
     char prefix[256];
 } parent_memo_t;
 
-/* Resolves the parent segments p[0..plen) into the memo's slot: from the
- * memo's table when they extend its path, else from the root. Returns -1
- * when a segment is not a table (nothing to apply). */
+/* Resolves the parent segments p[0..plen) into the memo's slot (its lazy
+ * state into mm->z): from the memo's table when they extend its path, else
+ * from the root. Returns -1 when a segment is not a table (nothing to
+ * apply). */
 static int resolve_parent(lua_State *L, parent_memo_t *mm, const char *p,
                           size_t plen)
 {
     size_t at = 0;
     int t = 1, depth = 0;
+    lf_lazy_t *z = mm->root_z;
     if (mm->valid && plen >= mm->len && memcmp(p, mm->prefix, mm->len) == 0 &&
         (plen == mm->len || p[mm->len] == '.')) {
         if (plen == mm->len)
@@ -440,21 +444,24 @@ static int resolve_parent(lua_State *L, parent_memo_t *mm, const char *p,
         t = mm->slot;
         at = mm->len + 1;
         depth = mm->depth;
+        z = mm->z;
     }
     mm->valid = 0;
     for (;;) {
         const char *seg = p + at, *e = memchr(seg, '.', plen - at);
         size_t n = e ? (size_t)(e - seg) : plen - at;
         push_key(L, t, seg, n);
-        get_member(L, t);
+        get_member(L, t, z);
         if (lua_type(L, -1) != LUA_TTABLE || ++depth > LF_MAX_DEPTH)
             return -1;
         lua_replace(L, mm->slot); /* intermediate tables are not kept */
         t = mm->slot;
+        z = lf_lazy_of(L, t);
         if (!e)
             break;
         at += n + 1;
     }
+    mm->z = z; /* the slot's state, memo or not */
     if (plen < sizeof mm->prefix) {
         memcpy(mm->prefix, p, plen);
         mm->len = plen;
@@ -473,15 +480,17 @@ static void walk_memo(lua_State *L, parent_memo_t *mm, const char *p,
         leaf--;
     luaL_checkstack(L, 8, "path");
     int t = 1;
+    lf_lazy_t *z = mm->root_z;
     if (leaf > p) {
         if (resolve_parent(L, mm, p, (size_t)(leaf - p - 1)) != 0)
             return;
         t = mm->slot;
+        z = mm->z;
     } else {
         mm->valid = 0; /* the op changes the root: the memo may be cut off */
     }
     push_key(L, t, leaf, len - (size_t)(leaf - p));
-    apply_leaf(L, t, po);
+    apply_leaf(L, t, z, po);
 }
 
 static void run_paths(lua_State *L, int paths_idx, path_op_t *po)
@@ -495,7 +504,7 @@ static void run_paths(lua_State *L, int paths_idx, path_op_t *po)
     luaL_checktype(L, paths_idx, LUA_TTABLE);
     int memo = po->op == OP_REMOVE || !lua_isfunction(L, po->repl);
     lua_pushnil(L);
-    parent_memo_t mm = {lua_gettop(L), 0, 0, 0, {0}};
+    parent_memo_t mm = {lua_gettop(L), 0, 0, NULL, lf_lazy_of(L, 1), 0, {0}};
     lua_Integer n = (lua_Integer)lua_rawlen(L, paths_idx);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, paths_idx, i);

@@ -166,10 +166,11 @@ enum {
     LF_PEEK_OTHER,
 };
 typedef struct lf_member_s lf_member_t;
-/* For the key at key_idx of the table at t (LF_PEEK_DECODED when t is not
- * a lazy object or the key not a string). Marks nothing. For a member not
- * yet decoded, *m (when m is not NULL) is set to it, else to NULL. */
-int lf_lazy_peek(lua_State *L, int t, int key_idx, lf_member_t **m);
+/* For the key at key_idx of the lazy object z (LF_PEEK_DECODED when z is
+ * NULL, a table that is not lazy, or the key not a string). Marks nothing.
+ * For a member not yet decoded, *m (when m is not NULL) is set to it, else
+ * to NULL. */
+int lf_lazy_peek(lua_State *L, lf_lazy_t *z, int key_idx, lf_member_t **m);
 /* Records that the caller rawsets member m (from lf_lazy_peek) itself: the
  * table's value (nil: removed) replaces the source's, without the
  * __newindex round trip or decoding the old value. */

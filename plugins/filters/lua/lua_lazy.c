@@ -11,8 +11,9 @@
  * lazy in turn; arrays are decoded when first touched, elements included.
  *
  * On output, a member the script never touched is copied as the bytes it
- * came as; a touched one is encoded from the table (absent: removed). Keys
- * the script added follow, sorted, as for other objects.
+ * came as (a run of them as one span, with the separators between them);
+ * a touched one is encoded from the table (absent: removed). Keys the
+ * script added follow, sorted, as for other objects.
  *
  * Raw access (next, rawget, rawset, lua_next) would miss members not yet
  * decoded, so pairs/next/rawget decode the whole object first, and the
@@ -50,6 +51,7 @@ enum {
     LM_TOUCHED = 1, /* the table holds the member's value (nil: removed) */
     LM_DEAD = 2,    /* a later member has the same key (the last wins) */
     LM_ESC = 4,     /* the key has escapes; decoded into the key bytes */
+    LM_MOVED = 8,   /* its value is a later member's (a repeated key) */
 };
 
 struct lf_lazy_s {
@@ -188,6 +190,7 @@ static void take_later_value(lf_member_t *first, lf_member_t *later)
     first->ve = later->ve;
     first->child = later->child;
     first->nchild = later->nchild;
+    first->flags |= LM_MOVED;
     later->flags |= LM_DEAD;
 }
 
@@ -313,9 +316,11 @@ static const char *scan_object(scan_t *sc, const char *p, lf_member_t *obj,
 
 /* Makes the table and state of an object whose members are m[0..n) and
  * pushes the table; the state's user value (at anchor) keeps them. */
-static lf_lazy_t *new_object(lua_State *L, size_t extra, int anchor)
+static lf_lazy_t *new_object(lua_State *L, uint32_t n, size_t extra, int anchor)
 {
-    lua_createtable(L, 0, 4);
+    /* Room for the members a script typically reads or writes, so the
+     * first few do not each grow the table. */
+    lua_createtable(L, 0, n < 8 ? (int)n : 8);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
     lua_setmetatable(L, -2);
     lf_lazy_t *z = lua_newuserdatauv(L, sizeof *z + extra, 1);
@@ -356,7 +361,7 @@ void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end)
     if (scan_object(&sc, src + start, &top, 0) != src + end)
         bad_object(L, src, src + start);
     size_t msize = s->lazy_index.len;
-    lf_lazy_t *z = new_object(L, msize + s->lazy_keys.len, src_idx);
+    lf_lazy_t *z = new_object(L, top.nchild, msize + s->lazy_keys.len, src_idx);
     z->src = src;
     z->all = (lf_member_t *)(z + 1);
     z->m = z->all + top.child - 1;
@@ -380,7 +385,7 @@ static void push_indexed(lua_State *L, int zi, const lf_lazy_t *z,
         lua_getiuservalue(L, zi, 1);
     else
         lua_pushvalue(L, zi);
-    lf_lazy_t *c = new_object(L, 0, lua_gettop(L));
+    lf_lazy_t *c = new_object(L, m->nchild, 0, lua_gettop(L));
     c->src = z->src;
     c->all = z->all;
     c->m = z->all + m->child - 1;
@@ -556,14 +561,11 @@ int lf_lazy_peek_name(lf_lazy_t *z, const char *k, size_t n)
     return peek_member(z, find(z, k, n));
 }
 
-int lf_lazy_peek(lua_State *L, int t, int key_idx, lf_member_t **m)
+int lf_lazy_peek(lua_State *L, lf_lazy_t *z, int key_idx, lf_member_t **m)
 {
     if (m)
         *m = NULL;
-    if (lua_type(L, key_idx) != LUA_TSTRING)
-        return LF_PEEK_DECODED;
-    lf_lazy_t *z = lf_lazy_of(L, t);
-    if (!z)
+    if (!z || lua_type(L, key_idx) != LUA_TSTRING)
         return LF_PEEK_DECODED;
     size_t n;
     const char *k = lua_tolstring(L, key_idx, &n);
@@ -638,6 +640,18 @@ void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b, int depth)
         const lf_member_t *m = &z->m[i];
         if (m->flags & LM_DEAD)
             continue;
+        if (!(m->flags & (LM_TOUCHED | LM_MOVED))) { /* a run: one copy */
+            uint32_t j = i;
+            while (j + 1 < z->n &&
+                   !(z->m[j + 1].flags & (LM_TOUCHED | LM_DEAD | LM_MOVED)))
+                j++;
+            if (!first)
+                lf_buf_add(L, b, ",", 1);
+            first = 0;
+            lf_buf_add(L, b, z->src + m->ks, z->m[j].ve - m->ks);
+            i = j;
+            continue;
+        }
         if (!(m->flags & LM_TOUCHED)) {
             put_member_key(L, b, z, m, &first);
             lf_buf_add(L, b, z->src + m->vs, m->ve - m->vs);
