@@ -226,6 +226,8 @@ static void merge_repeat(dupset_t *ds, lf_member_t *ms, uint32_t n,
  * state, so nested objects a script never reads are spared it. */
 static void merge_repeats(lf_lazy_t *z)
 {
+    if (z->n < 2)
+        return;
     dupset_t ds;
     memset(&ds, 0, sizeof ds);
     for (uint32_t i = 0; i < z->n; i++)
@@ -268,19 +270,28 @@ static const char *scan_object(scan_t *sc, const char *p, lf_member_t *obj,
  * after its value. */
 static const char *scan_member(scan_t *sc, const char *p, int depth)
 {
-    lf_member_t m = {0};
-    p = skip_ws(scan_key(sc->L, sc->src, p, sc->end, &m, sc->keys), sc->end);
+    /* Written in place: a nested object's members go after it, and may
+     * move the buffer, so the member is found again by its offset. */
+    size_t at = sc->open->len;
+    lf_buf_reserve(sc->L, sc->open, sizeof(lf_member_t));
+    sc->open->len += sizeof(lf_member_t);
+    lf_member_t *m = (lf_member_t *)(sc->open->data + at);
+    m->flags = m->child = m->nchild = 0;
+    p = skip_ws(scan_key(sc->L, sc->src, p, sc->end, m, sc->keys), sc->end);
     if (p >= sc->end || *p != ':')
         bad_object(sc->L, sc->src, p);
     const char *v = skip_ws(p + 1, sc->end);
+    lf_member_t obj = {0};
     const char *ve = v < sc->end && *v == '{' && depth < sc->max_depth
-                         ? scan_object(sc, v, &m, depth + 1)
+                         ? scan_object(sc, v, &obj, depth + 1)
                          : lf_json_skip(v, sc->end);
     if (!ve)
         bad_object(sc->L, sc->src, v);
-    m.vs = (uint32_t)(v - sc->src);
-    m.ve = (uint32_t)(ve - sc->src);
-    lf_buf_add(sc->L, sc->open, &m, sizeof m);
+    m = (lf_member_t *)(sc->open->data + at);
+    m->child = obj.child;
+    m->nchild = obj.nchild;
+    m->vs = (uint32_t)(v - sc->src);
+    m->ve = (uint32_t)(ve - sc->src);
     return ve;
 }
 
