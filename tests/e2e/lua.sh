@@ -63,12 +63,15 @@ CONFIG=$(es_config lua "{
   \"instances\": {
     \"out\":    {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT\"}},
     \"routed\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ROUTED\"}},
+    \"bin\":    {\"plugin\": \"kafka\", \"config\": {\"brokers\": \"$BOOTSTRAP\",
+                 \"topic\": \"lua.e2e.bin\", \"content_mode\": \"binary\"}},
     \"f\":      {\"plugin\": \"lua\", \"config\": {\"script\": \"$SCRIPT\",
                  \"reload_check_ms\": 100}}
   },
   \"routes\": [
     {\"name\": \"main\", \"topics\": [\"$TOPIC\"], \"filters\": [\"f\"],
-     \"destinations\": [\"out\"]},
+     \"tenant\": [\"data.buyer.id\", \"tenantid\"],
+     \"destinations\": [\"out\", \"bin\"]},
     {\"name\": \"routed\", \"topics\": [\"lua.e2e.unused\"],
      \"destinations\": [\"routed\"]}
   ]
@@ -126,6 +129,15 @@ es_eq "modify adds fields in order" \
 es_eq "redact and remove" \
     '{"case":"redact","email":"[REDACTED]","buyer":{"phone":"[REDACTED]","id":7}}' \
     "$(line e-redact | jq -c .data)"
+# The kafka sink reads the tree (ce_ headers in binary mode), so the host
+# builds a rewritten event's whole tree for it; the route's tenant path
+# into data (the record key) reads it too.
+es_consume lua.e2e.bin 5 "$ES_TMP/bin" "$BOOTSTRAP" '%k|%h|%s\n'
+es_eq "tree-reading sink gets the rewritten event" \
+    '7|ce_specversion=1.0,ce_id=e-redact,ce_source=marketplace-svc,ce_type='"$TOPIC"',ce_tenantid=t1|{"case":"redact","email":"[REDACTED]","buyer":{"phone":"[REDACTED]","id":7}}' \
+    "$(grep '|ce_specversion=1.0,ce_id=e-redact,' "$ES_TMP/bin")"
+es_eq "tenant from data, else tenantid" "7 t1 t1 t1 t1 " \
+    "$(cut -d'|' -f1 "$ES_TMP/bin" | sort | tr '\n' ' ')"
 # Raw text comparison: jq would round the big integer.
 es_eq "after: unchanged" "$(ev e-after after ',"big":9007199254740993,"f":1.0,"empty":[],"obj":{},"n":null')" \
     "$(line e-after)"
