@@ -27,17 +27,25 @@ static void expect_refused(const char *name, const char *why)
     es_loader_clear(&l);
 }
 
-START_TEST(good_plugin_loads)
+/* Loads one test plugin that must load, and checks the flags the host
+ * reads from its descriptor. */
+static void expect_loaded(const char *file, const char *name, uint32_t flags)
 {
     es_loader_t l = {0};
     char err[1024] = "";
-    ck_assert_int_eq(
-        es_loader_load_file(&l, test_plugin("tp_good"), err, sizeof err), 0);
-    ck_assert_ptr_nonnull(es_loader_find(&l, "good"));
-    ck_assert_int_eq(es_loader_find(&l, "good")->kind, ES_KIND_SINK);
-    ck_assert_uint_eq(es_plugin_flags(es_loader_find(&l, "good")),
-                      ES_PLUGIN_TEXT_ONLY);
+    ck_assert_msg(es_loader_load_file(&l, test_plugin(file), err, sizeof err) ==
+                      0,
+                  "%s", err);
+    const es_plugin_t *d = es_loader_find(&l, name);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->kind, ES_KIND_SINK);
+    ck_assert_uint_eq(es_plugin_flags(d), flags);
     es_loader_clear(&l);
+}
+
+START_TEST(good_plugin_loads)
+{
+    expect_loaded("tp_good", "good", ES_PLUGIN_TEXT_ONLY);
 }
 END_TEST
 
@@ -45,13 +53,7 @@ END_TEST
  * its descriptor has no flags, whatever lies past its end. */
 START_TEST(older_descriptor_loads)
 {
-    es_loader_t l = {0};
-    char err[1024] = "";
-    ck_assert_int_eq(
-        es_loader_load_file(&l, test_plugin("tp_older"), err, sizeof err), 0);
-    ck_assert_ptr_nonnull(es_loader_find(&l, "older"));
-    ck_assert_uint_eq(es_plugin_flags(es_loader_find(&l, "older")), 0);
-    es_loader_clear(&l);
+    expect_loaded("tp_older", "older", 0);
 }
 END_TEST
 
