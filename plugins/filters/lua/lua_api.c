@@ -261,8 +261,9 @@ static int is_array(lua_State *L, int t)
 }
 
 /* t[key] and t[key] = value (key, value on top, popped) as raw access,
- * except that a lazy object decodes (or records) the member; m is the
- * lazy member lf_lazy_peek found for key, if any. */
+ * except that a lazy object decodes (or records) the member. z is t's lazy
+ * state (NULL: not lazy); m, for set_member, the undecoded lazy member
+ * lf_lazy_peek found for key, if any. */
 static int get_member(lua_State *L, int t, lf_lazy_t *z)
 {
     return z ? lua_gettable(L, t) : lua_rawget(L, t);
