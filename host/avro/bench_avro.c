@@ -102,8 +102,8 @@ static size_t pass(es_avro_hook_t *h, const values_t *vs, int avro)
         int rc =
             avro ? es_avro_hook_decode(h, "t", vs->v[i], vs->len[i], NULL, 0,
                                        &d, reason, sizeof(reason)) != ES_OK
-                 : es_decode_record(vs->v[i], vs->len[i], NULL, 0, 1 << 20, &d,
-                                    reason, sizeof(reason));
+                 : es_decode_record(vs->v[i], vs->len[i], NULL, 0, 1 << 20, 0,
+                                    &d, reason, sizeof(reason));
         if (rc) {
             fprintf(stderr, "event %zu: %s\n", i, reason);
             exit(1);
@@ -137,8 +137,8 @@ static void check_same(es_avro_hook_t *h, const values_t *a, const values_t *j)
         es_decoded_t da, dj;
         if (es_avro_hook_decode(h, "t", a->v[i], a->len[i], NULL, 0, &da,
                                 reason, sizeof(reason)) != ES_OK ||
-            es_decode_record(j->v[i], j->len[i], NULL, 0, 1 << 20, &dj, reason,
-                             sizeof(reason))) {
+            es_decode_record(j->v[i], j->len[i], NULL, 0, 1 << 20, 0, &dj,
+                             reason, sizeof(reason))) {
             fprintf(stderr, "event %zu: %s\n", i, reason);
             exit(1);
         }

@@ -262,10 +262,35 @@ typedef struct arena_chunk_s {
     size_t cap, used;
 } arena_chunk_t;
 
+/*
+ * The index of members a parse builds for plugins that read the text with
+ * a reader of their own (es_json_index_t). The members of the objects
+ * still open are on `open`; when an object closes, its members move to
+ * `done` as one block, so each object's members are contiguous and a
+ * nested object's block comes before its parent's. The first members live
+ * in the struct itself, on the parser's stack: a typical event never
+ * mallocs for its index until the final copy into its arena.
+ */
+#define IX_INLINE 96
+typedef struct ix_vec_s {
+    es_json_member_t *v;
+    size_t n, cap;
+    es_json_member_t inl[IX_INLINE];
+} ix_vec_t;
+
+typedef struct ix_build_s {
+    ix_vec_t open, done;
+    uint32_t child, nchild; /* the object value just parsed: its block */
+    int record; /* the value being parsed is reached through objects only */
+} ix_build_t;
+
 typedef struct fast_s {
     const char *p, *end;
     arena_chunk_t *head, *cur;
     int shallow; /* the event's object and array members are only checked */
+    const char *base; /* where the text starts: index offsets count from it */
+    ix_build_t *ix;   /* NULL: no index wanted */
+    size_t escapes;   /* in the last string read */
 } fast_t;
 
 #define CHUNK_HDR                                                              \
@@ -412,6 +437,7 @@ static char *fast_string(fast_t *f)
     }
     if (q >= f->end)
         return NULL;
+    f->escapes = escapes;
     size_t n = (size_t)(q - s) - escapes;
     char *out = fast_alloc(f, n + 1, 1), *o = out;
     if (!out)
@@ -641,11 +667,87 @@ static const char *fast_check(const char *p, const char *end)
 
 static int fast_value(fast_t *f, cJSON *item, int depth);
 
-/* The members of an array or object, f->p after the opening bracket. */
-static int fast_members(fast_t *f, cJSON *item, int object, int depth)
+static void ix_vec_init(ix_vec_t *v)
+{
+    v->v = v->inl;
+    v->n = 0;
+    v->cap = IX_INLINE;
+}
+
+static void ix_vec_free(ix_vec_t *v)
+{
+    if (v->v != v->inl)
+        free(v->v);
+}
+
+static int ix_vec_grow(ix_vec_t *v, size_t extra)
+{
+    size_t cap = v->cap * 2 > v->n + extra ? v->cap * 2 : v->n + extra;
+    es_json_member_t *nv = v->v == v->inl ? malloc(cap * sizeof *nv)
+                                          : realloc(v->v, cap * sizeof *nv);
+    if (!nv)
+        return -1;
+    if (v->v == v->inl)
+        memcpy(nv, v->inl, v->n * sizeof *nv);
+    v->v = nv;
+    v->cap = cap;
+    return 0;
+}
+
+static inline int ix_vec_reserve(ix_vec_t *v, size_t extra)
+{
+    return v->cap - v->n >= extra ? 0 : ix_vec_grow(v, extra);
+}
+
+/* Notes member [ks, ke): [vs, f->p) of the object being parsed; its key
+ * had `escapes`. */
+static inline int ix_member(fast_t *f, const char *ks, const char *ke,
+                            size_t escapes, const char *vs)
+{
+    ix_build_t *ix = f->ix;
+    if (ix_vec_reserve(&ix->open, 1))
+        return -1;
+    ix->open.v[ix->open.n++] = (es_json_member_t){
+        (uint32_t)(ks - f->base),
+        (uint32_t)(ke - f->base),
+        (uint32_t)(vs - f->base),
+        (uint32_t)(f->p - f->base),
+        ix->child,
+        ix->nchild,
+        escapes ? ES_JSON_KEY_ESCAPED : 0,
+    };
+    return 0;
+}
+
+/* Moves the members of the object that just closed (open[base..]) to
+ * done as its block. */
+static int ix_close_object(ix_build_t *ix, size_t base)
+{
+    size_t n = ix->open.n - base;
+    if (ix_vec_reserve(&ix->done, n))
+        return -1;
+    memcpy(ix->done.v + ix->done.n, ix->open.v + base, n * sizeof *ix->open.v);
+    ix->child = (uint32_t)ix->done.n + 1;
+    ix->nchild = (uint32_t)n;
+    ix->done.n += n;
+    ix->open.n = base;
+    return 0;
+}
+
+/* The members of an array or object, f->p after the opening bracket;
+ * with `indexing` (a constant), noted in f->ix as well. */
+static inline __attribute__((always_inline)) int
+members(fast_t *f, cJSON *item, int object, int depth, const int indexing)
 {
     char close = object ? '}' : ']';
     cJSON *head = NULL, *last = NULL;
+    ix_build_t *ix = f->ix;
+    /* Objects inside arrays are not indexed (see es_json_index_t). */
+    int outer_record = indexing && ix->record;
+    int record = outer_record && object;
+    size_t base = record ? ix->open.n : 0;
+    if (indexing && !object)
+        ix->record = 0;
     fast_ws(f);
     if (f->p < f->end && *f->p == close)
         goto done;
@@ -661,15 +763,22 @@ static int fast_members(fast_t *f, cJSON *item, int object, int depth)
         }
         last = c;
         fast_ws(f);
+        const char *ks = f->p, *ke = NULL;
+        size_t escapes = 0;
         if (object) {
             if (f->p >= f->end || *f->p != '"' || !(c->string = fast_string(f)))
                 return -1;
+            ke = f->p;
+            escapes = f->escapes;
             fast_ws(f);
             if (f->p >= f->end || *f->p != ':')
                 return -1;
             f->p++;
             fast_ws(f);
         }
+        const char *vs = f->p;
+        if (record)
+            ix->child = ix->nchild = 0;
         if (depth == 0 && f->shallow && f->p < f->end &&
             (*f->p == '{' || *f->p == '[')) {
             c->type = cJSON_Raw; /* data, say: checked, built on demand */
@@ -678,6 +787,8 @@ static int fast_members(fast_t *f, cJSON *item, int object, int depth)
         } else if (fast_value(f, c, depth + 1)) {
             return -1;
         }
+        if (record && ix_member(f, ks, ke, escapes, vs))
+            return -1;
         fast_ws(f);
         if (f->p < f->end && *f->p == ',') {
             f->p++;
@@ -693,7 +804,23 @@ done:
         head->prev = last;
     item->type = object ? cJSON_Object : cJSON_Array;
     item->child = head;
+    if (indexing) {
+        ix->record = outer_record;
+        ix->child = ix->nchild = 0;
+        if (record && ix_close_object(ix, base))
+            return -1;
+    }
     return 0;
+}
+
+static int fast_members(fast_t *f, cJSON *item, int object, int depth)
+{
+    return members(f, item, object, depth, 0);
+}
+
+static int fast_members_indexed(fast_t *f, cJSON *item, int object, int depth)
+{
+    return members(f, item, object, depth, 1);
 }
 
 static int fast_literal(fast_t *f, const char *word, size_t n)
@@ -712,7 +839,8 @@ static int fast_value(fast_t *f, cJSON *item, int depth)
     case '{':
     case '[':
         f->p++;
-        return fast_members(f, item, f->p[-1] == '{', depth);
+        return (f->ix ? fast_members_indexed
+                      : fast_members)(f, item, f->p[-1] == '{', depth);
     case '"':
         item->type = cJSON_String;
         return (item->valuestring = fast_string(f)) ? 0 : -1;
@@ -731,28 +859,71 @@ static int fast_value(fast_t *f, cJSON *item, int depth)
     }
 }
 
+/* Copies the finished index into the arena; *index NULL when the event is
+ * not an object. */
+static int ix_finish(fast_t *f, const cJSON *root, es_json_index_t **index)
+{
+    ix_build_t *ix = f->ix;
+    *index = NULL;
+    if (!cJSON_IsObject(root))
+        return 0;
+    es_json_index_t *x = fast_alloc(f, sizeof *x, _Alignof(es_json_index_t));
+    es_json_member_t *m =
+        fast_alloc(f, ix->done.n * sizeof *m + 1, _Alignof(es_json_member_t));
+    if (!x || !m)
+        return -1;
+    memcpy(m, ix->done.v, ix->done.n * sizeof *m);
+    *x = (es_json_index_t){m, (uint32_t)ix->done.n, ix->child, ix->nchild};
+    *index = x;
+    return 0;
+}
+
 /* The fast parse; with `copy`, the text is first copied into the arena
- * (NUL-terminated) and parsed from there, *copy set to it. */
+ * (NUL-terminated) and parsed from there, *copy set to it. With `index`,
+ * *index is the index of the event's members (in the arena). */
 static cJSON *fast_parse(const char *json, size_t len, const char **end,
-                         void **arena, const char **copy, int shallow)
+                         void **arena, const char **copy, int shallow,
+                         es_json_index_t **index)
 {
     if (len == 0 || (unsigned char)json[0] == 0xEF) /* a BOM: cJSON's */
         return NULL;
     size_t text = copy ? len + 1 : 0;
-    /* Nodes and strings of a typical event fit in the first chunk. */
-    fast_t f = {json, json + len, NULL, NULL, shallow};
-    if (!(f.head = f.cur = chunk_new(text + 4 * len + 128)))
+    ix_build_t ix;
+    if (index) {
+        ix_vec_init(&ix.open);
+        ix_vec_init(&ix.done);
+        ix.child = ix.nchild = 0;
+        ix.record = 1;
+    }
+    /* Nodes and strings of a typical event fit in the first chunk; with
+     * the index, its members (28 bytes each) as well. */
+    fast_t f = {json,
+                json + len,
+                NULL,
+                NULL,
+                shallow,
+                json,
+                index && len <= UINT32_MAX ? &ix : NULL,
+                0};
+    if (!(f.head = f.cur = chunk_new(text + (f.ix ? 6 : 4) * len + 128)))
         return NULL;
     if (copy) {
         char *c = fast_alloc(&f, text, 1);
         memcpy(c, json, len);
         c[len] = '\0';
-        f.p = *copy = c;
+        f.p = f.base = *copy = c;
         f.end = c + len;
     }
     cJSON *root = fast_node(&f);
     fast_ws(&f);
-    if (!root || fast_value(&f, root, 0) != 0) {
+    int failed = !root || fast_value(&f, root, 0) != 0;
+    if (!failed && index)
+        failed = f.ix ? ix_finish(&f, root, index) : (*index = NULL, 0);
+    if (f.ix) {
+        ix_vec_free(&ix.open);
+        ix_vec_free(&ix.done);
+    }
+    if (failed) {
         es_json_arena_free(f.head);
         return NULL;
     }
@@ -766,7 +937,7 @@ cJSON *es_json_parse(const char *json, size_t len, const char **end,
                      void **arena)
 {
     *arena = NULL;
-    cJSON *ce = fast_parse(json, len, end, arena, NULL, 0);
+    cJSON *ce = fast_parse(json, len, end, arena, NULL, 0, NULL);
     return ce ? ce : cJSON_ParseWithLengthOpts(json, len, end, 0);
 }
 
@@ -775,7 +946,7 @@ int es_decode_output(const char *json, size_t len, es_decoded_t *out,
 {
     memset(out, 0, sizeof *out);
     const char *copy = NULL;
-    cJSON *ce = fast_parse(json, len, NULL, &out->arena, &copy, 1);
+    cJSON *ce = fast_parse(json, len, NULL, &out->arena, &copy, 1, NULL);
     out->shallow = ce != NULL;
     if (!ce) {
         ce = cJSON_ParseWithLength(json, len);
@@ -805,7 +976,7 @@ void es_decode_full(es_decoded_t *d)
     /* The shallow parse checked this text with the same grammar: only a
      * lack of memory can make this fail. */
     cJSON *ce =
-        fast_parse(d->json, d->json_len, NULL, &full.tree_arena, NULL, 0);
+        fast_parse(d->json, d->json_len, NULL, &full.tree_arena, NULL, 0, NULL);
     if (!ce || es_decode_validate(ce, &full, reason, sizeof reason) != 0) {
         fprintf(stderr, "eventstreamd: out of memory parsing an event\n");
         abort();
@@ -815,8 +986,8 @@ void es_decode_full(es_decoded_t *d)
 }
 
 int es_decode_record(const void *value, size_t len, const es_header_t *headers,
-                     size_t header_count, size_t max_bytes, es_decoded_t *out,
-                     char *reason, size_t reason_size)
+                     size_t header_count, size_t max_bytes, int index,
+                     es_decoded_t *out, char *reason, size_t reason_size)
 {
     memset(out, 0, sizeof *out);
     if (len > max_bytes) {
@@ -833,7 +1004,11 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
                       "");
     const char *end = NULL;
     void *arena = NULL;
-    cJSON *ce = es_json_parse(value, len, &end, &arena);
+    es_json_index_t *ix = NULL;
+    cJSON *ce =
+        fast_parse(value, len, &end, &arena, NULL, 0, index ? &ix : NULL);
+    if (!ce)
+        ce = cJSON_ParseWithLengthOpts(value, len, &end, 0);
     if (!ce) {
         size_t at = end ? (size_t)(end - (const char *)value) : 0;
         snprintf(reason, reason_size, "invalid JSON at byte %zu", at);
@@ -856,6 +1031,7 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
         return -1;
     }
     out->arena = arena;
+    out->index = ix;
     out->json = value;
     out->json_len = len;
     return 0;

@@ -21,17 +21,22 @@ typedef struct es_decoded_s {
     size_t json_len;
     char *owned_json; /* non-NULL when json was built (binary mode) */
     const char *id, *source, *type, *subject, *time; /* point into ce */
+    /* Where the text's objects have their members (in arena), when the
+     * decode was asked for it and the fast parser took the text. */
+    const es_json_index_t *index;
 } es_decoded_t;
 
 /*
  * Decodes one record. In structured mode `json` points at `value` itself
- * (no copy, no re-serialisation), so value must outlive the result.
+ * (no copy, no re-serialisation), so value must outlive the result. With
+ * `index`, a structured record also gets the index of its members
+ * (es_decoded_t.index) from the same parse.
  * Returns 0, or -1 with a precise reason ("missing required attribute
  * \"id\"", "invalid JSON at byte 12", ...).
  */
 int es_decode_record(const void *value, size_t len, const es_header_t *headers,
-                     size_t header_count, size_t max_bytes, es_decoded_t *out,
-                     char *reason, size_t reason_size);
+                     size_t header_count, size_t max_bytes, int index,
+                     es_decoded_t *out, char *reason, size_t reason_size);
 
 /* Validates a parsed CloudEvent object and fills the attribute pointers. */
 int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,

@@ -658,6 +658,8 @@ static int routes_init(es_pipeline_t *p, char *errstr, size_t errstr_size)
             bind_list(p, i, "destinations", &r->conf->destinations, 0,
                       &r->dests, errstr, errstr_size))
             return -1;
+        for (size_t f = 0; f < r->conf->filters.n; f++)
+            pl_note_filter(p, r->filters[f]);
         char labels[300], esc[200];
         es_metrics_label_escape(esc, sizeof esc, r->conf->name);
         snprintf(labels, sizeof labels, "route=\"%s\"", esc);

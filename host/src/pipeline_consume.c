@@ -64,8 +64,9 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
                                  rec->headers, rec->nh, &rec->dec, reason,
                                  sizeof reason);
     else if (es_decode_record(m->payload, m->len, rec->headers, rec->nh,
-                              (size_t)p->conf->max_event_bytes, &rec->dec,
-                              reason, sizeof reason))
+                              (size_t)p->conf->max_event_bytes,
+                              pl_index_events(p), &rec->dec, reason,
+                              sizeof reason))
         st = ES_FAIL;
     if (st == ES_OK)
         pl_route_record(p, rec);

@@ -288,8 +288,8 @@ static int dry_decode(es_pipeline_t *p, const es_dry_run_t *q,
             rc = -1;
         }
     } else if (es_decode_record(q->value, q->len, q->headers, q->nh,
-                                (size_t)p->conf->max_event_bytes, dec, reason,
-                                sizeof reason)) {
+                                (size_t)p->conf->max_event_bytes, 1, dec,
+                                reason, sizeof reason)) {
         rc = -1;
     }
     es_avro_hook_destroy(h);
@@ -419,6 +419,7 @@ static void test_host_init(test_host_t *t, es_pipeline_t *p, const char *name,
     t->done = calloc(n + 1, sizeof *t->done);
     h->abi = ES_PLUGIN_ABI_VERSION;
     h->size = sizeof *h;
+    h->event_size = sizeof(es_event_t);
     h->instance_name = t->name;
     h->state_dir = p->conf->state_dir;
     h->log = pl_host_log;

@@ -146,6 +146,7 @@ void pl_host_init(instance_t *inst)
     es_host_t *h = &inst->host;
     h->abi = ES_PLUGIN_ABI_VERSION;
     h->size = sizeof *h;
+    h->event_size = sizeof(es_event_t);
     h->instance_name = inst->conf->name;
     h->state_dir = inst->p->conf->state_dir;
     h->log = pl_host_log;

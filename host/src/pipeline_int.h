@@ -234,7 +234,18 @@ struct es_pipeline_s {
     pl_call_t *calls;
     int call_wake[2];
     int stopped;
+    /* A route uses a filter that takes the host's index of an event's
+     * members (ES_PLUGIN_JSON_INDEX): records are decoded with it. Set on
+     * the pipeline thread, read by the threads that decode. */
+    atomic_int index_events;
 };
+
+/* Notes that a route now uses filter instance f. */
+void pl_note_filter(es_pipeline_t *p, const instance_t *f);
+static inline int pl_index_events(es_pipeline_t *p)
+{
+    return atomic_load_explicit(&p->index_events, memory_order_relaxed);
+}
 
 #define EMIT_TAG ((uintptr_t)1) /* producer opaque of an emitted event */
 #define PARK_TAG ((uintptr_t)2) /* producer opaque of a parked delivery */

@@ -514,7 +514,8 @@ static void replay(es_pipeline_t *p, park_t *pk, rd_kafka_message_t *m)
         snprintf(why, sizeof why, "park record: %s", err);
         origin_of_park_record(o, m);
     } else if (es_decode_record(m->payload, m->len, NULL, 0, SIZE_MAX,
-                                &rec->dec, err, sizeof err)) {
+                                pl_index_events(p), &rec->dec, err,
+                                sizeof err)) {
         snprintf(why, sizeof why, "park record: %s", err);
     } else if (!(route = pl_route_by_name(p, o->route)) &&
                !(route = pl_sub_route(p, pk->inst, o->route))) {

@@ -6,6 +6,12 @@
 
 /* ---------------------------------------------------------------- routing */
 
+void pl_note_filter(es_pipeline_t *p, const instance_t *f)
+{
+    if (es_plugin_flags(f->plugin) & ES_PLUGIN_JSON_INDEX)
+        atomic_store_explicit(&p->index_events, 1, memory_order_relaxed);
+}
+
 /* The tree is a cache of the text, built on first need by the one thread
  * that has the event at the time: hence the cast. */
 const es_decoded_t *pl_dec_whole(const es_decoded_t *dec)
@@ -34,6 +40,8 @@ es_event_t pl_event_view(const es_decoded_t *dec, const es_plugin_t *reader,
         .tenant = tenant,
         .route = route,
         .attempt = 1,
+        .index =
+            es_plugin_flags(reader) & ES_PLUGIN_JSON_INDEX ? dec->index : NULL,
     };
 }
 

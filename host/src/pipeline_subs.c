@@ -488,6 +488,8 @@ void pl_bundle_attach(es_pipeline_t *p, bundle_t *b)
 {
     for (size_t i = 0; i < b->nparts; i++) {
         route_init(b, &b->parts[i]);
+        if (b->filter)
+            pl_note_filter(p, b->filter);
         pl_consumer_add_route(b->parts[i].c, &b->parts[i].route);
     }
     /* Here, after the old bundle of the same id has left the drain group

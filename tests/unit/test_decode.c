@@ -1,4 +1,5 @@
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,7 +9,7 @@
 
 static int decode_str(const char *s, es_decoded_t *d, char *reason, size_t size)
 {
-    return es_decode_record(s, strlen(s), NULL, 0, MAX, d, reason, size);
+    return es_decode_record(s, strlen(s), NULL, 0, MAX, 0, d, reason, size);
 }
 
 static void expect_reason(const char *value, const char *why)
@@ -80,9 +81,9 @@ START_TEST(oversized_is_refused_before_parsing)
     es_decoded_t d;
     char reason[256];
     const char *v = "{\"specversion\":\"1.0\"}";
-    ck_assert_int_eq(
-        es_decode_record(v, strlen(v), NULL, 0, 10, &d, reason, sizeof reason),
-        -1);
+    ck_assert_int_eq(es_decode_record(v, strlen(v), NULL, 0, 10, 0, &d, reason,
+                                      sizeof reason),
+                     -1);
     ck_assert_msg(strstr(reason, "over the limit of 10"), "%s", reason);
 }
 END_TEST
@@ -101,7 +102,7 @@ START_TEST(binary_mode_json_data)
     es_decoded_t d;
     char reason[256];
     ck_assert_int_eq(
-        es_decode_record(v, strlen(v), h, 6, MAX, &d, reason, sizeof reason),
+        es_decode_record(v, strlen(v), h, 6, MAX, 0, &d, reason, sizeof reason),
         0);
     ck_assert_str_eq(d.id, "b1");
     ck_assert_ptr_nonnull(d.owned_json);
@@ -129,7 +130,7 @@ START_TEST(binary_mode_binary_data_is_base64)
     es_decoded_t d;
     char reason[256];
     ck_assert_int_eq(
-        es_decode_record(v, 3, h, 5, MAX, &d, reason, sizeof reason), 0);
+        es_decode_record(v, 3, h, 5, MAX, 0, &d, reason, sizeof reason), 0);
     ck_assert_str_eq(cJSON_GetObjectItem(d.ce, "data_base64")->valuestring,
                      "AP8Q");
     es_decoded_clear(&d);
@@ -145,12 +146,14 @@ START_TEST(binary_mode_bad_json_data)
     es_decoded_t d;
     char reason[256];
     ck_assert_int_eq(
-        es_decode_record("{nope", 5, h, 4, MAX, &d, reason, sizeof reason), -1);
+        es_decode_record("{nope", 5, h, 4, MAX, 0, &d, reason, sizeof reason),
+        -1);
     ck_assert_msg(strstr(reason, "binary mode: data is not valid JSON"), "%s",
                   reason);
     es_header_t h2[] = {{"ce_specversion", "1.0", 3}, {"ce_source", "s", 1}};
     ck_assert_int_eq(
-        es_decode_record("{}", 2, h2, 2, MAX, &d, reason, sizeof reason), -1);
+        es_decode_record("{}", 2, h2, 2, MAX, 0, &d, reason, sizeof reason),
+        -1);
     ck_assert_msg(strstr(reason, "missing required attribute \"id\""), "%s",
                   reason);
 }
@@ -450,6 +453,116 @@ START_TEST(output_tree_is_built_on_demand)
 }
 END_TEST
 
+/* ------------------------------------------------- the index of members */
+
+/* The text of member m's key and value, "key=value". */
+static void member_text(const char *json, const es_json_member_t *m, char *out,
+                        size_t size)
+{
+    snprintf(out, size, "%.*s=%.*s", (int)(m->key_end - m->key_start),
+             json + m->key_start, (int)(m->value_end - m->value_start),
+             json + m->value_start);
+}
+
+/* The members of the object block child/n, "k=v k=v ...". */
+static void block_text(const char *json, const es_json_index_t *x,
+                       uint32_t child, uint32_t n, char *out, size_t size)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    ck_assert_uint_ge(child, 1);
+    ck_assert_uint_le(child - 1 + n, x->count);
+    for (uint32_t i = 0; i < n; i++) {
+        char one[256];
+        member_text(json, &x->members[child - 1 + i], one, sizeof one);
+        len +=
+            (size_t)snprintf(out + len, size - len, "%s%s", i ? " " : "", one);
+    }
+}
+
+START_TEST(index_of_members)
+{
+    /* Whitespace, a nested object, an empty one, an object in an array
+     * (not indexed), a repeated key and an escaped key. */
+    const char *v =
+        " {\"specversion\":\"1.0\", \"id\" : \"a1\",\"source\":\"s\","
+        "\"type\":\"t\",\"data\":{\"a\\\"b\":1,\"s\":{\"x\":[{\"q\":1}],"
+        "\"y\":{}},\"arr\":[1,{\"z\":2}],\"a\\\"b\":2}}\n";
+    es_decoded_t d;
+    char reason[256], got[1024];
+    ck_assert_int_eq(es_decode_record(v, strlen(v), NULL, 0, MAX, 1, &d, reason,
+                                      sizeof reason),
+                     0);
+    const es_json_index_t *x = d.index;
+    ck_assert_ptr_nonnull(x);
+    block_text(v, x, x->root, x->nroot, got, sizeof got);
+    ck_assert_str_eq(got, "\"specversion\"=\"1.0\" \"id\"=\"a1\" "
+                          "\"source\"=\"s\" \"type\"=\"t\" "
+                          "\"data\"={\"a\\\"b\":1,\"s\":{\"x\":[{\"q\":1}],"
+                          "\"y\":{}},\"arr\":[1,{\"z\":2}],\"a\\\"b\":2}");
+    const es_json_member_t *data = &x->members[x->root - 1 + 4];
+    block_text(v, x, data->child, data->nchild, got, sizeof got);
+    ck_assert_str_eq(got, "\"a\\\"b\"=1 \"s\"={\"x\":[{\"q\":1}],\"y\":{}} "
+                          "\"arr\"=[1,{\"z\":2}] \"a\\\"b\"=2");
+    const es_json_member_t *dm = &x->members[data->child - 1];
+    ck_assert_uint_eq(dm[0].flags, ES_JSON_KEY_ESCAPED);
+    ck_assert_uint_eq(dm[1].flags, 0);
+    ck_assert_uint_eq(dm[2].child, 0); /* an array: not an object */
+    block_text(v, x, dm[1].child, dm[1].nchild, got, sizeof got);
+    ck_assert_str_eq(got, "\"x\"=[{\"q\":1}] \"y\"={}");
+    const es_json_member_t *y = &x->members[dm[1].child - 1 + 1];
+    ck_assert_uint_ne(y->child, 0); /* indexed, with no members */
+    ck_assert_uint_eq(y->nchild, 0);
+    /* Every object reached through objects, nothing inside the arrays. */
+    ck_assert_uint_eq(x->count, 5 + 4 + 2);
+    es_decoded_clear(&d);
+
+    /* Not asked for, and where the fast parser leaves the text to cJSON. */
+    ck_assert_int_eq(es_decode_record(v, strlen(v), NULL, 0, MAX, 0, &d, reason,
+                                      sizeof reason),
+                     0);
+    ck_assert_ptr_null(d.index);
+    es_decoded_clear(&d);
+    const char *u = "{\"specversion\":\"1.0\",\"id\":\"\\u00e9\","
+                    "\"source\":\"s\",\"type\":\"t\"}";
+    ck_assert_int_eq(es_decode_record(u, strlen(u), NULL, 0, MAX, 1, &d, reason,
+                                      sizeof reason),
+                     0);
+    ck_assert_ptr_null(d.index);
+    ck_assert_str_eq(d.id, "\xc3\xa9");
+    es_decoded_clear(&d);
+}
+END_TEST
+
+/* An index as large as the event allows, past what the parser keeps on its
+ * stack: every member of a wide and a deep event is there. */
+START_TEST(index_of_many_members)
+{
+    char *v = malloc(64 * 1024);
+    size_t n = (size_t)sprintf(v, "{\"specversion\":\"1.0\",\"id\":\"1\","
+                                  "\"source\":\"s\",\"type\":\"t\",\"data\":{");
+    for (int i = 0; i < 500; i++)
+        n += (size_t)sprintf(v + n, "%s\"k%d\":{\"v\":%d}", i ? "," : "", i, i);
+    n += (size_t)sprintf(v + n, "}}");
+    es_decoded_t d;
+    char reason[256], got[256];
+    ck_assert_int_eq(
+        es_decode_record(v, n, NULL, 0, MAX, 1, &d, reason, sizeof reason), 0);
+    const es_json_index_t *x = d.index;
+    ck_assert_ptr_nonnull(x);
+    ck_assert_uint_eq(x->count, 5 + 500 + 500);
+    const es_json_member_t *data = &x->members[x->root - 1 + 4];
+    ck_assert_uint_eq(data->nchild, 500);
+    const es_json_member_t *k = &x->members[data->child - 1 + 499];
+    member_text(v, k, got, sizeof got);
+    ck_assert_str_eq(got, "\"k499\"={\"v\":499}");
+    block_text(v, x, k->child, k->nchild, got, sizeof got);
+    ck_assert_str_eq(got, "\"v\"=499");
+    es_decoded_clear(&d);
+    free(v);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("decode");
@@ -466,6 +579,8 @@ int main(void)
     tcase_add_test(tc, fast_parse_matches_cjson);
     tcase_add_test(tc, fast_parse_matches_cjson_mutated);
     tcase_add_test(tc, output_is_copied_and_validated);
+    tcase_add_test(tc, index_of_members);
+    tcase_add_test(tc, index_of_many_members);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -41,11 +41,20 @@ static void setup(void)
     errstr[0] = '\0';
 }
 
+/* The same, with the host offering its index of each event's members
+ * (as the daemon does): every group below runs both ways. */
+static void setup_indexed(void)
+{
+    setup();
+    fake_host_offer_index(&host, 1);
+}
+
 static void teardown(void)
 {
     plugin->destroy(inst);
     fake_out_reset(&out);
     unlink(script_path);
+    fake_host_offer_index(&host, 0);
 }
 
 static void write_script(const char *text)
@@ -1005,15 +1014,70 @@ START_TEST(test_example_bench_redact)
 }
 END_TEST
 
+/* ------------------------------------------------- the host's index */
+
+START_TEST(test_host_index_is_read)
+{
+    /* The plugin takes members from the host's index, not from a second
+     * read of the text: an index whose data.a names data.b's value makes
+     * the script see it. */
+    fake_host_offer_index(&host, 1);
+    init_script("function filter(ev) ev.data.seen = ev.data.a; return ev end\n",
+                "");
+    const char *json = "{" ENVELOPE ",\"data\":{\"a\":\"one\",\"b\":\"two\"}}";
+    fake_event_t e;
+    ck_assert_int_eq(fake_event_init(&e, json, "t", "t1"), 0);
+    ck_assert_ptr_nonnull(e.ev.index);
+    es_json_member_t *m = (es_json_member_t *)e.ev.index->members;
+    const es_json_member_t *data = &m[e.ev.index->root - 1 + 4];
+    es_json_member_t *a = &m[data->child - 1], *b = a + 1;
+    a->value_start = b->value_start;
+    a->value_end = b->value_end;
+    fake_out_reset(&out);
+    ck_assert_int_eq(
+        plugin->filter(inst, &e.ev, &out.out, errstr, sizeof errstr),
+        ES_FILTER_REPLACE);
+    ck_assert_ptr_nonnull(strstr(out.json[0], "\"seen\":\"two\""));
+
+    /* An index that does not fit the text is not used: the plugin reads
+     * the text itself, and the output is right. */
+    a->value_end = (uint32_t)e.ev.json_len + 10;
+    fake_out_reset(&out);
+    ck_assert_int_eq(
+        plugin->filter(inst, &e.ev, &out.out, errstr, sizeof errstr),
+        ES_FILTER_REPLACE);
+    ck_assert_str_eq(out.json[0],
+                     "{" ENVELOPE ",\"data\":{\"a\":\"one\",\"b\":\"two\","
+                     "\"seen\":\"one\"}}");
+    fake_event_free(&e);
+}
+END_TEST
+
+START_TEST(test_host_index_with_whitespace)
+{
+    /* The host indexes the record as it came, leading whitespace
+     * included; the plugin's copy starts at the brace. */
+    fake_host_offer_index(&host, 1);
+    init_script("function filter(ev) ev.data.n = ev.data.n + 1;"
+                " return ev end\n",
+                "");
+    check_roundtrip(" \n {" ENVELOPE
+                    ",\"data\":{\"n\":1,\"s\":{\"t\":[{}]}}}\n",
+                    "{" ENVELOPE ",\"data\":{\"n\":2,\"s\":{\"t\":[{}]}}}");
+}
+END_TEST
+
 static Suite *lua_suite(void)
 {
     Suite *s = suite_create("lua-filter");
     struct {
         const char *name;
         const TTest *tests[20];
+        int indexed; /* run again with the host's index */
     } groups[] = {
         {"verdicts",
-         {test_verdicts, test_routes_and_multi, test_invalid_output, NULL}},
+         {test_verdicts, test_routes_and_multi, test_invalid_output, NULL},
+         1},
         {"fidelity",
          {test_integers, test_numbers_roundtrip, test_kinds_null_order,
           test_added_keys_every_way, test_similar_keys, test_strings,
@@ -1021,29 +1085,42 @@ static Suite *lua_suite(void)
           test_big_and_long_keys, test_untouched_verbatim, test_lazy_raw_access,
           test_lazy_unread_object, test_event_kept_across_calls,
           test_nested_index, test_untouched_runs,
-          test_repeated_keys_many_members, NULL}},
+          test_repeated_keys_many_members, NULL},
+         1},
         {"helpers",
          {test_redact_remove, test_redact_shared_parents, test_log_and_print,
-          NULL}},
+          NULL},
+         1},
         {"sandbox",
          {test_sandbox, test_sandbox_io_call_fails, test_bytecode_refused,
-          NULL}},
+          NULL},
+         0},
         {"budgets",
-         {test_runaway_stopped, test_memory_bomb, test_on_error_policies,
-          NULL}},
-        {"load", {test_load_errors, test_config_errors, test_reload, NULL}},
+         {test_runaway_stopped, test_memory_bomb, test_on_error_policies, NULL},
+         0},
+        {"load", {test_load_errors, test_config_errors, test_reload, NULL}, 0},
         {"examples",
          {test_example_drop_test_tenants, test_example_strip_pii,
           test_example_mask_wallets, test_example_keep_types,
-          test_example_route_marketplace, test_example_bench_redact, NULL}},
+          test_example_route_marketplace, test_example_bench_redact, NULL},
+         1},
+        {"host-index",
+         {test_host_index_is_read, test_host_index_with_whitespace, NULL},
+         0},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 30);
-        for (int i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
+        for (int indexed = 0; indexed <= groups[g].indexed; indexed++) {
+            static char names[16][64];
+            snprintf(names[g], sizeof names[g], "%s%s", groups[g].name,
+                     indexed ? "-indexed" : "");
+            TCase *tc = tcase_create(indexed ? names[g] : groups[g].name);
+            tcase_add_checked_fixture(tc, indexed ? setup_indexed : setup,
+                                      teardown);
+            tcase_set_timeout(tc, 30);
+            for (int i = 0; groups[g].tests[i]; i++)
+                tcase_add_test(tc, groups[g].tests[i]);
+            suite_add_tcase(s, tc);
+        }
     }
     return s;
 }

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,15 @@ static void fake_counter_add(const es_host_t *host, const char *name,
         snprintf(h->counters[h->ncounters].name, 64, "%s", name);
         h->counters[h->ncounters++].value = delta;
     }
+}
+
+/* Whether fake_event_init builds the host's index (one host at a time). */
+static int offer_index;
+
+void fake_host_offer_index(fake_host_t *h, int on)
+{
+    h->host.event_size = on ? sizeof(es_event_t) : 0;
+    offer_index = on;
 }
 
 void fake_host_init(fake_host_t *h)
@@ -127,11 +137,19 @@ int fake_event_init(fake_event_t *e, const char *json, const char *topic,
     e->ev.route = "test-route";
     e->ev.token = 1;
     e->ev.attempt = 1;
+    char reason[256];
+    /* Text the host would dead-letter never reaches a filter: such an
+     * event goes without the index. */
+    if (offer_index &&
+        es_decode_record(e->json, e->ev.json_len, NULL, 0, SIZE_MAX, 1, &e->dec,
+                         reason, sizeof reason) == 0)
+        e->ev.index = e->dec.index;
     return 0;
 }
 
 void fake_event_free(fake_event_t *e)
 {
+    es_decoded_clear(&e->dec);
     cJSON_Delete(e->ce);
     free(e->json);
 }

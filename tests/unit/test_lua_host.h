@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "decode.h"
 #include "eventstream/plugin.h"
 
 #define FAKE_MAX_OUT 16
@@ -39,9 +40,15 @@ typedef struct fake_event_s {
     es_event_t ev;
     cJSON *ce;
     char *json;
+    es_decoded_t dec; /* the host's decode, for its index */
 } fake_event_t;
 
 void fake_host_init(fake_host_t *h);
+/* Makes the host offer events with the index of their members, built by
+ * the host's own decoder (es_decode_record), as the daemon does for a
+ * filter that declares ES_PLUGIN_JSON_INDEX. Events made afterwards by
+ * fake_event_init carry it. */
+void fake_host_offer_index(fake_host_t *h, int on);
 unsigned long long fake_counter(const fake_host_t *h, const char *name);
 void fake_out_init(fake_out_t *o);
 void fake_out_reset(fake_out_t *o);

@@ -92,6 +92,32 @@ typedef struct es_header_s {
 struct cJSON; /* cJSON 1.7 tree, see <cjson/cJSON.h> */
 
 /*
+ * Where the members of an event's JSON objects are in its text, from the
+ * host's own parse, so that a plugin with a JSON reader of its own (the Lua
+ * filter) need not read the text a second time. Offsets are bytes into
+ * es_event_t.json. The members of one object are contiguous in `members`,
+ * in the order written (a repeated key appears each time). A member whose
+ * value is an object names that object's members with `child` (their
+ * index + 1) and `nchild`; child is 0 when the value is not an object, and
+ * for objects inside arrays, which the host does not index.
+ */
+typedef struct es_json_member_s {
+    uint32_t key_start, key_end;     /* the key with its quotes */
+    uint32_t value_start, value_end; /* the value as written */
+    uint32_t child, nchild;
+    uint32_t flags; /* ES_JSON_KEY_ESCAPED */
+} es_json_member_t;
+
+/* The key has backslash escapes: its text is not its name. */
+#define ES_JSON_KEY_ESCAPED 1u
+
+typedef struct es_json_index_s {
+    const es_json_member_t *members;
+    uint32_t count;
+    uint32_t root, nroot; /* the event's own members: members[root - 1 ..] */
+} es_json_index_t;
+
+/*
  * One CloudEvent, borrowed for the duration of the call that receives it.
  * Every pointer is owned by the host and valid only until that call returns;
  * a plugin that keeps anything (for an asynchronous completion, say) copies
@@ -141,6 +167,15 @@ typedef struct es_event_s {
     uint64_t token;
     /* 1 on the first delivery, incremented on each host retry. */
     uint32_t attempt;
+
+    /*
+     * Added to ABI 1 later: read it only when ES_EVENT_HAS_INDEX(host).
+     * The members of the event's objects, for a plugin that declares
+     * ES_PLUGIN_JSON_INDEX; NULL when the host has no index of this text (a
+     * binary-mode record, a filter's output, text with \u escapes, which
+     * the host leaves to cJSON). Borrowed like `json`.
+     */
+    const es_json_index_t *index;
 } es_event_t;
 
 /* Per-event result of deliver/handle. `reason` is copied by the host before
@@ -216,7 +251,20 @@ struct es_host_s {
     void (*free)(void *ptr);
 
     void *opaque; /* host-private */
+
+    /* Added to ABI 1 later, present when `size` covers it: sizeof(es_event_t)
+     * in the host. A field of es_event_t beyond it is not there. */
+    uint32_t event_size;
 };
+
+/* Whether the host's es_host_t has `field` (an older host's is shorter). */
+#define ES_HOST_HAS(host, field)                                               \
+    ((host)->size >= offsetof(es_host_t, field) + sizeof((host)->field))
+/* Whether the host's events have `index` (see ES_PLUGIN_JSON_INDEX). */
+#define ES_EVENT_HAS_INDEX(host)                                               \
+    (ES_HOST_HAS(host, event_size) &&                                          \
+     (host)->event_size >=                                                     \
+         offsetof(es_event_t, index) + sizeof(const es_json_index_t *))
 
 /* ---------------------------------------------------------------- filters */
 
@@ -302,6 +350,16 @@ typedef struct es_plugin_s {
  * its own (lua) saves a second parse of every event a filter rewrote.
  */
 #define ES_PLUGIN_TEXT_ONLY 1u
+
+/*
+ * A filter that reads its events' JSON with a reader of its own wants the
+ * host's index of it (es_event_t.index): the host then records, while it
+ * parses each consumed record, where every object's members are, and the
+ * filter need not scan the text again. The host builds it for every
+ * record once a route uses such a filter; a filter still handles index ==
+ * NULL (see es_event_t.index).
+ */
+#define ES_PLUGIN_JSON_INDEX 2u
 
 /* The one exported symbol. host_abi is the host's ES_PLUGIN_ABI_VERSION;
  * a plugin may return NULL if it cannot work with that host. */

@@ -1,8 +1,10 @@
 /*
  * lua-bench: runs ~1 KB seed-shaped CloudEvents through the Lua filter
  * plugin's filter() in a loop and prints events/s and CPU microseconds per
- * event. The events are parsed (cJSON) before timing starts, as the host
- * has them parsed already when it calls a filter.
+ * event. The events are parsed (cJSON, and the host's decoder for the index
+ * of their members the daemon offers the plugin) before timing starts, as
+ * the host has them parsed already when it calls a filter. LUA_BENCH_INDEX=0
+ * offers no index: the plugin then reads the text itself.
  *
  *   lua-bench SCRIPT [EVENTS [PASSES]]
  *   lua-bench --emit EVENTS     prints the events, one per line (for the
@@ -91,6 +93,8 @@ int main(int argc, char **argv)
         return 1;
     static fake_host_t host;
     fake_host_init(&host);
+    const char *ix = getenv("LUA_BENCH_INDEX");
+    fake_host_offer_index(&host, !ix || strcmp(ix, "0") != 0);
     char cfg[1024], err[512];
     snprintf(cfg, sizeof cfg, "{\"script\":\"%s\",\"reload_check_ms\":0}",
              argv[1]);
@@ -114,8 +118,8 @@ int main(int argc, char **argv)
     }
     static fake_out_t out;
     fake_out_init(&out);
-    printf("script=%s events=%ld avg_event_bytes=%zu\n", argv[1], n,
-           bytes / DISTINCT);
+    printf("script=%s events=%ld avg_event_bytes=%zu host_index=%s\n", argv[1],
+           n, bytes / DISTINCT, host.host.event_size ? "yes" : "no");
     for (int pass = 0; pass < passes; pass++) {
         long verdicts[5] = {0};
         double w0 = now_s(CLOCK_MONOTONIC),

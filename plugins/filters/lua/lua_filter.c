@@ -70,6 +70,7 @@ typedef struct lf_output_s {
 
 typedef struct lf_instance_s {
     const es_host_t *host;
+    int host_index; /* the host's events have `index` (ES_EVENT_HAS_INDEX) */
     lf_conf_t conf;
     lf_script_t *script;
     lf_file_id_t loaded_id, failed_id;
@@ -467,8 +468,9 @@ static void push_opt(lua_State *L, const char *s)
 }
 
 /* Pushes the event as a lazy object over a copy of its text (a script may
- * keep the table after the call; the host's text is gone by then). */
-static void push_event(lua_State *L, const es_event_t *ev)
+ * keep the table after the call; the host's text is gone by then), from
+ * the host's index of it when there is one. */
+static void push_event(lua_State *L, const es_event_t *ev, int host_index)
 {
     const char *j = ev->json, *e = j + ev->json_len;
     while (j < e && (*j == ' ' || *j == '\t' || *j == '\n' || *j == '\r'))
@@ -477,16 +479,20 @@ static void push_event(lua_State *L, const es_event_t *ev)
            (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
         e--;
     size_t n = (size_t)(e - j);
-    /* A script that read ev.data last time does so again: index the
-     * objects in the event in the same pass then. One that looks at the
-     * attributes only never pays for indexing data's members. */
+    /* Without the host's index: a script that read ev.data last time does
+     * so again, so index the objects in the event in the same pass then.
+     * One that looks at the attributes only never pays for indexing
+     * data's members. */
     lf_script_t *s = lf_script_of(L);
     s->lazy_deep = s->lazy_nested_read;
     s->lazy_nested_read = 0;
     lua_pushlstring(L, j, n);
-    if (n >= 2 && *j == '{' && e[-1] == '}') /* as the host sends them */
+    const es_json_index_t *ix = host_index ? ev->index : NULL;
+    int indexed =
+        ix && lf_lazy_push_indexed(L, -1, ix, (size_t)(j - ev->json)) == 0;
+    if (!indexed && n >= 2 && *j == '{' && e[-1] == '}') /* the host's way */
         lf_lazy_push(L, -1, 0, n);
-    else
+    else if (!indexed)
         lf_json_push_lazy(L, -1, 0, n);
     lua_remove(L, -2);
 }
@@ -498,7 +504,7 @@ static int lf_run(lua_State *L)
     lf_script_t *s = c->in->script;
     const es_event_t *ev = c->ev;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
-    push_event(L, ev);
+    push_event(L, ev, c->in->host_index);
     push_opt(L, ev->topic);
     push_opt(L, ev->tenant);
     if (ev->key)
@@ -689,6 +695,7 @@ static int lf_init(const es_host_t *host, const cJSON *config, void **instance,
         return -1;
     }
     in->host = host;
+    in->host_index = ES_EVENT_HAS_INDEX(host);
     if (conf_parse(&in->conf, config, errstr, errstr_size) != 0)
         goto done;
     /* Identify the file before loading it: a change made while we load is
@@ -721,7 +728,8 @@ static const es_plugin_t lf_plugin = {
     .filter = lf_filter,
     .flush = lf_flush,
     .destroy = lf_destroy,
-    .flags = ES_PLUGIN_TEXT_ONLY, /* reads ev->json, never ev->ce */
+    /* Reads ev->json (with the host's index of it), never ev->ce. */
+    .flags = ES_PLUGIN_TEXT_ONLY | ES_PLUGIN_JSON_INDEX,
 };
 
 ES_PLUGIN_DEFINE(lf_plugin)

@@ -145,6 +145,12 @@ void lf_lazy_setup(lua_State *L);
  * which the object keeps alive) as a lazy object. Raises a Lua error when
  * the text is not a JSON object. */
 void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end);
+/* The same for a whole event from the host's index of its members
+ * (es_event_t.index), whose offsets count from `shift` bytes before the
+ * string at src_idx: no second read of the text. Returns -1, pushing
+ * nothing, when the index does not fit the text (then lf_lazy_push). */
+int lf_lazy_push_indexed(lua_State *L, int src_idx, const es_json_index_t *ix,
+                         size_t shift);
 /* Whether the value at idx is a lazy object (a metatable check). */
 int lf_lazy_is(lua_State *L, int idx);
 /* The lazy object state of the table at idx, or NULL for other values. */

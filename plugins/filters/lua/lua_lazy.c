@@ -351,6 +351,29 @@ static void map_state(lua_State *L)
     lua_pop(L, 1);
 }
 
+/* Pushes the table of the outermost object, whose members are
+ * m[child - 1 ..][0..n) of the index in s->lazy_index (keys in
+ * s->lazy_keys), over the text src at src_idx. */
+static void push_outer(lua_State *L, int src_idx, const char *src,
+                       uint32_t child, uint32_t n)
+{
+    lf_script_t *s = lf_script_of(L);
+    size_t msize = s->lazy_index.len;
+    lf_lazy_t *z = new_object(L, n, msize + s->lazy_keys.len, src_idx);
+    z->src = src;
+    z->all = (lf_member_t *)(z + 1);
+    z->m = z->all + child - 1;
+    z->n = n;
+    z->keys = (const char *)z->all + msize;
+    z->outer = 1;
+    memcpy(z->all, s->lazy_index.data, msize);
+    if (s->lazy_keys.len)
+        memcpy((char *)z->all + msize, s->lazy_keys.data, s->lazy_keys.len);
+    merge_repeats(z);
+    map_state(L);
+    lua_pop(L, 1);
+}
+
 void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end)
 {
     lf_script_t *s = lf_script_of(L);
@@ -371,20 +394,57 @@ void lf_lazy_push(lua_State *L, int src_idx, size_t start, size_t end)
     lf_member_t top = {0};
     if (scan_object(&sc, src + start, &top, 0) != src + end)
         bad_object(L, src, src + start);
-    size_t msize = s->lazy_index.len;
-    lf_lazy_t *z = new_object(L, top.nchild, msize + s->lazy_keys.len, src_idx);
-    z->src = src;
-    z->all = (lf_member_t *)(z + 1);
-    z->m = z->all + top.child - 1;
-    z->n = top.nchild;
-    z->keys = (const char *)z->all + msize;
-    z->outer = 1;
-    memcpy(z->all, s->lazy_index.data, msize);
-    if (s->lazy_keys.len)
-        memcpy((char *)z->all + msize, s->lazy_keys.data, s->lazy_keys.len);
-    merge_repeats(z);
-    map_state(L);
-    lua_pop(L, 1);
+    push_outer(L, src_idx, src, top.child, top.nchild);
+}
+
+/* Copies member h of the host's index, whose offsets count from `shift`
+ * bytes before src (src_len bytes), into m; 0, or -1 when it does not fit
+ * the text or an index of count members. */
+static int take_member(lua_State *L, lf_member_t *m, const es_json_member_t *h,
+                       const char *src, uint32_t shift, uint32_t src_len,
+                       uint32_t count, lf_buf_t *keys)
+{
+    if (h->key_start < shift || h->key_start + 2 > h->key_end ||
+        h->key_end > h->value_start || h->value_start >= h->value_end ||
+        h->value_end - shift > src_len || h->child > count ||
+        (h->child && h->nchild > count - h->child + 1))
+        return -1;
+    m->ks = h->key_start - shift;
+    m->ke = h->key_end - shift;
+    m->vs = h->value_start - shift;
+    m->ve = h->value_end - shift;
+    m->kd = m->ks + 1;
+    m->kn = m->ke - m->ks - 2;
+    m->flags = 0;
+    m->child = h->child;
+    m->nchild = h->nchild;
+    if (h->flags & ES_JSON_KEY_ESCAPED)
+        add_escaped_key(L, src, m, keys);
+    return 0;
+}
+
+int lf_lazy_push_indexed(lua_State *L, int src_idx, const es_json_index_t *ix,
+                         size_t shift)
+{
+    lf_script_t *s = lf_script_of(L);
+    src_idx = lua_absindex(L, src_idx);
+    size_t len;
+    const char *src = lua_tolstring(L, src_idx, &len);
+    uint32_t count = ix->count;
+    if (len > UINT32_MAX || shift > UINT32_MAX || !ix->root ||
+        ix->root > count || ix->nroot > count - ix->root + 1)
+        return -1;
+    luaL_checkstack(L, 6, "JSON");
+    s->lazy_index.len = s->lazy_keys.len = 0;
+    lf_buf_reserve(L, &s->lazy_index, (size_t)count * sizeof(lf_member_t));
+    lf_member_t *m = (lf_member_t *)s->lazy_index.data;
+    for (uint32_t i = 0; i < count; i++)
+        if (take_member(L, &m[i], &ix->members[i], src, (uint32_t)shift,
+                        (uint32_t)len, count, &s->lazy_keys))
+            return -1;
+    s->lazy_index.len = (size_t)count * sizeof(lf_member_t);
+    push_outer(L, src_idx, src, ix->root, ix->nroot);
+    return 0;
 }
 
 /* Pushes the object value of member m of the state at zi, from the index
