@@ -291,7 +291,27 @@ typedef struct fast_s {
     const char *base; /* where the text starts: index offsets count from it */
     ix_build_t *ix;   /* NULL: no index wanted */
     size_t escapes;   /* in the last string read */
+    struct skips_s *skips; /* NULL: nothing of the text is known good */
 } fast_t;
+
+/*
+ * Parts of a filter's output known to be good JSON: byte copies of the
+ * event the filter read, whose parse took them (es_json_copy_t, checked
+ * against that event's text and index by accept_copies). The check of the
+ * output steps over them. Offsets count from fast_t.base.
+ */
+typedef struct skip_s {
+    uint32_t start, end; /* in the output */
+    uint32_t in;         /* where the copy starts in the input */
+    int members;         /* a run of members (else one value) */
+    int depth;           /* objects around it in the input */
+} skip_t;
+
+typedef struct skips_s {
+    const skip_t *v;
+    size_t n, next; /* next: the first not yet behind the check */
+    const es_json_index_t *index;
+} skips_t;
 
 #define CHUNK_HDR                                                              \
     ((sizeof(arena_chunk_t) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN)
@@ -608,21 +628,154 @@ static const char *check_scalar(const char *p, const char *end)
 }
 
 /*
+ * The member of the index whose key (`key`) or value starts at `off`, with
+ * its object's members (`block`, `nblock`) and how many objects deep they
+ * are; NULL when no member starts there. Each object's members are in
+ * text order, so a binary search per level finds it.
+ */
+static const es_json_member_t *ix_find(const es_json_index_t *ix, uint32_t off,
+                                       int key, const es_json_member_t **block,
+                                       uint32_t *nblock, int *depth)
+{
+    uint32_t first = ix->root, n = ix->nroot;
+    for (int d = 1; first && n; d++) {
+        const es_json_member_t *b = ix->members + first - 1;
+        uint32_t lo = 0, hi = n;
+        while (lo < hi) { /* the first member whose key starts after off */
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (b[mid].key_start <= off)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == 0)
+            return NULL;
+        const es_json_member_t *m = &b[lo - 1];
+        if ((key ? m->key_start : m->value_start) == off) {
+            *block = b;
+            *nblock = n;
+            *depth = d;
+            return m;
+        }
+        if (off <= m->value_start || off >= m->value_end)
+            return NULL;
+        first = m->child;
+        n = m->nchild;
+    }
+    return NULL;
+}
+
+/* The input's members or value the copy at [in, in + len) is, as a skip
+ * (without its output offsets); -1 when it is neither. */
+static int copy_shape(const es_json_index_t *ix, uint32_t in, uint32_t len,
+                      skip_t *k)
+{
+    const es_json_member_t *block, *m;
+    uint32_t nblock, end = in + len;
+    if ((m = ix_find(ix, in, 1, &block, &nblock, &k->depth))) {
+        uint32_t lo = (uint32_t)(m - block), hi = nblock;
+        while (lo < hi) { /* value ends grow through the block */
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (block[mid].value_end < end)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        const es_json_member_t *last = lo < nblock ? &block[lo] : NULL;
+        k->members = 1;
+        return last && last->value_end == end ? 0 : -1;
+    }
+    if ((m = ix_find(ix, in, 0, &block, &nblock, &k->depth))) {
+        k->members = 0;
+        return m->value_end == end ? 0 : -1;
+    }
+    return -1;
+}
+
+/* The copies that are what they say (see es_json_copy_t), in output order,
+ * into v; the rest are left out, so their bytes are checked. */
+static size_t accept_copies(const es_output_copies_t *c, const char *out,
+                            size_t out_len, skip_t *v)
+{
+    size_t n = 0;
+    uint64_t behind = 0; /* copies must not overlap */
+    for (size_t i = 0; i < c->n; i++) {
+        const es_json_copy_t *k = &c->copies[i];
+        uint64_t out_end = (uint64_t)k->out_start + k->len;
+        if (k->len == 0 || k->out_start < behind || out_end > out_len ||
+            (uint64_t)k->in_start + k->len > c->in_len ||
+            memcmp(out + k->out_start, c->in + k->in_start, k->len) != 0 ||
+            copy_shape(c->index, k->in_start, k->len, &v[n]) != 0)
+            continue;
+        v[n].start = k->out_start;
+        v[n].end = (uint32_t)out_end;
+        v[n].in = k->in_start;
+        n++;
+        behind = out_end;
+    }
+    return n;
+}
+
+/* The first skip that does not end at or before `off`. */
+static const skip_t *skip_from(skips_t *sk, uint32_t off)
+{
+    while (sk->next < sk->n && sk->v[sk->next].end <= off)
+        sk->next++;
+    return sk->next < sk->n ? &sk->v[sk->next] : NULL;
+}
+
+/* Past the skip starting at p when it is what the check expects there (a
+ * run of members or a value) and no deeper in the output than it was in
+ * the input (so the builder's depth limit still holds); else NULL. */
+static const char *skip_at(fast_t *f, const char *p, int members, int depth)
+{
+    const skip_t *k = skip_from(f->skips, (uint32_t)(p - f->base));
+    if (!k || k->start != (uint32_t)(p - f->base) || k->members != members ||
+        depth > k->depth)
+        return NULL;
+    f->skips->next++;
+    return f->base + k->end;
+}
+
+/* Past the value at p, a top-level member's, when a skip holds it whole:
+ * the input's index says where that value ends. */
+static const char *skip_value_within(fast_t *f, const char *p)
+{
+    uint32_t off = (uint32_t)(p - f->base);
+    const skip_t *k = skip_from(f->skips, off);
+    if (!k || k->start > off)
+        return NULL;
+    const es_json_member_t *m, *block;
+    uint32_t nblock;
+    int depth;
+    uint32_t in = k->in + (off - k->start);
+    if (!(m = ix_find(f->skips->index, in, 0, &block, &nblock, &depth)) ||
+        m->value_end - in > k->end - off)
+        return NULL;
+    return p + (m->value_end - in);
+}
+
+/*
  * Past the object or array at p, checked with the builder's grammar (a
  * subset of cJSON's) but not built: a filter's output is checked whole
  * while only its attributes are built. One loop and a stack of the closing
  * brackets expected; NULL when the builder would not take it (cJSON then
- * decides).
+ * decides). What f->skips holds is stepped over.
  */
-static const char *fast_check(const char *p, const char *end)
+static const char *fast_check(fast_t *f, const char *p)
 {
+    const char *end = f->end, *s;
     char close[FAST_MAX_DEPTH];
     int top = 0;
+    if (f->skips && (s = skip_value_within(f, p)))
+        return s;
     for (;;) { /* p: where a value starts */
         p = check_ws(p, end);
         if (p >= end)
             return NULL;
-        if (*p == '{' || *p == '[') {
+        if (f->skips && (s = skip_at(f, p, 0, top + 1))) {
+            p = s;
+        } else if (*p == '{' || *p == '[') {
             if (top == FAST_MAX_DEPTH)
                 return NULL;
             close[top++] = *p == '{' ? '}' : ']';
@@ -638,7 +791,8 @@ static const char *fast_check(const char *p, const char *end)
         } else if (!(p = check_scalar(p, end))) {
             return NULL;
         }
-        for (;;) { /* after a value: a comma, or close what it was in */
+    after_value:
+        for (;;) { /* a comma, or close what it was in */
             if (top == 0)
                 return p;
             p = check_ws(p, end);
@@ -656,6 +810,10 @@ static const char *fast_check(const char *p, const char *end)
         }
         continue;
     key: /* p: where an object member starts */
+        if (f->skips && (s = skip_at(f, p, 1, top + 1))) {
+            p = s;
+            goto after_value;
+        }
         if (p >= end || *p != '"' || !(p = check_string(p, end)))
             return NULL;
         p = check_ws(p, end);
@@ -782,7 +940,7 @@ members(fast_t *f, cJSON *item, int object, int depth, const int indexing)
         if (depth == 0 && f->shallow && f->p < f->end &&
             (*f->p == '{' || *f->p == '[')) {
             c->type = cJSON_Raw; /* data, say: checked, built on demand */
-            if (!(f->p = fast_check(f->p, f->end)))
+            if (!(f->p = fast_check(f, f->p)))
                 return -1;
         } else if (fast_value(f, c, depth + 1)) {
             return -1;
@@ -878,12 +1036,27 @@ static int ix_finish(fast_t *f, const cJSON *root, es_json_index_t **index)
     return 0;
 }
 
+/* The copies of the output at f->base that it may step over; NULL when
+ * none holds. */
+static skips_t *make_skips(fast_t *f, const es_output_copies_t *copies,
+                           skips_t *sk)
+{
+    skip_t *v = fast_alloc(f, copies->n * sizeof *v, _Alignof(skip_t));
+    if (!v)
+        return NULL;
+    size_t out_len = (size_t)(f->end - f->base);
+    *sk = (skips_t){v, accept_copies(copies, f->base, out_len, v), 0,
+                    copies->index};
+    return sk->n ? sk : NULL;
+}
+
 /* The fast parse; with `copy`, the text is first copied into the arena
  * (NUL-terminated) and parsed from there, *copy set to it. With `index`,
  * *index is the index of the event's members (in the arena). */
 static cJSON *fast_parse(const char *json, size_t len, const char **end,
                          void **arena, const char **copy, int shallow,
-                         es_json_index_t **index)
+                         es_json_index_t **index,
+                         const es_output_copies_t *copies)
 {
     if (len == 0 || (unsigned char)json[0] == 0xEF) /* a BOM: cJSON's */
         return NULL;
@@ -904,7 +1077,8 @@ static cJSON *fast_parse(const char *json, size_t len, const char **end,
                 shallow,
                 json,
                 index && len <= UINT32_MAX ? &ix : NULL,
-                0};
+                0,
+                NULL};
     if (!(f.head = f.cur = chunk_new(text + (f.ix ? 6 : 4) * len + 128)))
         return NULL;
     if (copy) {
@@ -914,6 +1088,9 @@ static cJSON *fast_parse(const char *json, size_t len, const char **end,
         f.p = f.base = *copy = c;
         f.end = c + len;
     }
+    skips_t skips;
+    if (shallow && copies && copies->n && copies->index && len <= UINT32_MAX)
+        f.skips = make_skips(&f, copies, &skips);
     cJSON *root = fast_node(&f);
     fast_ws(&f);
     int failed = !root || fast_value(&f, root, 0) != 0;
@@ -937,16 +1114,24 @@ cJSON *es_json_parse(const char *json, size_t len, const char **end,
                      void **arena)
 {
     *arena = NULL;
-    cJSON *ce = fast_parse(json, len, end, arena, NULL, 0, NULL);
+    cJSON *ce = fast_parse(json, len, end, arena, NULL, 0, NULL, NULL);
     return ce ? ce : cJSON_ParseWithLengthOpts(json, len, end, 0);
 }
 
 int es_decode_output(const char *json, size_t len, es_decoded_t *out,
                      char *reason, size_t reason_size)
 {
+    return es_decode_output_copies(json, len, NULL, out, reason, reason_size);
+}
+
+int es_decode_output_copies(const char *json, size_t len,
+                            const es_output_copies_t *copies, es_decoded_t *out,
+                            char *reason, size_t reason_size)
+{
     memset(out, 0, sizeof *out);
     const char *copy = NULL;
-    cJSON *ce = fast_parse(json, len, NULL, &out->arena, &copy, 1, NULL);
+    cJSON *ce =
+        fast_parse(json, len, NULL, &out->arena, &copy, 1, NULL, copies);
     out->shallow = ce != NULL;
     if (!ce) {
         ce = cJSON_ParseWithLength(json, len);
@@ -975,8 +1160,8 @@ void es_decode_full(es_decoded_t *d)
     char reason[256];
     /* The shallow parse checked this text with the same grammar: only a
      * lack of memory can make this fail. */
-    cJSON *ce =
-        fast_parse(d->json, d->json_len, NULL, &full.tree_arena, NULL, 0, NULL);
+    cJSON *ce = fast_parse(d->json, d->json_len, NULL, &full.tree_arena, NULL,
+                           0, NULL, NULL);
     if (!ce || es_decode_validate(ce, &full, reason, sizeof reason) != 0) {
         fprintf(stderr, "eventstreamd: out of memory parsing an event\n");
         abort();
@@ -1006,7 +1191,7 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
     void *arena = NULL;
     es_json_index_t *ix = NULL;
     cJSON *ce =
-        fast_parse(value, len, &end, &arena, NULL, 0, index ? &ix : NULL);
+        fast_parse(value, len, &end, &arena, NULL, 0, index ? &ix : NULL, NULL);
     if (!ce)
         ce = cJSON_ParseWithLengthOpts(value, len, &end, 0);
     if (!ce) {

@@ -64,6 +64,22 @@ void es_json_tree_free(cJSON *ce, void *arena);
  */
 int es_decode_output(const char *json, size_t len, es_decoded_t *out,
                      char *reason, size_t reason_size);
+/* What a filter's output copied from the event it read (see
+ * es_json_copy_t), with that event's text and index to check them against. */
+typedef struct es_output_copies_s {
+    const char *in;
+    size_t in_len;
+    const es_json_index_t *index;
+    const es_json_copy_t *copies;
+    size_t n;
+} es_output_copies_t;
+
+/* es_decode_output for an output that lists its copies: the check steps
+ * over those that match the input (the input's parse took those bytes),
+ * and ignores the rest. Same result as es_decode_output. */
+int es_decode_output_copies(const char *json, size_t len,
+                            const es_output_copies_t *copies, es_decoded_t *out,
+                            char *reason, size_t reason_size);
 /* Builds the whole tree of a shallow decode (nothing when it is whole).
  * The attribute pointers move to the new tree. Called by the one thread
  * that owns the event at the time. */

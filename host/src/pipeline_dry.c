@@ -234,7 +234,7 @@ static void dry_route(dry_t *t, route_t *route, const es_decoded_t *dec,
     es_event_t ev;
     dry_event(t->q, &ev, dec, f->plugin, tenant, route->conf->name);
     collector_t c = {
-        {pl_collect_add, pl_collect_set_route, NULL}, NULL, 0, NULL};
+        {pl_collect_add, pl_collect_set_route, NULL}, NULL, 0, NULL, dec};
     char err[512] = "";
     pthread_mutex_lock(&t->p->filter_lock);
     es_filter_verdict_t v =
@@ -420,6 +420,7 @@ static void test_host_init(test_host_t *t, es_pipeline_t *p, const char *name,
     h->abi = ES_PLUGIN_ABI_VERSION;
     h->size = sizeof *h;
     h->event_size = sizeof(es_event_t);
+    h->filter_add_copies = pl_collect_add_copies;
     h->instance_name = t->name;
     h->state_dir = p->conf->state_dir;
     h->log = pl_host_log;

@@ -147,6 +147,7 @@ void pl_host_init(instance_t *inst)
     h->abi = ES_PLUGIN_ABI_VERSION;
     h->size = sizeof *h;
     h->event_size = sizeof(es_event_t);
+    h->filter_add_copies = pl_collect_add_copies;
     h->instance_name = inst->conf->name;
     h->state_dir = inst->p->conf->state_dir;
     h->log = pl_host_log;

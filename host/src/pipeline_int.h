@@ -260,6 +260,8 @@ typedef struct collector_s {
     collected_t *items;
     size_t n;
     char *route; /* set_route for KEEP */
+    /* The event the filter read, which its outputs may copy from. */
+    const es_decoded_t *input;
 } collector_t;
 
 /* pipeline.c */
@@ -316,6 +318,9 @@ output_t *pl_strip_pii(es_pipeline_t *p, const char *topic,
 route_t *pl_route_by_name(es_pipeline_t *p, const char *name);
 int pl_collect_add(es_filter_out_t *o, const char *json, size_t len,
                    const char *route, char *errstr, size_t errstr_size);
+int pl_collect_add_copies(es_filter_out_t *o, const char *json, size_t len,
+                          const char *route, const es_json_copy_t *copies,
+                          size_t ncopies, char *errstr, size_t errstr_size);
 void pl_collect_set_route(es_filter_out_t *o, const char *route);
 void pl_collector_clear(collector_t *c);
 es_filter_verdict_t pl_filter_call(es_pipeline_t *p, record_t *rec,

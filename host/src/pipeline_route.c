@@ -139,9 +139,21 @@ route_t *pl_route_by_name(es_pipeline_t *p, const char *name)
 int pl_collect_add(es_filter_out_t *o, const char *json, size_t len,
                    const char *route, char *errstr, size_t errstr_size)
 {
+    return pl_collect_add_copies(o, json, len, route, NULL, 0, errstr,
+                                 errstr_size);
+}
+
+int pl_collect_add_copies(es_filter_out_t *o, const char *json, size_t len,
+                          const char *route, const es_json_copy_t *copies,
+                          size_t ncopies, char *errstr, size_t errstr_size)
+{
     collector_t *c = (collector_t *)o;
+    const es_decoded_t *in = c->input;
+    es_output_copies_t from = {in ? in->json : NULL, in ? in->json_len : 0,
+                               in ? in->index : NULL, copies, ncopies};
     output_t *out = calloc(1, sizeof *out);
-    if (es_decode_output(json, len, &out->dec, errstr, errstr_size)) {
+    if (es_decode_output_copies(json, len, &from, &out->dec, errstr,
+                                errstr_size)) {
         free(out);
         return -1;
     }
@@ -254,7 +266,7 @@ es_filter_verdict_t pl_filter_call(es_pipeline_t *p, record_t *rec,
     es_event_t ev;
     pl_build_event(&ev, rec, dec, f->plugin, tenant, route->conf->name, 0, 1);
     *c = (collector_t){
-        {pl_collect_add, pl_collect_set_route, NULL}, NULL, 0, NULL};
+        {pl_collect_add, pl_collect_set_route, NULL}, NULL, 0, NULL, dec};
     err[0] = '\0';
     pthread_mutex_lock(&p->filter_lock);
     es_filter_verdict_t v =

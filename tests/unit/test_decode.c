@@ -563,6 +563,209 @@ START_TEST(index_of_many_members)
 }
 END_TEST
 
+/* ------------------------------------------ an output's copies of its input */
+
+/* The event a filter read (decoded with its index, as the daemon does for
+ * a filter that asks for it) and what the tests below make of it. */
+#define COPY_IN                                                                \
+    "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\","   \
+    "\"data\":{\"email\":\"a@b\",\"keep\":{\"x\":[1,2],\"y\":\"z\"},"          \
+    "\"n\":5}}"
+#define KEEP_RUN "\"keep\":{\"x\":[1,2],\"y\":\"z\"},\"n\":5"
+#define KEEP_VALUE "{\"x\":[1,2],\"y\":\"z\"}"
+
+static char copy_in[sizeof COPY_IN];
+static es_decoded_t copy_dec;
+
+static void copy_input(int index)
+{
+    char reason[256];
+    memcpy(copy_in, COPY_IN, sizeof COPY_IN);
+    ck_assert_int_eq(es_decode_record(copy_in, strlen(copy_in), NULL, 0, MAX,
+                                      index, &copy_dec, reason, sizeof reason),
+                     0);
+    ck_assert_ptr_eq(copy_dec.json, copy_in); /* not copied: see below */
+}
+
+/* The copy of `text`, at its first place in both out and the input. */
+static es_json_copy_t copy_of(const char *out, const char *text)
+{
+    const char *o = strstr(out, text), *i = strstr(copy_in, text);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_ptr_nonnull(i);
+    return (es_json_copy_t){(uint32_t)(o - out), (uint32_t)(i - copy_in),
+                            (uint32_t)strlen(text)};
+}
+
+static int decode_copies(const char *out, const es_json_copy_t *c, size_t n,
+                         es_decoded_t *d)
+{
+    es_output_copies_t from = {copy_dec.json, copy_dec.json_len, copy_dec.index,
+                               c, n};
+    char reason[256];
+    return es_decode_output_copies(out, strlen(out), &from, d, reason,
+                                   sizeof reason);
+}
+
+/* With its copies, out decodes to what it decodes to without them. */
+static void same_as_without(const char *out, const es_json_copy_t *c, size_t n)
+{
+    es_decoded_t with, without;
+    char reason[256];
+    int rc =
+        es_decode_output(out, strlen(out), &without, reason, sizeof reason);
+    ck_assert_int_eq(decode_copies(out, c, n, &with), rc);
+    if (rc == 0) {
+        ck_assert_str_eq(with.id, without.id);
+        es_decode_full(&with);
+        es_decode_full(&without);
+        char *a = cJSON_PrintUnformatted(with.ce);
+        char *b = cJSON_PrintUnformatted(without.ce);
+        ck_assert_str_eq(a, b);
+        free(a);
+        free(b);
+    }
+    es_decoded_clear(&with);
+    es_decoded_clear(&without);
+}
+
+/* Puts `with` (as long as `what`) where `what` is in s, in place. */
+static void corrupt(char *s, const char *what, const char *with)
+{
+    char *at = strstr(s, what);
+    ck_assert_ptr_nonnull(at);
+    ck_assert_uint_eq(strlen(what), strlen(with));
+    memcpy(at, with, strlen(with));
+}
+
+/* The copies are trusted on the input's parse, not read again: shown by
+ * changing the input's bytes after its parse (which the host never does)
+ * the same way as the output's. Such bytes pass only where a copy is
+ * taken; everywhere else they are checked and fail. */
+static void expect_stepped_over(const char *text, const es_json_copy_t *c,
+                                size_t n, int stepped)
+{
+    char out[512];
+    snprintf(out, sizeof out, "%s", text);
+    corrupt(out, "[1,2]", "[1,,]");
+    corrupt(copy_in, "[1,2]", "[1,,]");
+    es_decoded_t d;
+    char reason[256];
+    ck_assert_int_eq(
+        es_decode_output(out, strlen(out), &d, reason, sizeof reason), -1);
+    int rc = decode_copies(out, c, n, &d);
+    ck_assert_msg(rc == (stepped ? 0 : -1), "%s the copies in %s",
+                  stepped ? "did not step over" : "stepped over", out);
+    es_decoded_clear(&d);
+    corrupt(copy_in, "[1,,]", "[1,2]");
+}
+
+#define ENV2 "{\"specversion\":\"1.0\",\"id\":\"2\","
+
+START_TEST(output_copies_are_stepped_over)
+{
+    copy_input(1);
+    /* A run of members in data, the envelope's too (its attributes are
+     * built, so that one is not needed), and text the filter wrote. */
+    const char *run = ENV2 "\"source\":\"s\",\"type\":\"t\",\"data\":"
+                           "{" KEEP_RUN ",\"seen\":true}}";
+    es_json_copy_t c[] = {copy_of(run, "\"source\":\"s\",\"type\":\"t\""),
+                          copy_of(run, KEEP_RUN)};
+    same_as_without(run, c, 2);
+    expect_stepped_over(run, c, 2, 1);
+
+    /* One value moved to another key at the same depth. */
+    const char *moved = ENV2 "\"source\":\"s\",\"type\":\"t\",\"data\":"
+                             "{\"kept\":" KEEP_VALUE ",\"arr\":[1]}}";
+    es_json_copy_t v[] = {copy_of(moved, KEEP_VALUE)};
+    same_as_without(moved, v, 1);
+    expect_stepped_over(moved, v, 1, 1);
+
+    /* A run of top-level members that holds data whole. */
+    const char *from_source = strstr(COPY_IN, "\"source\"");
+    char all[512];
+    snprintf(all, sizeof all, "%s%s", ENV2, from_source);
+    es_json_copy_t w = {(uint32_t)strlen(ENV2),
+                        (uint32_t)(from_source - COPY_IN),
+                        (uint32_t)strlen(from_source) - 1};
+    same_as_without(all, &w, 1);
+    expect_stepped_over(all, &w, 1, 1);
+    es_decoded_clear(&copy_dec);
+}
+END_TEST
+
+START_TEST(output_copies_that_do_not_hold_are_checked)
+{
+    copy_input(1);
+    es_json_copy_t c;
+    /* Deeper in the output than in the input: its depth is not known to
+     * be within the limit. */
+    const char *deep = ENV2 "\"source\":\"s\",\"type\":\"t\",\"data\":"
+                            "{\"a\":{\"b\":{\"kept\":" KEEP_VALUE "}}}}";
+    c = copy_of(deep, KEEP_VALUE);
+    same_as_without(deep, &c, 1);
+    expect_stepped_over(deep, &c, 1, 0);
+    /* An array is a level too. */
+    const char *in_array = ENV2 "\"source\":\"s\",\"type\":\"t\",\"data\":"
+                                "{\"arr\":[" KEEP_VALUE "]}}";
+    c = copy_of(in_array, KEEP_VALUE);
+    same_as_without(in_array, &c, 1);
+    expect_stepped_over(in_array, &c, 1, 0);
+
+    const char *run = ENV2 "\"source\":\"s\",\"type\":\"t\",\"data\":"
+                           "{" KEEP_RUN ",\"seen\":true}}";
+    /* Not a value or a run of members of the input: from its colon, to
+     * the middle of a member, past a value's end. */
+    const char *bad_shapes[] = {":{\"x\":[1,2]", "\"keep\":{\"x\":[1,2]",
+                                "[1,2],\"y\"", "\"x\":[1,2],\"y\"",
+                                "[1,2],\"y\":\"z\"}"};
+    for (size_t i = 0; i < sizeof bad_shapes / sizeof *bad_shapes; i++) {
+        c = copy_of(run, bad_shapes[i]);
+        same_as_without(run, &c, 1);
+        expect_stepped_over(run, &c, 1, 0);
+    }
+    /* Not the input's bytes (the output's are wrong, the input's right). */
+    char wrong[512];
+    snprintf(wrong, sizeof wrong, "%s", run);
+    c = copy_of(wrong, KEEP_RUN);
+    corrupt(wrong, "[1,2]", "[1,,]");
+    es_decoded_t d;
+    ck_assert_int_eq(decode_copies(wrong, &c, 1, &d), -1);
+    es_decoded_clear(&d);
+
+    /* Overlapping, out of output order, out of either text, empty. */
+    es_json_copy_t full = copy_of(run, KEEP_RUN);
+    es_json_copy_t overlap[] = {copy_of(run, "\"y\":\"z\""), full};
+    expect_stepped_over(run, overlap, 2, 0);
+    es_json_copy_t order[] = {copy_of(run, "\"n\":5"), full};
+    expect_stepped_over(run, order, 2, 0);
+    uint32_t out_len = (uint32_t)strlen(run);
+    uint32_t in_len = (uint32_t)strlen(copy_in);
+    es_json_copy_t outside[] = {{out_len - 2, full.in_start, full.len},
+                                {full.out_start, in_len - 3, full.len},
+                                {UINT32_MAX - 2, full.in_start, full.len},
+                                {full.out_start, full.in_start, 0}};
+    expect_stepped_over(run, outside, 4, 0);
+
+    /* Without the input's index there is nothing to check them against. */
+    es_decoded_clear(&copy_dec);
+    copy_input(0);
+    c = copy_of(run, KEEP_RUN);
+    expect_stepped_over(run, &c, 1, 0);
+    es_decoded_clear(&copy_dec);
+
+    /* Text outside the copies is checked as always. */
+    copy_input(1);
+    const char *tail = ENV2 "\"source\":\"s\",\"type\":\"t\",\"data\":"
+                            "{" KEEP_RUN ",\"seen\":tru}}";
+    c = copy_of(tail, KEEP_RUN);
+    same_as_without(tail, &c, 1);
+    ck_assert_int_eq(decode_copies(tail, &c, 1, &d), -1);
+    es_decoded_clear(&d);
+    es_decoded_clear(&copy_dec);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("decode");
@@ -581,6 +784,8 @@ int main(void)
     tcase_add_test(tc, output_is_copied_and_validated);
     tcase_add_test(tc, index_of_members);
     tcase_add_test(tc, index_of_many_members);
+    tcase_add_test(tc, output_copies_are_stepped_over);
+    tcase_add_test(tc, output_copies_that_do_not_hold_are_checked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

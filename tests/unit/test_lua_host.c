@@ -44,11 +44,87 @@ static void fake_counter_add(const es_host_t *host, const char *name,
 
 /* Whether fake_event_init builds the host's index (one host at a time). */
 static int offer_index;
+/* The event being filtered (the last one made), which copies name. */
+static const fake_event_t *current_event;
+static unsigned long copies_seen, copy_errors;
+static int verify_copies = 1;
+
+static int fake_add(es_filter_out_t *out, const char *json, size_t len,
+                    const char *route, char *errstr, size_t n);
+
+/* Whether each copy is what it says: in output order, inside both texts,
+ * the same bytes; the shape (member boundaries) is the decoder's to
+ * check, and it must give the output the same verdict as without them. */
+static void check_copies(const char *json, size_t len, const es_json_copy_t *c,
+                         size_t n)
+{
+    const es_event_t *ev = current_event ? &current_event->ev : NULL;
+    uint64_t behind = 0;
+    for (size_t i = 0; i < n; i++, copies_seen++) {
+        uint64_t out_end = (uint64_t)c[i].out_start + c[i].len;
+        if (!ev || c[i].len == 0 || c[i].out_start < behind || out_end > len ||
+            (uint64_t)c[i].in_start + c[i].len > ev->json_len ||
+            memcmp(json + c[i].out_start, ev->json + c[i].in_start, c[i].len) !=
+                0)
+            copy_errors++;
+        behind = out_end;
+    }
+    if (!ev)
+        return;
+    es_output_copies_t from = {ev->json, ev->json_len, ev->index, c, n};
+    es_decoded_t with, without;
+    char r1[256], r2[256];
+    int rc_with = es_decode_output_copies(json, len, &from, &with, r1, 256);
+    int rc_without = es_decode_output(json, len, &without, r2, 256);
+    if (rc_with != rc_without)
+        copy_errors++;
+    es_decoded_clear(&with);
+    es_decoded_clear(&without);
+}
+
+static int fake_add_copies(es_filter_out_t *out, const char *json, size_t len,
+                           const char *route, const es_json_copy_t *copies,
+                           size_t ncopies, char *errstr, size_t n)
+{
+    if (fake_add(out, json, len, route, errstr, n) != 0)
+        return -1;
+    if (!verify_copies)
+        return 0;
+    check_copies(json, len, copies, ncopies);
+    fake_out_t *o = (fake_out_t *)out;
+    size_t size = 1;
+    for (size_t i = 0; i < ncopies; i++)
+        size += copies[i].len + 3;
+    char *t = o->copied[o->n - 1] = calloc(1, size);
+    for (size_t i = 0, at = 0; t && i < ncopies; i++) {
+        if ((uint64_t)copies[i].out_start + copies[i].len > len)
+            continue; /* a copy error, counted above */
+        at += (size_t)snprintf(t + at, size - at, "%s%.*s", at ? " | " : "",
+                               (int)copies[i].len, json + copies[i].out_start);
+    }
+    return 0;
+}
 
 void fake_host_offer_index(fake_host_t *h, int on)
 {
     h->host.event_size = on ? sizeof(es_event_t) : 0;
+    h->host.filter_add_copies = on ? fake_add_copies : NULL;
     offer_index = on;
+}
+
+void fake_host_verify_copies(int on)
+{
+    verify_copies = on;
+}
+
+unsigned long fake_copies_seen(void)
+{
+    return copies_seen;
+}
+
+unsigned long fake_copy_errors(void)
+{
+    return copy_errors;
 }
 
 void fake_host_init(fake_host_t *h)
@@ -103,6 +179,7 @@ void fake_out_reset(fake_out_t *o)
     for (int i = 0; i < o->n; i++) {
         free(o->json[i]);
         free(o->route[i]);
+        free(o->copied[i]);
     }
     int reject = o->reject;
     fake_out_init(o);
@@ -119,6 +196,7 @@ int fake_event_init(fake_event_t *e, const char *json, const char *topic,
                     const char *tenant)
 {
     memset(e, 0, sizeof *e);
+    current_event = e;
     e->json = strdup(json);
     e->ce = cJSON_Parse(json);
     if (!e->json || !e->ce)
@@ -149,6 +227,8 @@ int fake_event_init(fake_event_t *e, const char *json, const char *topic,
 
 void fake_event_free(fake_event_t *e)
 {
+    if (current_event == e)
+        current_event = NULL;
     es_decoded_clear(&e->dec);
     cJSON_Delete(e->ce);
     free(e->json);

@@ -32,6 +32,7 @@ typedef struct fake_out_s {
     char *json[FAKE_MAX_OUT];
     char *route[FAKE_MAX_OUT];
     int n;
+    char *copied[FAKE_MAX_OUT]; /* its copies' text, " | " between */
     char keep_route[128];
     int reject; /* make add() fail */
 } fake_out_t;
@@ -49,6 +50,15 @@ void fake_host_init(fake_host_t *h);
  * filter that declares ES_PLUGIN_JSON_INDEX. Events made afterwards by
  * fake_event_init carry it. */
 void fake_host_offer_index(fake_host_t *h, int on);
+/* With the index, the host also offers filter_add_copies: every copy an
+ * output lists is checked against the event being filtered (the last one
+ * fake_event_init made) and counted; a copy that is not what it says, or
+ * that changes the decoder's verdict on the output, is a copy error. */
+unsigned long fake_copies_seen(void);
+/* On by default; off (a benchmark of the plugin alone), copies are
+ * neither checked, counted nor recorded in fake_out_t.copied. */
+void fake_host_verify_copies(int on);
+unsigned long fake_copy_errors(void);
 unsigned long long fake_counter(const fake_host_t *h, const char *name);
 void fake_out_init(fake_out_t *o);
 void fake_out_reset(fake_out_t *o);

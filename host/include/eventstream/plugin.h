@@ -118,6 +118,17 @@ typedef struct es_json_index_s {
 } es_json_index_t;
 
 /*
+ * A byte range of a filter's output that is a copy of the text of the event
+ * it was given: output[out_start, out_start + len) equals
+ * es_event_t.json[in_start, in_start + len), and the range is either one
+ * member's value or a run of whole members (first key to last value) of
+ * one object in the event's index. See host->filter_add_copies.
+ */
+typedef struct es_json_copy_s {
+    uint32_t out_start, in_start, len;
+} es_json_copy_t;
+
+/*
  * One CloudEvent, borrowed for the duration of the call that receives it.
  * Every pointer is owned by the host and valid only until that call returns;
  * a plugin that keeps anything (for an asynchronous completion, say) copies
@@ -186,6 +197,7 @@ typedef struct es_result_s {
 } es_result_t;
 
 typedef struct es_host_s es_host_t;
+struct es_filter_out_s; /* see below */
 
 /*
  * Services the host offers to plugin instances. Handed to init; valid until
@@ -255,6 +267,20 @@ struct es_host_s {
     /* Added to ABI 1 later, present when `size` covers it: sizeof(es_event_t)
      * in the host. A field of es_event_t beyond it is not there. */
     uint32_t event_size;
+
+    /*
+     * Added to ABI 1 later (ES_HOST_HAS(host, filter_add_copies)): out->add
+     * for an output that copies parts of the event being filtered, with
+     * those parts listed in output order. The host compares each with the
+     * event's text and its index and then does not check that text's
+     * grammar a second time; a copy that does not match is ignored (its
+     * bytes are checked like the rest), never trusted. Same result and
+     * errors as out->add.
+     */
+    int (*filter_add_copies)(struct es_filter_out_s *out, const char *json,
+                             size_t json_len, const char *route,
+                             const es_json_copy_t *copies, size_t ncopies,
+                             char *errstr, size_t errstr_size);
 };
 
 /* Whether the host's es_host_t has `field` (an older host's is shorter). */

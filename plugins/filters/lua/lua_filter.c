@@ -65,12 +65,14 @@ typedef struct lf_file_id_s {
 
 typedef struct lf_output_s {
     size_t off, len;
-    size_t route_off; /* SIZE_MAX: no route */
+    size_t route_off;            /* SIZE_MAX: no route */
+    size_t copy_first, copy_end; /* its items of the script's copies */
 } lf_output_t;
 
 typedef struct lf_instance_s {
     const es_host_t *host;
-    int host_index; /* the host's events have `index` (ES_EVENT_HAS_INDEX) */
+    int host_index;  /* the host's events have `index` (ES_EVENT_HAS_INDEX) */
+    int host_copies; /* the host has filter_add_copies */
     lf_conf_t conf;
     lf_script_t *script;
     lf_file_id_t loaded_id, failed_id;
@@ -268,6 +270,7 @@ static void script_destroy(lf_script_t *s)
     free(s->lazy_scratch.data);
     free(s->lazy_index.data);
     free(s->lazy_keys.data);
+    free(s->copies.data);
     free(s);
 }
 
@@ -324,7 +327,7 @@ static int same_file(const lf_file_id_t *a, const lf_file_id_t *b)
 /* ---------------------------------------------------------- per event */
 
 static void outs_push(lua_State *L, lf_instance_t *in, size_t off,
-                      size_t route_off)
+                      size_t route_off, size_t copy_first)
 {
     if (in->nout == in->outs_cap) {
         size_t cap = in->outs_cap ? in->outs_cap * 2 : 8;
@@ -334,7 +337,9 @@ static void outs_push(lua_State *L, lf_instance_t *in, size_t off,
         in->outs = o;
         in->outs_cap = cap;
     }
-    in->outs[in->nout++] = (lf_output_t){off, in->obuf.len - off, route_off};
+    size_t copy_end = in->script->copies.len / sizeof(es_json_copy_t);
+    in->outs[in->nout++] =
+        (lf_output_t){off, in->obuf.len - off, route_off, copy_first, copy_end};
 }
 
 /* Copies the route name at idx (a string or nil) into obuf. */
@@ -398,8 +403,15 @@ static void add_output(lua_State *L, lf_instance_t *in, int idx, int route,
     }
     size_t route_off = save_route(L, in, route);
     size_t off = in->obuf.len;
+    lf_script_t *s = in->script;
+    size_t copy_first = s->copies.len / sizeof(es_json_copy_t);
+    if (s->copy_src) {
+        s->copy_buf = &in->obuf;
+        s->copy_base = off;
+    }
     lf_json_encode(L, idx, &in->obuf);
-    outs_push(L, in, off, route_off);
+    s->copy_buf = NULL;
+    outs_push(L, in, off, route_off, copy_first);
 }
 
 static int is_output_list(lua_State *L, int idx)
@@ -470,7 +482,8 @@ static void push_opt(lua_State *L, const char *s)
 /* Pushes the event as a lazy object over a copy of its text (a script may
  * keep the table after the call; the host's text is gone by then), from
  * the host's index of it when there is one. */
-static void push_event(lua_State *L, const es_event_t *ev, int host_index)
+static void push_event(lua_State *L, const es_event_t *ev, int host_index,
+                       int host_copies)
 {
     const char *j = ev->json, *e = j + ev->json_len;
     while (j < e && (*j == ' ' || *j == '\t' || *j == '\n' || *j == '\r'))
@@ -490,6 +503,10 @@ static void push_event(lua_State *L, const es_event_t *ev, int host_index)
     const es_json_index_t *ix = host_index ? ev->index : NULL;
     int indexed =
         ix && lf_lazy_push_indexed(L, -1, ix, (size_t)(j - ev->json)) == 0;
+    /* The host checks copies against its index: without one, or without
+     * filter_add_copies, recording them is wasted. */
+    s->copy_src = host_copies && indexed ? lua_tostring(L, -2) : NULL;
+    s->copy_shift = (size_t)(j - ev->json);
     if (!indexed && n >= 2 && *j == '{' && e[-1] == '}') /* the host's way */
         lf_lazy_push(L, -1, 0, n);
     else if (!indexed)
@@ -504,7 +521,7 @@ static int lf_run(lua_State *L)
     lf_script_t *s = c->in->script;
     const es_event_t *ev = c->ev;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
-    push_event(L, ev, c->in->host_index);
+    push_event(L, ev, c->in->host_index, c->in->host_copies);
     push_opt(L, ev->topic);
     push_opt(L, ev->tenant);
     if (ev->key)
@@ -583,8 +600,16 @@ deliver_outputs(lf_instance_t *in, es_filter_out_t *out, char *errstr, size_t n)
         const char *route =
             o->route_off == SIZE_MAX ? NULL : in->obuf.data + o->route_off;
         char why[200] = "";
-        if (out->add(out, in->obuf.data + o->off, o->len, route, why,
-                     sizeof why) != 0) {
+        const es_json_copy_t *copies =
+            (const es_json_copy_t *)in->script->copies.data;
+        int rc = in->host_copies
+                     ? in->host->filter_add_copies(
+                           out, in->obuf.data + o->off, o->len, route,
+                           copies + o->copy_first, o->copy_end - o->copy_first,
+                           why, sizeof why)
+                     : out->add(out, in->obuf.data + o->off, o->len, route, why,
+                                sizeof why);
+        if (rc != 0) {
             snprintf(errstr, n, "lua: output %zu rejected: %s", i + 1, why);
             in->counters[C_ERRORS]++;
             log_error(in, "output rejected", errstr);
@@ -606,6 +631,9 @@ static es_filter_verdict_t lf_filter(void *instance, const es_event_t *ev,
     lf_call_t call = {in, ev};
     in->obuf.len = 0;
     in->nout = 0;
+    s->copies.len = 0;
+    s->copy_src = NULL;
+    s->copy_buf = NULL;
     in->keep_route_off = SIZE_MAX;
     s->budget_hit = 0;
     s->mem_refused = 0;
@@ -696,6 +724,8 @@ static int lf_init(const es_host_t *host, const cJSON *config, void **instance,
     }
     in->host = host;
     in->host_index = ES_EVENT_HAS_INDEX(host);
+    in->host_copies =
+        ES_HOST_HAS(host, filter_add_copies) && host->filter_add_copies != NULL;
     if (conf_parse(&in->conf, config, errstr, errstr_size) != 0)
         goto done;
     /* Identify the file before loading it: a change made while we load is

@@ -62,6 +62,15 @@ typedef struct lf_script_s {
     lf_buf_t lazy_keys;    /* their escaped keys, decoded */
     int lazy_deep;         /* index nested objects with the event */
     int lazy_nested_read;  /* this call read a nested object */
+    /* The spans of the event's text an output's encode copies, for
+     * host->filter_add_copies: recorded while the encode writes to
+     * copy_buf, from copy_src (the event's text in this state, which
+     * starts copy_shift bytes into es_event_t.json), at offsets from
+     * copy_base; es_json_copy_t items. */
+    const lf_buf_t *copy_buf;
+    const char *copy_src;
+    size_t copy_shift, copy_base;
+    lf_buf_t copies;
 } lf_script_t;
 
 /* Grows b to hold extra more bytes (raises a Lua error on failure). */

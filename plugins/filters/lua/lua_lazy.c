@@ -701,6 +701,22 @@ static void push_source_keys(lua_State *L, const lf_lazy_t *z)
     }
 }
 
+/* Writes src[from, to) of the lazy object's text, noting it as a copy of
+ * the event's text when it is one (see lf_script_t.copies). */
+static void put_span(lua_State *L, lf_buf_t *b, const lf_lazy_t *z,
+                     uint32_t from, uint32_t to)
+{
+    lf_script_t *s = lf_script_of(L);
+    size_t at = b->len - s->copy_base;
+    if (b == s->copy_buf && z->src == s->copy_src &&
+        at + (to - from) <= UINT32_MAX && s->copy_shift + to <= UINT32_MAX) {
+        es_json_copy_t c = {(uint32_t)at, (uint32_t)(from + s->copy_shift),
+                            to - from};
+        lf_buf_add(L, &s->copies, &c, sizeof c);
+    }
+    lf_buf_add(L, b, z->src + from, to - from);
+}
+
 void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b, int depth)
 {
     idx = lua_absindex(L, idx);
@@ -719,13 +735,13 @@ void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b, int depth)
             if (!first)
                 lf_buf_add(L, b, ",", 1);
             first = 0;
-            lf_buf_add(L, b, z->src + m->ks, z->m[j].ve - m->ks);
+            put_span(L, b, z, m->ks, z->m[j].ve);
             i = j;
             continue;
         }
         if (!(m->flags & LM_TOUCHED)) {
             put_member_key(L, b, z, m, &first);
-            lf_buf_add(L, b, z->src + m->vs, m->ve - m->vs);
+            put_span(L, b, z, m->vs, m->ve);
             continue;
         }
         lua_pushlstring(L, key_of(z, m), m->kn);
