@@ -120,6 +120,7 @@ static void record_done(es_pipeline_t *p, record_t *rec)
     rd_kafka_message_destroy(rec->msg);
     es_decoded_clear(&rec->dec);
     free(rec->headers);
+    free(rec->tenant);
     free(rec);
     if (part->revoked && part->inflight == 0) {
         es_offsets_destroy(part->offsets);

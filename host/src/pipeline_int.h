@@ -124,6 +124,11 @@ struct record_s {
     es_decoded_t dec;
     int pending; /* deliveries not done, plus one while being routed */
     park_origin_t *origin; /* replayed from a park topic; else NULL */
+    /* dec's tenant as a route with no tenant spec of its own finds it
+     * (pl_route_record looks it up once, before any route runs, so the
+     * filter stage only reads it); NULL with tenant_known: none. */
+    char *tenant;
+    int tenant_known;
 };
 
 /* Where a replayed record was first consumed (pipeline_park.c). */

@@ -88,9 +88,19 @@ char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
     return t;
 }
 
+static int has_own_spec(const route_t *r)
+{
+    return r && r->conf->tenant.n;
+}
+
+/* The tenant of dec (the record's event or a filter's output) for route r;
+ * the record's own, for a route without a spec of its own, was found once
+ * already. */
 static char *find_tenant(es_pipeline_t *p, const route_t *r,
                          const record_t *rec, const es_decoded_t *dec)
 {
+    if (dec == &rec->dec && rec->tenant_known && !has_own_spec(r))
+        return rec->tenant ? strdup(rec->tenant) : NULL;
     return pl_lookup_tenant(p, r, rd_kafka_topic_name(rec->msg->rkt),
                             rec->msg->key, rec->msg->key_len, dec);
 }
@@ -337,7 +347,11 @@ void pl_route_record(es_pipeline_t *p, record_t *rec)
     /* Subscriptions find the tenant with no spec of their own: the same
      * lookup unless the first route has one. */
     char *sub_tenant = NULL;
-    int own_spec = first && first->conf->tenant.n;
+    int own_spec = has_own_spec(first);
+    if (!own_spec && !rec->tenant_known) {
+        rec->tenant = tenant ? strdup(tenant) : NULL;
+        rec->tenant_known = 1;
+    }
     for (size_t i = 0; i < c->nroutes; i++) {
         route_t *r = c->routes[i];
         if (!pl_route_wants(r, topic))

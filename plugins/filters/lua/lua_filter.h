@@ -56,12 +56,13 @@ typedef struct lf_script_s {
     lf_buf_t enc_scratch; /* es.encode output */
     int array_mt_ref;     /* registry ref of the shared array metatable */
     lf_pool_t pool;
-    const void *lazy_mt;   /* the shared metatable of lazy objects */
-    lf_buf_t lazy_scratch; /* members of the objects being indexed */
-    lf_buf_t lazy_index;   /* members of the objects indexed, per object */
-    lf_buf_t lazy_keys;    /* their escaped keys, decoded */
-    int lazy_deep;         /* index nested objects with the event */
-    int lazy_nested_read;  /* this call read a nested object */
+    const void *lazy_mt;           /* the shared metatable of lazy objects */
+    int lazy_map_ref, lazy_mt_ref; /* registry refs: see lua_lazy.c */
+    lf_buf_t lazy_scratch;         /* members of the objects being indexed */
+    lf_buf_t lazy_index;  /* members of the objects indexed, per object */
+    lf_buf_t lazy_keys;   /* their escaped keys, decoded */
+    int lazy_deep;        /* index nested objects with the event */
+    int lazy_nested_read; /* this call read a nested object */
     /* The spans of the event's text an output's encode copies, for
      * host->filter_add_copies: recorded while the encode writes to
      * copy_buf, from copy_src (the event's text in this state, which

@@ -66,9 +66,9 @@ struct lf_lazy_s {
                           user value is the outermost object's state */
 };
 
-/* Registry keys: the state map and the metatable. */
-static const char map_key = 'm';
-static const char mt_key = 't';
+/* The state map and the metatable are at lf_script_t.lazy_map_ref and
+ * lazy_mt_ref in the registry: an integer key is an array slot there,
+ * cheaper than a light-userdata key's hash lookup on every member read. */
 
 static const char *key_of(const lf_lazy_t *z, const lf_member_t *m)
 {
@@ -101,7 +101,7 @@ static lf_lazy_t *push_state(lua_State *L, int idx)
     if (!lf_lazy_is(L, idx))
         return NULL;
     idx = lua_absindex(L, idx);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &map_key);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lf_script_of(L)->lazy_map_ref);
     lua_pushvalue(L, idx);
     lua_rawget(L, -2);
     lua_remove(L, -2);
@@ -332,7 +332,7 @@ static lf_lazy_t *new_object(lua_State *L, uint32_t n, size_t extra, int anchor)
     /* Room for the members a script typically reads or writes, so the
      * first few do not each grow the table. */
     lua_createtable(L, 0, n < 8 ? (int)n : 8);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &mt_key);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lf_script_of(L)->lazy_mt_ref);
     lua_setmetatable(L, -2);
     lf_lazy_t *z = lua_newuserdatauv(L, sizeof *z + extra, 1);
     memset(z, 0, sizeof *z);
@@ -344,7 +344,7 @@ static lf_lazy_t *new_object(lua_State *L, uint32_t n, size_t extra, int anchor)
 /* Registers the state on top for the table below it (both stay). */
 static void map_state(lua_State *L)
 {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &map_key);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lf_script_of(L)->lazy_map_ref);
     lua_pushvalue(L, -3); /* table */
     lua_pushvalue(L, -3); /* state */
     lua_rawset(L, -3);
@@ -597,7 +597,7 @@ void lf_lazy_setup(lua_State *L)
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &map_key);
+    lf_script_of(L)->lazy_map_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     lua_createtable(L, 0, 6);
     lf_mark_kind(L, 'o');
@@ -610,7 +610,7 @@ void lf_lazy_setup(lua_State *L)
     lua_pushcfunction(L, lazy_pairs);
     lua_setfield(L, -2, "__pairs");
     lf_script_of(L)->lazy_mt = lua_topointer(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &mt_key);
+    lf_script_of(L)->lazy_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 1);
 }
 
