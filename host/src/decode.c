@@ -628,14 +628,15 @@ static const char *check_scalar(const char *p, const char *end)
 }
 
 /*
- * The member of the index whose key (`key`) or value starts at `off`, with
- * its object's members (`block`, `nblock`) and how many objects deep they
- * are; NULL when no member starts there. Each object's members are in
- * text order, so a binary search per level finds it.
+ * The member of the index whose key or value starts at `off` (*is_key says
+ * which), with its object's members (`block`, `nblock`) and how many
+ * objects deep they are; NULL when no member starts there. Each object's
+ * members are in text order, so a binary search per level finds it.
  */
 static const es_json_member_t *ix_find(const es_json_index_t *ix, uint32_t off,
-                                       int key, const es_json_member_t **block,
-                                       uint32_t *nblock, int *depth)
+                                       const es_json_member_t **block,
+                                       uint32_t *nblock, int *depth,
+                                       int *is_key)
 {
     uint32_t first = ix->root, n = ix->nroot;
     for (int d = 1; first && n; d++) {
@@ -651,13 +652,14 @@ static const es_json_member_t *ix_find(const es_json_index_t *ix, uint32_t off,
         if (lo == 0)
             return NULL;
         const es_json_member_t *m = &b[lo - 1];
-        if ((key ? m->key_start : m->value_start) == off) {
+        if (m->key_start == off || m->value_start == off) {
             *block = b;
             *nblock = n;
             *depth = d;
+            *is_key = m->key_start == off;
             return m;
         }
-        if (off <= m->value_start || off >= m->value_end)
+        if (off < m->value_start || off >= m->value_end)
             return NULL;
         first = m->child;
         n = m->nchild;
@@ -672,24 +674,19 @@ static int copy_shape(const es_json_index_t *ix, uint32_t in, uint32_t len,
 {
     const es_json_member_t *block, *m;
     uint32_t nblock, end = in + len;
-    if ((m = ix_find(ix, in, 1, &block, &nblock, &k->depth))) {
-        uint32_t lo = (uint32_t)(m - block), hi = nblock;
-        while (lo < hi) { /* value ends grow through the block */
-            uint32_t mid = lo + (hi - lo) / 2;
-            if (block[mid].value_end < end)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        const es_json_member_t *last = lo < nblock ? &block[lo] : NULL;
-        k->members = 1;
-        return last && last->value_end == end ? 0 : -1;
-    }
-    if ((m = ix_find(ix, in, 0, &block, &nblock, &k->depth))) {
-        k->members = 0;
+    if (!(m = ix_find(ix, in, &block, &nblock, &k->depth, &k->members)))
+        return -1;
+    if (!k->members)
         return m->value_end == end ? 0 : -1;
+    uint32_t lo = (uint32_t)(m - block), hi = nblock;
+    while (lo < hi) { /* value ends grow through the block */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (block[mid].value_end < end)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return -1;
+    return lo < nblock && block[lo].value_end == end ? 0 : -1;
 }
 
 /* The copies that are what they say (see es_json_copy_t), in output order,
@@ -747,10 +744,10 @@ static const char *skip_value_within(fast_t *f, const char *p)
         return NULL;
     const es_json_member_t *m, *block;
     uint32_t nblock;
-    int depth;
+    int depth, is_key;
     uint32_t in = k->in + (off - k->start);
-    if (!(m = ix_find(f->skips->index, in, 0, &block, &nblock, &depth)) ||
-        m->value_end - in > k->end - off)
+    if (!(m = ix_find(f->skips->index, in, &block, &nblock, &depth, &is_key)) ||
+        is_key || m->value_end - in > k->end - off)
         return NULL;
     return p + (m->value_end - in);
 }
@@ -1158,8 +1155,9 @@ void es_decode_full(es_decoded_t *d)
         return;
     es_decoded_t full = *d;
     char reason[256];
-    /* The shallow parse checked this text with the same grammar: only a
-     * lack of memory can make this fail. */
+    /* The shallow parse checked this text with the same grammar, or took
+     * a part of it as a byte copy of an input this parser built whole at
+     * no less depth: only a lack of memory can make this fail. */
     cJSON *ce = fast_parse(d->json, d->json_len, NULL, &full.tree_arena, NULL,
                            0, NULL, NULL);
     if (!ce || es_decode_validate(ce, &full, reason, sizeof reason) != 0) {
