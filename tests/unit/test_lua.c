@@ -302,6 +302,29 @@ START_TEST(test_kinds_null_order)
 }
 END_TEST
 
+START_TEST(test_kind_of_event_object)
+{
+    /* es.object / es.array on one of the event's own objects keeps the
+     * members the script has not read yet. */
+    init_script("function filter(ev)\n"
+                "  local d = ev.data\n"
+                "  if d.mode == 'object' then d.yy = 2; es.object(d)\n"
+                "  else es.array(d.list) end\n"
+                "  d.zz = 1\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    check_roundtrip("{" ENVELOPE ",\"data\":{\"mode\":\"object\",\"a\":1,"
+                    "\"b\":{\"c\":2}}}",
+                    "{" ENVELOPE ",\"data\":{\"mode\":\"object\",\"a\":1,"
+                    "\"b\":{\"c\":2},\"yy\":2,\"zz\":1}}");
+    check_roundtrip("{" ENVELOPE ",\"data\":{\"mode\":\"array\",\"a\":1,"
+                    "\"list\":[1,{\"x\":2}]}}",
+                    "{" ENVELOPE ",\"data\":{\"mode\":\"array\",\"a\":1,"
+                    "\"list\":[1,{\"x\":2}],\"zz\":1}}");
+}
+END_TEST
+
 START_TEST(test_added_keys_every_way)
 {
     /* The encoder looks for keys outside an object's order list only in
@@ -1144,7 +1167,7 @@ static Suite *lua_suite(void)
           test_big_and_long_keys, test_untouched_verbatim, test_lazy_raw_access,
           test_lazy_unread_object, test_event_kept_across_calls,
           test_nested_index, test_untouched_runs,
-          test_repeated_keys_many_members, NULL},
+          test_repeated_keys_many_members, test_kind_of_event_object, NULL},
          1},
         {"helpers",
          {test_redact_remove, test_redact_shared_parents, test_log_and_print,

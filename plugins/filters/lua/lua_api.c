@@ -182,6 +182,16 @@ static int set_kind(lua_State *L, const char *mt_name)
     }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    if (lf_lazy_of(L, 1)) { /* its members stay without the lazy metatable */
+        lf_lazy_materialise(L, 1);
+        lf_lazy_forget(L, 1);
+        if (!strcmp(mt_name, LF_OBJECT_MT)) { /* and so does their order */
+            lf_lazy_push_order_mt(L, 1);
+            lua_setmetatable(L, 1);
+            lf_mark_added(L, 1); /* keys set before this call count */
+            return 1;
+        }
+    }
     luaL_getmetatable(L, mt_name);
     lua_setmetatable(L, 1);
     return 1;
@@ -280,6 +290,45 @@ static void set_member(lua_State *L, int t, lf_lazy_t *z, lf_member_t *m)
         lua_rawset(L, t);
 }
 
+/*
+ * Lua interns short strings, and frees one when nothing refers to it: a
+ * path segment such as "shipping" lived only while the event's tables did,
+ * so each call made it again (an allocation, and the collector's work to
+ * free it). The anchor table keeps the last such strings alive, one per
+ * slot by the address of their text; a slot's old string is let go when
+ * another takes the slot, so the table stays small whatever the script
+ * passes. A slot whose address matches holds this very string: an
+ * anchored string is alive, and no other string shares its address.
+ */
+void lf_anchor_top(lua_State *L)
+{
+    size_t n;
+    const char *p = lua_tolstring(L, -1, &n);
+    if (!p || n > LF_SHORT_STRING_MAX)
+        return; /* long strings are not interned: nothing to keep */
+    lf_script_t *s = lf_script_of(L);
+    uint32_t slot =
+        (uint32_t)(((uintptr_t)p >> 3) * 0x9E3779B97F4A7C15u >> 56) %
+        LF_ANCHOR_SLOTS;
+    if (s->anchor_ptr[slot] == p)
+        return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->anchor_ref);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, (lua_Integer)slot + 1);
+    lua_pop(L, 1);
+    s->anchor_ptr[slot] = p;
+}
+
+static void anchor_setup(lua_State *L)
+{
+    lua_createtable(L, LF_ANCHOR_SLOTS, 0);
+    for (int i = 1; i <= LF_ANCHOR_SLOTS; i++) { /* all in the array part */
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, i);
+    }
+    lf_script_of(L)->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* Pushes the key for segment seg of table t: an integer when the segment
  * is all digits and t has that index, else the string. */
 static void push_key(lua_State *L, int t, const char *seg, size_t n)
@@ -297,6 +346,7 @@ static void push_key(lua_State *L, int t, const char *seg, size_t n)
         lua_pop(L, 1);
     }
     lua_pushlstring(L, seg, n);
+    lf_anchor_top(L);
 }
 
 /* Applies the op to t[key], key on top of the stack (popped). */
@@ -557,8 +607,10 @@ static int api_setmetatable(lua_State *L)
     if (lua_type(L, 2) == LUA_TTABLE && lua_getfield(L, 2, "__gc") != LUA_TNIL)
         return luaL_error(L, "__gc metamethods are not allowed in filters");
     lua_settop(L, 2);
-    if (lua_type(L, 1) == LUA_TTABLE) /* its members stay without it */
+    if (lua_type(L, 1) == LUA_TTABLE) { /* its members stay without it */
         lf_lazy_materialise(L, 1);
+        lf_lazy_forget(L, 1);
+    }
     if (lua_topointer(L, 2) == lf_script_of(L)->lazy_mt) {
         /* getmetatable(ev) handed on: the new table is a plain object */
         luaL_getmetatable(L, LF_OBJECT_MT);
@@ -666,6 +718,7 @@ static int sandbox_init(lua_State *L)
     lf_script_of(L)->array_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     make_kind_mt(L, LF_OBJECT_MT, 'o');
     lf_lazy_setup(L);
+    anchor_setup(L);
     luaL_newlib(L, es_funcs);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");

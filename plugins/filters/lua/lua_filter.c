@@ -473,10 +473,12 @@ static void interpret(lua_State *L, lf_instance_t *in, int r)
 
 static void push_opt(lua_State *L, const char *s)
 {
-    if (s)
+    if (s) {
         lua_pushstring(L, s);
-    else
+        lf_anchor_top(L); /* the same few topics and tenants every call */
+    } else {
         lua_pushnil(L);
+    }
 }
 
 /* Pushes the event as a lazy object over a copy of its text (a script may
@@ -499,6 +501,7 @@ static void push_event(lua_State *L, const es_event_t *ev, int host_index,
     lf_script_t *s = lf_script_of(L);
     s->lazy_deep = s->lazy_nested_read;
     s->lazy_nested_read = 0;
+    lf_lazy_new_call(L);
     lua_pushlstring(L, j, n);
     const es_json_index_t *ix = host_index ? ev->index : NULL;
     int indexed =

@@ -43,6 +43,12 @@ typedef struct lf_pool_s {
 void lf_pool_free(lf_pool_t *p);
 
 /* One Lua state running one script. */
+#define LF_ANCHOR_SLOTS 256
+#define LF_RECENT_OBJECTS 16
+/* Lua 5.4 interns strings up to this length (LUAI_MAXSHORTLEN, not in
+ * its public headers). */
+#define LF_SHORT_STRING_MAX 40
+
 typedef struct lf_script_s {
     lua_State *L;
     const es_host_t *host;
@@ -59,8 +65,17 @@ typedef struct lf_script_s {
     const void *lazy_mt;           /* the shared metatable of lazy objects */
     int lazy_map_ref, lazy_mt_ref; /* registry refs: see lua_lazy.c */
     lf_buf_t lazy_scratch;         /* members of the objects being indexed */
-    lf_buf_t lazy_index;  /* members of the objects indexed, per object */
-    lf_buf_t lazy_keys;   /* their escaped keys, decoded */
+    lf_buf_t lazy_index; /* members of the objects indexed, per object */
+    lf_buf_t lazy_keys;  /* their escaped keys, decoded */
+    /* The lazy objects this call made, for a lookup of table -> state
+     * without the weak map (see lua_lazy.c); the tables are held by the
+     * array at recent_ref. */
+    struct {
+        const void *table;
+        struct lf_lazy_s *z;
+    } recent[LF_RECENT_OBJECTS];
+    int nrecent;
+    int recent_ref;
     int lazy_deep;        /* index nested objects with the event */
     int lazy_nested_read; /* this call read a nested object */
     /* The spans of the event's text an output's encode copies, for
@@ -72,6 +87,12 @@ typedef struct lf_script_s {
     const char *copy_src;
     size_t copy_shift, copy_base;
     lf_buf_t copies;
+    /* Short strings the state pushes on every call (path segments of
+     * es.redact/es.remove, the topic and tenant) are kept alive in the
+     * table at anchor_ref, one per slot, the slot's string content
+     * pointer in anchor_ptr: see lf_anchor_top. */
+    int anchor_ref;
+    const char *anchor_ptr[LF_ANCHOR_SLOTS];
 } lf_script_t;
 
 /* Grows b to hold extra more bytes (raises a Lua error on failure). */
@@ -165,6 +186,11 @@ int lf_lazy_push_indexed(lua_State *L, int src_idx, const es_json_index_t *ix,
 int lf_lazy_is(lua_State *L, int idx);
 /* The lazy object state of the table at idx, or NULL for other values. */
 lf_lazy_t *lf_lazy_of(lua_State *L, int idx);
+/* A filter call starts: the objects it makes are the ones looked up most
+ * (see lf_script_t.recent). */
+void lf_lazy_new_call(lua_State *L);
+/* The table at idx is getting another metatable: no longer lazy. */
+void lf_lazy_forget(lua_State *L, int idx);
 /* Decodes every member of the lazy object at idx into its table, so raw
  * access (next, rawget, lua_next) sees them all. */
 void lf_lazy_materialise(lua_State *L, int idx);
@@ -223,5 +249,9 @@ static inline lf_script_t *lf_script_of(lua_State *L)
 {
     return *(lf_script_t **)lua_getextraspace(L);
 }
+
+/* Keeps the string on top of the stack (left there) alive after the call,
+ * when it is short: see lua_api.c. */
+void lf_anchor_top(lua_State *L);
 
 #endif

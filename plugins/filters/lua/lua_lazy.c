@@ -95,6 +95,41 @@ int lf_lazy_is(lua_State *L, int idx)
     return lazy;
 }
 
+/*
+ * Finding a table's state in the weak map is a hash lookup in a table the
+ * collector keeps pruning, and a call looks up the few objects of its
+ * event many times (every es.redact path, every output member). The
+ * objects a call makes are also listed in `recent`, and held by strong
+ * references in the array at recent_ref: a table there cannot be
+ * collected, so its address names it alone and a pointer compare finds its
+ * state (which the weak map keeps alive while its table lives). The next
+ * calls' objects overwrite those references (lf_lazy_new_call only
+ * restarts the list), so at most LF_RECENT_OBJECTS objects outlive their
+ * event that way. A lazy table loses its metatable only through
+ * setmetatable or es.object/es.array, which decode it first and take it
+ * off the list (lf_lazy_forget).
+ */
+static int recent_slot(const lf_script_t *s, const void *table)
+{
+    for (int i = 0; i < s->nrecent; i++)
+        if (s->recent[i].table == table)
+            return i;
+    return -1;
+}
+
+void lf_lazy_new_call(lua_State *L)
+{
+    lf_script_of(L)->nrecent = 0;
+}
+
+void lf_lazy_forget(lua_State *L, int idx)
+{
+    lf_script_t *s = lf_script_of(L);
+    int i = recent_slot(s, lua_topointer(L, idx));
+    if (i >= 0)
+        s->recent[i].table = NULL; /* the reference goes with the next call */
+}
+
 /* Pushes the state of the lazy table at idx (the userdata), or nothing. */
 static lf_lazy_t *push_state(lua_State *L, int idx)
 {
@@ -122,6 +157,12 @@ static lf_lazy_t *push_state_mm(lua_State *L)
 
 lf_lazy_t *lf_lazy_of(lua_State *L, int idx)
 {
+    lf_script_t *s = lf_script_of(L);
+    if (s->nrecent && lua_type(L, idx) == LUA_TTABLE) {
+        int i = recent_slot(s, lua_topointer(L, idx));
+        if (i >= 0)
+            return s->recent[i].z;
+    }
     lf_lazy_t *z = push_state(L, idx);
     if (z)
         lua_pop(L, 1); /* the map keeps it while the table lives */
@@ -344,10 +385,20 @@ static lf_lazy_t *new_object(lua_State *L, uint32_t n, size_t extra, int anchor)
 /* Registers the state on top for the table below it (both stay). */
 static void map_state(lua_State *L)
 {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lf_script_of(L)->lazy_map_ref);
+    lf_script_t *s = lf_script_of(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->lazy_map_ref);
     lua_pushvalue(L, -3); /* table */
     lua_pushvalue(L, -3); /* state */
     lua_rawset(L, -3);
+    lua_pop(L, 1);
+    if (s->nrecent == LF_RECENT_OBJECTS)
+        return;
+    int i = s->nrecent++;
+    s->recent[i].table = lua_topointer(L, -2);
+    s->recent[i].z = lua_touserdata(L, -1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->recent_ref);
+    lua_pushvalue(L, -3);
+    lua_rawseti(L, -2, i + 1);
     lua_pop(L, 1);
 }
 
@@ -598,6 +649,12 @@ void lf_lazy_setup(lua_State *L)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lf_script_of(L)->lazy_map_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_createtable(L, LF_RECENT_OBJECTS, 0);
+    for (int i = 1; i <= LF_RECENT_OBJECTS; i++) { /* the array part */
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, i);
+    }
+    lf_script_of(L)->recent_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     lua_createtable(L, 0, 6);
     lf_mark_kind(L, 'o');
