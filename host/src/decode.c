@@ -311,6 +311,7 @@ typedef struct skips_s {
     const skip_t *v;
     size_t n, next; /* next: the first not yet behind the check */
     const es_json_index_t *index;
+    const cJSON *in_tree; /* the input's tree, built with index */
 } skips_t;
 
 #define CHUNK_HDR                                                              \
@@ -407,7 +408,8 @@ static inline void *fast_alloc(fast_t *f, size_t n, size_t align)
     return (char *)c + CHUNK_HDR + at;
 }
 
-static cJSON *fast_node(fast_t *f)
+/* Inlined: the parse makes one per value, and a call each was ~10% of it. */
+static inline __attribute__((always_inline)) cJSON *fast_node(fast_t *f)
 {
     cJSON *n = fast_alloc(f, sizeof *n, _Alignof(cJSON));
     if (n)
@@ -891,8 +893,89 @@ static int ix_close_object(ix_build_t *ix, size_t base)
 
 /* The members of an array or object, f->p after the opening bracket;
  * with `indexing` (a constant), noted in f->ix as well. */
-static inline __attribute__((always_inline)) int
-members(fast_t *f, cJSON *item, int object, int depth, const int indexing)
+static char *arena_strdup(fast_t *f, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = fast_alloc(f, n, 1);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* The node the shallow parse makes for the input's top-level member `in`
+ * (an object or array value is a Raw node with no text), in f's arena. */
+static cJSON *clone_member(fast_t *f, const cJSON *in)
+{
+    cJSON *c = fast_node(f);
+    if (!c || !(c->string = arena_strdup(f, in->string)))
+        return NULL;
+    switch (in->type & 0xFF) {
+    case cJSON_Object:
+    case cJSON_Array:
+        c->type = cJSON_Raw;
+        break;
+    case cJSON_String:
+        c->type = cJSON_String;
+        if (!(c->valuestring = arena_strdup(f, in->valuestring)))
+            return NULL;
+        break;
+    default:
+        c->type = in->type;
+        c->valueint = in->valueint;
+        c->valuedouble = in->valuedouble;
+    }
+    return c;
+}
+
+/*
+ * A filter's output usually starts with the event's attributes copied as
+ * they came (a run of the input's top-level members): when a copy starts
+ * at f->p, their nodes are cloned from the input's tree, which the parse
+ * that checked those bytes built, instead of being parsed again. Appends
+ * them to head/last and moves past the copy; 0 when no such copy starts
+ * here, -1 when out of memory.
+ */
+static int clone_copied_members(fast_t *f, cJSON **head, cJSON **last)
+{
+    uint32_t off = (uint32_t)(f->p - f->base);
+    const skip_t *k = skip_from(f->skips, off);
+    if (!k || k->start != off || !k->members || k->depth != 1)
+        return 0; /* not a run of the input's own top-level members */
+    const es_json_index_t *ix = f->skips->index;
+    const es_json_member_t *b = ix->members + ix->root - 1;
+    uint32_t j = 0, end = k->in + (k->end - k->start), n = 0;
+    const cJSON *it = f->skips->in_tree->child;
+    while (j < ix->nroot && b[j].key_start < k->in) { /* the tree's order */
+        j++;
+        it = it ? it->next : NULL;
+    }
+    for (const cJSON *t = it; j + n < ix->nroot && b[j + n].value_end <= end;
+         n++, t = t->next)
+        if (!t) /* tree and index disagree: parse the bytes instead */
+            return 0;
+    if (!n || b[j].key_start != k->in || b[j + n - 1].value_end != end)
+        return 0;
+    for (; n; n--, it = it->next) {
+        cJSON *c = clone_member(f, it);
+        if (!c)
+            return -1;
+        if (*last) {
+            (*last)->next = c;
+            c->prev = *last;
+        } else {
+            *head = c;
+        }
+        *last = c;
+    }
+    f->skips->next++;
+    f->p = f->base + k->end;
+    return 1;
+}
+
+static inline __attribute__((always_inline)) int members(fast_t *f, cJSON *item,
+                                                         int object, int depth,
+                                                         const int indexing,
+                                                         const int cloning)
 {
     char close = object ? '}' : ']';
     cJSON *head = NULL, *last = NULL;
@@ -907,6 +990,21 @@ members(fast_t *f, cJSON *item, int object, int depth, const int indexing)
     if (f->p < f->end && *f->p == close)
         goto done;
     for (;;) {
+        if (cloning) {
+            fast_ws(f);
+            int cloned = clone_copied_members(f, &head, &last);
+            if (cloned < 0)
+                return -1;
+            if (cloned) {
+                fast_ws(f);
+                if (f->p < f->end && *f->p == ',') {
+                    f->p++;
+                    fast_ws(f);
+                    continue;
+                }
+                break;
+            }
+        }
         cJSON *c = fast_node(f);
         if (!c)
             return -1;
@@ -970,12 +1068,18 @@ done:
 
 static int fast_members(fast_t *f, cJSON *item, int object, int depth)
 {
-    return members(f, item, object, depth, 0);
+    return members(f, item, object, depth, 0, 0);
 }
 
 static int fast_members_indexed(fast_t *f, cJSON *item, int object, int depth)
 {
-    return members(f, item, object, depth, 1);
+    return members(f, item, object, depth, 1, 0);
+}
+
+/* A filter's output whose copies come with the input's tree. */
+static int fast_members_cloning(fast_t *f, cJSON *item, int object, int depth)
+{
+    return members(f, item, object, depth, 0, 1);
 }
 
 static int fast_literal(fast_t *f, const char *word, size_t n)
@@ -1043,7 +1147,7 @@ static skips_t *make_skips(fast_t *f, const es_output_copies_t *copies,
         return NULL;
     size_t out_len = (size_t)(f->end - f->base);
     *sk = (skips_t){v, accept_copies(copies, f->base, out_len, v), 0,
-                    copies->index};
+                    copies->index, copies->in_tree};
     return sk->n ? sk : NULL;
 }
 
@@ -1090,7 +1194,13 @@ static cJSON *fast_parse(const char *json, size_t len, const char **end,
         f.skips = make_skips(&f, copies, &skips);
     cJSON *root = fast_node(&f);
     fast_ws(&f);
-    int failed = !root || fast_value(&f, root, 0) != 0;
+    int failed;
+    if (root && f.skips && f.skips->in_tree && f.p < f.end && *f.p == '{') {
+        f.p++;
+        failed = fast_members_cloning(&f, root, 1, 0) != 0;
+    } else {
+        failed = !root || fast_value(&f, root, 0) != 0;
+    }
     if (!failed && index)
         failed = f.ix ? ix_finish(&f, root, index) : (*index = NULL, 0);
     if (f.ix) {

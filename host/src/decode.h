@@ -72,6 +72,10 @@ typedef struct es_output_copies_s {
     const es_json_index_t *index;
     const es_json_copy_t *copies;
     size_t n;
+    /* The tree the parse that made `index` built (es_decoded_t.ce), or
+     * NULL: the output's attributes copied from the input are then taken
+     * from it instead of being parsed again. */
+    const cJSON *in_tree;
 } es_output_copies_t;
 
 /* es_decode_output for an output that lists its copies: the check steps

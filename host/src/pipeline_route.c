@@ -159,8 +159,12 @@ int pl_collect_add_copies(es_filter_out_t *o, const char *json, size_t len,
 {
     collector_t *c = (collector_t *)o;
     const es_decoded_t *in = c->input;
-    es_output_copies_t from = {in ? in->json : NULL, in ? in->json_len : 0,
-                               in ? in->index : NULL, copies, ncopies};
+    es_output_copies_t from = {in ? in->json : NULL,
+                               in ? in->json_len : 0,
+                               in ? in->index : NULL,
+                               copies,
+                               ncopies,
+                               in && in->index ? in->ce : NULL};
     output_t *out = calloc(1, sizeof *out);
     if (es_decode_output_copies(json, len, &from, &out->dec, errstr,
                                 errstr_size)) {

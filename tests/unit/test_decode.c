@@ -597,14 +597,48 @@ static es_json_copy_t copy_of(const char *out, const char *text)
                             (uint32_t)strlen(text)};
 }
 
+/* Whether decode_copies passes the input's tree (as the daemon does). */
+static int copies_with_tree = 1;
+
 static int decode_copies(const char *out, const es_json_copy_t *c, size_t n,
                          es_decoded_t *d)
 {
-    es_output_copies_t from = {copy_dec.json, copy_dec.json_len, copy_dec.index,
-                               c, n};
+    es_output_copies_t from = {copy_dec.json,
+                               copy_dec.json_len,
+                               copy_dec.index,
+                               c,
+                               n,
+                               copies_with_tree ? copy_dec.ce : NULL};
     char reason[256];
     return es_decode_output_copies(out, strlen(out), &from, d, reason,
                                    sizeof reason);
+}
+
+/* The shallow trees of two decodes hold the same nodes. */
+static void same_shallow_tree(const cJSON *a, const cJSON *b)
+{
+    for (a = a->child, b = b->child; a && b; a = a->next, b = b->next) {
+        ck_assert_str_eq(a->string, b->string);
+        ck_assert_int_eq(a->type, b->type);
+        ck_assert_ptr_eq(a->child, NULL);
+        ck_assert_ptr_eq(b->child, NULL);
+        if (cJSON_IsString(a))
+            ck_assert_str_eq(a->valuestring, b->valuestring);
+        else if (!cJSON_IsRaw(a))
+            ck_assert_ptr_eq(a->valuestring, NULL);
+        ck_assert_int_eq(a->valueint, b->valueint);
+        ck_assert(a->valuedouble == b->valuedouble);
+        ck_assert_ptr_eq(a->next ? a->next->prev : NULL, a->next ? a : NULL);
+    }
+    ck_assert_ptr_eq(a, NULL);
+    ck_assert_ptr_eq(b, NULL);
+}
+
+static void same_attribute(const char *a, const char *b)
+{
+    ck_assert_int_eq(a == NULL, b == NULL);
+    if (a)
+        ck_assert_str_eq(a, b);
 }
 
 /* With its copies, out decodes to what it decodes to without them. */
@@ -617,6 +651,15 @@ static void same_as_without(const char *out, const es_json_copy_t *c, size_t n)
     ck_assert_int_eq(decode_copies(out, c, n, &with), rc);
     if (rc == 0) {
         ck_assert_str_eq(with.id, without.id);
+        same_attribute(with.source, without.source);
+        same_attribute(with.type, without.type);
+        same_attribute(with.subject, without.subject);
+        same_attribute(with.time, without.time);
+        same_shallow_tree(with.ce, without.ce);
+        ck_assert_ptr_eq(with.ce->prev, NULL);
+        ck_assert_ptr_eq(
+            with.ce->child->prev,
+            cJSON_GetArrayItem(with.ce, cJSON_GetArraySize(with.ce) - 1));
         es_decode_full(&with);
         es_decode_full(&without);
         char *a = cJSON_PrintUnformatted(with.ce);
@@ -690,6 +733,94 @@ START_TEST(output_copies_are_stepped_over)
                         (uint32_t)strlen(from_source) - 1};
     same_as_without(all, &w, 1);
     expect_stepped_over(all, &w, 1, 1);
+    es_decoded_clear(&copy_dec);
+}
+END_TEST
+
+/* An event with attributes of every kind, some copied by the outputs
+ * below, and the nodes they get from its tree instead of a parse. */
+#define ATTRS_IN                                                               \
+    "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\","   \
+    "\"subject\":\"a \\\"quoted\\\" \\\\ one\",\"n\":-12.5,\"big\":1e300,"     \
+    "\"yes\":true,\"no\":false,\"nothing\":null,\"ext\":{\"a\":[1,2]},"        \
+    "\"list\":[1,{\"b\":2}],\"time\":\"2026-01-01T00:00:00Z\",\"data\":{"      \
+    "\"x\":1}}"
+#define ATTRS_RUN                                                              \
+    "\"source\":\"s\",\"type\":\"t\",\"subject\":\"a \\\"quoted\\\" \\\\ "     \
+    "one\","                                                                   \
+    "\"n\":-12.5,\"big\":1e300,\"yes\":true,\"no\":false,\"nothing\":null,"    \
+    "\"ext\":{\"a\":[1,2]},\"list\":[1,{\"b\":2}],\"time\":\"2026-01-01T00:"   \
+    "00:00Z\""
+
+static char attrs_in[sizeof ATTRS_IN];
+
+static void attrs_input(void)
+{
+    char reason[256];
+    memcpy(attrs_in, ATTRS_IN, sizeof ATTRS_IN);
+    ck_assert_int_eq(es_decode_record(attrs_in, strlen(attrs_in), NULL, 0, MAX,
+                                      1, &copy_dec, reason, sizeof reason),
+                     0);
+}
+
+static es_json_copy_t attrs_copy(const char *out, const char *text)
+{
+    const char *o = strstr(out, text), *i = strstr(attrs_in, text);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_ptr_nonnull(i);
+    return (es_json_copy_t){(uint32_t)(o - out), (uint32_t)(i - attrs_in),
+                            (uint32_t)strlen(text)};
+}
+
+START_TEST(output_attributes_come_from_the_input_tree)
+{
+    attrs_input();
+    /* The whole envelope copied, data rewritten; a run copied after
+     * attributes the filter wrote; a run that ends the object; a copy
+     * that is only part of a member list's run; and no copy at all. */
+    const char *whole = "{\"specversion\":\"1.0\",\"id\":\"1\"," ATTRS_RUN
+                        ",\"data\":{\"x\":2}}";
+    const char *after =
+        "{\"specversion\":\"1.0\",\"id\":\"9\",\"added\":1," ATTRS_RUN "}";
+    const char *part = "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":"
+                       "\"s\",\"type\":\"t\",\"yes\":true,\"no\":false}";
+    es_json_copy_t c[] = {attrs_copy(whole,
+                                     "\"specversion\":\"1.0\",\"id\":\"1\","
+                                     "\"source\""),
+                          attrs_copy(after, ATTRS_RUN),
+                          attrs_copy(part, "\"yes\":true,\"no\":false")};
+    c[0].len =
+        (uint32_t)strlen("{\"specversion\":\"1.0\",\"id\":\"1\"," ATTRS_RUN) -
+        1;
+    const char *outs[] = {whole, after, part};
+    for (int tree = 0; tree <= 1; tree++) {
+        copies_with_tree = tree;
+        for (size_t i = 0; i < 3; i++)
+            same_as_without(outs[i], &c[i], 1);
+    }
+    copies_with_tree = 1;
+
+    /* The nodes are the tree's, not a parse of the output's bytes: a
+     * change to the input's tree after its parse (which the host never
+     * makes) shows in the output only where the copy is taken. */
+    cJSON *type = cJSON_GetObjectItemCaseSensitive(copy_dec.ce, "type");
+    type->valuestring[0] = 'X';
+    es_decoded_t d;
+    ck_assert_int_eq(decode_copies(after, &c[1], 1, &d), 0);
+    ck_assert_str_eq(d.type, "X");
+    es_decoded_clear(&d);
+    ck_assert_int_eq(decode_copies(whole, &c[0], 1, &d), 0);
+    ck_assert_str_eq(d.type, "X");
+    es_decoded_clear(&d);
+    ck_assert_int_eq(decode_copies(part, &c[2], 1, &d), 0);
+    ck_assert_str_eq(d.type, "t"); /* parsed: this copy is not of "type" */
+    es_decoded_clear(&d);
+    copies_with_tree = 0;
+    ck_assert_int_eq(decode_copies(after, &c[1], 1, &d), 0);
+    ck_assert_str_eq(d.type, "t");
+    es_decoded_clear(&d);
+    copies_with_tree = 1;
+    type->valuestring[0] = 't';
     es_decoded_clear(&copy_dec);
 }
 END_TEST
@@ -786,6 +917,7 @@ int main(void)
     tcase_add_test(tc, index_of_many_members);
     tcase_add_test(tc, output_copies_are_stepped_over);
     tcase_add_test(tc, output_copies_that_do_not_hold_are_checked);
+    tcase_add_test(tc, output_attributes_come_from_the_input_tree);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
