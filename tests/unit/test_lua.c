@@ -605,6 +605,43 @@ START_TEST(test_repeated_keys_many_members)
 }
 END_TEST
 
+START_TEST(test_members_found_by_hash)
+{
+    /* An object of more than eight members keeps a hash of its keys:
+     * repeated ones, reads, writes, removals and absent keys through it. */
+    init_script("function filter(ev)\n"
+                "  local d = ev.data\n"
+                "  assert(d.k03 == 1003, 'the last of a repeated key wins')\n"
+                "  assert(d.nope == nil and d.k1 == nil and d.k031 == nil)\n"
+                "  d.k07 = d.k07 + 100; d.k11 = nil; d.new = d.k19\n"
+                "  es.redact(d, {'k05', 'k13', 'absent'})\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    char json[2048], expect[2048];
+    int n = snprintf(json, sizeof json, "{" ENVELOPE ",\"data\":{");
+    int m = snprintf(expect, sizeof expect, "{" ENVELOPE ",\"data\":{");
+    for (int i = 0; i < 20; i++) {
+        n += snprintf(json + n, sizeof json - (size_t)n, "\"k%02d\":%d,", i, i);
+        if (i == 11)
+            continue;
+        char v[32];
+        snprintf(v, sizeof v, "%d", i);
+        if (i == 3)
+            snprintf(v, sizeof v, "1003");
+        if (i == 7)
+            snprintf(v, sizeof v, "107");
+        if (i == 5 || i == 13)
+            snprintf(v, sizeof v, "\"[REDACTED]\"");
+        m += snprintf(expect + m, sizeof expect - (size_t)m, "%s\"k%02d\":%s",
+                      i ? "," : "", i, v);
+    }
+    snprintf(json + n, sizeof json - (size_t)n, "\"k03\":1003}}");
+    snprintf(expect + m, sizeof expect - (size_t)m, ",\"new\":19}}");
+    check_roundtrip(json, expect);
+}
+END_TEST
+
 START_TEST(test_big_and_long_keys)
 {
     /* Many keys, and keys longer than Lua's interned strings, repeated. */
@@ -1167,7 +1204,8 @@ static Suite *lua_suite(void)
           test_big_and_long_keys, test_untouched_verbatim, test_lazy_raw_access,
           test_lazy_unread_object, test_event_kept_across_calls,
           test_nested_index, test_untouched_runs,
-          test_repeated_keys_many_members, test_kind_of_event_object, NULL},
+          test_repeated_keys_many_members, test_members_found_by_hash,
+          test_kind_of_event_object, NULL},
          1},
         {"helpers",
          {test_redact_remove, test_redact_shared_parents, test_log_and_print,

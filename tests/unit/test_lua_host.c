@@ -71,7 +71,7 @@ static void check_copies(const char *json, size_t len, const es_json_copy_t *c,
     }
     if (!ev)
         return;
-    es_output_copies_t from = {ev->json, ev->json_len, ev->index, c, n};
+    es_output_copies_t from = {ev->json, ev->json_len, ev->index, c, n, NULL};
     es_decoded_t with, without;
     char r1[256], r2[256];
     int rc_with = es_decode_output_copies(json, len, &from, &with, r1, 256);

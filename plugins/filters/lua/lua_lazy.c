@@ -47,6 +47,13 @@ struct lf_member_s {
                                state's m[child - 1 ..]; child 0: not indexed */
 };
 
+/* The key hash of an object's members (see merge_repeats and find). */
+#define DUP_SLOTS 128
+/* Objects with more members than this keep their hash. */
+#define LF_HASH_MIN 8
+/* Every member of an object up to this size is in the hash. */
+#define LF_HASH_MAX (DUP_SLOTS / 4 * 3)
+
 enum {
     LM_TOUCHED = 1, /* the table holds the member's value (nil: removed) */
     LM_DEAD = 2,    /* a later member has the same key (the last wins) */
@@ -59,6 +66,8 @@ struct lf_lazy_s {
     lf_member_t *m;   /* this object's members */
     lf_member_t *all; /* the outermost object's index: every object's */
     const char *keys; /* the decoded escaped keys */
+    uint16_t *hash;   /* LF_HASH_SLOTS: member index + 1 by key, 0: free;
+                         NULL: few or very many members, found by a scan */
     uint32_t n;
     uint16_t added;    /* the script set keys the source did not have */
     uint16_t complete; /* every member is in the table (or removed) */
@@ -75,8 +84,27 @@ static const char *key_of(const lf_lazy_t *z, const lf_member_t *m)
     return m->flags & LM_ESC ? z->keys + m->kd : z->src + m->kd;
 }
 
+static uint32_t key_hash(const char *k, uint32_t n);
+
+/*
+ * A member by its decoded key. Scripts read and write an object's members
+ * by name all the time (every field access, every es.redact path), so an
+ * object of more than a few members keeps the hash merge_repeats builds
+ * anyway; the smallest ones, and those past the hash's reach, are
+ * scanned.
+ */
 static lf_member_t *find(lf_lazy_t *z, const char *k, size_t n)
 {
+    if (z->hash) {
+        for (uint32_t h = key_hash(k, (uint32_t)n);; h = (h + 1) % DUP_SLOTS) {
+            uint16_t at = z->hash[h];
+            if (!at)
+                return NULL;
+            lf_member_t *m = &z->m[at - 1];
+            if (m->kn == n && memcmp(key_of(z, m), k, n) == 0)
+                return m;
+        }
+    }
     for (uint32_t i = 0; i < z->n; i++) {
         lf_member_t *m = &z->m[i];
         if (m->kn == n && !(m->flags & LM_DEAD) &&
@@ -206,7 +234,6 @@ static const char *skip_ws(const char *p, const char *e)
  * (the first 96 members of an object); later members, rare, are compared
  * with all before them.
  */
-#define DUP_SLOTS 128
 typedef struct dupset_s {
     uint16_t slot[DUP_SLOTS]; /* member index + 1; 0: free */
 } dupset_t;
@@ -240,7 +267,7 @@ static void merge_repeat(dupset_t *ds, lf_member_t *ms, uint32_t n,
 {
     lf_member_t *last = &ms[n];
     const char *lk = key_text(last, src, keys);
-    if (n >= DUP_SLOTS / 4 * 3) {
+    if (n >= LF_HASH_MAX) {
         for (uint32_t i = 0; i < n; i++)
             if (ms[i].kn == last->kn && !(ms[i].flags & LM_DEAD) &&
                 memcmp(key_text(&ms[i], src, keys), lk, last->kn) == 0) {
@@ -264,15 +291,22 @@ static void merge_repeat(dupset_t *ds, lf_member_t *ms, uint32_t n,
 }
 
 /* Resolves repeated keys among an object's members: when it gets its
- * state, so nested objects a script never reads are spared it. */
+ * state, so nested objects a script never reads are spared it. The hash
+ * it builds stays with the state when the state has room for it. */
 static void merge_repeats(lf_lazy_t *z)
 {
     if (z->n < 2)
         return;
-    dupset_t ds;
-    memset(&ds, 0, sizeof ds);
+    dupset_t local, *ds = z->hash ? (dupset_t *)z->hash : &local;
+    memset(ds, 0, sizeof *ds);
     for (uint32_t i = 0; i < z->n; i++)
-        merge_repeat(&ds, z->m, i, z->src, z->keys);
+        merge_repeat(ds, z->m, i, z->src, z->keys);
+}
+
+/* Room a state of an object of n members takes for its hash. */
+static size_t hash_room(uint32_t n)
+{
+    return n > LF_HASH_MIN && n <= LF_HASH_MAX ? sizeof(dupset_t) : 0;
 }
 
 /* Reads one member's key at p (a quote); returns the byte after it. */
@@ -410,12 +444,15 @@ static void push_outer(lua_State *L, int src_idx, const char *src,
 {
     lf_script_t *s = lf_script_of(L);
     size_t msize = s->lazy_index.len;
-    lf_lazy_t *z = new_object(L, n, msize + s->lazy_keys.len, src_idx);
+    /* After the members (4-byte fields), the keys, then the hash. */
+    size_t hash_at = (msize + s->lazy_keys.len + 1) & ~(size_t)1;
+    lf_lazy_t *z = new_object(L, n, hash_at + hash_room(n), src_idx);
     z->src = src;
     z->all = (lf_member_t *)(z + 1);
     z->m = z->all + child - 1;
     z->n = n;
     z->keys = (const char *)z->all + msize;
+    z->hash = hash_room(n) ? (uint16_t *)((char *)z->all + hash_at) : NULL;
     z->outer = 1;
     memcpy(z->all, s->lazy_index.data, msize);
     if (s->lazy_keys.len)
@@ -507,12 +544,14 @@ static void push_indexed(lua_State *L, int zi, const lf_lazy_t *z,
         lua_getiuservalue(L, zi, 1);
     else
         lua_pushvalue(L, zi);
-    lf_lazy_t *c = new_object(L, m->nchild, 0, lua_gettop(L));
+    lf_lazy_t *c =
+        new_object(L, m->nchild, hash_room(m->nchild), lua_gettop(L));
     c->src = z->src;
     c->all = z->all;
     c->m = z->all + m->child - 1;
     c->n = m->nchild;
     c->keys = z->keys;
+    c->hash = hash_room(c->n) ? (uint16_t *)(c + 1) : NULL;
     merge_repeats(c);
     map_state(L);
     lua_pop(L, 1);
