@@ -711,6 +711,45 @@ START_TEST(test_redact_shared_parents)
 }
 END_TEST
 
+START_TEST(test_redact_paths_made_per_call)
+{
+    /* Paths built on each call: the strings of their segments are found
+     * again by where their bytes are, and a path whose bytes land where
+     * another's were must still get its own segments. */
+    init_script("function filter(ev)\n"
+                "  local p = {}\n"
+                "  for w in ev.data.which:gmatch('[^,]+') do\n"
+                "    p[#p + 1] = 'data.' .. w\n"
+                "  end\n"
+                "  es.redact(ev, p)\n"
+                "  es.remove(ev, 'data.' .. ev.data.drop)\n"
+                "  return ev\n"
+                "end\n",
+                "");
+    static const struct {
+        const char *which, *drop, *expect;
+    } calls[] = {
+        {"aa,bb", "cc", "\"aa\":\"[REDACTED]\",\"bb\":\"[REDACTED]\""},
+        {"cc,aa", "bb", "\"aa\":\"[REDACTED]\",\"cc\":\"[REDACTED]\""},
+        {"bb,cc", "aa", "\"bb\":\"[REDACTED]\",\"cc\":\"[REDACTED]\""},
+        {"ab,ba", "cc", "\"aa\":1,\"bb\":2"},
+    };
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+            char json[512], expect[512];
+            snprintf(json, sizeof json,
+                     "{" ENVELOPE ",\"data\":{\"which\":\"%s\",\"drop\":"
+                     "\"%s\",\"aa\":1,\"bb\":2,\"cc\":3}}",
+                     calls[i].which, calls[i].drop);
+            snprintf(expect, sizeof expect,
+                     "{" ENVELOPE ",\"data\":{\"which\":\"%s\",\"drop\":"
+                     "\"%s\",%s}}",
+                     calls[i].which, calls[i].drop, calls[i].expect);
+            check_roundtrip(json, expect);
+        }
+}
+END_TEST
+
 START_TEST(test_log_and_print)
 {
     init_script("function filter(ev)\n"
@@ -1208,8 +1247,8 @@ static Suite *lua_suite(void)
           test_kind_of_event_object, NULL},
          1},
         {"helpers",
-         {test_redact_remove, test_redact_shared_parents, test_log_and_print,
-          NULL},
+         {test_redact_remove, test_redact_shared_parents,
+          test_redact_paths_made_per_call, test_log_and_print, NULL},
          1},
         {"sandbox",
          {test_sandbox, test_sandbox_io_call_fails, test_bytecode_refused,

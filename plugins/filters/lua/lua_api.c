@@ -319,14 +319,49 @@ void lf_anchor_top(lua_State *L)
     s->anchor_ptr[slot] = p;
 }
 
-static void anchor_setup(lua_State *L)
+/* Pushes a table of `slots` array slots. */
+static void push_slots(lua_State *L, int slots)
 {
-    lua_createtable(L, LF_ANCHOR_SLOTS, 0);
-    for (int i = 1; i <= LF_ANCHOR_SLOTS; i++) { /* all in the array part */
+    lua_createtable(L, slots, 0);
+    for (int i = 1; i <= slots; i++) { /* all in the array part */
         lua_pushboolean(L, 0);
         lua_rawseti(L, -2, i);
     }
+}
+
+static void anchor_setup(lua_State *L)
+{
+    push_slots(L, LF_ANCHOR_SLOTS);
     lf_script_of(L)->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/*
+ * Pushes the string of a path segment. A script passes the same paths on
+ * every call, often as constants, so a segment is found again by the
+ * address of its bytes in the path and its length, and checked against
+ * the string kept for it: an equal string is the right one whatever made
+ * the address come back. Cheaper than Lua's hashing of the bytes, and the
+ * kept strings are not made again for each event. They are held by the
+ * table that is the first upvalue of the es functions (an upvalue, not a
+ * registry ref, to save a lookup per segment): only those call this.
+ */
+static void push_segment(lua_State *L, const char *seg, size_t n)
+{
+    lf_script_t *s = lf_script_of(L);
+    uint32_t slot =
+        (uint32_t)((((uintptr_t)seg + n) * 0x9E3779B97F4A7C15u) >> 58) %
+        LF_SEG_SLOTS;
+    if (s->segs[slot].seg == seg && s->segs[slot].n == n &&
+        memcmp(s->segs[slot].str, seg, n) == 0) {
+        lua_rawgeti(L, lua_upvalueindex(1), (lua_Integer)slot + 1);
+        return;
+    }
+    lua_pushlstring(L, seg, n);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, lua_upvalueindex(1), (lua_Integer)slot + 1);
+    s->segs[slot].seg = seg;
+    s->segs[slot].n = n;
+    s->segs[slot].str = lua_tostring(L, -1);
 }
 
 /* Pushes the key for segment seg of table t: an integer when the segment
@@ -345,8 +380,7 @@ static void push_key(lua_State *L, int t, const char *seg, size_t n)
         }
         lua_pop(L, 1);
     }
-    lua_pushlstring(L, seg, n);
-    lf_anchor_top(L);
+    push_segment(L, seg, n);
 }
 
 /* Applies the op to t[key], key on top of the stack (popped). */
@@ -719,7 +753,9 @@ static int sandbox_init(lua_State *L)
     make_kind_mt(L, LF_OBJECT_MT, 'o');
     lf_lazy_setup(L);
     anchor_setup(L);
-    luaL_newlib(L, es_funcs);
+    luaL_newlibtable(L, es_funcs);
+    push_slots(L, LF_SEG_SLOTS); /* see push_segment */
+    luaL_setfuncs(L, es_funcs, 1);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     lua_setglobal(L, "es");

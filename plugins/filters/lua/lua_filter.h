@@ -45,6 +45,7 @@ void lf_pool_free(lf_pool_t *p);
 /* One Lua state running one script. */
 #define LF_ANCHOR_SLOTS 256
 #define LF_RECENT_OBJECTS 16
+#define LF_SEG_SLOTS 64
 /* Lua 5.4 interns strings up to this length (LUAI_MAXSHORTLEN, not in
  * its public headers). */
 #define LF_SHORT_STRING_MAX 40
@@ -93,6 +94,12 @@ typedef struct lf_script_s {
      * pointer in anchor_ptr: see lf_anchor_top. */
     int anchor_ref;
     const char *anchor_ptr[LF_ANCHOR_SLOTS];
+    /* The strings of es.redact/es.remove path segments by where their
+     * bytes are in the path: see push_segment in lua_api.c. */
+    struct {
+        const char *seg, *str;
+        size_t n;
+    } segs[LF_SEG_SLOTS];
 } lf_script_t;
 
 /* Grows b to hold extra more bytes (raises a Lua error on failure). */
