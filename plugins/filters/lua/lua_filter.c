@@ -416,7 +416,8 @@ static void add_output(lua_State *L, lf_instance_t *in, int idx, int route,
 
 static int is_output_list(lua_State *L, int idx)
 {
-    if (lf_table_kind(L, idx) == 'a')
+    /* The event the script got back is the common case: a lazy object. */
+    if (!lf_lazy_recent(L, idx) && lf_table_kind(L, idx) == 'a')
         return 1;
     int list = lua_rawgeti(L, idx, 1) != LUA_TNIL;
     lua_pop(L, 1);

@@ -193,6 +193,9 @@ int lf_lazy_push_indexed(lua_State *L, int src_idx, const es_json_index_t *ix,
 int lf_lazy_is(lua_State *L, int idx);
 /* The lazy object state of the table at idx, or NULL for other values. */
 lf_lazy_t *lf_lazy_of(lua_State *L, int idx);
+/* The same for an object this call made (a pointer compare), else NULL
+ * whatever the value is: a quick test before the others. */
+lf_lazy_t *lf_lazy_recent(lua_State *L, int idx);
 /* A filter call starts: the objects it makes are the ones looked up most
  * (see lf_script_t.recent). */
 void lf_lazy_new_call(lua_State *L);

@@ -802,8 +802,13 @@ void lf_enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
             return;
         }
         break;
-    case LUA_TTABLE: /* only tables use stack slots here */
+    case LUA_TTABLE: { /* only tables use stack slots here */
         luaL_checkstack(L, 8, "JSON nesting");
+        lf_lazy_t *z = lf_lazy_recent(L, idx); /* most of an output's */
+        if (z) {
+            lf_lazy_encode(L, idx, z, b, depth);
+            return;
+        }
         switch (lf_table_kind(L, idx)) {
         case 'a':
             enc_array(L, idx, b, depth);
@@ -815,6 +820,7 @@ void lf_enc_value(lua_State *L, int idx, lf_buf_t *b, int depth)
             enc_plain(L, idx, b, depth);
             return;
         }
+    }
     default:
         break;
     }

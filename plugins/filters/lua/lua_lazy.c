@@ -183,15 +183,21 @@ static lf_lazy_t *push_state_mm(lua_State *L)
     return lua_touserdata(L, -1);
 }
 
-lf_lazy_t *lf_lazy_of(lua_State *L, int idx)
+lf_lazy_t *lf_lazy_recent(lua_State *L, int idx)
 {
     lf_script_t *s = lf_script_of(L);
-    if (s->nrecent && lua_type(L, idx) == LUA_TTABLE) {
-        int i = recent_slot(s, lua_topointer(L, idx));
-        if (i >= 0)
-            return s->recent[i].z;
-    }
-    lf_lazy_t *z = push_state(L, idx);
+    if (!s->nrecent || lua_type(L, idx) != LUA_TTABLE)
+        return NULL;
+    int i = recent_slot(s, lua_topointer(L, idx));
+    return i >= 0 ? s->recent[i].z : NULL;
+}
+
+lf_lazy_t *lf_lazy_of(lua_State *L, int idx)
+{
+    lf_lazy_t *z = lf_lazy_recent(L, idx);
+    if (z)
+        return z;
+    z = push_state(L, idx);
     if (z)
         lua_pop(L, 1); /* the map keeps it while the table lives */
     return z;
