@@ -95,6 +95,9 @@ struct hs_sink_s {
     size_t nbufs;
     double tokens;
     int64_t tokens_ms;
+    /* Requests per second the tokens come at: rate_limit.requests_per_s,
+     * lowered to the receiver's WebHook-Allowed-Rate; 0: unlimited. */
+    double rate_rps;
     char *oauth_token;
     int64_t oauth_refresh_ms;
     int64_t oauth_next_try_ms; /* after a failed fetch: not before */
@@ -338,29 +341,76 @@ done:
     return rc;
 }
 
-typedef struct hs_origin_s {
-    char allowed[256];
-} hs_origin_t;
+/* What the receiver's answer to the handshake says. */
+typedef struct hs_consent_s {
+    char allowed[256]; /* WebHook-Allowed-Origin */
+    char rate[32];     /* WebHook-Allowed-Rate; "" when absent */
+} hs_consent_t;
 
-static size_t origin_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+/* Copies the value of header line `ptr` into out when it is `name`. */
+static void header_value(const char *ptr, size_t n, const char *name, char *out,
+                         size_t out_size)
 {
-    hs_origin_t *o = ud;
-    size_t n = size * nmemb;
-    const char *name = "webhook-allowed-origin:";
     size_t nl = strlen(name);
-    if (n > nl && strncasecmp(ptr, name, nl) == 0) {
-        const char *v = ptr + nl;
-        size_t len = n - nl;
-        while (len && (*v == ' ' || *v == '\t'))
-            v++, len--;
-        while (len && strchr(" \t\r\n", v[len - 1]))
-            len--;
-        if (len >= sizeof(o->allowed))
-            len = sizeof(o->allowed) - 1;
-        memcpy(o->allowed, v, len);
-        o->allowed[len] = '\0';
-    }
+    if (n <= nl || strncasecmp(ptr, name, nl) != 0)
+        return;
+    const char *v = ptr + nl;
+    size_t len = n - nl;
+    while (len && (*v == ' ' || *v == '\t'))
+        v++, len--;
+    while (len && strchr(" \t\r\n", v[len - 1]))
+        len--;
+    if (len >= out_size)
+        len = out_size - 1;
+    memcpy(out, v, len);
+    out[len] = '\0';
+}
+
+static size_t consent_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    hs_consent_t *o = ud;
+    size_t n = size * nmemb;
+    header_value(ptr, n, "webhook-allowed-origin:", o->allowed,
+                 sizeof o->allowed);
+    header_value(ptr, n, "webhook-allowed-rate:", o->rate, sizeof o->rate);
     return n;
+}
+
+/*
+ * WebHook-Allowed-Rate: "*" (any rate) or the requests per minute the
+ * receiver grants; sending faster only earns 429s, so the token rate comes
+ * down to it (and stays at requests_per_s when that is lower). A value
+ * that is neither is logged and left out: the receiver consented, and its
+ * 429s with Retry-After still hold us back.
+ */
+static void take_allowed_rate(hs_sink_t *s, const char *rate)
+{
+    char *end;
+    long long per_min = strtoll(rate, &end, 10);
+    double configured = (double)s->conf.rate_limit_rps;
+    if (!*rate)
+        return;
+    if (strcmp(rate, "*") == 0) {
+        s->rate_rps = configured;
+        s->host->log(s->host, ES_LOG_INFO,
+                     "webhook handshake: the receiver allows any rate url=%s",
+                     s->safe_url);
+        return;
+    }
+    if (end == rate || *end || per_min < 1) {
+        s->host->log(s->host, ES_LOG_WARN,
+                     "webhook handshake: ignoring WebHook-Allowed-Rate "
+                     "\"%.31s\" (not \"*\" or a number of requests per "
+                     "minute) url=%s",
+                     rate, s->safe_url);
+        return;
+    }
+    double granted = (double)per_min / 60.0;
+    s->rate_rps = configured > 0 && configured < granted ? configured : granted;
+    s->host->log(s->host, ES_LOG_INFO,
+                 "webhook handshake: the receiver allows %lld requests per "
+                 "minute; sending at most %.3g per second url=%s",
+                 per_min, s->rate_rps, s->safe_url);
 }
 
 /* CloudEvents webhook spec, abuse protection: OPTIONS with
@@ -370,18 +420,23 @@ static void handshake(hs_sink_t *s)
 {
     CURL *e = curl_easy_init();
     struct curl_slist *h = NULL;
-    hs_origin_t o = {{0}};
+    hs_consent_t o = {{0}, {0}};
     char line[300];
     if (!e)
         return;
     snprintf(line, sizeof(line), "WebHook-Request-Origin: %s",
              s->conf.handshake_origin);
     h = curl_slist_append(h, line);
+    if (s->conf.handshake_rate) {
+        snprintf(line, sizeof(line), "WebHook-Request-Rate: %lld",
+                 (long long)s->conf.handshake_rate);
+        h = curl_slist_append(h, line);
+    }
     add_auth_headers(s, e, &h);
     easy_common(s, e, s->conf.url);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "OPTIONS");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, origin_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, consent_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &o);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_cb);
     CURLcode cc = curl_easy_perform(e);
@@ -402,10 +457,11 @@ static void handshake(hs_sink_t *s)
                  o.allowed);
     else
         s->consented = 1;
-    if (s->consented)
+    if (s->consented) {
         s->host->log(s->host, ES_LOG_INFO, "webhook handshake accepted url=%s",
                      s->safe_url);
-    else
+        take_allowed_rate(s, o.rate);
+    } else
         s->host->log(s->host, ES_LOG_WARN, "%s url=%s", s->handshake_reason,
                      s->safe_url);
     curl_slist_free_all(h);
@@ -655,10 +711,9 @@ static size_t take_batch(hs_sink_t *s, int64_t now, hs_event_t ***out)
 static int rate_allows(hs_sink_t *s, int64_t now)
 {
     const hs_conf_t *c = &s->conf;
-    if (!c->rate_limit_rps)
+    if (s->rate_rps <= 0)
         return 1;
-    s->tokens +=
-        (double)(now - s->tokens_ms) * (double)c->rate_limit_rps / 1000.0;
+    s->tokens += (double)(now - s->tokens_ms) * s->rate_rps / 1000.0;
     s->tokens_ms = now;
     if (s->tokens > (double)c->rate_limit_burst)
         s->tokens = (double)c->rate_limit_burst;
@@ -949,10 +1004,8 @@ static int next_wait_ms(hs_sink_t *s)
         wait = s->conf.mode == HS_MODE_BATCH
                    ? s->head->enq_ms + s->conf.batch_max_wait_ms - now
                    : 0;
-        if (s->conf.rate_limit_rps && s->tokens < 1.0) {
-            int64_t t = (int64_t)((1.0 - s->tokens) * 1000.0 /
-                                  (double)s->conf.rate_limit_rps) +
-                        1;
+        if (s->rate_rps > 0 && s->tokens < 1.0) {
+            int64_t t = (int64_t)((1.0 - s->tokens) * 1000.0 / s->rate_rps) + 1;
             if (t > wait)
                 wait = t;
         }
@@ -1197,6 +1250,7 @@ static int https_init(const es_host_t *host, const cJSON *config,
                       (long)s->conf.max_concurrency);
     s->tokens = (double)s->conf.rate_limit_burst;
     s->tokens_ms = mono_ms();
+    s->rate_rps = (double)s->conf.rate_limit_rps;
     if (s->conf.tls_insecure_skip_verify)
         host->log(host, ES_LOG_WARN,
                   "TLS verification is OFF "

@@ -77,6 +77,7 @@ typedef struct hs_conf_s {
     hs_key_t *keys; /* decoded whsec_ keys, same order */
     char *handshake_origin;
     int64_t handshake_interval_ms;
+    int64_t handshake_rate; /* WebHook-Request-Rate to ask for; 0: none */
 } hs_conf_t;
 
 /* https_conf.c */

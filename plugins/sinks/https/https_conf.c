@@ -83,6 +83,7 @@ static const hs_opt_t signing_opts[] = {
 static const hs_opt_t handshake_opts[] = {
     {"origin", OPT_STRING, OFF(handshake_origin), 0, 0, NULL},
     {"interval_ms", OPT_INT, OFF(handshake_interval_ms), 100, 3600000, NULL},
+    {"rate", OPT_INT, OFF(handshake_rate), 1, 60000000, NULL},
     END,
 };
 

@@ -47,6 +47,7 @@ def defaults():
         "oauth_client": "client-id:client-secret",
         "token_ttl": 3600,
         "allow_origin": None,   # WebHook-Allowed-Origin to answer OPTIONS
+        "allow_rate": None,     # WebHook-Allowed-Rate to answer it with
     }
 
 
@@ -127,11 +128,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             STATE["options"].append({k.lower(): v for k, v in
                                      self.headers.items()})
             allow = CFG["allow_origin"]
+            rate = CFG["allow_rate"]
         origin = self.headers.get("WebHook-Request-Origin")
         if allow is None or not origin:
             return self.reply(405)
-        self.reply(200, "", {"WebHook-Allowed-Origin": allow,
-                             "Allow": "POST"})
+        headers = {"WebHook-Allowed-Origin": allow, "Allow": "POST"}
+        if rate is not None:
+            headers["WebHook-Allowed-Rate"] = rate
+        self.reply(200, "", headers)
 
     def do_POST(self):
         raw = self.read_body()
