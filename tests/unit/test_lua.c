@@ -750,6 +750,118 @@ START_TEST(test_redact_paths_made_per_call)
 }
 END_TEST
 
+START_TEST(test_redact_nested_unread)
+{
+    /* Paths into an object the script never read ("s") change its members
+     * in place; whatever then reads, copies, iterates, replaces or encodes
+     * it must see what a decoded object would have shown. The same test
+     * passes with that shortcut turned off. */
+    init_script(
+        "function filter(ev)\n"
+        "  local d = ev.data\n"
+        "  local m, n = d.mode, 0\n"
+        "  if m == 'redact' then\n"
+        "    n = es.redact(ev, {'data.s.street', 'data.s.phone', 'data.s.n',\n"
+        "                       'data.s.zz'})\n"
+        "  elseif m == 'read' then\n"
+        "    n = es.redact(ev, {'data.s.street'})\n"
+        "    local s = d.s\n"
+        "    d.got = s.street .. '/' .. s.city; s.city = nil\n"
+        "  elseif m == 'remove' then\n"
+        "    n = es.remove(ev, {'data.s.phone', 'data.s.nope'})\n"
+        "    n = n + es.redact(ev, {'data.s.phone'})\n"
+        "  elseif m == 'whole' then\n"
+        "    n = es.redact(ev, {'data.s.street', 'data.s'})\n"
+        "  elseif m == 'table' then\n"
+        "    n = es.redact(ev, {'data.s.city'}, {masked = true})\n"
+        "  elseif m == 'copy' then\n"
+        "    n = es.redact(ev, {'data.s.street'}); d.c = es.copy(d.s)\n"
+        "  elseif m == 'pairs' then\n"
+        "    n = es.remove(ev, {'data.s.city'})\n"
+        "    local keys = {}\n"
+        "    for k, v in pairs(d.s) do\n"
+        "      if v ~= es.null then keys[#keys + 1] = k .. '=' .. v end\n"
+        "    end\n"
+        "    table.sort(keys); d.keys = table.concat(keys, ',')\n"
+        "  elseif m == 'twice' then\n"
+        "    n = es.redact(ev, {'data.s.street', 'data.s.street'})\n"
+        "  elseif m == 'dup' then\n"
+        "    n = es.redact(ev, {'data.s.a'})\n"
+        "  elseif m == 'rooted' then\n"
+        "    n = es.redact(d, {'s.street', 's.phone'})\n"
+        "  end\n"
+        "  d.count = n\n"
+        "  return ev\n"
+        "end\n",
+        "");
+#define NESTED_IN(mode)                                                        \
+    "{" ENVELOPE ",\"data\":{\"mode\":\"" mode "\",\"s\":{\"street\":\"st\","  \
+    "\"city\":\"c\", \"phone\":\"p\",\"n\":null,\"a\":1,\"a\":3},\"k\":1}}"
+#define NESTED_OUT(mode, s, tail)                                              \
+    "{" ENVELOPE ",\"data\":{\"mode\":\"" mode "\",\"s\":" s ",\"k\":1" tail   \
+    "}}"
+#define RED "\"[REDACTED]\""
+    check_roundtrip(NESTED_IN("redact"),
+                    NESTED_OUT("redact",
+                               "{\"street\":" RED
+                               ",\"city\":\"c\",\"phone\":" RED
+                               ",\"n\":null,\"a\":3}",
+                               ",\"count\":2"));
+    check_roundtrip(NESTED_IN("read"),
+                    NESTED_OUT("read",
+                               "{\"street\":" RED ",\"phone\":\"p\",\"n\":null,"
+                               "\"a\":3}",
+                               ",\"count\":1,\"got\":\"[REDACTED]/c\""));
+    check_roundtrip(NESTED_IN("remove"),
+                    NESTED_OUT("remove",
+                               "{\"street\":\"st\",\"city\":\"c\",\"n\":null,"
+                               "\"a\":3}",
+                               ",\"count\":1"));
+    check_roundtrip(NESTED_IN("whole"),
+                    NESTED_OUT("whole", RED, ",\"count\":2"));
+    check_roundtrip(NESTED_IN("table"),
+                    NESTED_OUT("table",
+                               "{\"street\":\"st\",\"city\":{\"masked\":true},"
+                               "\"phone\":\"p\",\"n\":null,\"a\":3}",
+                               ",\"count\":1"));
+    check_roundtrip(
+        NESTED_IN("copy"),
+        NESTED_OUT("copy",
+                   "{\"street\":" RED ",\"city\":\"c\",\"phone\":\"p\","
+                   "\"n\":null,\"a\":3}",
+                   ",\"c\":{\"street\":" RED ",\"city\":\"c\",\"phone\":\"p\","
+                   "\"n\":null,\"a\":3},\"count\":1"));
+    check_roundtrip(
+        NESTED_IN("pairs"),
+        NESTED_OUT("pairs",
+                   "{\"street\":\"st\",\"phone\":\"p\",\"n\":null,"
+                   "\"a\":3}",
+                   ",\"count\":1,\"keys\":\"a=3,phone=p,street=st\""));
+    /* a run of members is copied as written, its space too */
+    check_roundtrip(NESTED_IN("twice"),
+                    NESTED_OUT("twice",
+                               "{\"street\":" RED
+                               ",\"city\":\"c\", \"phone\":\"p\","
+                               "\"n\":null,\"a\":3}",
+                               ",\"count\":2"));
+    check_roundtrip(
+        NESTED_IN("dup"),
+        NESTED_OUT("dup",
+                   "{\"street\":\"st\",\"city\":\"c\", \"phone\":\"p\","
+                   "\"n\":null,\"a\":" RED "}",
+                   ",\"count\":1"));
+    check_roundtrip(NESTED_IN("rooted"),
+                    NESTED_OUT("rooted",
+                               "{\"street\":" RED
+                               ",\"city\":\"c\",\"phone\":" RED
+                               ",\"n\":null,\"a\":3}",
+                               ",\"count\":2"));
+#undef NESTED_IN
+#undef NESTED_OUT
+#undef RED
+}
+END_TEST
+
 START_TEST(test_log_and_print)
 {
     init_script("function filter(ev)\n"
@@ -1248,7 +1360,8 @@ static Suite *lua_suite(void)
          1},
         {"helpers",
          {test_redact_remove, test_redact_shared_parents,
-          test_redact_paths_made_per_call, test_log_and_print, NULL},
+          test_redact_paths_made_per_call, test_redact_nested_unread,
+          test_log_and_print, NULL},
          1},
         {"sandbox",
          {test_sandbox, test_sandbox_io_call_fails, test_bytecode_refused,

@@ -508,6 +508,9 @@ typedef struct parent_memo_s {
     int valid; /* the slot holds the table prefix[0..len) leads to */
     int depth; /* its depth under the root */
     lf_lazy_t *z, *root_z; /* the lazy states of it and of the root */
+    /* Non-NULL: the parent is this undecoded object member of the slot's
+     * lazy table, edited in place (lf_lazy_nested_edit). */
+    lf_member_t *nested;
     size_t len;
     char prefix[256];
 } parent_memo_t;
@@ -523,7 +526,9 @@ static int resolve_parent(lua_State *L, parent_memo_t *mm, const char *p,
     int t = 1, depth = 0;
     lf_lazy_t *z = mm->root_z;
     if (mm->valid && plen >= mm->len && memcmp(p, mm->prefix, mm->len) == 0 &&
-        (plen == mm->len || p[mm->len] == '.')) {
+        (plen == mm->len || p[mm->len] == '.') &&
+        (!mm->nested ||
+         (plen == mm->len && !lf_lazy_nested_touched(mm->nested)))) {
         if (plen == mm->len)
             return 0;
         t = mm->slot;
@@ -532,9 +537,24 @@ static int resolve_parent(lua_State *L, parent_memo_t *mm, const char *p,
         z = mm->z;
     }
     mm->valid = 0;
+    mm->nested = NULL;
     for (;;) {
         const char *seg = p + at, *e = memchr(seg, '.', plen - at);
         size_t n = e ? (size_t)(e - seg) : plen - at;
+        /* A segment of digits may name an integer key (see push_key). */
+        lf_member_t *nested = e || strspn(seg, "0123456789") >= n
+                                  ? NULL
+                                  : lf_lazy_nested(z, seg, n);
+        if (nested) { /* edited in place, not decoded: see lua_lazy.c */
+            if (++depth > LF_MAX_DEPTH)
+                return -1;
+            if (t != mm->slot) {
+                lua_pushvalue(L, t);
+                lua_replace(L, mm->slot);
+            }
+            mm->nested = nested;
+            break;
+        }
         push_key(L, t, seg, n);
         get_member(L, t, z);
         if (lua_type(L, -1) != LUA_TTABLE || ++depth > LF_MAX_DEPTH)
@@ -573,6 +593,13 @@ static void walk_memo(lua_State *L, parent_memo_t *mm, const char *p,
         z = mm->z;
     } else {
         mm->valid = 0; /* the op changes the root: the memo may be cut off */
+        mm->nested = NULL;
+    }
+    if (mm->nested) {
+        po->count += lf_lazy_nested_edit(
+            L, t, z, mm->nested, leaf, len - (size_t)(leaf - p),
+            po->op == OP_REMOVE ? 0 : po->repl, po->op == OP_REDACT);
+        return;
     }
     push_key(L, t, leaf, len - (size_t)(leaf - p));
     apply_leaf(L, t, z, po);
@@ -589,7 +616,8 @@ static void run_paths(lua_State *L, int paths_idx, path_op_t *po)
     luaL_checktype(L, paths_idx, LUA_TTABLE);
     int memo = po->op == OP_REMOVE || !lua_isfunction(L, po->repl);
     lua_pushnil(L);
-    parent_memo_t mm = {lua_gettop(L), 0, 0, NULL, lf_lazy_of(L, 1), 0, {0}};
+    parent_memo_t mm = {lua_gettop(L),    0,    0, NULL,
+                        lf_lazy_of(L, 1), NULL, 0, {0}};
     lua_Integer n = (lua_Integer)lua_rawlen(L, paths_idx);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, paths_idx, i);

@@ -227,6 +227,16 @@ int lf_lazy_peek(lua_State *L, lf_lazy_t *z, int key_idx, lf_member_t **m);
  * table's value (nil: removed) replaces the source's, without the
  * __newindex round trip or decoding the old value. */
 void lf_lazy_touch(lf_member_t *m);
+/* Member k of lazy object z when it is an object nobody decoded that
+ * es.redact/es.remove may edit in place (see lua_lazy.c), else NULL. */
+lf_member_t *lf_lazy_nested(lf_lazy_t *z, const char *k, size_t n);
+/* Whether that member has been decoded or replaced since. */
+int lf_lazy_nested_touched(const lf_member_t *obj);
+/* Redacts (value at value_idx) or removes (value_idx 0) member k of that
+ * object (obj, from lf_lazy_nested on z, the table at t's state); 1 when
+ * it changed something, 0 when k is absent (or null, for a redaction). */
+int lf_lazy_nested_edit(lua_State *L, int t, lf_lazy_t *z, lf_member_t *obj,
+                        const char *k, size_t n, int value_idx, int redact);
 /* The same for the key k[0..n) of the lazy object z. */
 int lf_lazy_peek_name(lf_lazy_t *z, const char *k, size_t n);
 /* Records a raw write of key (at key_idx) into the lazy object z. */

@@ -59,6 +59,11 @@ enum {
     LM_DEAD = 2,    /* a later member has the same key (the last wins) */
     LM_ESC = 4,     /* the key has escapes; decoded into the key bytes */
     LM_MOVED = 8,   /* its value is a later member's (a repeated key) */
+    /* Edits es.redact/es.remove made to the members of an object nobody
+     * decoded (see lf_lazy_nested_edit): */
+    LM_HAS_EDITS = 16, /* the object value has members edited in place */
+    LM_EDIT = 32,      /* the value is the one in the owner's edits table */
+    LM_EDIT_GONE = 64, /* removed */
 };
 
 struct lf_lazy_s {
@@ -415,7 +420,8 @@ static lf_lazy_t *new_object(lua_State *L, uint32_t n, size_t extra, int anchor)
     lua_createtable(L, 0, n < 8 ? (int)n : 8);
     lua_rawgeti(L, LUA_REGISTRYINDEX, lf_script_of(L)->lazy_mt_ref);
     lua_setmetatable(L, -2);
-    lf_lazy_t *z = lua_newuserdatauv(L, sizeof *z + extra, 1);
+    /* User values: 1 the anchor, 2 the edits table (lf_lazy_nested_edit) */
+    lf_lazy_t *z = lua_newuserdatauv(L, sizeof *z + extra, 2);
     memset(z, 0, sizeof *z);
     lua_pushvalue(L, anchor);
     lua_setiuservalue(L, -2, 1);
@@ -541,6 +547,129 @@ int lf_lazy_push_indexed(lua_State *L, int src_idx, const es_json_index_t *ix,
     return 0;
 }
 
+/* ------------------------------------------------------ pending edits */
+
+/*
+ * es.redact and es.remove reach most nested fields through an object the
+ * script never read ("data.shipping.street"). Making that object lazy
+ * (its table, state and map entry) only to change two of its members cost
+ * more than the rest of the path; instead the members of such an object
+ * are changed in place in the index: the member takes LM_EDIT (its new
+ * value in the edits table of the state whose object holds the nested
+ * one, user value 2, by the member's place in the index) or LM_EDIT_GONE,
+ * and the nested object's member LM_HAS_EDITS. Whoever decodes the nested
+ * object later gets a table with the edits in it (apply_edits); the
+ * encoder writes the object from its text with the edits spliced in
+ * (encode_edited). Only objects indexed with their parent, one level under
+ * a decoded lazy object, are edited this way.
+ */
+
+static int peek_member(const lf_lazy_t *z, const lf_member_t *m);
+
+/* Pushes the edits table of the state at zi (nil when it has none). */
+static void push_edits(lua_State *L, int zi, int create)
+{
+    if (lua_getiuservalue(L, zi, 2) == LUA_TTABLE || !create)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, zi, 2);
+}
+
+/* The new state c (its table on top) of an object with edits, whose
+ * parent's state is at zi: the table gets the edited members. */
+static void apply_edits(lua_State *L, int zi, lf_lazy_t *c)
+{
+    int t = lua_gettop(L);
+    push_edits(L, zi, 0);
+    int edits = lua_gettop(L);
+    for (uint32_t i = 0; i < c->n; i++) {
+        lf_member_t *e = &c->m[i];
+        if (!(e->flags & (LM_EDIT | LM_EDIT_GONE)))
+            continue;
+        if (e->flags & LM_EDIT) {
+            lua_pushlstring(L, key_of(c, e), e->kn);
+            lua_rawgeti(L, edits, (lua_Integer)(e - c->all) + 1);
+            lua_rawset(L, t);
+        }
+        e->flags =
+            (e->flags & ~(uint32_t)(LM_EDIT | LM_EDIT_GONE)) | LM_TOUCHED;
+    }
+    lua_settop(L, t);
+}
+
+lf_member_t *lf_lazy_nested(lf_lazy_t *z, const char *k, size_t n)
+{
+    lf_member_t *m = z ? find(z, k, n) : NULL;
+    if (!m || (m->flags & LM_TOUCHED) || !m->child || z->src[m->vs] != '{')
+        return NULL;
+    if (!(m->flags & LM_HAS_EDITS)) { /* repeated keys, as a state would */
+        lf_lazy_t view = {z->src, z->all + m->child - 1,
+                          z->all, z->keys,
+                          NULL,   m->nchild,
+                          0,      0,
+                          0};
+        merge_repeats(&view);
+    }
+    return m;
+}
+
+int lf_lazy_nested_touched(const lf_member_t *obj)
+{
+    return (obj->flags & LM_TOUCHED) != 0;
+}
+
+/* Member k of the nested object obj, or NULL. */
+static lf_member_t *nested_member(const lf_lazy_t *z, const lf_member_t *obj,
+                                  const char *k, size_t n)
+{
+    lf_member_t *b = z->all + obj->child - 1;
+    for (uint32_t i = 0; i < obj->nchild; i++)
+        if (b[i].kn == n && !(b[i].flags & (LM_DEAD | LM_EDIT_GONE)) &&
+            memcmp(key_of(z, &b[i]), k, n) == 0)
+            return &b[i];
+    return NULL;
+}
+
+int lf_lazy_nested_edit(lua_State *L, int t, lf_lazy_t *z, lf_member_t *obj,
+                        const char *k, size_t n, int value_idx, int redact)
+{
+    lf_member_t *e = nested_member(z, obj, k, n);
+    if (!e)
+        return 0;
+    int top = lua_gettop(L);
+    if (!push_state(L, t)) /* z is t's: never fails */
+        return 0;
+    int zi = lua_gettop(L);
+    push_edits(L, zi, 1);
+    lua_Integer at = (lua_Integer)(e - z->all) + 1;
+    int is_null;
+    if (e->flags & LM_EDIT) {
+        lua_rawgeti(L, -1, at);
+        is_null = lua_islightuserdata(L, -1) && !lua_touserdata(L, -1);
+        lua_pop(L, 1);
+    } else {
+        is_null = peek_member(z, e) == LF_PEEK_NULL;
+    }
+    if (redact && is_null) {
+        lua_settop(L, top);
+        return 0; /* null stays null, as for a decoded member */
+    }
+    if (value_idx) {
+        lua_pushvalue(L, value_idx);
+        lua_rawseti(L, -2, at);
+        e->flags |= LM_EDIT;
+    } else {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, at);
+        e->flags = (e->flags & ~(uint32_t)LM_EDIT) | LM_EDIT_GONE;
+    }
+    obj->flags |= LM_HAS_EDITS;
+    lua_settop(L, top);
+    return 1;
+}
+
 /* Pushes the object value of member m of the state at zi, from the index
  * its outermost object made. */
 static void push_indexed(lua_State *L, int zi, const lf_lazy_t *z,
@@ -562,6 +691,8 @@ static void push_indexed(lua_State *L, int zi, const lf_lazy_t *z,
     map_state(L);
     lua_pop(L, 1);
     lua_remove(L, -2);
+    if (m->flags & LM_HAS_EDITS)
+        apply_edits(L, zi, c);
 }
 
 /* --------------------------------------------------------- decoding */
@@ -819,6 +950,48 @@ static void put_span(lua_State *L, lf_buf_t *b, const lf_lazy_t *z,
     lf_buf_add(L, b, z->src + from, to - from);
 }
 
+/* The nested object obj of z (the table at idx) from its text, with the
+ * edits made to its members in place (see lf_lazy_nested_edit). */
+static void encode_edited(lua_State *L, int idx, lf_lazy_t *z,
+                          const lf_member_t *obj, lf_buf_t *b, int depth)
+{
+    int top = lua_gettop(L);
+    push_state(L, idx);
+    push_edits(L, lua_gettop(L), 0);
+    int edits = lua_gettop(L);
+    const lf_member_t *blk = z->all + obj->child - 1;
+    uint32_t n = obj->nchild;
+    const uint32_t plain = LM_EDIT | LM_EDIT_GONE | LM_DEAD | LM_MOVED;
+    int first = 1;
+    lf_buf_add(L, b, "{", 1);
+    for (uint32_t i = 0; i < n; i++) {
+        const lf_member_t *e = &blk[i];
+        if (e->flags & (LM_DEAD | LM_EDIT_GONE))
+            continue;
+        if (!(e->flags & plain)) { /* a run: one copy */
+            uint32_t j = i;
+            while (j + 1 < n && !(blk[j + 1].flags & plain))
+                j++;
+            if (!first)
+                lf_buf_add(L, b, ",", 1);
+            first = 0;
+            put_span(L, b, z, e->ks, blk[j].ve);
+            i = j;
+            continue;
+        }
+        put_member_key(L, b, z, e, &first);
+        if (e->flags & LM_EDIT) {
+            lua_rawgeti(L, edits, (lua_Integer)(e - z->all) + 1);
+            lf_enc_value(L, lua_gettop(L), b, depth + 1);
+            lua_pop(L, 1);
+        } else { /* a repeated key's last value */
+            put_span(L, b, z, e->vs, e->ve);
+        }
+    }
+    lf_buf_add(L, b, "}", 1);
+    lua_settop(L, top);
+}
+
 void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b, int depth)
 {
     idx = lua_absindex(L, idx);
@@ -829,10 +1002,11 @@ void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b, int depth)
         const lf_member_t *m = &z->m[i];
         if (m->flags & LM_DEAD)
             continue;
-        if (!(m->flags & (LM_TOUCHED | LM_MOVED))) { /* a run: one copy */
-            uint32_t j = i;
+        if (!(m->flags & (LM_TOUCHED | LM_MOVED | LM_HAS_EDITS))) {
+            uint32_t j = i; /* a run: one copy */
             while (j + 1 < z->n &&
-                   !(z->m[j + 1].flags & (LM_TOUCHED | LM_DEAD | LM_MOVED)))
+                   !(z->m[j + 1].flags &
+                     (LM_TOUCHED | LM_DEAD | LM_MOVED | LM_HAS_EDITS)))
                 j++;
             if (!first)
                 lf_buf_add(L, b, ",", 1);
@@ -843,7 +1017,10 @@ void lf_lazy_encode(lua_State *L, int idx, lf_lazy_t *z, lf_buf_t *b, int depth)
         }
         if (!(m->flags & LM_TOUCHED)) {
             put_member_key(L, b, z, m, &first);
-            put_span(L, b, z, m->vs, m->ve);
+            if (m->flags & LM_HAS_EDITS)
+                encode_edited(L, idx, z, m, b, depth + 1);
+            else
+                put_span(L, b, z, m->vs, m->ve);
             continue;
         }
         lua_pushlstring(L, key_of(z, m), m->kn);
