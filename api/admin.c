@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,13 @@ struct es_admin_s {
     es_pipeline_t *pipeline;
     char *token; /* NULL: no authentication */
     char *cert, *key;
+    /* Each connection has a thread; the handlers (but the probes) take
+     * this lock, so they run one at a time as they were written to. */
+    pthread_mutex_t lock;
 };
+
+/* Connections served at once (each has a thread). */
+#define MAX_CONNECTIONS 64
 
 #define MAX_BODY (1 << 20)
 
@@ -43,6 +50,11 @@ typedef struct route_s {
     const char *method;
     const char *path; /* a segment "{x}" matches one non-empty segment */
     int public;       /* no token needed: liveness and readiness probes */
+    /* Answered while another call runs: a topic test with a real delivery
+     * waits up to its timeout_ms (a minute at most), and a probe or a
+     * scrape must not wait behind it. Only handlers that touch nothing
+     * but thread-safe state (an atomic, the metrics' own lock). */
+    int concurrent;
     enum MHD_Result (*handle)(es_admin_t *a, struct MHD_Connection *c,
                               const call_t *call);
 } route_t;
@@ -379,20 +391,20 @@ static enum MHD_Result subs_one(es_admin_t *a, struct MHD_Connection *c,
 }
 
 static const route_t routes[] = {
-    {"GET", "/health", 1, get_health},
-    {"GET", "/ready", 1, get_ready},
-    {"GET", "/metrics", 0, get_metrics},
-    {"GET", "/v1/topics", 0, get_topics},
-    {"POST", "/v1/topics/{topic}/test", 0, post_test},
-    {"GET", "/v1/schemas", 0, get_schemas},
-    {"GET", "/v1/schemas/{topic}", 0, get_schema},
-    {"GET", "/v1/usage", 0, get_usage},
-    {"GET", "/schemas", 0, get_avro_schemas},
-    {"GET", "/v1/subscriptions", 0, subs_all},
-    {"POST", "/v1/subscriptions", 0, subs_all},
-    {"GET", "/v1/subscriptions/{id}", 0, subs_one},
-    {"PUT", "/v1/subscriptions/{id}", 0, subs_one},
-    {"DELETE", "/v1/subscriptions/{id}", 0, subs_one},
+    {"GET", "/health", 1, 1, get_health},
+    {"GET", "/ready", 1, 1, get_ready},
+    {"GET", "/metrics", 0, 1, get_metrics},
+    {"GET", "/v1/topics", 0, 0, get_topics},
+    {"POST", "/v1/topics/{topic}/test", 0, 0, post_test},
+    {"GET", "/v1/schemas", 0, 0, get_schemas},
+    {"GET", "/v1/schemas/{topic}", 0, 0, get_schema},
+    {"GET", "/v1/usage", 0, 0, get_usage},
+    {"GET", "/schemas", 0, 0, get_avro_schemas},
+    {"GET", "/v1/subscriptions", 0, 0, subs_all},
+    {"POST", "/v1/subscriptions", 0, 0, subs_all},
+    {"GET", "/v1/subscriptions/{id}", 0, 0, subs_one},
+    {"PUT", "/v1/subscriptions/{id}", 0, 0, subs_one},
+    {"DELETE", "/v1/subscriptions/{id}", 0, 0, subs_one},
 };
 
 /* Matches url against a route path; a "{x}" segment is copied to param. */
@@ -473,7 +485,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
             return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
                               "request body larger than 1 MiB");
         call_t call = {param, req->body ? req->body : "", req->len, method};
-        return routes[i].handle(a, c, &call);
+        if (routes[i].concurrent)
+            return routes[i].handle(a, c, &call);
+        pthread_mutex_lock(&a->lock);
+        enum MHD_Result ret = routes[i].handle(a, c, &call);
+        pthread_mutex_unlock(&a->lock);
+        return ret;
     }
     if (path_known)
         return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -562,18 +579,21 @@ es_admin_t *es_admin_start(const es_config_t *conf, es_pipeline_t *p,
     }
     es_admin_t *a = calloc(1, sizeof *a);
     a->pipeline = p;
+    pthread_mutex_init(&a->lock, NULL);
     char err[512];
     if (load_secrets(a, conf, err, sizeof err)) {
         snprintf(errstr, errstr_size, "%s: %s", conf->path, err);
         es_admin_stop(a);
         return NULL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     if (a->cert)
         flags |= MHD_USE_TLS;
     a->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, a, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
         a->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, a->cert,
         MHD_OPTION_HTTPS_MEM_KEY, a->key, MHD_OPTION_END);
     if (!a->mhd) {
@@ -594,6 +614,7 @@ void es_admin_stop(es_admin_t *a)
         return;
     if (a->mhd)
         MHD_stop_daemon(a->mhd);
+    pthread_mutex_destroy(&a->lock);
     free(a->token);
     free(a->cert);
     free(a->key);

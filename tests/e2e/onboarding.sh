@@ -51,6 +51,21 @@ cat >"$TOPICS/test-svc/avro-ce/topic-details.json" <<EOF
  "schema": "event.avsc", "tenant": ["tenantid"], "pii": ["data.email"]}
 EOF
 ln -s "$ES_PLUGIN_DIR/file.so" "$PLUGINS/"
+ln -s "$ES_PLUGIN_DIR/https.so" "$PLUGINS/"
+# A test endpoint that never answers: it takes connections and holds them.
+python3 -c '
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])
+' >"$ES_TMP/hole.port" &
+ES_PIDS+=("$!")
+for _ in $(seq 50); do [ -s "$ES_TMP/hole.port" ] && break; sleep 0.1; done
+HOLE_PORT=$(cat "$ES_TMP/hole.port")
 ln -s "$BUILD_DIR/tests/e2e/.libs/samplefilter.so" "$PLUGINS/"
 
 config() { # $1 = topics dir
@@ -64,6 +79,9 @@ config() { # $1 = topics dir
     \"out\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT\"}},
     \"aout\": {\"plugin\": \"file\", \"config\": {\"path\": \"$AOUT\"}},
     \"probe\": {\"plugin\": \"file\", \"config\": {\"path\": \"$PROBE\"}, \"test_endpoint\": true},
+    \"stuck\": {\"plugin\": \"https\", \"test_endpoint\": true, \"config\": {
+       \"url\": \"https://127.0.0.1:$HOLE_PORT/hook\", \"connect_timeout_ms\": 5000,
+       \"tls\": {\"insecure_skip_verify\": true}}},
     \"f\": {\"plugin\": \"samplefilter\", \"config\": {\"drop_type\": \"spam\"}}},
   \"routes\": [{\"name\": \"orders\", \"topics\": [\"$TOPIC\"], \"require_tenant\": true,
                 \"filters\": [\"f\"], \"destinations\": [\"out\"]},
@@ -153,6 +171,24 @@ es_eq "real delivery: 403 names the flag" true \
 es_eq "real delivery: unknown instance → 404" 404 "$(code -X POST -d '{"value": {}, "deliver_to": "nope"}' "$TEST")"
 es_eq "real delivery: bad timeout → 400" 400 "$(code -X POST -d '{"value": {}, "deliver_to": "probe", "timeout_ms": 0}' "$TEST")"
 es_eq "real delivery: the pipeline's own sink got nothing" 0 "$(es_count "$OUT")"
+
+# --- a test delivery that waits (an endpoint that never answers) holds up
+# neither the probes nor, past its own wait, the other calls
+api -X POST -d "{\"value\": $SAMPLE, \"deliver_to\": \"stuck\", \"timeout_ms\": 3000}" \
+    "$TEST" >"$ES_TMP/stuck.json" &
+STUCK=$!
+sleep 0.5
+es_eq "while a test delivery waits: /health answers at once" ok \
+    "$(curl -s --max-time 1 "$URL/health" | jq -r .status)"
+es_eq "while a test delivery waits: /ready answers at once" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$URL/ready")"
+es_eq "while a test delivery waits: /metrics answers at once" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H "Authorization: Bearer $TOKEN" "$URL/metrics")"
+es_eq "while a test delivery waits: other calls run after it" 34 \
+    "$(curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" "$URL/v1/topics" | jq '.topics | length')"
+wait "$STUCK"
+es_eq "the endpoint that never answers: reported as a timeout" '"timeout" false' \
+    "$(jq -c '.delivery.results[0].status, .delivered' "$ES_TMP/stuck.json" | tr '\n' ' ' | sed 's/ $//')"
 
 # --- an onboarded Avro topic: the pipeline decodes it with the .avsc, the
 # dry run takes a base64 value
