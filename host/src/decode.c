@@ -891,8 +891,6 @@ static int ix_close_object(ix_build_t *ix, size_t base)
     return 0;
 }
 
-/* The members of an array or object, f->p after the opening bracket;
- * with `indexing` (a constant), noted in f->ix as well. */
 static char *arena_strdup(fast_t *f, const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -972,6 +970,10 @@ static int clone_copied_members(fast_t *f, cJSON **head, cJSON **last)
     return 1;
 }
 
+/* The members of an array or object, f->p after the opening bracket;
+ * with `indexing` (a constant), noted in f->ix as well; with `cloning`
+ * (a constant: a filter's output whose copies come with the input's tree),
+ * copied runs of the input's top-level members are cloned. */
 static inline __attribute__((always_inline)) int members(fast_t *f, cJSON *item,
                                                          int object, int depth,
                                                          const int indexing,
