@@ -174,16 +174,23 @@ es_eq "real delivery: the pipeline's own sink got nothing" 0 "$(es_count "$OUT")
 
 # --- a test delivery that waits (an endpoint that never answers) holds up
 # neither the probes nor, past its own wait, the other calls
-api -X POST -d "{\"value\": $SAMPLE, \"deliver_to\": \"stuck\", \"timeout_ms\": 3000}" \
+# (the probes go out together half a second in, with 2 s each: the old
+# single-threaded API answered them only when the 4 s wait was over)
+api -X POST -d "{\"value\": $SAMPLE, \"deliver_to\": \"stuck\", \"timeout_ms\": 4000}" \
     "$TEST" >"$ES_TMP/stuck.json" &
 STUCK=$!
 sleep 0.5
-es_eq "while a test delivery waits: /health answers at once" ok \
-    "$(curl -s --max-time 1 "$URL/health" | jq -r .status)"
-es_eq "while a test delivery waits: /ready answers at once" 200 \
-    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$URL/ready")"
-es_eq "while a test delivery waits: /metrics answers at once" 200 \
-    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H "Authorization: Bearer $TOKEN" "$URL/metrics")"
+curl -s --max-time 2 "$URL/health" >"$ES_TMP/p-health" &
+P1=$!
+curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/ready" >"$ES_TMP/p-ready" &
+P2=$!
+curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "Authorization: Bearer $TOKEN" \
+    "$URL/metrics" >"$ES_TMP/p-metrics" &
+P3=$!
+wait "$P1" "$P2" "$P3" || true
+es_eq "while a test delivery waits: /health answers" ok "$(jq -r .status "$ES_TMP/p-health" 2>/dev/null)"
+es_eq "while a test delivery waits: /ready answers" 200 "$(cat "$ES_TMP/p-ready")"
+es_eq "while a test delivery waits: /metrics answers" 200 "$(cat "$ES_TMP/p-metrics")"
 es_eq "while a test delivery waits: other calls run after it" 34 \
     "$(curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" "$URL/v1/topics" | jq '.topics | length')"
 wait "$STUCK"
