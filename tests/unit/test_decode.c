@@ -574,17 +574,25 @@ END_TEST
 #define KEEP_RUN "\"keep\":{\"x\":[1,2],\"y\":\"z\"},\"n\":5"
 #define KEEP_VALUE "{\"x\":[1,2],\"y\":\"z\"}"
 
-static char copy_in[sizeof COPY_IN];
+static char copy_buf[sizeof COPY_IN];
+static char *copy_in; /* the input the copies below are of */
 static es_decoded_t copy_dec;
 
-static void copy_input(int index)
+/* Decodes `text` (size bytes with its NUL) from buf as the input. */
+static void decode_input(char *buf, const char *text, size_t size, int index)
 {
     char reason[256];
-    memcpy(copy_in, COPY_IN, sizeof COPY_IN);
+    memcpy(buf, text, size);
+    copy_in = buf;
     ck_assert_int_eq(es_decode_record(copy_in, strlen(copy_in), NULL, 0, MAX,
                                       index, &copy_dec, reason, sizeof reason),
                      0);
     ck_assert_ptr_eq(copy_dec.json, copy_in); /* not copied: see below */
+}
+
+static void copy_input(int index)
+{
+    decode_input(copy_buf, COPY_IN, sizeof COPY_IN, index);
 }
 
 /* The copy of `text`, at its first place in both out and the input. */
@@ -752,29 +760,11 @@ END_TEST
     "\"ext\":{\"a\":[1,2]},\"list\":[1,{\"b\":2}],\"time\":\"2026-01-01T00:"   \
     "00:00Z\""
 
-static char attrs_in[sizeof ATTRS_IN];
-
-static void attrs_input(void)
-{
-    char reason[256];
-    memcpy(attrs_in, ATTRS_IN, sizeof ATTRS_IN);
-    ck_assert_int_eq(es_decode_record(attrs_in, strlen(attrs_in), NULL, 0, MAX,
-                                      1, &copy_dec, reason, sizeof reason),
-                     0);
-}
-
-static es_json_copy_t attrs_copy(const char *out, const char *text)
-{
-    const char *o = strstr(out, text), *i = strstr(attrs_in, text);
-    ck_assert_ptr_nonnull(o);
-    ck_assert_ptr_nonnull(i);
-    return (es_json_copy_t){(uint32_t)(o - out), (uint32_t)(i - attrs_in),
-                            (uint32_t)strlen(text)};
-}
+static char attrs_buf[sizeof ATTRS_IN];
 
 START_TEST(output_attributes_come_from_the_input_tree)
 {
-    attrs_input();
+    decode_input(attrs_buf, ATTRS_IN, sizeof ATTRS_IN, 1);
     /* The whole envelope copied, data rewritten; a run copied after
      * attributes the filter wrote; a run that ends the object; a copy
      * that is only part of a member list's run; and no copy at all. */
@@ -784,11 +774,10 @@ START_TEST(output_attributes_come_from_the_input_tree)
         "{\"specversion\":\"1.0\",\"id\":\"9\",\"added\":1," ATTRS_RUN "}";
     const char *part = "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":"
                        "\"s\",\"type\":\"t\",\"yes\":true,\"no\":false}";
-    es_json_copy_t c[] = {attrs_copy(whole,
-                                     "\"specversion\":\"1.0\",\"id\":\"1\","
-                                     "\"source\""),
-                          attrs_copy(after, ATTRS_RUN),
-                          attrs_copy(part, "\"yes\":true,\"no\":false")};
+    es_json_copy_t c[] = {copy_of(whole, "\"specversion\":\"1.0\",\"id\":\"1\","
+                                         "\"source\""),
+                          copy_of(after, ATTRS_RUN),
+                          copy_of(part, "\"yes\":true,\"no\":false")};
     c[0].len =
         (uint32_t)strlen("{\"specversion\":\"1.0\",\"id\":\"1\"," ATTRS_RUN) -
         1;
