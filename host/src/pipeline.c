@@ -999,5 +999,5 @@ cJSON *es_pipeline_avro_schemas(es_pipeline_t *p)
 
 int es_pipeline_ready(es_pipeline_t *p)
 {
-    return atomic_load(&p->joined_consumers) == p->nconsumers;
+    return atomic_load(&p->joined_consumers) == atomic_load(&p->live_consumers);
 }

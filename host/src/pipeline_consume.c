@@ -434,6 +434,7 @@ static consumer_t *consumer_alloc(es_pipeline_t *p, const char *group)
             realloc(p->consumers, p->consumers_cap * sizeof *p->consumers);
     }
     p->consumers[p->nconsumers++] = c;
+    atomic_store(&p->live_consumers, p->nconsumers);
     return c;
 }
 
@@ -467,7 +468,7 @@ consumer_t *pl_consumer_new(es_pipeline_t *p, const char *group, char *errstr,
     c->group = c->own_group = strdup(group);
     if (consumer_create(p, c, p->brokers, !strcmp(p->conf->brokers, "embedded"),
                         errstr, errstr_size)) {
-        p->nconsumers--;
+        atomic_store(&p->live_consumers, --p->nconsumers);
         pl_consumer_destroy(c);
         return NULL;
     }

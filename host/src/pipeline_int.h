@@ -209,6 +209,9 @@ struct es_pipeline_s {
     int paused;
     int more_work;
     atomic_size_t joined_consumers;
+    /* nconsumers, for the admin API's threads (es_pipeline_ready): the
+     * array and its count belong to the pipeline thread. */
+    atomic_size_t live_consumers;
     int64_t last_flush_ms, last_commit_ms;
     es_counter_t *consumed, *decode_failed, *dead_lettered;
     es_avro_hook_t *avro; /* NULL when no route reads Avro */

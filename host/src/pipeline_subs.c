@@ -430,17 +430,19 @@ static void dyn_remove(es_pipeline_t *p, instance_t *inst)
  * done) and is freed once its last record is done. */
 void pl_consumer_retire(es_pipeline_t *p, consumer_t *c)
 {
+    /* Joined count first: the API, reading both counts from its own
+     * threads, may see not-ready for a moment but never a false ready. */
+    if (c->joined)
+        atomic_fetch_sub(&p->joined_consumers, 1);
+    c->joined = 0;
     for (size_t i = 0; i < p->nconsumers; i++)
         if (p->consumers[i] == c) {
             memmove(&p->consumers[i], &p->consumers[i + 1],
                     (p->nconsumers - i - 1) * sizeof *p->consumers);
-            p->nconsumers--;
+            atomic_store(&p->live_consumers, --p->nconsumers);
             break;
         }
     rd_kafka_consumer_close(c->rk);
-    if (c->joined)
-        atomic_fetch_sub(&p->joined_consumers, 1);
-    c->joined = 0;
     es_info("consumer left group=%s (no subscription reads through it)",
             c->group);
     pl_subs_t *s = p->subs;
