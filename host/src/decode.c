@@ -1,5 +1,6 @@
 #include <limits.h>
 #include <locale.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +44,25 @@ static int typed_index(const char *name)
     return -1;
 }
 
+/* Whether the extension attribute `it` of ce came before: a bit of *seen
+ * per name hash, and a look back only when its bit is already set (an
+ * event has a handful of extensions). */
+static int extension_seen(const cJSON *ce, const cJSON *it, uint64_t *seen)
+{
+    size_t n = strlen(it->string);
+    unsigned h = ((unsigned char)it->string[0] * 31u + (unsigned)n +
+                  (n ? (unsigned char)it->string[n - 1] * 7u : 0)) &
+                 63u;
+    if (!(*seen >> h & 1)) {
+        *seen |= 1ull << h;
+        return 0;
+    }
+    for (const cJSON *e = ce->child; e != it; e = e->next)
+        if (!strcmp(e->string, it->string))
+            return 1;
+    return 0;
+}
+
 /*
  * One pass over the members (events are validated twice when a filter
  * rewrites them, and a lookup per attribute was a strcmp per member
@@ -56,23 +76,30 @@ int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
         return REASON("not a CloudEvent: the value is JSON but not an "
                       "object%s",
                       "");
-    const cJSON *attr[A_NTYPED] = {NULL}, *it, *bad_name = NULL;
-    int has_data = 0, data_twice = 0;
+    const cJSON *attr[A_NTYPED] = {NULL}, *it, *bad_name = NULL, *twice = NULL;
+    const cJSON *data = NULL, *data_base64 = NULL;
+    uint64_t seen = 0; /* a bit per extension name's hash */
     cJSON_ArrayForEach(it, ce)
     {
         int i = typed_index(it->string);
         if (i >= 0) {
             if (!attr[i])
                 attr[i] = it;
+            else if (!twice)
+                twice = it;
             continue;
         }
         if (!strcmp(it->string, "data") || !strcmp(it->string, "data_base64")) {
-            if (has_data++ && !bad_name)
-                data_twice = 1;
+            const cJSON **slot = it->string[4] ? &data_base64 : &data;
+            if (*slot && !twice)
+                twice = it;
+            *slot = it;
             continue;
         }
-        if (!bad_name && !data_twice && !valid_attribute_name(it->string))
+        if (!bad_name && !valid_attribute_name(it->string))
             bad_name = it;
+        if (!twice && extension_seen(ce, it, &seen))
+            twice = it;
     }
     const cJSON *sv = attr[A_SPECVERSION];
     if (!sv)
@@ -91,7 +118,11 @@ int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
             return REASON("missing required attribute \"%s\"",
                           string_typed[required[i]]);
     }
-    if (data_twice)
+    /* Readers disagree on which of two members counts (cJSON and the
+     * host: the first; the Lua filter and most JSON readers: the last). */
+    if (twice)
+        return REASON("attribute \"%.64s\" appears twice", twice->string);
+    if (data && data_base64)
         return REASON("both \"data\" and \"data_base64\" are "
                       "present%s",
                       "");
@@ -174,17 +205,175 @@ static char *base64_encode(const unsigned char *in, size_t n)
     return out;
 }
 
+/* JSON's whitespace: space, tab, line feed, carriage return (cJSON also
+ * skips every other byte up to 0x20, NUL included). */
+static inline int is_json_ws(char c)
+{
+    const uint64_t ws =
+        1ull << ' ' | 1ull << '\t' | 1ull << '\n' | 1ull << '\r';
+    return (unsigned char)c <= ' ' && (ws >> (unsigned char)c & 1);
+}
+
+static int is_hex_digit(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F');
+}
+
+/* What cJSON takes into a number (and hands to strtod). */
+static int is_num_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == 'e' ||
+           c == 'E' || c == '.';
+}
+
+/* The length of the JSON number (RFC 8259's grammar) at s[0..n), or 0. */
+static size_t json_number_len(const char *s, size_t n)
+{
+    size_t i = s[0] == '-';
+    size_t int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i == int_start || (s[int_start] == '0' && i - int_start > 1))
+        return 0; /* no digits, or a leading zero */
+    if (i < n && s[i] == '.') {
+        size_t frac = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == frac)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        if (++i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t exp = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == exp)
+            return 0;
+    }
+    return i;
+}
+
+/* Whether the JSON number s[0..n) is within a double's range (cJSON makes
+ * 1e400 infinity, which no JSON writer can write back). */
+static int number_is_finite(const char *s, size_t n)
+{
+    char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf)
+        return 1; /* cannot tell: cJSON's value stands */
+    char dp = localeconv()->decimal_point[0];
+    for (size_t i = 0; i < n; i++) /* as cJSON does, for strtod */
+        buf[i] = s[i] == '.' ? dp : s[i];
+    buf[n] = '\0';
+    int finite = isfinite(strtod(buf, NULL));
+    if (buf != small)
+        free(buf);
+    return finite;
+}
+
+/*
+ * Where text cJSON has parsed, s[0..len), departs from JSON (RFC 8259), or
+ * -1; `why` says how. cJSON takes any byte below 0x20 raw in a string and
+ * between tokens (a raw NUL then cuts a string short in the tree while the
+ * text keeps it), a \u escape with a bad hex digit (as U+0000), numbers
+ * strtod reads ("01", "1.", "-.5") and numbers beyond a double (1e400, as
+ * infinity). Other readers (the Lua filter's, those behind the sinks)
+ * refuse them: the decoder refuses such text first. Its fast parser never
+ * takes them (see find_quote, number_end); this check runs on the text it
+ * left to cJSON. Since cJSON took the text, its quotes pair up and each
+ * run of number characters is one number.
+ */
+static long lenient_json_at(const char *s, size_t len, char *why,
+                            size_t why_size)
+{
+    int in = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 && (in || !is_json_ws((char)c))) {
+            snprintf(why, why_size, "control character 0x%02x %s", c,
+                     in ? "written raw in a string (JSON needs it escaped)"
+                        : "outside a string");
+            return (long)i;
+        }
+        if (in && c == '\\' && i + 1 < len && s[i + 1] == 'u') {
+            size_t hex = 0;
+            while (hex < 4 && i + 2 + hex < len && is_hex_digit(s[i + 2 + hex]))
+                hex++;
+            if (hex < 4) {
+                snprintf(why, why_size, "\\u escape without 4 hex digits");
+                return (long)i;
+            }
+            i += 5;
+        } else if (in && c == '\\') {
+            i++;
+        } else if (c == '"') {
+            in = !in;
+        } else if (!in && (c == '-' || (c >= '0' && c <= '9'))) {
+            size_t n = 0;
+            while (i + n < len && is_num_char(s[i + n]))
+                n++;
+            int grammar = json_number_len(s + i, n) == n;
+            if (!grammar || !number_is_finite(s + i, n)) {
+                snprintf(why, why_size, "\"%.*s\" is %s",
+                         (int)(n < 40 ? n : 40), s + i,
+                         grammar ? "out of a double's range"
+                                 : "not a JSON number");
+                return (long)i;
+            }
+            i += n - 1;
+        }
+    }
+    return -1;
+}
+
+/* Past the whitespace from p to stop. */
+static const char *skip_ws(const char *p, const char *stop)
+{
+    while (p < stop && is_json_ws(*p))
+        p++;
+    return p;
+}
+
+/*
+ * What makes a JSON value parsed from text[0..len), ending at end,
+ * unacceptable as an event: more than whitespace after it, or (when cJSON
+ * parsed it: `lenient`) what lenient_json_at finds. Returns 0, or -1 with
+ * the reason, after `prefix` ("" for a record, "filter output: " for a
+ * filter's output).
+ */
+static int strict_json_check(const char *text, size_t len, const char *end,
+                             int lenient, const char *prefix, char *reason,
+                             size_t reason_size)
+{
+    size_t at = (size_t)(end - text);
+    if (skip_ws(end, text + len) < text + len)
+        return REASON("%strailing data after the JSON value at byte %zu",
+                      prefix, at);
+    char why[96];
+    long bad = lenient ? lenient_json_at(text, at, why, sizeof why) : -1;
+    if (bad >= 0)
+        return REASON("%sinvalid JSON at byte %ld: %s", prefix, bad, why);
+    return 0;
+}
+
 static int add_binary_data(cJSON *ce, const void *value, size_t len,
                            const char *ct, char *reason, size_t reason_size)
 {
     if (!value)
         return 0;
     if (is_json_media_type(ct)) {
-        cJSON *data = cJSON_ParseWithLength(value, len);
+        const char *end = NULL;
+        cJSON *data = cJSON_ParseWithLengthOpts(value, len, &end, 0);
         if (!data)
             return REASON("binary mode: data is not valid JSON although "
                           "the content type is %s",
                           ct ? ct : "(none, meaning JSON)");
+        if (strict_json_check(value, len, end, 1, "binary mode: data: ", reason,
+                              reason_size)) {
+            cJSON_Delete(data);
+            return -1;
+        }
         cJSON_AddItemToObject(ce, "data", data);
     } else if (!strncmp(ct, "text/", 5) && utf8_text(value, len)) {
         char *s = strndup(value, len);
@@ -417,18 +606,20 @@ static inline __attribute__((always_inline)) cJSON *fast_node(fast_t *f)
     return n;
 }
 
-/* cJSON's whitespace: every byte up to and including the space. */
+/* JSON's whitespace; another byte below 0x20 stops the fast parser (the
+ * text goes to cJSON, then lenient_json_at refuses it). */
 static void fast_ws(fast_t *f)
 {
-    while (f->p < f->end && (unsigned char)*f->p <= 32)
+    while (f->p < f->end && is_json_ws(*f->p))
         f->p++;
 }
 
-/* A string at f->p (the opening quote). Raw bytes are copied as they are
- * (cJSON does not check them); \u escapes are left to cJSON. */
-/* The first '"' or '\\' from p on (or end), 8 bytes at a time: strings
- * are most of an event. The lowest flagged byte of the zero-byte test is
- * always a real match (false flags only sit above a real one). */
+/* The first '"', '\\' or raw control character (below 0x20) from p on
+ * (or end), 8 bytes at a time: strings are most of an event. The lowest
+ * flagged byte of each test is always a real match (false flags only sit
+ * above a real one). A control character must be escaped in JSON (RFC
+ * 8259): the parsers here stop at it, and the caller's fallback to cJSON,
+ * which takes it, then refuses the text (lenient_json_at). */
 static const char *find_quote(const char *p, const char *end)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -437,16 +628,20 @@ static const char *find_quote(const char *p, const char *end)
         uint64_t x;
         memcpy(&x, p, 8);
         uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+        uint64_t hit =
+            (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) &
+            highs;
         if (hit)
             return p + (__builtin_ctzll(hit) >> 3);
     }
 #endif
-    while (p < end && *p != '"' && *p != '\\')
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
         p++;
     return p;
 }
 
+/* A string at f->p (the opening quote), without raw control characters
+ * (see find_quote); \u escapes are left to cJSON. */
 static char *fast_string(fast_t *f)
 {
     const char *s = f->p + 1, *q = find_quote(s, f->end);
@@ -457,7 +652,7 @@ static char *fast_string(fast_t *f)
         escapes++;
         q = find_quote(q + 2, f->end);
     }
-    if (q >= f->end)
+    if (q >= f->end || *q != '"')
         return NULL;
     f->escapes = escapes;
     size_t n = (size_t)(q - s) - escapes;
@@ -504,12 +699,6 @@ static char *fast_string(fast_t *f)
     return out;
 }
 
-static int is_num_char(char c)
-{
-    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == 'e' ||
-           c == 'E' || c == '.';
-}
-
 /* The end of a strict JSON number at s not followed by another character
  * cJSON would have taken into it (then strtod reads what cJSON's strtod
  * reads), with its digit counts; NULL for anything else. */
@@ -535,12 +724,17 @@ number_end(const char *s, const char *end, int *digits, int *frac, int *exp)
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         *exp = 1;
+        int negative = 0, e = 0;
         if (++p < end && (*p == '+' || *p == '-'))
-            p++;
+            negative = *p++ == '-';
         if (p >= end || *p < '0' || *p > '9')
             return NULL;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            e = e < 10000 ? e * 10 + (*p - '0') : e;
+        /* Near or past a double's largest (1e400 is none): cJSON, then
+         * lenient_json_at, which tells exactly. */
+        if (!negative && e + *digits > 308)
+            return NULL;
     }
     if ((p < end && is_num_char(*p)) || p - s > 63)
         return NULL;
@@ -593,7 +787,7 @@ static int fast_number(fast_t *f, cJSON *item)
 
 static const char *check_ws(const char *p, const char *end)
 {
-    while (p < end && (unsigned char)*p <= 32)
+    while (p < end && is_json_ws(*p))
         p++;
     return p;
 }
@@ -608,7 +802,7 @@ static const char *check_string(const char *p, const char *end)
             return NULL;
         q = find_quote(q + 2, end);
     }
-    return q < end ? q + 1 : NULL;
+    return q < end && *q == '"' ? q + 1 : NULL;
 }
 
 /* Past the scalar at p, or NULL. */
@@ -1238,16 +1432,31 @@ int es_decode_output_copies(const char *json, size_t len,
                             char *reason, size_t reason_size)
 {
     memset(out, 0, sizeof *out);
-    const char *copy = NULL;
+    const char *copy = NULL, *end = NULL;
     cJSON *ce =
-        fast_parse(json, len, NULL, &out->arena, &copy, 1, NULL, copies);
+        fast_parse(json, len, &end, &out->arena, &copy, 1, NULL, copies);
     out->shallow = ce != NULL;
     if (!ce) {
-        ce = cJSON_ParseWithLength(json, len);
-        copy = out->owned_json = ce ? strndup(json, len) : NULL;
+        ce = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+        /* not strndup: the text may hold a NUL, which the check refuses */
+        if (ce && (out->owned_json = malloc(len + 1))) {
+            memcpy(out->owned_json, json, len);
+            out->owned_json[len] = '\0';
+        }
+        copy = out->owned_json;
     }
-    if (!ce) {
-        snprintf(reason, reason_size, "filter output is not valid JSON");
+    if (!ce || !copy) {
+        snprintf(reason, reason_size, "%s",
+                 ce ? "filter output: out of memory"
+                    : "filter output is not valid JSON");
+        cJSON_Delete(ce);
+        return -1;
+    }
+    if (strict_json_check(json, len, end, !out->shallow,
+                          "filter output: ", reason, reason_size)) {
+        es_json_tree_free(ce, out->arena);
+        free(out->owned_json);
+        memset(out, 0, sizeof *out);
         return -1;
     }
     if (es_decode_validate(ce, out, reason, reason_size)) {
@@ -1302,22 +1511,15 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
     es_json_index_t *ix = NULL;
     cJSON *ce =
         fast_parse(value, len, &end, &arena, NULL, 0, index ? &ix : NULL, NULL);
-    if (!ce)
+    int lenient = !ce;
+    if (lenient)
         ce = cJSON_ParseWithLengthOpts(value, len, &end, 0);
     if (!ce) {
         size_t at = end ? (size_t)(end - (const char *)value) : 0;
         snprintf(reason, reason_size, "invalid JSON at byte %zu", at);
         return -1;
     }
-    const char *tail = end, *stop = (const char *)value + len;
-    while (tail < stop &&
-           (*tail == ' ' || *tail == '\n' || *tail == '\r' || *tail == '\t'))
-        tail++;
-    if (tail < stop) {
-        snprintf(reason, reason_size,
-                 "trailing data after the JSON value at "
-                 "byte %zu",
-                 (size_t)(end - (const char *)value));
+    if (strict_json_check(value, len, end, lenient, "", reason, reason_size)) {
         es_json_tree_free(ce, arena);
         return -1;
     }

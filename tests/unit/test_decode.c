@@ -1,4 +1,5 @@
 #include <check.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,17 @@ START_TEST(structured_invalid_reasons)
     expect_reason("{\"specversion\":\"1.0\",\"id\":7,\"source\":\"s\","
                   "\"type\":\"t\"}",
                   "attribute \"id\" must be a string");
+    /* Readers disagree on which of two counts: none is taken. */
+    expect_reason("{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+                  "\"type\":\"t\",\"source\":\"other\"}",
+                  "attribute \"source\" appears twice");
+    expect_reason(
+        "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+        "\"tenantid\":\"a\",\"type\":\"t\",\"x\":1,\"tenantid\":\"b\"}",
+        "attribute \"tenantid\" appears twice");
+    expect_reason("{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+                  "\"type\":\"t\",\"data\":1,\"data\":2}",
+                  "attribute \"data\" appears twice");
     expect_reason("{\"specversion\": \"1.0\", oops}", "invalid JSON at byte");
     expect_reason("[1,2]", "not an object");
     expect_reason("{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
@@ -218,17 +230,74 @@ static int parse_both(const char *json, size_t len)
     return arena != NULL;
 }
 
-/* A filter's output decoded shallow, then whole: cJSON's verdict, and
- * cJSON's tree and attributes once whole. */
+/* Whether only JSON whitespace is left from p to end. */
+static int only_whitespace(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p == end;
+}
+
+/*
+ * Whether the decoder's refusal of text cJSON takes ("invalid JSON at byte
+ * N: ...") names a real departure from JSON at that byte: a control
+ * character, a \\u escape without 4 hex digits, or a number that RFC
+ * 8259's grammar (a regular expression here, not the decoder's code) does
+ * not match.
+ */
+static int refusal_is_justified(const char *json, size_t len,
+                                const char *reason)
+{
+    const char *p = strstr(reason, "invalid JSON at byte ");
+    size_t at = p ? strtoul(p + 21, NULL, 10) : len;
+    if (at >= len)
+        return 0;
+    if ((unsigned char)json[at] < 0x20)
+        return 1;
+    if (json[at] == '\\') {
+        size_t hex = 0;
+        while (hex < 4 && at + 2 + hex < len &&
+               strchr("0123456789abcdefABCDEF", json[at + 2 + hex]) &&
+               json[at + 2 + hex])
+            hex++;
+        return at + 1 < len && json[at + 1] == 'u' && hex < 4;
+    }
+    char number[64];
+    size_t n = 0;
+    while (at + n < len && n < sizeof number - 1 &&
+           strchr("0123456789+-eE.", json[at + n]) && json[at + n])
+        number[n] = json[at + n], n++;
+    number[n] = '\0';
+    regex_t re;
+    ck_assert_int_eq(
+        regcomp(&re, "^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?$",
+                REG_EXTENDED | REG_NOSUB),
+        0);
+    int is_json_number = regexec(&re, number, 0, NULL, 0) == 0;
+    regfree(&re);
+    return n > 0 && !is_json_number;
+}
+
+/* A filter's output decoded shallow, then whole: cJSON's verdict, but
+ * nothing after the value (cJSON ignores it) and none of what cJSON takes
+ * and JSON does not (refusal_is_justified), and cJSON's tree and
+ * attributes once whole. */
 static void output_both(const char *json, size_t len)
 {
     es_decoded_t d, v = {0};
-    char reason[256];
+    char reason[256], why_cjson[256];
     int rc = es_decode_output(json, len, &d, reason, sizeof reason);
-    cJSON *b = cJSON_ParseWithLength(json, len);
-    int ok = b && es_decode_validate(b, &v, reason, sizeof reason) == 0;
-    ck_assert_msg((rc == 0) == ok, "output verdict differs on \"%.*s\"",
-                  (int)len, json);
+    const char *end = NULL;
+    cJSON *b = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    int ok = b && only_whitespace(end, json + len) &&
+             es_decode_validate(b, &v, why_cjson, sizeof why_cjson) == 0;
+    if (ok && rc != 0)
+        ck_assert_msg(refusal_is_justified(json, len, reason),
+                      "output refused (%s) but JSON: \"%.*s\"", reason,
+                      (int)len, json);
+    else
+        ck_assert_msg((rc == 0) == ok, "output verdict differs on \"%.*s\"",
+                      (int)len, json);
     if (rc == 0) {
         for (const cJSON *m = d.shallow ? d.ce->child : NULL; m; m = m->next)
             ck_assert_msg(!cJSON_IsObject(m) && !cJSON_IsArray(m),
@@ -412,6 +481,119 @@ START_TEST(output_is_copied_and_validated)
     ck_assert_int_eq(es_decode_output("{\"id\"", 5, &d, reason, sizeof reason),
                      -1);
     ck_assert_str_eq(reason, "filter output is not valid JSON");
+}
+END_TEST
+
+/* JSON wants control characters escaped in strings, and only space, tab,
+ * line feed and carriage return between tokens; cJSON takes any byte
+ * below 0x20 in both places (a raw NUL cut the string short in the tree
+ * while the text kept it), bad \u hex digits and strtod's numbers.
+ * Records and outputs with them are refused with the byte, and so is
+ * anything after an output's value. */
+START_TEST(strict_json_text)
+{
+    static const struct {
+        const char *text;
+        size_t len;
+        const char *why;
+    } bad[] = {
+#define EV(mid) "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\"," mid
+        {EV("\"type\":\"a\tb\"}"), 0,
+         "at byte 52: control character 0x09 "
+         "written raw in a string"},
+        {EV("\"type\":\"a\0b\"}"), 56,
+         "at byte 52: control character 0x00 "
+         "written raw in a string"},
+        {EV("\"type\":\"t\",\"data\":\x01{}}"), 0,
+         "at byte 61: control character 0x01 outside a string"},
+        {EV("\"type\":\"t\",\"data\":\0\0{}}"), 66,
+         "at byte 61: control character 0x00 outside a string"},
+        {EV("\"type\":\"t\",\"data\":{\"k\":\"\x1f\"}}"), 0,
+         "at byte 67: control character 0x1f written raw"},
+        /* cJSON reads a bad hex digit as U+0000, and numbers strtod reads */
+        {EV("\"type\":\"\\u00/9\"}"), 0,
+         "at byte 51: \\u escape without 4 hex digits"},
+        {EV("\"type\":\"t\",\"data\":012}"), 0,
+         "at byte 61: \"012\" is not a JSON number"},
+        {EV("\"type\":\"t\",\"data\":[1.,-.5]}"), 0,
+         "at byte 62: \"1.\" is not a JSON number"},
+        {EV("\"type\":\"t\",\"data\":[1e308,-2E+400]}"), 0,
+         "at byte 68: \"-2E+400\" is out of a double's range"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t len = bad[i].len ? bad[i].len : strlen(bad[i].text);
+        for (int index = 0; index <= 1; index++) {
+            es_decoded_t d;
+            char reason[256] = "";
+            ck_assert_int_eq(es_decode_record(bad[i].text, len, NULL, 0, MAX,
+                                              index, &d, reason, sizeof reason),
+                             -1);
+            ck_assert_msg(strstr(reason, bad[i].why), "%zu: %s", i, reason);
+            ck_assert_msg(strncmp(reason, "invalid JSON at byte", 20) == 0,
+                          "%s", reason);
+        }
+        es_decoded_t d;
+        char reason[256] = "";
+        ck_assert_int_eq(
+            es_decode_output(bad[i].text, len, &d, reason, sizeof reason), -1);
+        ck_assert_msg(strstr(reason, bad[i].why), "%zu: %s", i, reason);
+    }
+    /* Escaped, they are fine; so is whitespace between tokens. */
+    static const char good[] = EV("\"type\":\"a\\tb\\u0000\",\r\n\t\"data\""
+                                  " : {\"k\":\"\\u001f\"}}\n");
+#undef EV
+    es_decoded_t d;
+    char reason[256];
+    ck_assert_int_eq(es_decode_record(good, strlen(good), NULL, 0, MAX, 1, &d,
+                                      reason, sizeof reason),
+                     0);
+    es_decoded_clear(&d);
+    ck_assert_int_eq(
+        es_decode_output(good, strlen(good), &d, reason, sizeof reason), 0);
+    es_decoded_clear(&d);
+    /* After an output's value: whitespace only. */
+    static const char tail[] = "{\"specversion\":\"1.0\",\"id\":\"1\","
+                               "\"source\":\"s\",\"type\":\"t\"} x";
+    ck_assert_int_eq(
+        es_decode_output(tail, strlen(tail), &d, reason, sizeof reason), -1);
+    ck_assert_str_eq(reason, "filter output: trailing data after the JSON "
+                             "value at byte 54");
+    /* The output's fallback parse (a \u escape) copies all of it, a NUL
+     * after the value included, before refusing the NUL. */
+    static const char nul_tail[] =
+        "{\"specversion\":\"1.0\",\"id\":\"\\u0031\","
+        "\"source\":\"s\",\"type\":\"t\"}\0x";
+    ck_assert_int_eq(es_decode_output(nul_tail, sizeof nul_tail - 1, &d, reason,
+                                      sizeof reason),
+                     -1);
+    ck_assert_msg(strstr(reason, "trailing data"), "%s", reason);
+}
+END_TEST
+
+/* Binary mode's JSON data is held to the same rules. */
+START_TEST(binary_mode_strict_json_data)
+{
+    es_header_t h[] = {{"ce_specversion", "1.0", 3},
+                       {"ce_id", "b4", 2},
+                       {"ce_source", "s", 1},
+                       {"ce_type", "t", 1}};
+    es_decoded_t d;
+    char reason[256];
+    ck_assert_int_eq(es_decode_record("{\"a\":1} x", 10, h, 4, MAX, 0, &d,
+                                      reason, sizeof reason),
+                     -1);
+    ck_assert_str_eq(reason, "binary mode: data: trailing data after the JSON "
+                             "value at byte 7");
+    ck_assert_int_eq(es_decode_record("{\"a\":\"\x02\"}", 9, h, 4, MAX, 0, &d,
+                                      reason, sizeof reason),
+                     -1);
+    ck_assert_msg(strstr(reason, "binary mode: data: invalid JSON at byte 6: "
+                                 "control character 0x02"),
+                  "%s", reason);
+    ck_assert_int_eq(es_decode_record("{\"a\":1}\n", 8, h, 4, MAX, 0, &d,
+                                      reason, sizeof reason),
+                     0);
+    es_decoded_clear(&d);
 }
 END_TEST
 
@@ -902,6 +1084,8 @@ int main(void)
     tcase_add_test(tc, fast_parse_matches_cjson);
     tcase_add_test(tc, fast_parse_matches_cjson_mutated);
     tcase_add_test(tc, output_is_copied_and_validated);
+    tcase_add_test(tc, strict_json_text);
+    tcase_add_test(tc, binary_mode_strict_json_data);
     tcase_add_test(tc, index_of_members);
     tcase_add_test(tc, index_of_many_members);
     tcase_add_test(tc, output_copies_are_stepped_over);

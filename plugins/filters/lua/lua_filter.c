@@ -606,10 +606,11 @@ deliver_outputs(lf_instance_t *in, es_filter_out_t *out, char *errstr, size_t n)
         char why[200] = "";
         const es_json_copy_t *copies =
             (const es_json_copy_t *)in->script->copies.data;
+        size_t ncopies = o->copy_end - o->copy_first;
         int rc = in->host_copies
                      ? in->host->filter_add_copies(
                            out, in->obuf.data + o->off, o->len, route,
-                           copies + o->copy_first, o->copy_end - o->copy_first,
+                           ncopies ? copies + o->copy_first : NULL, ncopies,
                            why, sizeof why)
                      : out->add(out, in->obuf.data + o->off, o->len, route, why,
                                 sizeof why);

@@ -1,0 +1,293 @@
+/*
+ * Fuzz target for the Lua filter plugin's boundary (plugins/filters/lua):
+ * an event the host would accept, read into Lua through the host's index
+ * of members, changed by a script and written back as JSON.
+ *
+ * The input's first byte picks a script (below) and whether the host
+ * offers its index of members (the daemon does; without it, the plugin
+ * reads the text with its own reader), the rest is the record's value. A value
+ * the host's decoder refuses never reaches a filter and is skipped. The event
+ * is then built as the daemon builds it (the decoder's index and whole tree,
+ * the text in a block of exactly its size, so a read past it is an ASan report)
+ * and the checks are:
+ *  - no script fails on a valid event;
+ *  - every output is a CloudEvent the host's decoder takes, and takes the
+ *    same with and without the copies the plugin lists, and each copy is
+ *    the input's bytes;
+ *  - reading every member ("walk") or writing every member back as it was
+ *    ("rewrite") gives the input's tree again, members in order: integers,
+ *    floats, null, empty arrays and objects, strings as they were;
+ *  - es.redact and es.remove ("redact") change only what they name.
+ *
+ * Built with libFuzzer by scripts/fuzz (the plugin's sources linked in),
+ * and replayed over tests/fuzz/corpus/lua/ by `make check`.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "eventstream/plugin.h"
+#include "fuzz.h"
+
+const es_plugin_t *es_plugin_entry(uint32_t host_abi);
+
+static const char SCRIPT[] =
+    "local function walk(t)\n"
+    "  for _, v in pairs(t) do if type(v) == 'table' then walk(v) end end\n"
+    "end\n"
+    "local function rewrite(t)\n"
+    "  for k, v in pairs(t) do\n"
+    "    if type(v) == 'table' then rewrite(v) end\n"
+    "    t[k] = v\n"
+    "  end\n"
+    "end\n"
+    "function walk_all(ev) walk(ev) return ev end\n"
+    "function rewrite_all(ev) rewrite(ev) ev.fuzzmark = true\n"
+    "  ev.fuzzmark = nil return ev end\n"
+    "function redact(ev)\n"
+    "  es.redact(ev, { 'data.email', 'data.shipping.phone', 'data.*.x',\n"
+    "                  'data.items.1.sku', 'subject' })\n"
+    "  es.remove(ev, { 'data.a.b', 'data.notes' })\n"
+    "  return ev\n"
+    "end\n"
+    "function split(ev)\n"
+    "  local copy = {}\n"
+    "  for k, v in pairs(ev) do copy[k] = v end\n"
+    "  copy.id = ev.id .. '-copy'\n"
+    "  return { ev, copy }\n"
+    "end\n";
+
+enum { WALK, REWRITE, REDACT, SPLIT, NSCRIPTS };
+static const char *const FUNCTIONS[NSCRIPTS] = {"walk_all", "rewrite_all",
+                                                "redact", "split"};
+
+typedef struct out_s {
+    es_filter_out_t out; /* first */
+    const es_event_t *in;
+    int n;
+    cJSON *trees[8];
+} out_t;
+
+static void host_log(const es_host_t *host, es_log_level_t level,
+                     const char *fmt, ...)
+{
+    (void)host;
+    if (!getenv("FUZZ_VERBOSE"))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "log[%d] ", (int)level);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void host_counter_add(const es_host_t *host, const char *name,
+                             uint64_t delta)
+{
+    (void)host, (void)name, (void)delta;
+}
+
+/* An output as the daemon takes it: decoded whole, kept for the checks. */
+static int take(out_t *o, const char *json, size_t len,
+                const es_output_copies_t *copies)
+{
+    es_decoded_t d;
+    char why[256];
+    int rc = es_decode_output_copies(json, len, copies, &d, why, sizeof why);
+    FUZZ_CHECK(rc == 0, "output %d is not a valid CloudEvent: %s: %.*s", o->n,
+               why, (int)len, json);
+    FUZZ_CHECK(o->n < 8, "too many outputs");
+    o->trees[o->n++] = cJSON_ParseWithLength(d.json, d.json_len);
+    es_decoded_clear(&d);
+    return 0;
+}
+
+static int add(es_filter_out_t *out, const char *json, size_t len,
+               const char *route, char *errstr, size_t n)
+{
+    (void)route, (void)errstr, (void)n;
+    return take((out_t *)out, json, len, NULL);
+}
+
+static int add_copies(es_filter_out_t *out, const char *json, size_t len,
+                      const char *route, const es_json_copy_t *copies,
+                      size_t ncopies, char *errstr, size_t n)
+{
+    (void)route, (void)errstr, (void)n;
+    out_t *o = (out_t *)out;
+    const es_event_t *in = o->in;
+    uint64_t behind = 0;
+    for (size_t i = 0; i < ncopies; i++) {
+        const es_json_copy_t *c = &copies[i];
+        uint64_t out_end = (uint64_t)c->out_start + c->len;
+        FUZZ_CHECK(c->len > 0 && c->out_start >= behind && out_end <= len &&
+                       (uint64_t)c->in_start + c->len <= in->json_len &&
+                       memcmp(json + c->out_start, in->json + c->in_start,
+                              c->len) == 0,
+                   "copy %zu is not the input's bytes", i);
+        behind = out_end;
+    }
+    es_decoded_t plain;
+    char why[256];
+    int rc = es_decode_output(json, len, &plain, why, sizeof why);
+    es_decoded_clear(&plain);
+    FUZZ_CHECK(rc == 0, "output is not a valid CloudEvent: %s", why);
+    es_output_copies_t from = {in->json, in->json_len, in->index,
+                               copies,   ncopies,      in->ce};
+    return take(o, json, len, &from);
+}
+
+static void set_route(es_filter_out_t *out, const char *route)
+{
+    (void)out, (void)route;
+}
+
+/* hosts[1] offers the index of members and takes copies, as the daemon
+ * does for the lua filter; hosts[0] is an older host without them (the
+ * plugin then reads the text with its own reader). */
+static es_host_t hosts[2] = {
+    {.abi = ES_PLUGIN_ABI_VERSION,
+     .size = sizeof(es_host_t),
+     .instance_name = "fuzz-lua-text",
+     .state_dir = "/tmp",
+     .log = host_log,
+     .counter_add = host_counter_add,
+     .free = free},
+    {.abi = ES_PLUGIN_ABI_VERSION,
+     .size = sizeof(es_host_t),
+     .instance_name = "fuzz-lua",
+     .state_dir = "/tmp",
+     .log = host_log,
+     .counter_add = host_counter_add,
+     .free = free,
+     .event_size = sizeof(es_event_t),
+     .filter_add_copies = add_copies},
+};
+
+static const es_plugin_t *plugin;
+static void *instances[2][NSCRIPTS];
+
+static void start(void)
+{
+    char path[] = "/tmp/es-fuzz-lua-XXXXXX";
+    int fd = mkstemp(path);
+    FUZZ_CHECK(fd >= 0 && write(fd, SCRIPT, sizeof SCRIPT - 1) ==
+                              (ssize_t)(sizeof SCRIPT - 1),
+               "cannot write the script");
+    close(fd);
+    plugin = es_plugin_entry(ES_PLUGIN_ABI_VERSION);
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < NSCRIPTS; i++) {
+            char conf[512], err[512];
+            snprintf(conf, sizeof conf,
+                     "{\"script\":\"%s\",\"function\":\"%s\","
+                     "\"reload_check_ms\":0}",
+                     path, FUNCTIONS[i]);
+            cJSON *c = cJSON_Parse(conf);
+            FUZZ_CHECK(plugin->init(&hosts[h], c, &instances[h][i], err,
+                                    sizeof err) == 0,
+                       "init: %s", err);
+            cJSON_Delete(c);
+        }
+    unlink(path);
+}
+
+static int has_repeated_key(const cJSON *v)
+{
+    for (const cJSON *a = v ? v->child : NULL; a; a = a->next) {
+        if (cJSON_IsObject(v))
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (strcmp(a->string, b->string) == 0)
+                    return 1;
+        if (has_repeated_key(a))
+            return 1;
+    }
+    return 0;
+}
+
+/* What the script's outputs must be, given the input's tree. */
+static void check_outputs(int script, es_filter_verdict_t v, const out_t *o,
+                          const cJSON *in, const char *err)
+{
+    FUZZ_CHECK(v != ES_FILTER_FAIL, "%s failed: %s", FUNCTIONS[script], err);
+    int exact = !has_repeated_key(in); /* a Lua table keeps one of them */
+    if (v == ES_FILTER_KEEP)
+        return;
+    FUZZ_CHECK(v == ES_FILTER_REPLACE, "verdict %d", (int)v);
+    switch (script) {
+    case WALK:
+    case REWRITE:
+        FUZZ_CHECK(o->n == 1, "%d outputs", o->n);
+        if (exact)
+            FUZZ_CHECK(fuzz_same_value(o->trees[0], in), "%s changed the event",
+                       FUNCTIONS[script]);
+        break;
+    case REDACT:
+        FUZZ_CHECK(o->n == 1, "%d outputs", o->n);
+        if (exact) {
+            const cJSON *id =
+                cJSON_GetObjectItemCaseSensitive(o->trees[0], "id");
+            const cJSON *in_id = cJSON_GetObjectItemCaseSensitive(in, "id");
+            FUZZ_CHECK(cJSON_IsString(id) &&
+                           strcmp(id->valuestring, in_id->valuestring) == 0,
+                       "redact changed the id");
+        }
+        break;
+    case SPLIT:
+        FUZZ_CHECK(o->n == 2, "%d outputs", o->n);
+        if (exact)
+            FUZZ_CHECK(fuzz_same_value(o->trees[0], in),
+                       "split changed its first event");
+        break;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    if (!plugin)
+        start();
+    int script = data[0] % NSCRIPTS, with_index = data[0] / NSCRIPTS % 2 == 0;
+    size_t len = size - 1;
+    char *text = malloc(len ? len : 1);
+    memcpy(text, data + 1, len);
+    es_decoded_t d;
+    char why[256];
+    if (es_decode_record(text, len, NULL, 0, SIZE_MAX, 1, &d, why,
+                         sizeof why) != 0) {
+        free(text); /* dead-lettered by the host: never filtered */
+        return 0;
+    }
+    es_decode_full(&d);
+    es_event_t ev = {.json = d.json,
+                     .json_len = d.json_len,
+                     .ce = d.ce,
+                     .id = d.id,
+                     .source = d.source,
+                     .type = d.type,
+                     .subject = d.subject,
+                     .time = d.time,
+                     .tenant = "tenant-a",
+                     .topic = "fuzz.topic",
+                     .timestamp_ms = -1,
+                     .route = "fuzz-route",
+                     .token = 1,
+                     .attempt = 1,
+                     .index = with_index ? d.index : NULL};
+    out_t o = {{add, set_route, NULL}, &ev, 0, {NULL}};
+    char err[512] = "";
+    es_filter_verdict_t v = plugin->filter(instances[with_index][script], &ev,
+                                           &o.out, err, sizeof err);
+    check_outputs(script, v, &o, d.ce, err);
+    for (int i = 0; i < o.n; i++)
+        cJSON_Delete(o.trees[i]);
+    es_decoded_clear(&d);
+    free(text);
+    return 0;
+}

@@ -1,0 +1,22 @@
+# Fuzz targets (tests/fuzz/): scripts/fuzz builds them with clang's
+# libFuzzer and runs them; here `make check` replays their saved inputs
+# (tests/fuzz/corpus/TARGET/: seeds, minimised finds and the inputs of
+# fixed bugs) through the same checks, under the build's sanitizers.
+if HAVE_CHECK
+check_PROGRAMS += tests/fuzz/replay-decode tests/fuzz/replay-lua
+TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua
+endif
+FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c
+tests_fuzz_replay_decode_SOURCES = tests/fuzz/fuzz_decode.c $(FUZZ_SRC)
+tests_fuzz_replay_decode_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/decode"'
+tests_fuzz_replay_decode_LDADD = $(CJSON_LIBS) -lpthread
+# The plugin's sources are linked in (libFuzzer needs them instrumented;
+# the replay uses the same program).
+tests_fuzz_replay_lua_SOURCES = tests/fuzz/fuzz_lua.c $(FUZZ_SRC) \
+	$(plugins_filters_lua_lua_la_SOURCES)
+tests_fuzz_replay_lua_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/lua"'
+tests_fuzz_replay_lua_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
+tests_fuzz_replay_lua_LDADD = $(LUA_LIBS) $(CJSON_LIBS) -lpthread -lm
+EXTRA_DIST += tests/fuzz/corpus scripts/fuzz
