@@ -538,6 +538,24 @@ START_TEST(strict_json_text)
             es_decode_output(bad[i].text, len, &d, reason, sizeof reason), -1);
         ck_assert_msg(strstr(reason, bad[i].why), "%zu: %s", i, reason);
     }
+    /* At every byte lane of the 8-byte scan and in its byte-wise tail
+     * (the last bytes of the text): refused raw, taken otherwise. */
+    for (int pad = 0; pad < 20; pad++) {
+        char text[128], reason[256];
+        for (int raw = 0; raw <= 1; raw++) {
+            snprintf(text, sizeof text, EV("\"type\":\"%.*s%c\"}"), pad,
+                     "xxxxxxxxxxxxxxxxxxxx", raw ? '\x01' : 'y');
+            es_decoded_t d;
+            int rc = es_decode_record(text, strlen(text), NULL, 0, MAX, 0, &d,
+                                      reason, sizeof reason);
+            ck_assert_int_eq(rc, raw ? -1 : 0);
+            if (raw)
+                ck_assert_msg(strstr(reason, "control character 0x01"), "%s",
+                              reason);
+            else
+                es_decoded_clear(&d);
+        }
+    }
     /* Escaped, they are fine; so is whitespace between tokens. */
     static const char good[] = EV("\"type\":\"a\\tb\\u0000\",\r\n\t\"data\""
                                   " : {\"k\":\"\\u001f\"}}\n");
