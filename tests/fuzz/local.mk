@@ -3,8 +3,9 @@
 # (tests/fuzz/corpus/TARGET/: seeds, minimised finds and the inputs of
 # fixed bugs) through the same checks, under the build's sanitizers.
 if HAVE_CHECK
-check_PROGRAMS += tests/fuzz/replay-decode tests/fuzz/replay-lua
-TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua
+check_PROGRAMS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
+	tests/fuzz/replay-avro
+TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua tests/fuzz/replay-avro
 endif
 FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c
 tests_fuzz_replay_decode_SOURCES = tests/fuzz/fuzz_decode.c $(FUZZ_SRC)
@@ -19,4 +20,9 @@ tests_fuzz_replay_lua_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/lua"'
 tests_fuzz_replay_lua_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
 tests_fuzz_replay_lua_LDADD = $(LUA_LIBS) $(CJSON_LIBS) -lpthread -lm
+tests_fuzz_replay_avro_SOURCES = tests/fuzz/fuzz_avro.c $(FUZZ_SRC)
+tests_fuzz_replay_avro_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/avro \
+	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/avro"'
+tests_fuzz_replay_avro_CFLAGS = $(AM_CFLAGS) $(AVRO_CFLAGS)
+tests_fuzz_replay_avro_LDADD = host/avro/libesavro.la $(CJSON_LIBS) -lpthread
 EXTRA_DIST += tests/fuzz/corpus scripts/fuzz
