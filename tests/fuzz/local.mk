@@ -4,8 +4,9 @@
 # fixed bugs) through the same checks, under the build's sanitizers.
 if HAVE_CHECK
 check_PROGRAMS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
-	tests/fuzz/replay-avro
-TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua tests/fuzz/replay-avro
+	tests/fuzz/replay-avro tests/fuzz/replay-marketplace
+TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
+	tests/fuzz/replay-avro tests/fuzz/replay-marketplace
 endif
 FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c
 tests_fuzz_replay_decode_SOURCES = tests/fuzz/fuzz_decode.c $(FUZZ_SRC)
@@ -25,4 +26,10 @@ tests_fuzz_replay_avro_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/avro \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/avro"'
 tests_fuzz_replay_avro_CFLAGS = $(AM_CFLAGS) $(AVRO_CFLAGS)
 tests_fuzz_replay_avro_LDADD = host/avro/libesavro.la $(CJSON_LIBS) -lpthread
+tests_fuzz_replay_marketplace_SOURCES = tests/fuzz/fuzz_marketplace.c \
+	$(FUZZ_SRC) $(plugins_handlers_marketplace_marketplace_la_SOURCES)
+tests_fuzz_replay_marketplace_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/marketplace"'
+tests_fuzz_replay_marketplace_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
+tests_fuzz_replay_marketplace_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread
 EXTRA_DIST += tests/fuzz/corpus scripts/fuzz
