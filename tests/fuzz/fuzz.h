@@ -4,6 +4,7 @@
 #ifndef ES_FUZZ_H
 #define ES_FUZZ_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+
+#include "eventstream/plugin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,6 +26,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                           \
         }                                                                      \
     } while (0)
+
+/* The fake hosts' log (on stderr with FUZZ_VERBOSE set, else nowhere) and
+ * counters (not kept). */
+static inline void fuzz_host_log(const es_host_t *host, es_log_level_t level,
+                                 const char *fmt, ...)
+{
+    (void)host;
+    if (!getenv("FUZZ_VERBOSE"))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "log[%d] ", (int)level);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static inline void fuzz_counter_add(const es_host_t *host, const char *name,
+                                    uint64_t delta)
+{
+    (void)host, (void)name, (void)delta;
+}
 
 /* Two values are the same: type, scalar and members in order
  * (cJSON_Compare looks members up by key, which a repeated key defeats);

@@ -22,7 +22,6 @@
  * Built with libFuzzer by scripts/fuzz (the plugin's sources linked in),
  * and replayed over tests/fuzz/corpus/lua/ by `make check`.
  */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,26 +70,6 @@ typedef struct out_s {
     int n;
     cJSON *trees[8];
 } out_t;
-
-static void host_log(const es_host_t *host, es_log_level_t level,
-                     const char *fmt, ...)
-{
-    (void)host;
-    if (!getenv("FUZZ_VERBOSE"))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "log[%d] ", (int)level);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static void host_counter_add(const es_host_t *host, const char *name,
-                             uint64_t delta)
-{
-    (void)host, (void)name, (void)delta;
-}
 
 /* An output as the daemon takes it: decoded whole, kept for the checks. */
 static int take(out_t *o, const char *json, size_t len,
@@ -155,15 +134,15 @@ static es_host_t hosts[2] = {
      .size = sizeof(es_host_t),
      .instance_name = "fuzz-lua-text",
      .state_dir = "/tmp",
-     .log = host_log,
-     .counter_add = host_counter_add,
+     .log = fuzz_host_log,
+     .counter_add = fuzz_counter_add,
      .free = free},
     {.abi = ES_PLUGIN_ABI_VERSION,
      .size = sizeof(es_host_t),
      .instance_name = "fuzz-lua",
      .state_dir = "/tmp",
-     .log = host_log,
-     .counter_add = host_counter_add,
+     .log = fuzz_host_log,
+     .counter_add = fuzz_counter_add,
      .free = free,
      .event_size = sizeof(es_event_t),
      .filter_add_copies = add_copies},

@@ -17,7 +17,6 @@
  * Built with libFuzzer by scripts/fuzz (the plugin's sources linked in),
  * and replayed over tests/fuzz/corpus/marketplace/ by `make check`.
  */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,26 +181,6 @@ static int host_emit(const es_host_t *h, uint64_t parent, const char *topic,
     return 0;
 }
 
-static void host_log(const es_host_t *h, es_log_level_t level, const char *fmt,
-                     ...)
-{
-    (void)h;
-    if (!getenv("FUZZ_VERBOSE"))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "log[%d] ", (int)level);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static void host_counter_add(const es_host_t *h, const char *name,
-                             uint64_t delta)
-{
-    (void)h, (void)name, (void)delta;
-}
-
 static void host_complete(const es_host_t *h, uint64_t token, es_status_t st,
                           const char *reason)
 {
@@ -214,8 +193,8 @@ static es_host_t host = {
     .size = sizeof(es_host_t),
     .instance_name = "orders",
     .state_dir = "/nonexistent",
-    .log = host_log,
-    .counter_add = host_counter_add,
+    .log = fuzz_host_log,
+    .counter_add = fuzz_counter_add,
     .complete = host_complete,
     .emit = host_emit,
     .state_get = st_get,
