@@ -277,16 +277,21 @@ static int number_is_finite(const char *s, size_t n)
  * -1; `why` says how. cJSON takes any byte below 0x20 raw in a string and
  * between tokens (a raw NUL then cuts a string short in the tree while the
  * text keeps it), a \u escape with a bad hex digit (as U+0000), numbers
- * strtod reads ("01", "1.", "-.5") and numbers beyond a double (1e400, as
- * infinity). Other readers (the Lua filter's, those behind the sinks)
- * refuse them: the decoder refuses such text first. Its fast parser never
- * takes them (see find_quote, number_end); this check runs on the text it
- * left to cJSON. Since cJSON took the text, its quotes pair up and each
- * run of number characters is one number.
+ * strtod reads ("01", "1.", "-.5"), numbers beyond a double (1e400, as
+ * infinity) and a byte order mark (after the one skip_bom took). Other
+ * readers (the Lua filter's, those behind the sinks) refuse them: the
+ * decoder refuses such text first. Its fast parser never takes them (see
+ * find_quote, number_end); this check runs on the text it left to cJSON.
+ * Since cJSON took the text, its quotes pair up and each run of number
+ * characters is one number.
  */
 static long lenient_json_at(const char *s, size_t len, char *why,
                             size_t why_size)
 {
+    if (len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) { /* cJSON skips it */
+        snprintf(why, why_size, "byte order mark inside the value");
+        return 0;
+    }
     int in = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -357,12 +362,25 @@ static int strict_json_check(const char *text, size_t len, const char *end,
     return 0;
 }
 
+/* Past a UTF-8 byte order mark at the start of a value. RFC 8259 forbids
+ * writing one and lets readers ignore it: the event's text is what follows
+ * (offsets in reasons count from there), so no reader downstream sees it. A
+ * second one is refused (lenient_json_at). */
+static void skip_bom(const void **value, size_t *len)
+{
+    if (*len >= 3 && !memcmp(*value, "\xEF\xBB\xBF", 3)) {
+        *value = (const char *)*value + 3;
+        *len -= 3;
+    }
+}
+
 static int add_binary_data(cJSON *ce, const void *value, size_t len,
                            const char *ct, char *reason, size_t reason_size)
 {
     if (!value)
         return 0;
     if (is_json_media_type(ct)) {
+        skip_bom(&value, &len);
         const char *end = NULL;
         cJSON *data = cJSON_ParseWithLengthOpts(value, len, &end, 0);
         if (!data)
@@ -1506,6 +1524,7 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
     if (find_header(headers, header_count, "ce_specversion"))
         return decode_binary(value, len, headers, header_count, out, reason,
                              reason_size);
+    skip_bom(&value, &len);
     if (!value || len == 0)
         return REASON("empty value and no ce_specversion header: not a "
                       "CloudEvent%s",

@@ -588,6 +588,52 @@ START_TEST(strict_json_text)
 }
 END_TEST
 
+/* A byte order mark before a record's value is skipped (RFC 8259 lets
+ * readers ignore it): the event's text starts after it, so the index and
+ * the Lua filter's reader never see it. A second one, or one before a
+ * filter's output, is refused. */
+START_TEST(byte_order_mark)
+{
+    static const char ev[] =
+        "\xEF\xBB\xBF{\"specversion\":\"1.0\",\"id\":\"1\","
+        "\"source\":\"s\",\"type\":\"t\",\"data\":{}}";
+    es_decoded_t d;
+    char reason[256];
+    for (int index = 0; index <= 1; index++) {
+        ck_assert_int_eq(es_decode_record(ev, strlen(ev), NULL, 0, MAX, index,
+                                          &d, reason, sizeof reason),
+                         0);
+        ck_assert_ptr_eq(d.json, ev + 3);
+        ck_assert_uint_eq(d.json_len, strlen(ev) - 3);
+        ck_assert_int_eq(!d.index, !index);
+        es_decoded_clear(&d);
+    }
+    static const char twice[] =
+        "\xEF\xBB\xBF\xEF\xBB\xBF{\"specversion\":"
+        "\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\"}";
+    ck_assert_int_eq(es_decode_record(twice, strlen(twice), NULL, 0, MAX, 1, &d,
+                                      reason, sizeof reason),
+                     -1);
+    ck_assert_str_eq(
+        reason, "invalid JSON at byte 0: byte order mark inside the value");
+    ck_assert_int_eq(
+        es_decode_output(ev, strlen(ev), &d, reason, sizeof reason), -1);
+    ck_assert_str_eq(reason, "filter output: invalid JSON at byte 0: byte "
+                             "order mark inside the value");
+    es_header_t h[] = {{"ce_specversion", "1.0", 3},
+                       {"ce_id", "b5", 2},
+                       {"ce_source", "s", 1},
+                       {"ce_type", "t", 1}};
+    ck_assert_int_eq(es_decode_record("\xEF\xBB\xBF{\"a\":1}", 10, h, 4, MAX, 0,
+                                      &d, reason, sizeof reason),
+                     0);
+    ck_assert_int_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(d.ce, "data"), "a")->valueint,
+        1);
+    es_decoded_clear(&d);
+}
+END_TEST
+
 /* Binary mode's JSON data is held to the same rules. */
 START_TEST(binary_mode_strict_json_data)
 {
@@ -1104,6 +1150,7 @@ int main(void)
     tcase_add_test(tc, output_is_copied_and_validated);
     tcase_add_test(tc, strict_json_text);
     tcase_add_test(tc, binary_mode_strict_json_data);
+    tcase_add_test(tc, byte_order_mark);
     tcase_add_test(tc, index_of_members);
     tcase_add_test(tc, index_of_many_members);
     tcase_add_test(tc, output_copies_are_stepped_over);
