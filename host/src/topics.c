@@ -626,52 +626,52 @@ cJSON *es_topics_schema_json(es_topics_t *t, const char *name)
 
 /* ------------------------------------------------------------------- PII */
 
-/* Walks to the parent object of a dotted path; *last is the final part. */
-static cJSON *parent_of(const cJSON *ce, const char *path, char *last, size_t n)
+/*
+ * The members a dotted path names under obj, in every object on the way
+ * that has the key: JSON lets a key repeat, and readers disagree on which
+ * one counts (cJSON's lookups: the first; the Lua filter and most JSON
+ * readers: the last), so a PII field is looked for, and removed, in all
+ * of them. Returns how many it found; with `strip` they are deleted, else
+ * it stops at the first.
+ */
+static int pii_walk(cJSON *obj, const char *path, int strip)
 {
-    const cJSON *it = ce;
-    const char *p = path;
-    for (;;) {
-        size_t len = strcspn(p, ".");
-        if (len >= n)
-            return NULL;
-        if (p[len] == '\0') {
-            memcpy(last, p, len + 1);
-            return cJSON_IsObject(it) ? (cJSON *)it : NULL;
+    if (!cJSON_IsObject(obj))
+        return 0;
+    size_t len = strcspn(path, ".");
+    int leaf = path[len] == '\0', n = 0;
+    for (cJSON *it = obj->child, *next; it; it = next) {
+        next = it->next;
+        if (!it->string || strncmp(it->string, path, len) != 0 ||
+            it->string[len] != '\0')
+            continue;
+        if (!leaf) {
+            n += pii_walk(it, path + len + 1, strip);
+        } else {
+            n++;
+            if (strip)
+                cJSON_Delete(cJSON_DetachItemViaPointer(obj, it));
         }
-        char part[256];
-        if (len >= sizeof part)
-            return NULL;
-        memcpy(part, p, len);
-        part[len] = '\0';
-        it = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, part)
-                                : NULL;
-        if (!it)
-            return NULL;
-        p += len + 1;
+        if (n && !strip)
+            break;
     }
+    return n;
 }
 
 int es_topic_has_pii(const es_topic_t *t, const cJSON *ce)
 {
-    char last[256];
-    for (size_t i = 0; t && i < t->pii.n; i++) {
-        cJSON *parent = parent_of(ce, t->pii.v[i], last, sizeof last);
-        if (parent && cJSON_GetObjectItemCaseSensitive(parent, last))
+    for (size_t i = 0; t && i < t->pii.n; i++)
+        if (pii_walk((cJSON *)ce, t->pii.v[i], 0)) /* only reads it */
             return 1;
-    }
     return 0;
 }
 
 int es_topic_strip_pii(const es_topic_t *t, cJSON *ce, cJSON *removed)
 {
     int n = 0;
-    char last[256];
     for (size_t i = 0; t && i < t->pii.n; i++) {
-        cJSON *parent = parent_of(ce, t->pii.v[i], last, sizeof last);
-        if (!parent || !cJSON_GetObjectItemCaseSensitive(parent, last))
+        if (!pii_walk(ce, t->pii.v[i], 1))
             continue;
-        cJSON_DeleteItemFromObjectCaseSensitive(parent, last);
         if (removed)
             cJSON_AddItemToArray(removed, cJSON_CreateString(t->pii.v[i]));
         n++;

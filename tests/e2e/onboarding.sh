@@ -137,6 +137,10 @@ es_eq "dry run: filter verdict" '"replace"' "$(jq -c '.routes[0].filters[0].verd
 es_eq "dry run: filter's effect in the output" '"yes"' "$(jq -c '.routes[0].outputs[0].event.filtered' "$ES_TMP/dry.json")"
 es_eq "dry run: PII stripped" '["data.email","data.customer.phone"]' "$(jq -c '.routes[0].outputs[0].pii_stripped' "$ES_TMP/dry.json")"
 es_eq "dry run: stripped event" '{"customer":{"org":"acme"},"n":1}' "$(jq -c '.routes[0].outputs[0].event.data' "$ES_TMP/dry.json")"
+# A repeated key: every occurrence of a PII field goes (only the first did).
+DUPPII='{"specversion":"1.0","id":"d4","source":"t","type":"order","data":{"customer":{"org":"acme","phone":"555"},"email":"a@b.c","n":1,"email":"again@b.c"}}'
+es_eq "dry run: a repeated PII key stripped in every place" '{"customer":{"org":"acme"},"n":1}' \
+    "$(api -X POST -d "$DUPPII" "$TEST" | jq -c '.routes[0].outputs[0].event.data')"
 es_eq "dry run: destinations" '["out"]' "$(jq -c '.routes[0].outputs[0].destinations' "$ES_TMP/dry.json")"
 es_eq "dry run: nothing delivered" false "$(jq -c .delivered "$ES_TMP/dry.json")"
 es_eq "dry run: dropped by the filter" '"drop" 0' \

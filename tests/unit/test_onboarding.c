@@ -143,6 +143,33 @@ START_TEST(pii_stripped_only_when_present)
 }
 END_TEST
 
+/* A repeated key (JSON allows it; readers differ on which counts) hides
+ * no PII: every occurrence of the field goes, under every occurrence of
+ * its parents. Only the first went before. */
+START_TEST(pii_stripped_from_repeated_keys)
+{
+    write_file("team-a/t1/topic-details.json", GOOD);
+    char err[1024] = "";
+    es_topics_t *t = es_topics_load(dir, err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    const es_topic_t *topic = es_topics_find(t, "t1");
+    cJSON *ce = cJSON_Parse(
+        "{\"id\": \"1\", \"data\": {\"email\": \"e1\", \"n\": 1, "
+        "\"email\": \"e2\", \"a\": {\"c\": 2}, \"a\": {\"b\": 1}}}");
+    cJSON *late = cJSON_Parse("{\"id\": \"1\", \"data\": {\"a\": {\"c\": 2}, "
+                              "\"a\": {\"b\": 1}}}");
+    ck_assert(es_topic_has_pii(topic, late)); /* in the second "a" only */
+    cJSON_Delete(late);
+    ck_assert_int_eq(es_topic_strip_pii(topic, ce, NULL), 2);
+    char *s = cJSON_PrintUnformatted(ce);
+    ck_assert_str_eq(
+        s, "{\"id\":\"1\",\"data\":{\"n\":1,\"a\":{\"c\":2},\"a\":{}}}");
+    free(s);
+    cJSON_Delete(ce);
+    es_topics_destroy(t);
+}
+END_TEST
+
 START_TEST(rescan_adds_changes_keeps_and_removes)
 {
     write_file("team-a/t1/topic-details.json", GOOD);
@@ -210,6 +237,7 @@ int main(void)
     tcase_add_test(tc, errors_name_file_and_key);
     tcase_add_test(tc, duplicate_topic_names_both_files);
     tcase_add_test(tc, pii_stripped_only_when_present);
+    tcase_add_test(tc, pii_stripped_from_repeated_keys);
     tcase_add_test(tc, rescan_adds_changes_keeps_and_removes);
     tcase_add_test(tc, seed_folders_load);
     suite_add_tcase(s, tc);
