@@ -1590,6 +1590,22 @@ static char *scalar_string(const cJSON *it)
     return NULL;
 }
 
+/* The member `name` of obj, or NULL when there is none or more than one:
+ * readers differ on which of two counts (cJSON's lookups: the first; the
+ * Lua filter and most JSON readers: the last), so a tenant found through a
+ * repeated key would be a guess. */
+static const cJSON *unique_member(const cJSON *obj, const char *name)
+{
+    const cJSON *found = NULL;
+    for (const cJSON *it = obj->child; it; it = it->next)
+        if (it->string && !strcmp(it->string, name)) {
+            if (found)
+                return NULL;
+            found = it;
+        }
+    return found;
+}
+
 char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
                        const char *spec)
 {
@@ -1604,8 +1620,7 @@ char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
             return NULL;
         memcpy(part, p, n);
         part[n] = '\0';
-        it = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, part)
-                                : NULL;
+        it = cJSON_IsObject(it) ? unique_member(it, part) : NULL;
         p += n;
         if (*p == '.')
             p++;

@@ -94,7 +94,8 @@ void es_json_arena_free(void *arena);
  * Finds a value by a tenant-source spec: "key" (the Kafka key), "data.a.b"
  * (a path into the event), or a top-level attribute/extension name such as
  * "tenantid". Strings are returned as is; integers are formatted. Returns a
- * malloc'd string, or NULL when absent.
+ * malloc'd string, or NULL when absent or when a key on the way appears
+ * twice in its object (which one counts is up to the reader).
  */
 char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
                        const char *spec);

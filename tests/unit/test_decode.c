@@ -180,6 +180,24 @@ START_TEST(tenant_from_key)
 }
 END_TEST
 
+/* A tenant found through a key written twice would be a guess (readers
+ * differ on which counts): there is none, and require_tenant dead-letters
+ * the event. A repeated key elsewhere does not matter. */
+START_TEST(tenant_through_a_repeated_key_is_none)
+{
+    cJSON *ce = cJSON_Parse("{\"data\":{\"tenantId\":\"a\",\"x\":1,"
+                            "\"tenantId\":\"b\",\"o\":{\"t\":\"c\"},"
+                            "\"o\":{\"t\":\"d\"},\"p\":{\"t\":\"e\"}},"
+                            "\"x\":1,\"x\":2}");
+    ck_assert_ptr_null(es_decode_lookup(ce, NULL, 0, "data.tenantId"));
+    ck_assert_ptr_null(es_decode_lookup(ce, NULL, 0, "data.o.t"));
+    char *t = es_decode_lookup(ce, NULL, 0, "data.p.t");
+    ck_assert_str_eq(t, "e");
+    free(t);
+    cJSON_Delete(ce);
+}
+END_TEST
+
 /* ------------------------------------------- es_json_parse against cJSON */
 
 /* Same shape, types, names, strings and numbers (bit for bit), and the
@@ -1145,6 +1163,7 @@ int main(void)
     tcase_add_test(tc, binary_mode_binary_data_is_base64);
     tcase_add_test(tc, binary_mode_bad_json_data);
     tcase_add_test(tc, tenant_from_key);
+    tcase_add_test(tc, tenant_through_a_repeated_key_is_none);
     tcase_add_test(tc, fast_parse_matches_cjson);
     tcase_add_test(tc, fast_parse_matches_cjson_mutated);
     tcase_add_test(tc, output_is_copied_and_validated);
