@@ -1,4 +1,5 @@
 #include <check.h>
+#include <math.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,9 +260,9 @@ static int only_whitespace(const char *p, const char *end)
 /*
  * Whether the decoder's refusal of text cJSON takes ("invalid JSON at byte
  * N: ...") names a real departure from JSON at that byte: a control
- * character, a \\u escape without 4 hex digits, or a number that RFC
- * 8259's grammar (a regular expression here, not the decoder's code) does
- * not match.
+ * character, a \u escape without 4 hex digits, a number that RFC 8259's
+ * grammar (a regular expression here, not the decoder's code) does not
+ * match, or one beyond a double.
  */
 static int refusal_is_justified(const char *json, size_t len,
                                 const char *reason)
@@ -293,7 +294,7 @@ static int refusal_is_justified(const char *json, size_t len,
         0);
     int is_json_number = regexec(&re, number, 0, NULL, 0) == 0;
     regfree(&re);
-    return n > 0 && !is_json_number;
+    return n > 0 && (!is_json_number || !isfinite(strtod(number, NULL)));
 }
 
 /* A filter's output decoded shallow, then whole: cJSON's verdict, but
