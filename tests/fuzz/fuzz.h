@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "decode.h"
 #include "eventstream/plugin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,6 +27,51 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                           \
         }                                                                      \
     } while (0)
+
+/* A record's value as the daemon hands it to plugins: decoded by the
+ * host (with its index of members when `index`), the tree made whole,
+ * the text in a block of exactly its size (a read past it is an ASan
+ * report). */
+typedef struct fuzz_event_s {
+    es_event_t ev; /* its attributes and text; the rest is the caller's */
+    es_decoded_t dec;
+    char *value;
+} fuzz_event_t;
+
+/* 0, or -1 when the host refuses the value (it is dead-lettered, never
+ * delivered): nothing to free then. */
+static inline int fuzz_event_decode(fuzz_event_t *e, const void *data,
+                                    size_t len, int index)
+{
+    char why[256];
+    memset(e, 0, sizeof *e);
+    e->value = malloc(len ? len : 1);
+    memcpy(e->value, data, len);
+    if (es_decode_record(e->value, len, NULL, 0, SIZE_MAX, index, &e->dec, why,
+                         sizeof why) != 0) {
+        free(e->value);
+        return -1;
+    }
+    es_decode_full(&e->dec);
+    e->ev.json = e->dec.json;
+    e->ev.json_len = e->dec.json_len;
+    e->ev.ce = e->dec.ce;
+    e->ev.id = e->dec.id;
+    e->ev.source = e->dec.source;
+    e->ev.type = e->dec.type;
+    e->ev.subject = e->dec.subject;
+    e->ev.time = e->dec.time;
+    e->ev.index = e->dec.index;
+    e->ev.timestamp_ms = -1;
+    e->ev.attempt = 1;
+    return 0;
+}
+
+static inline void fuzz_event_free(fuzz_event_t *e)
+{
+    es_decoded_clear(&e->dec);
+    free(e->value);
+}
 
 /* The fake hosts' log (on stderr with FUZZ_VERBOSE set, else nowhere) and
  * counters (not kept). */

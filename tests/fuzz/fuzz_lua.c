@@ -253,40 +253,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!plugin)
         start();
     int script = data[0] % NSCRIPTS, with_index = data[0] / NSCRIPTS % 2 == 0;
-    size_t len = size - 1;
-    char *text = malloc(len ? len : 1);
-    memcpy(text, data + 1, len);
-    es_decoded_t d;
-    char why[256];
-    if (es_decode_record(text, len, NULL, 0, SIZE_MAX, 1, &d, why,
-                         sizeof why) != 0) {
-        free(text); /* dead-lettered by the host: never filtered */
-        return 0;
-    }
-    es_decode_full(&d);
-    es_event_t ev = {.json = d.json,
-                     .json_len = d.json_len,
-                     .ce = d.ce,
-                     .id = d.id,
-                     .source = d.source,
-                     .type = d.type,
-                     .subject = d.subject,
-                     .time = d.time,
-                     .tenant = "tenant-a",
-                     .topic = "fuzz.topic",
-                     .timestamp_ms = -1,
-                     .route = "fuzz-route",
-                     .token = 1,
-                     .attempt = 1,
-                     .index = with_index ? d.index : NULL};
+    fuzz_event_t e;
+    if (fuzz_event_decode(&e, data + 1, size - 1, 1) != 0)
+        return 0; /* dead-lettered by the host: never filtered */
+    es_event_t ev = e.ev;
+    ev.tenant = "tenant-a";
+    ev.topic = "fuzz.topic";
+    ev.route = "fuzz-route";
+    ev.token = 1;
+    if (!with_index)
+        ev.index = NULL;
     out_t o = {{add, set_route, NULL}, &ev, 0, {NULL}};
     char err[512] = "";
     es_filter_verdict_t v = plugin->filter(instances[with_index][script], &ev,
                                            &o.out, err, sizeof err);
-    check_outputs(script, v, &o, d.ce, err);
+    check_outputs(script, v, &o, ev.ce, err);
     for (int i = 0; i < o.n; i++)
         cJSON_Delete(o.trees[i]);
-    es_decoded_clear(&d);
-    free(text);
+    fuzz_event_free(&e);
     return 0;
 }

@@ -230,30 +230,16 @@ static const char *attr(const cJSON *ce, const char *name)
 static void deliver_one(const es_plugin_t *p, void *inst, const char *text,
                         size_t len, int64_t offset)
 {
-    char *value = copy_bytes(text, len);
-    es_decoded_t d;
-    char why[256];
-    if (es_decode_record(value, len, NULL, 0, SIZE_MAX, 0, &d, why,
-                         sizeof why) != 0) {
-        free(value);
-        return;
-    }
-    es_decode_full(&d);
-    es_event_t ev = {.json = d.json,
-                     .json_len = d.json_len,
-                     .ce = d.ce,
-                     .id = d.id,
-                     .source = d.source,
-                     .type = d.type,
-                     .subject = d.subject,
-                     .time = d.time,
-                     .tenant = attr(d.ce, "tenantid"),
-                     .topic = d.type,
-                     .offset = offset,
-                     .timestamp_ms = 1767225600000 + offset,
-                     .route = "orders",
-                     .token = (uint64_t)offset + 1,
-                     .attempt = 1};
+    fuzz_event_t e;
+    if (fuzz_event_decode(&e, text, len, 0) != 0)
+        return; /* dead-lettered by the host: never delivered */
+    es_event_t ev = e.ev;
+    ev.tenant = attr(ev.ce, "tenantid");
+    ev.topic = ev.type;
+    ev.offset = offset;
+    ev.timestamp_ms = 1767225600000 + offset;
+    ev.route = "orders";
+    ev.token = (uint64_t)offset + 1;
     const es_event_t *evs[1] = {&ev};
     es_result_t res[1];
     memset(res, 0, sizeof res);
@@ -263,8 +249,7 @@ static void deliver_one(const es_plugin_t *p, void *inst, const char *text,
                (int)res[0].status);
     FUZZ_CHECK(res[0].status != ES_FAIL || res[0].reason[0],
                "failed without a reason");
-    es_decoded_clear(&d);
-    free(value);
+    fuzz_event_free(&e);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
