@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "admin.h"
+#include "internal/es_base64.h"
 #include "log.h"
 #include "metrics.h"
 #include "subscriptions.h"
@@ -215,34 +216,6 @@ static int parse_headers(const cJSON *h, es_header_t **out, size_t *n,
     return 0;
 }
 
-/* Standard base64 (padding optional, whitespace ignored) into a new
- * buffer; NULL on a bad character. */
-static unsigned char *base64_decode(const char *in, size_t *out_len)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    unsigned char *out = malloc(strlen(in) / 4 * 3 + 4);
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
-            continue;
-        const char *c = memchr(tab, *p, 64);
-        if (!c) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)(c - tab);
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    *out_len = n;
-    return out;
-}
-
 /* The wrapped form's options: deliver_to (also ?deliver_to=), timeout_ms. */
 static const char *test_options(struct MHD_Connection *c, const cJSON *body,
                                 es_dry_run_t *q)
@@ -272,20 +245,26 @@ static int is_wrapped(const cJSON *body)
 }
 
 /* The record value: "value_base64" (binary, e.g. Avro), "value" (a string
- * as is, else the JSON text), or the whole body. */
+ * as is, else the JSON text), or the whole body. `err` holds a reason
+ * that is not a constant. */
 static const char *test_value(const cJSON *body, int wrapped, char **owned,
-                              size_t *len)
+                              size_t *len, char *err, size_t err_size)
 {
     const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(body, "value_base64");
     const cJSON *value =
         wrapped ? cJSON_GetObjectItemCaseSensitive(body, "value") : body;
     if (wrapped && b64) {
+        char why[96];
         if (value)
             return "give either \"value\" or \"value_base64\", not both";
-        if (!cJSON_IsString(b64) ||
-            !(*owned = (char *)base64_decode(b64->valuestring, len)))
+        if (!cJSON_IsString(b64))
             return "\"value_base64\" must be a base64 string";
-        return NULL;
+        *owned = (char *)es_base64_decode(
+            b64->valuestring, strlen(b64->valuestring), len, why, sizeof why);
+        if (*owned)
+            return NULL;
+        snprintf(err, err_size, "\"value_base64\" is not base64: %s", why);
+        return err;
     }
     *owned = cJSON_IsString(value) ? strdup(value->valuestring)
                                    : cJSON_PrintUnformatted(value);
@@ -328,7 +307,7 @@ static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
     if (!why)
         parse_headers(headers, &hv, &nh, &why);
     if (!why)
-        why = test_value(body, wrapped, &value, &len);
+        why = test_value(body, wrapped, &value, &len, err, sizeof err);
     int st = !why && q.deliver_to
                  ? es_pipeline_test_endpoint(a->pipeline, q.deliver_to, err,
                                              sizeof err)

@@ -2,8 +2,9 @@
 noinst_LTLIBRARIES += api/libesapi.la
 api_libesapi_la_SOURCES = api/admin.c api/admin.h \
 	api/subscriptions.c api/subscriptions.h
-api_libesapi_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(RDKAFKA_CFLAGS)
-api_libesapi_la_LIBADD = $(MHD_LIBS) $(CJSON_LIBS)
+api_libesapi_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(RDKAFKA_CFLAGS) \
+	$(OPENSSL_CFLAGS)
+api_libesapi_la_LIBADD = $(MHD_LIBS) $(CJSON_LIBS) $(OPENSSL_LIBS)
 EXTRA_DIST += api/openapi.yaml tests/e2e/api.sh tests/e2e/subscriptions.sh \
 	tests/e2e/subs_property.py tests/e2e/subs_parking.sh
 

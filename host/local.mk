@@ -24,9 +24,9 @@ host_libeshost_la_SOURCES = \
 	host/src/usage.c host/src/usage.h
 host_libeshost_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws
 host_libeshost_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(SQLITE_CFLAGS) \
-	$(CURL_CFLAGS)
+	$(CURL_CFLAGS) $(OPENSSL_CFLAGS)
 host_libeshost_la_LIBADD = host/aws/libesmsk.la host/aws/libesaws.la \
-	$(RDKAFKA_LIBS) $(CJSON_LIBS) $(SQLITE_LIBS) $(CURL_LIBS)
+	$(RDKAFKA_LIBS) $(CJSON_LIBS) $(SQLITE_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS)
 
 host_eventstreamd_SOURCES = host/src/main.c
 host_eventstreamd_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) -I$(top_srcdir)/api

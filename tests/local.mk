@@ -13,6 +13,16 @@ endif
 tests_unit_test_decode_SOURCES = tests/unit/test_decode.c
 tests_unit_test_decode_CFLAGS = $(HOST_TEST_CFLAGS)
 tests_unit_test_decode_LDADD = $(HOST_TEST_LIBS)
+
+# The base64 shared by the host and the bundled plugins (header only).
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_base64
+TESTS += tests/unit/test_base64
+endif
+tests_unit_test_base64_SOURCES = tests/unit/test_base64.c
+tests_unit_test_base64_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(OPENSSL_CFLAGS)
+tests_unit_test_base64_LDADD = $(CHECK_LIBS) $(OPENSSL_LIBS)
+
 tests_unit_test_offsets_SOURCES = tests/unit/test_offsets.c
 tests_unit_test_offsets_CFLAGS = $(HOST_TEST_CFLAGS)
 tests_unit_test_offsets_LDADD = $(HOST_TEST_LIBS)

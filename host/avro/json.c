@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "avro_int.h"
+#include "internal/es_base64.h"
 
 /* Integers beyond 2^53 do not survive a double; cJSON keeps them as raw
  * number text instead so they are printed exactly. */
@@ -28,26 +29,9 @@ static cJSON *exact_integer(int64_t v)
 
 static cJSON *base64(const uint8_t *p, size_t n)
 {
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    cJSON *item;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        *o++ = tbl[(v >> 18) & 63];
-        *o++ = tbl[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    *o = '\0';
-    item = cJSON_CreateString(out);
-    free(out);
+    char *text = es_base64_encode(p, n);
+    cJSON *item = text ? cJSON_CreateString(text) : NULL;
+    free(text);
     return item;
 }
 

@@ -3,8 +3,10 @@ noinst_LTLIBRARIES += host/avro/libesavro.la
 host_avro_libesavro_la_SOURCES = host/avro/es_avro.h host/avro/avro_int.h \
 	host/avro/avro.c host/avro/shape.c host/avro/json.c host/avro/registry.c \
 	host/avro/es_avro_hook.h host/avro/hook.c
-host_avro_libesavro_la_CFLAGS = $(AM_CFLAGS) $(AVRO_CFLAGS) $(CURL_CFLAGS)
-host_avro_libesavro_la_LIBADD = $(AVRO_LIBS) $(CURL_LIBS) $(CJSON_LIBS) -lm
+host_avro_libesavro_la_CFLAGS = $(AM_CFLAGS) $(AVRO_CFLAGS) $(CURL_CFLAGS) \
+	$(OPENSSL_CFLAGS)
+host_avro_libesavro_la_LIBADD = $(AVRO_LIBS) $(CURL_LIBS) $(CJSON_LIBS) \
+	$(OPENSSL_LIBS) -lm
 
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/test_avro

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "internal/es_base64.h"
 
 /* Fills the caller's reason buffer and evaluates to -1. */
 #define REASON(...) (snprintf(reason, reason_size, __VA_ARGS__), -1)
@@ -60,6 +61,23 @@ static int extension_seen(const cJSON *ce, const cJSON *it, uint64_t *seen)
     for (const cJSON *e = ce->child; e != it; e = e->next)
         if (!strcmp(e->string, it->string))
             return 1;
+    return 0;
+}
+
+/* The JSON event format's data_base64: a string of base64 (or null, as
+ * good as absent), which every sink that decodes it (binary modes) then
+ * reads the same way. */
+static int data_base64_invalid(const cJSON *b64, char *reason,
+                               size_t reason_size)
+{
+    char why[96];
+    if (cJSON_IsNull(b64))
+        return 0;
+    if (!cJSON_IsString(b64))
+        return REASON("\"data_base64\" must be a string%s", "");
+    if (es_base64_check(b64->valuestring, strlen(b64->valuestring), why,
+                        sizeof why))
+        return REASON("\"data_base64\" is not base64: %s", why);
     return 0;
 }
 
@@ -130,6 +148,8 @@ int es_decode_validate(cJSON *ce, es_decoded_t *out, char *reason,
         return REASON("invalid attribute name \"%.64s\" (only a-z "
                       "and 0-9 are allowed)",
                       bad_name->string);
+    if (data_base64 && data_base64_invalid(data_base64, reason, reason_size))
+        return -1;
     out->ce = ce;
     out->id = string_of(attr[A_ID]);
     out->source = string_of(attr[A_SOURCE]);
@@ -186,23 +206,6 @@ static int utf8_text(const unsigned char *s, size_t n)
         i += len;
     }
     return 1;
-}
-
-static char *base64_encode(const unsigned char *in, size_t n)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc(4 * ((n + 2) / 3) + 1), *p = out;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = in[i] << 16 | (i + 1 < n ? in[i + 1] << 8 : 0) |
-                     (i + 2 < n ? in[i + 2] : 0);
-        *p++ = tbl[v >> 18 & 63];
-        *p++ = tbl[v >> 12 & 63];
-        *p++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-        *p++ = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    *p = '\0';
-    return out;
 }
 
 /* JSON's whitespace: space, tab, line feed, carriage return (cJSON also
@@ -398,7 +401,11 @@ static int add_binary_data(cJSON *ce, const void *value, size_t len,
         cJSON_AddStringToObject(ce, "data", s);
         free(s);
     } else {
-        char *b64 = base64_encode(value, len);
+        char *b64 = es_base64_encode(value, len);
+        if (!b64)
+            return REASON("binary mode: data of %zu bytes is too large to "
+                          "carry as data_base64",
+                          len);
         cJSON_AddStringToObject(ce, "data_base64", b64);
         free(b64);
     }

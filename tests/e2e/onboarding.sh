@@ -235,6 +235,8 @@ es_eq "Avro dry run: delivered to the test endpoint" '"ok" 3' \
 es_eq "Avro dry run: the endpoint got JSON" '{"amount":42}' "$(tail -1 "$PROBE" | jq -c .data)"
 es_check "Avro dry run: a JSON value is a decode error" test "$(api -X POST -d "$SAMPLE" "$ATEST" | jq -r '.decode_error | length')" -gt 0
 es_eq "value_base64 must be base64" 400 "$(code -X POST -d '{"value_base64": "%%%"}' "$ATEST")"
+es_eq "value_base64: what is wrong" "\"value_base64\" is not base64: character 4 follows the '=' padding" \
+    "$(api -X POST -d '{"value_base64": "AAA=AAAA"}' "$ATEST" | jq -r .error)"
 es_eq "real delivery without a route: the decoded event" 'ok null' \
     "$(api -X POST -d "$SAMPLE" "$URL/v1/topics/ob-unrouted/test?deliver_to=probe" | jq -r '"\(.delivery.results[0].status) \(.delivery.results[0].route)"')"
 es_eq "real delivery without a route: at the endpoint" '"d1"' "$(tail -1 "$PROBE" | jq -c .id)"

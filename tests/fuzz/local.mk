@@ -12,7 +12,7 @@ FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c
 tests_fuzz_replay_decode_SOURCES = tests/fuzz/fuzz_decode.c $(FUZZ_SRC)
 tests_fuzz_replay_decode_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/decode"'
-tests_fuzz_replay_decode_LDADD = $(CJSON_LIBS) -lpthread
+tests_fuzz_replay_decode_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread
 # The plugin's sources are linked in (libFuzzer needs them instrumented;
 # the replay uses the same program).
 tests_fuzz_replay_lua_SOURCES = tests/fuzz/fuzz_lua.c $(FUZZ_SRC) \
@@ -20,12 +20,13 @@ tests_fuzz_replay_lua_SOURCES = tests/fuzz/fuzz_lua.c $(FUZZ_SRC) \
 tests_fuzz_replay_lua_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/lua"'
 tests_fuzz_replay_lua_CFLAGS = $(AM_CFLAGS) $(LUA_CFLAGS)
-tests_fuzz_replay_lua_LDADD = $(LUA_LIBS) $(CJSON_LIBS) -lpthread -lm
+tests_fuzz_replay_lua_LDADD = $(LUA_LIBS) $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread -lm
 tests_fuzz_replay_avro_SOURCES = tests/fuzz/fuzz_avro.c $(FUZZ_SRC)
 tests_fuzz_replay_avro_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/avro \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/avro"'
 tests_fuzz_replay_avro_CFLAGS = $(AM_CFLAGS) $(AVRO_CFLAGS)
-tests_fuzz_replay_avro_LDADD = host/avro/libesavro.la $(CJSON_LIBS) -lpthread
+tests_fuzz_replay_avro_LDADD = host/avro/libesavro.la $(CJSON_LIBS) $(OPENSSL_LIBS) \
+	-lpthread
 tests_fuzz_replay_marketplace_SOURCES = tests/fuzz/fuzz_marketplace.c \
 	$(FUZZ_SRC) $(plugins_handlers_marketplace_marketplace_la_SOURCES)
 tests_fuzz_replay_marketplace_CPPFLAGS = $(AM_CPPFLAGS) \

@@ -69,6 +69,15 @@ START_TEST(structured_invalid_reasons)
     expect_reason("{\"specversion\":\"1.0\",\"id\":7,\"source\":\"s\","
                   "\"type\":\"t\"}",
                   "attribute \"id\" must be a string");
+    /* refused at the door, not by one binary-mode sink of several (and a
+     * '=' inside is what libcrypto's block decoder reads as 'A') */
+    expect_reason("{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+                  "\"type\":\"t\",\"data_base64\":\"Q=JD\"}",
+                  "\"data_base64\" is not base64: character 2 follows the '=' "
+                  "padding");
+    expect_reason("{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+                  "\"type\":\"t\",\"data_base64\":[1]}",
+                  "\"data_base64\" must be a string");
     /* Readers disagree on which of two counts: none is taken. */
     expect_reason("{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
                   "\"type\":\"t\",\"source\":\"other\"}",
@@ -147,6 +156,27 @@ START_TEST(binary_mode_binary_data_is_base64)
     ck_assert_str_eq(cJSON_GetObjectItem(d.ce, "data_base64")->valuestring,
                      "AP8Q");
     es_decoded_clear(&d);
+}
+END_TEST
+
+/* What a binary-mode sink decodes: base64 with or without its padding,
+ * line-wrapped; null is as good as absent. */
+START_TEST(structured_data_base64_taken)
+{
+    static const char *const values[] = {
+        "\"AP8Q\"", "\"AP8=\"", "\"AP8\"", "\"AP8Q\\nAP8Q\"", "null", "\"\""};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        char v[256];
+        snprintf(v, sizeof v,
+                 "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+                 "\"type\":\"t\",\"data_base64\":%s}",
+                 values[i]);
+        es_decoded_t d;
+        char reason[256] = "";
+        ck_assert_msg(decode_str(v, &d, reason, sizeof reason) == 0,
+                      "%s refused: %s", values[i], reason);
+        es_decoded_clear(&d);
+    }
 }
 END_TEST
 
@@ -1162,6 +1192,7 @@ int main(void)
     tcase_add_test(tc, oversized_is_refused_before_parsing);
     tcase_add_test(tc, binary_mode_json_data);
     tcase_add_test(tc, binary_mode_binary_data_is_base64);
+    tcase_add_test(tc, structured_data_base64_taken);
     tcase_add_test(tc, binary_mode_bad_json_data);
     tcase_add_test(tc, tenant_from_key);
     tcase_add_test(tc, tenant_through_a_repeated_key_is_none);

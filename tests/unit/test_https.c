@@ -346,6 +346,11 @@ START_TEST(config_errors)
                          "[\"whsec_SECRETVALUE!!\"]}}");
     ck_assert_ptr_nonnull(strstr(e, "signing.secrets[0]"));
     ck_assert_ptr_null(strstr(e, "SECRETVALUE"));
+    /* libcrypto's block decoder alone read a '=' inside as 'A' */
+    ck_assert_ptr_nonnull(
+        strstr(init_error("{\"url\":\"https://x\",\"signing\":{\"secrets\":"
+                          "[\"whsec_b3=RoZXI\"]}}"),
+               "signing.secrets[0]: must be a string \"whsec_<base64 key>\""));
     ck_assert_ptr_nonnull(strstr(
         init_error("{\"url\":\"https://x\",\"headers\":{\"X-A\":\"a\\r\\nB: "
                    "c\"}}"),

@@ -16,7 +16,8 @@ tests_unit_test_lua_SOURCES = tests/unit/test_lua.c tests/unit/test_lua_host.c \
 	tests/unit/test_lua_host.h host/src/decode.c
 tests_unit_test_lua_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
 	-DLUA_EXAMPLES_DIR='"$(abs_top_srcdir)/plugins/filters/lua/examples"'
-tests_unit_test_lua_LDADD = $(CHECK_LIBS) $(CJSON_LIBS) -ldl -lpthread
+tests_unit_test_lua_LDADD = $(CHECK_LIBS) $(CJSON_LIBS) $(OPENSSL_LIBS) -ldl \
+	-lpthread
 TESTS += tests/unit/test_lua
 endif
 
@@ -25,7 +26,7 @@ check_PROGRAMS += plugins/filters/lua/lua-bench
 plugins_filters_lua_lua_bench_SOURCES = plugins/filters/lua/lua_bench.c \
 	tests/unit/test_lua_host.c tests/unit/test_lua_host.h host/src/decode.c
 plugins_filters_lua_lua_bench_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests/unit
-plugins_filters_lua_lua_bench_LDADD = $(CJSON_LIBS) -ldl -lpthread
+plugins_filters_lua_lua_bench_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -ldl -lpthread
 
 EXTRA_DIST += docs/lua-filters.md tests/e2e/lua.sh scripts/bench-lua \
 	plugins/filters/lua/examples

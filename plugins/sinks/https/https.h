@@ -116,9 +116,6 @@ char *hs_sign(const hs_key_t *keys, size_t key_count, const char *msg_id,
 /* Decodes a "whsec_<base64>" (or bare base64) secret. */
 int hs_decode_secret(const char *secret, hs_key_t *out);
 
-/* Base64 decode of s; returns malloc'd bytes or NULL. */
-unsigned char *hs_b64_decode(const char *s, size_t len, size_t *out_len);
-
 /* gzip (RFC 1952) of in. Returns 0 or -1. */
 int hs_gzip(const char *in, size_t in_len, int level, char **out,
             size_t *out_len);

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "https.h"
+#include "internal/es_base64.h"
 
 int hs_buf_append(hs_buf_t *b, const void *data, size_t len)
 {
@@ -65,32 +66,13 @@ char *hs_pct_encode(const char *s, size_t len)
     return out;
 }
 
-unsigned char *hs_b64_decode(const char *s, size_t len, size_t *out_len)
-{
-    if (len % 4 != 0)
-        return NULL;
-    unsigned char *out = malloc(len / 4 * 3 + 1);
-    if (!out)
-        return NULL;
-    int n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
-    if (n < 0) {
-        free(out);
-        return NULL;
-    }
-    /* EVP_DecodeBlock counts the padding as zero bytes */
-    if (len >= 1 && s[len - 1] == '=')
-        n--;
-    if (len >= 2 && s[len - 2] == '=')
-        n--;
-    *out_len = (size_t)n;
-    return out;
-}
-
 int hs_decode_secret(const char *secret, hs_key_t *out)
 {
     if (strncmp(secret, "whsec_", 6) == 0)
         secret += 6;
-    out->key = hs_b64_decode(secret, strlen(secret), &out->len);
+    char why[96]; /* not shown: it could quote the secret */
+    out->key =
+        es_base64_decode(secret, strlen(secret), &out->len, why, sizeof why);
     if (!out->key || out->len == 0) {
         free(out->key);
         out->key = NULL;
@@ -226,10 +208,12 @@ static int binary_body(const cJSON *ce, const char *content_type, char **body,
     *body = NULL;
     *body_len = 0;
     if (cJSON_IsString(b64)) {
-        *body = (char *)hs_b64_decode(b64->valuestring,
-                                      strlen(b64->valuestring), body_len);
+        char why[96];
+        *body =
+            (char *)es_base64_decode(b64->valuestring, strlen(b64->valuestring),
+                                     body_len, why, sizeof why);
         if (!*body) {
-            snprintf(errstr, n, "data_base64 is not valid base64");
+            snprintf(errstr, n, "data_base64 is not base64: %s", why);
             return -1;
         }
         return 0;

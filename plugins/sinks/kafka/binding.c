@@ -10,6 +10,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "internal/es_base64.h"
+
 /* ------------------------------------------------------- topic templates */
 
 static const struct {
@@ -263,52 +265,6 @@ int ks_json_member_span(const char *json, size_t len, const char *name,
     }
 }
 
-/* ---------------------------------------------------------------- base64 */
-
-static int ks_b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-unsigned char *ks_base64_decode(const char *in, size_t in_len, size_t *out_len)
-{
-    while (in_len > 0 && in[in_len - 1] == '=')
-        in_len--;
-    if (in_len % 4 == 1)
-        return NULL;
-    unsigned char *out = malloc(in_len / 4 * 3 + 3);
-    if (!out)
-        return NULL;
-    size_t n = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < in_len; i++) {
-        int v = ks_b64_val((unsigned char)in[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    *out_len = n;
-    return out;
-}
-
 /* --------------------------------------------------- binary content mode */
 
 int ks_media_type_is_json(const char *mt)
@@ -369,16 +325,18 @@ static int ks_binary_data(const es_event_t *ev, const cJSON *data,
                           const void **value, size_t *value_len,
                           void **value_buf, char *errstr, size_t errstr_size)
 {
-    if (data_b64) {
+    if (data_b64 && !cJSON_IsNull(data_b64)) {
         if (!cJSON_IsString(data_b64)) {
             snprintf(errstr, errstr_size, "data_base64 is not a string");
             return -1;
         }
         size_t n = 0;
-        unsigned char *bytes = ks_base64_decode(
-            data_b64->valuestring, strlen(data_b64->valuestring), &n);
+        char why[96];
+        unsigned char *bytes = es_base64_decode(data_b64->valuestring,
+                                                strlen(data_b64->valuestring),
+                                                &n, why, sizeof why);
         if (!bytes) {
-            snprintf(errstr, errstr_size, "data_base64 is not valid base64");
+            snprintf(errstr, errstr_size, "data_base64 is not base64: %s", why);
             return -1;
         }
         *value = bytes;

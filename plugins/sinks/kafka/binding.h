@@ -1,7 +1,7 @@
 /*
  * CloudEvents Kafka protocol binding helpers for the kafka sink: topic
  * templates, the binary content mode (ce_ headers, data as the value) and
- * the small JSON and base64 readers they need. Internal to the plugin.
+ * the small JSON reader they need. Internal to the plugin.
  */
 #ifndef ES_KAFKA_SINK_BINDING_H
 #define ES_KAFKA_SINK_BINDING_H
@@ -71,10 +71,6 @@ int ks_binary_encode(const es_event_t *ev, rd_kafka_headers_t *hdrs,
  * or 0 when absent or the text is not an object. */
 int ks_json_member_span(const char *json, size_t len, const char *name,
                         const char **value, size_t *value_len);
-
-/* Decodes standard base64 (padding optional). Returns a malloc'd buffer
- * and its length in *out_len, or NULL when the input is not base64. */
-unsigned char *ks_base64_decode(const char *in, size_t in_len, size_t *out_len);
 
 /* 1 when the media type is JSON (application/json, text/json, *+json). */
 int ks_media_type_is_json(const char *media_type);

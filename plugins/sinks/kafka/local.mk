@@ -3,7 +3,7 @@ pkgplugin_LTLIBRARIES += plugins/sinks/kafka/kafka.la
 plugins_sinks_kafka_kafka_la_SOURCES = plugins/sinks/kafka/kafka.c \
 	plugins/sinks/kafka/binding.c plugins/sinks/kafka/binding.h
 plugins_sinks_kafka_kafka_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws
-plugins_sinks_kafka_kafka_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS)
+plugins_sinks_kafka_kafka_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(OPENSSL_CFLAGS)
 # MSK IAM (issue 9): the sink signs its own OAUTHBEARER tokens.
 plugins_sinks_kafka_kafka_la_LIBADD = host/aws/libesmsk.la host/aws/libesaws.la \
 	$(RDKAFKA_LIBS) $(CJSON_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS) -lm
