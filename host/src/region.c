@@ -156,6 +156,14 @@ static map_t *map_parse(es_region_t *r, const char *text, size_t len,
         }
         m->regions[i] = intern(r, it->valuestring);
     }
+    char twice[256]; /* the values are strings: a top-level key */
+    if (m->n < (size_t)cJSON_GetArraySize(o) &&
+        es_json_repeated_key(o, "", twice, sizeof twice)) {
+        snprintf(errstr, errstr_size,
+                 "tenant \"%.200s\" is given twice (which region?)", twice);
+        map_free(m);
+        m = NULL;
+    }
 done:
     cJSON_Delete(o);
     return m;

@@ -292,6 +292,11 @@ es_sub_t *es_sub_parse(const cJSON *json, int from_store, char *errstr,
         snprintf(errstr, errstr_size, "a subscription must be a JSON object");
         return NULL;
     }
+    char twice[256];
+    if (es_json_repeated_key(json, "", twice, sizeof twice)) {
+        fail(errstr, errstr_size, twice, "is given twice in its object");
+        return NULL;
+    }
     es_sub_t *s = calloc(1, sizeof *s);
     s->enabled = 1;
     const cJSON *it;

@@ -223,6 +223,11 @@ es_topic_t *es_topic_parse_file(const char *file, const char *team,
              o ? "must be a JSON object" : "invalid JSON");
         goto fail;
     }
+    char twice[256];
+    if (es_json_repeated_key(o, "", twice, sizeof twice)) {
+        fail(errstr, errstr_size, file, twice, "is given twice in its object");
+        goto fail;
+    }
     if (check_keys(o, file, errstr, errstr_size) ||
         get_string(o, "topic", 1, &t->name, file, errstr, errstr_size) ||
         get_string(o, "team", 1, &t->team, file, errstr, errstr_size) ||

@@ -35,6 +35,13 @@ BADPLUGCONF=$(es_config badplug "{\"kafka\": {\"brokers\": \"x\"}, \"plugin_dir\
   \"routes\": [{\"name\": \"r\", \"topics\": [\"t\"], \"destinations\": [\"o\"]}]}")
 msg=$("$ES_BIN" --check-config "$BADPLUGCONF" 2>&1 || true)
 es_check "plugin config error names the key" grep -q "badplug.json: instances.o.config: paht: unknown key" <<<"$msg"
+TWICE=$(es_config twice "{\"kafka\": {\"brokers\": \"x\"}, \"plugin_dir\": \"$ES_PLUGIN_DIR\",
+  \"instances\": {\"o\": {\"plugin\": \"file\", \"config\": {\"path\": \"/tmp/a\"}},
+                \"o\": {\"plugin\": \"file\", \"config\": {\"path\": \"/tmp/b\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"t\"], \"destinations\": [\"o\"]}]}")
+rc=0; msg=$("$ES_BIN" -c "$TWICE" 2>&1) || rc=$?
+es_check "a key given twice is a startup error" test "$rc" -ne 0
+es_check "a key given twice: file and key named" grep -q "twice.json: instances.o: is given twice in its object" <<<"$msg"
 es_check "good config checks OK" "$ES_BIN" --check-config "$CONFIG"
 
 # --- 10,000 seed-shaped events plus malformed ones

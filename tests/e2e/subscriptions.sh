@@ -84,6 +84,8 @@ es_eq "malformed JSON: 400" 400 "$(code)"
 es_check "malformed JSON: message" grep -q '"error":"request body is not valid JSON' <<<"$msg"
 msg=$(api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], \"destinaton\": {}}")
 es_eq "unknown key: 400 naming it" '400 {"error":"destinaton: unknown key"}' "$(code) $msg"
+msg=$(api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest x), \"tenant\": \"b\"}")
+es_eq "a key given twice: 400 naming it" '400 {"error":"tenant: is given twice in its object"}' "$(code) $msg"
 msg=$(api POST /v1/subscriptions "{\"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest x)}")
 es_eq "missing tenant: 400" '400 {"error":"tenant: is required"}' "$(code) $msg"
 msg=$(api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], \"destination\": {\"type\": \"kafka\", \"config\": {\"brokers\": \"$BOOTSTRAP\", \"topic\": \"x\", \"compresion\": \"lz4\"}}}")

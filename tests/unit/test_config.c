@@ -1,4 +1,5 @@
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,8 +70,8 @@ START_TEST(errors_name_key_and_problem)
                  "retry.max_attempts: must be between 0 and");
     expect_error(BASE_HEAD "\"log\": {\"level\": \"loud\"}, \"routes\": []}",
                  "log.level: must be one of");
-    expect_error(BASE_HEAD "\"kafka\": {\"brokers\": \"x\", \"properties\": "
-                           "{\"acks\": 1}}, \"routes\": []}",
+    expect_error("{\"kafka\": {\"brokers\": \"x\", \"properties\": "
+                 "{\"acks\": 1}}, \"routes\": []}",
                  "kafka.properties.acks: librdkafka properties must be "
                  "strings");
     expect_error("{\"routes\": []}", "kafka.brokers: is required");
@@ -88,6 +89,66 @@ START_TEST(errors_name_key_and_problem)
 }
 END_TEST
 
+/* cJSON keeps both members and this parser's loops took the last, its
+ * lookups the first: two instances named "out" were both created. */
+START_TEST(repeated_keys_are_errors)
+{
+    expect_error("{\"kafka\": {\"brokers\": \"embedded\", \"brokers\": "
+                 "\"x:9092\"}, \"routes\": []}",
+                 "conf.json: kafka.brokers: is given twice in its object");
+    expect_error(BASE_HEAD "\"routes\": [], \"kafka\": {\"brokers\": \"b\"}}",
+                 "conf.json: kafka: is given twice in its object");
+    expect_error("{\"kafka\": {\"brokers\": \"embedded\"}, \"instances\": "
+                 "{\"out\": {\"plugin\": \"file\"}, \"out\": {\"plugin\": "
+                 "\"file\"}}, \"routes\": []}",
+                 "conf.json: instances.out: is given twice in its object");
+    /* a plugin's config and an element of an array are walked too */
+    expect_error("{\"kafka\": {\"brokers\": \"embedded\"}, \"instances\": "
+                 "{\"out\": {\"plugin\": \"file\", \"config\": {\"path\": "
+                 "\"a\", \"path\": \"b\"}}}, \"routes\": []}",
+                 "conf.json: instances.out.config.path: is given twice");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"a\"], \"destinations\": [\"out\"], "
+                           "\"name\": \"s\"}]}",
+                 "conf.json: routes[0].name: is given twice in its object");
+}
+END_TEST
+
+START_TEST(repeated_key_paths)
+{
+    char path[64] = "untouched";
+    cJSON *j = cJSON_Parse("{\"a\": [1, {\"b\": {\"c\": 1, \"d\": 2}}], "
+                           "\"e\": {\"f\": [{}, {\"g\": 1, \"g\": 2}]}}");
+    ck_assert_int_eq(es_json_repeated_key(j, "", path, sizeof path), 1);
+    ck_assert_str_eq(path, "e.f[1].g");
+    ck_assert_int_eq(es_json_repeated_key(j, "body", path, sizeof path), 1);
+    ck_assert_str_eq(path, "body.e.f[1].g");
+    cJSON_Delete(j);
+    j = cJSON_Parse("{\"a\": [1, {\"b\": {\"c\": 1, \"d\": 2}}], \"A\": 3}");
+    ck_assert_int_eq(es_json_repeated_key(j, "", path, sizeof path), 0);
+    ck_assert_str_eq(path, "");
+    cJSON_Delete(j);
+    /* many members (sorted, not compared pairwise), the repeat at the end */
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < 5000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        cJSON_AddNumberToObject(o, k, i);
+    }
+    ck_assert_int_eq(es_json_repeated_key(o, "", path, sizeof path), 0);
+    cJSON_AddNumberToObject(o, "k17", 0);
+    ck_assert_int_eq(es_json_repeated_key(o, "", path, sizeof path), 1);
+    ck_assert_str_eq(path, "k17");
+    cJSON_Delete(o);
+    /* a path longer than the buffer is cut, not overrun */
+    char tiny[8];
+    j = cJSON_Parse("{\"abcdefghij\": {\"x\": 1, \"x\": 2}}");
+    ck_assert_int_eq(es_json_repeated_key(j, "", tiny, sizeof tiny), 1);
+    ck_assert_str_eq(tiny, "abcdefg");
+    cJSON_Delete(j);
+}
+END_TEST
+
 START_TEST(json_syntax_error_has_line_and_column)
 {
     expect_error("{\n  \"kafka\": {\"brokers\": \"x\"},\n  oops\n}",
@@ -101,6 +162,8 @@ int main(void)
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, valid_config_parses);
     tcase_add_test(tc, errors_name_key_and_problem);
+    tcase_add_test(tc, repeated_keys_are_errors);
+    tcase_add_test(tc, repeated_key_paths);
     tcase_add_test(tc, json_syntax_error_has_line_and_column);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

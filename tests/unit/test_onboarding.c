@@ -96,6 +96,11 @@ START_TEST(errors_name_file_and_key)
                  "schema: only allowed with \"format\": \"avro\"");
     expect_error("{\"topic\": \"t1\", \"team\": \"team-a\", \"owner\": 1}",
                  "owner: unknown key");
+    /* the last list was stripped, a lookup read the first */
+    expect_error("{\"topic\": \"t1\", \"team\": \"team-a\", \"tenancy\": "
+                 "\"multi\", \"format\": \"json\", \"tenant\": [\"key\"], "
+                 "\"pii\": [\"data.email\"], \"pii\": [\"data.phone\"]}",
+                 "pii: is given twice in its object");
 }
 END_TEST
 

@@ -108,6 +108,14 @@ START_TEST(bad_map_at_start_names_source)
              "must be a non-empty string",
              map_path);
     ck_assert_str_eq(err, want);
+    write_map(
+        "{\"a\": \"eu-west-1\", \"b\": \"us-east-1\", \"a\": \"us-east-1\"}");
+    ck_assert_int_eq(es_region_new(c, &r, err, sizeof err), -1);
+    snprintf(want, sizeof want,
+             "conf.json: region.tenant_regions: %s: tenant \"a\" is given "
+             "twice (which region?)",
+             map_path);
+    ck_assert_str_eq(err, want);
     write_map("[\"a\"]");
     ck_assert_int_eq(es_region_new(c, &r, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "must be a JSON object"));

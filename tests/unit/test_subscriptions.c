@@ -67,6 +67,16 @@ START_TEST(validation_names_the_key)
                  "\"y\"}}}",
                  "filter.config.source: give either \"source\" or "
                  "\"script\", not both");
+    /* the last destination was parsed, the first leaked; a lookup took
+     * the first tenant */
+    expect_error("{\"tenant\": \"a\", \"topics\": [\"x\"], \"destination\": "
+                 "{\"type\": \"s3\", \"config\": {}}, \"destination\": "
+                 "{\"type\": \"kafka\", \"config\": {}}}",
+                 "destination: is given twice in its object");
+    expect_error("{\"tenant\": \"a\", \"topics\": [\"x\"], \"destination\": "
+                 "{\"type\": \"https\", \"config\": {\"url\": \"https://a\", "
+                 "\"url\": \"https://b\"}}}",
+                 "destination.config.url: is given twice in its object");
 }
 END_TEST
 
