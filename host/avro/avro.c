@@ -127,10 +127,10 @@ static int set_option(es_avro_t *a, const cJSON *item, char *errstr,
             *(int *)field = cJSON_IsTrue(item);
             return 0;
         case OPT_INT:
-            if (!cJSON_IsNumber(item) ||
-                item->valuedouble != (double)(long)item->valuedouble ||
-                item->valuedouble < options[i].min ||
-                item->valuedouble > options[i].max) {
+            /* bounds before the cast: a cast of 1e300 is undefined */
+            if (!cJSON_IsNumber(item) || item->valuedouble < options[i].min ||
+                item->valuedouble > options[i].max ||
+                item->valuedouble != (double)(long)item->valuedouble) {
                 snprintf(errstr, errstr_size,
                          "schema_registry.%s: must be an integer from %ld to "
                          "%ld",

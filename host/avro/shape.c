@@ -273,7 +273,9 @@ static es_avro_node_t *parse_object(parse_ctx_t *c, const cJSON *j,
         if (!(n = node_new(c, EA_FIXED)) ||
             set_name(c, n, j, ns, &child_ns) < 0)
             return NULL;
-        if (!cJSON_IsNumber(size) || size->valuedouble < 0) {
+        if (!cJSON_IsNumber(size) || size->valuedouble < 0 ||
+            size->valuedouble > INT32_MAX ||
+            size->valuedouble != (double)(int64_t)size->valuedouble) {
             snprintf(c->err, c->errn, "fixed %s has no valid \"size\"",
                      n->fullname);
             return NULL;

@@ -88,12 +88,15 @@ static int parse_field(parse_ctx_t *ctx, const field_t *f, const cJSON *item,
         *(char **)slot = strdup(item->valuestring);
         return 0;
     case F_INT: {
+        /* bounds first, in double: a cast of 1e300 to long is undefined */
         double d = item->valuedouble;
-        if (!cJSON_IsNumber(item) || d != (double)(long)d)
+        if (!cJSON_IsNumber(item))
             return fail(ctx, path, "must be an integer");
-        if ((long)d < f->min || (long)d > f->max)
-            return fail(ctx, path, "must be between %ld and %ld, not %ld",
-                        f->min, f->max, (long)d);
+        if (!(d >= (double)f->min && d <= (double)f->max))
+            return fail(ctx, path, "must be between %ld and %ld, not %g",
+                        f->min, f->max, d);
+        if (d != (double)(long)d)
+            return fail(ctx, path, "must be an integer");
         *(int *)slot = (int)d;
         return 0;
     }
@@ -284,6 +287,8 @@ static int parse_subscriptions(parse_ctx_t *ctx, es_config_t *conf,
         join_path(path, sizeof path, "subscriptions", it->string);
         if (strcmp(it->string, "park"))
             return fail(ctx, path, "unknown key");
+        if (!cJSON_IsObject(it)) /* an array's elements have no names */
+            return fail(ctx, path, "must be an object");
         const cJSON *f;
         cJSON_ArrayForEach(f, it)
         {

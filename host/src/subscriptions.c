@@ -14,9 +14,12 @@
 
 #include "subscriptions.h"
 
+/* "key: what", the key cut at 200 bytes so that what is wrong is always
+ * said (a body's keys are anyone's). */
 static int fail(char *errstr, size_t size, const char *key, const char *what)
 {
-    snprintf(errstr, size, "%s: %s", key, what);
+    snprintf(errstr, size, "%.200s%s: %s", key, strlen(key) > 200 ? "..." : "",
+             what);
     return -1;
 }
 
@@ -250,6 +253,8 @@ static int parse_key(const cJSON *it, es_sub_t *s, int from_store, char *errstr,
     if (!strcmp(k, "park")) {
         /* Topic and group are the daemon's: another tenant's park topic or
          * the main group named here would leak or steal events. */
+        if (!cJSON_IsObject(it)) /* an array's elements have no names */
+            return fail(errstr, size, k, "must be an object");
         const cJSON *f;
         cJSON_ArrayForEach(f, it)
         {

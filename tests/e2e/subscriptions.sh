@@ -86,6 +86,9 @@ msg=$(api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], 
 es_eq "unknown key: 400 naming it" '400 {"error":"destinaton: unknown key"}' "$(code) $msg"
 msg=$(api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest x), \"tenant\": \"b\"}")
 es_eq "a key given twice: 400 naming it" '400 {"error":"tenant: is given twice in its object"}' "$(code) $msg"
+# an array's elements have no names: this crashed the daemon (strcmp(NULL))
+msg=$(api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest x), \"park\": [\"topic\"]}")
+es_eq "park as an array: 400 naming it" '400 {"error":"park: must be an object"}' "$(code) $msg"
 msg=$(api POST /v1/subscriptions "{\"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest x)}")
 es_eq "missing tenant: 400" '400 {"error":"tenant: is required"}' "$(code) $msg"
 msg=$(api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], \"destination\": {\"type\": \"kafka\", \"config\": {\"brokers\": \"$BOOTSTRAP\", \"topic\": \"x\", \"compresion\": \"lz4\"}}}")

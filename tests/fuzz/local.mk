@@ -4,9 +4,11 @@
 # fixed bugs) through the same checks, under the build's sanitizers.
 if HAVE_CHECK
 check_PROGRAMS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
-	tests/fuzz/replay-avro tests/fuzz/replay-marketplace
+	tests/fuzz/replay-avro tests/fuzz/replay-marketplace tests/fuzz/replay-subs \
+	tests/fuzz/replay-config
 TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
-	tests/fuzz/replay-avro tests/fuzz/replay-marketplace
+	tests/fuzz/replay-avro tests/fuzz/replay-marketplace tests/fuzz/replay-subs \
+	tests/fuzz/replay-config
 endif
 FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c
 tests_fuzz_replay_decode_SOURCES = tests/fuzz/fuzz_decode.c $(FUZZ_SRC)
@@ -33,4 +35,15 @@ tests_fuzz_replay_marketplace_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/marketplace"'
 tests_fuzz_replay_marketplace_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 tests_fuzz_replay_marketplace_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread
+tests_fuzz_replay_subs_SOURCES = tests/fuzz/fuzz_subs.c tests/fuzz/replay.c \
+	tests/fuzz/fuzz.h host/src/subscriptions.c host/src/config.c \
+	host/src/log.c
+tests_fuzz_replay_subs_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/subs"'
+tests_fuzz_replay_subs_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread
+tests_fuzz_replay_config_SOURCES = tests/fuzz/fuzz_config.c tests/fuzz/replay.c \
+	tests/fuzz/fuzz.h host/src/config.c host/src/log.c
+tests_fuzz_replay_config_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/config"'
+tests_fuzz_replay_config_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread
 EXTRA_DIST += tests/fuzz/corpus scripts/fuzz

@@ -420,6 +420,9 @@ START_TEST(test_config_errors)
                  "schema_registry.timeout_ms: must be an integer");
     config_error("{\"url\": \"http://x\", \"cache_size\": 1.5}",
                  "schema_registry.cache_size: must be an integer");
+    /* out of range of a long: refused before the cast (UBSan) */
+    config_error("{\"url\": \"http://x\", \"cache_size\": 1e300}",
+                 "schema_registry.cache_size: must be an integer");
     config_error("{\"password\": \"p\"}", "schema_registry.url: required");
     config_error("[]", "schema_registry: must be an object");
     config_error("{\"retry_hold_ms\": -1}",

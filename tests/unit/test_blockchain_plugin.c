@@ -377,6 +377,9 @@ START_TEST(test_config_errors)
          "quota_period: must be \"total\", \"day\" or \"month\""},
         {"{\"rpc_url\":\"http://x\",\"tenant_quotas\":{\"a\":-1}}",
          "tenant_quotas.a: must be a non-negative integer"},
+        /* out of range of a long: refused before the cast (UBSan) */
+        {"{\"rpc_url\":\"http://x\",\"tenant_quotas\":{\"a\":1e300}}",
+         "tenant_quotas.a: must be a non-negative integer"},
         {"{\"rpc_url\":\"http://x\",\"receipt_timeout_ms\":5}",
          "receipt_timeout_ms: must be an integer from 100 to 3600000"},
         {"[]", "config: must be an object"},

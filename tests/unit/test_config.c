@@ -68,6 +68,14 @@ START_TEST(errors_name_key_and_problem)
     expect_error(BASE_HEAD "\"retry\": {\"max_attempts\": -1}, \"routes\": "
                            "[]}",
                  "retry.max_attempts: must be between 0 and");
+    /* out of range of a long: refused before the cast (UBSan) */
+    expect_error(BASE_HEAD "\"retry\": {\"max_attempts\": 1e300}, \"routes\": "
+                           "[]}",
+                 "retry.max_attempts: must be between 0 and 1000000, not "
+                 "1e+300");
+    expect_error(BASE_HEAD "\"retry\": {\"max_attempts\": 1.5}, \"routes\": "
+                           "[]}",
+                 "retry.max_attempts: must be an integer");
     expect_error(BASE_HEAD "\"log\": {\"level\": \"loud\"}, \"routes\": []}",
                  "log.level: must be one of");
     expect_error("{\"kafka\": {\"brokers\": \"x\", \"properties\": "
@@ -111,6 +119,16 @@ START_TEST(repeated_keys_are_errors)
                            "[\"a\"], \"destinations\": [\"out\"], "
                            "\"name\": \"s\"}]}",
                  "conf.json: routes[0].name: is given twice in its object");
+}
+END_TEST
+
+/* The loop for park.topic/park.group read an array's elements' names
+ * (NULL: a crash at startup). */
+START_TEST(subscriptions_park_must_be_an_object)
+{
+    expect_error(BASE_HEAD "\"routes\": [], \"subscriptions\": {\"park\": "
+                           "[\"topic\"]}}",
+                 "conf.json: subscriptions.park: must be an object");
 }
 END_TEST
 
@@ -164,6 +182,7 @@ int main(void)
     tcase_add_test(tc, errors_name_key_and_problem);
     tcase_add_test(tc, repeated_keys_are_errors);
     tcase_add_test(tc, repeated_key_paths);
+    tcase_add_test(tc, subscriptions_park_must_be_an_object);
     tcase_add_test(tc, json_syntax_error_has_line_and_column);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -444,6 +444,9 @@ START_TEST(test_config_errors)
                   err);
     ck_assert_ptr_null(make("{\"gzip_level\":13}", err, sizeof(err)));
     ck_assert_msg(strstr(err, "gzip_level: must be an integer"), "%s", err);
+    /* out of range of a long: refused before the cast (UBSan) */
+    ck_assert_ptr_null(make("{\"gzip_level\":1e300}", err, sizeof(err)));
+    ck_assert_msg(strstr(err, "gzip_level: must be an integer"), "%s", err);
     ck_assert_ptr_null(make("{\"time_source\":\"wall\"}", err, sizeof(err)));
     ck_assert_msg(strstr(err, "time_source:"), "%s", err);
     ck_assert_ptr_null(make("{\"endpoint\":\"ftp://x\"}", err, sizeof(err)));

@@ -85,7 +85,8 @@ static int set_quotas(cJSON **dst, const cJSON *v, const char *name,
     }
     cJSON_ArrayForEach(q, v)
     {
-        if (!cJSON_IsNumber(q) || q->valuedouble < 0 ||
+        /* bounded before the cast: a cast of 1e300 is undefined */
+        if (!cJSON_IsNumber(q) || q->valuedouble < 0 || q->valuedouble > 1e15 ||
             q->valuedouble != (double)(long)q->valuedouble) {
             snprintf(errstr, n, "%s.%s: must be a non-negative integer", name,
                      q->string);

@@ -320,9 +320,12 @@ static int fetch_token(hs_sink_t *s, char *err, size_t n)
         snprintf(err, n, "oauth2 token endpoint: no access_token in answer");
         goto done;
     }
-    int64_t life_s = cJSON_IsNumber(exp) && exp->valuedouble > 0
-                         ? (int64_t)exp->valuedouble
-                         : 3600;
+    /* a year at most: the server's number, and a cast of 1e300 is
+     * undefined */
+    int64_t life_s = !cJSON_IsNumber(exp) || exp->valuedouble <= 0 ? 3600
+                     : exp->valuedouble > 31536000.0
+                         ? 31536000
+                         : (int64_t)exp->valuedouble;
     int64_t margin = c->token_refresh_margin_s;
     if (margin > life_s / 2)
         margin = life_s / 2;

@@ -102,10 +102,10 @@ static int set_option(s3_config_t *c, const opt_t *o, const cJSON *v,
         *(int *)field = cJSON_IsTrue(v);
         return 0;
     case OPT_LONG:
-        if (!cJSON_IsNumber(v) ||
-            v->valuedouble != (double)(long)v->valuedouble ||
-            v->valuedouble < (double)o->min ||
-            v->valuedouble > (double)o->max) {
+        /* bounds before the cast: a cast of 1e300 is undefined */
+        if (!cJSON_IsNumber(v) || v->valuedouble < (double)o->min ||
+            v->valuedouble > (double)o->max ||
+            v->valuedouble != (double)(long)v->valuedouble) {
             snprintf(errstr, errstr_size,
                      "%s: must be an integer from %ld to %ld", o->name, o->min,
                      o->max);
