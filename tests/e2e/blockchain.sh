@@ -70,11 +70,11 @@ BUYER2=0x$(printf '%040x' 0xb2)
 CONTRACT=$(node "$PEER/deploy.js" "$RPC" "$WORK/build/TicketNFT.json" "$MINTER" "$MINTER")
 echo "# ganache on $RPC, TicketNFT at $CONTRACT, minter $MINTER"
 
-config() { # config FROM EXTRA_JSON_MEMBERS
+config() { # config FROM [EXTRA_JSON_MEMBERS [WALLET_WAIT_S]]
   cat <<JSON
 {"rpc_url": "$RPC", "contract_address": "$CONTRACT", "from_address": "$1",
  "chain_id": "GANACHE", "native_token_usd": 2500, "receipt_timeout_ms": 5000,
- "rpc_timeout_ms": 2000, "wallet_wait_s": 1${2:+, $2}}
+ "rpc_timeout_ms": 2000, "wallet_wait_s": ${3:-1}${2:+, $2}}
 JSON
 }
 config "$MINTER" '"tenant_quotas": {"tenant-q": 2}' >"$WORK/conf.json"
@@ -201,7 +201,7 @@ DCONF=$(es_config daemon "{
   \"state_dir\": \"$ES_TMP/dstate\",
   \"retry\": {\"initial_backoff_ms\": 200, \"max_backoff_ms\": 2000, \"max_attempts\": 0},
   \"instances\": {\"chain\": {\"plugin\": \"blockchain\", \"config\":
-     $(config "$MINTER" '"wallet_wait_s": 4')}},
+     $(config "$MINTER" '' 4)}},
   \"routes\": [{\"name\": \"mint\", \"topics\": [\"ticketing-events\", \"wallet-events\"],
                \"destinations\": [\"chain\"]}]
 }")
