@@ -101,9 +101,11 @@ static inline unsigned char *es_base64_decode(const char *in, size_t len,
                                               size_t *out_len, char *why,
                                               size_t why_size)
 {
-    snprintf(why, why_size, "out of memory");
-    if (len > (size_t)INT_MAX - 4)
+    if (len > (size_t)INT_MAX - 4) { /* libcrypto counts in int */
+        snprintf(why, why_size, "longer than %d characters", INT_MAX - 4);
         return NULL;
+    }
+    snprintf(why, why_size, "out of memory");
     char *text = malloc(len + 4);
     unsigned char *out = malloc(len / 4 * 3 + 4);
     long n = text && out ? es_base64_scan(in, len, text, why, why_size) : -1;
