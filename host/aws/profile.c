@@ -480,7 +480,8 @@ static int sso_parse(const char *body, es_aws_credentials_t *out)
     const cJSON *rc = cJSON_GetObjectItemCaseSensitive(j, "roleCredentials");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(rc, "expiration");
     int ret = -1;
-    if (cJSON_IsNumber(exp) && exp->valuedouble > 0)
+    /* milliseconds; bounded (year 33658) before the cast to time_t */
+    if (cJSON_IsNumber(exp) && exp->valuedouble > 0 && exp->valuedouble < 1e15)
         ret = es_aws_fill_creds(
             out, "sso",
             cJSON_GetStringValue(

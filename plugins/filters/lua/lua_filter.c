@@ -124,9 +124,10 @@ static int conf_string(const cJSON *v, char **dst, const char *key,
 static int conf_int(const cJSON *v, long long *dst, long long min,
                     long long max, const char *key, char *errstr, size_t n)
 {
-    if (!cJSON_IsNumber(v) ||
-        v->valuedouble != (double)(long long)v->valuedouble ||
-        v->valuedouble < (double)min || v->valuedouble > (double)max) {
+    /* bounds before the cast: a cast of 1e300 is undefined */
+    if (!cJSON_IsNumber(v) || v->valuedouble < (double)min ||
+        v->valuedouble > (double)max ||
+        v->valuedouble != (double)(long long)v->valuedouble) {
         snprintf(errstr, n, "%s: must be an integer from %lld to %lld", key,
                  min, max);
         return -1;

@@ -254,7 +254,9 @@ int hs_binary_encode(const cJSON *ce, struct curl_slist **headers, char **body,
         } else if (cJSON_IsBool(a)) {
             v = cJSON_IsTrue(a) ? "true" : "false";
         } else if (cJSON_IsNumber(a)) {
-            if (a->valuedouble == (double)(long long)a->valuedouble)
+            /* bounded before the cast: a cast of 1e300 is undefined */
+            if (a->valuedouble > -9e18 && a->valuedouble < 9e18 &&
+                a->valuedouble == (double)(long long)a->valuedouble)
                 snprintf(num, sizeof(num), "%lld", (long long)a->valuedouble);
             else
                 snprintf(num, sizeof(num), "%.17g", a->valuedouble);

@@ -326,7 +326,8 @@ static int ks_apply_properties(ks_sink_t *s, const cJSON *props,
             value = p->valuestring;
         } else if (cJSON_IsBool(p)) {
             value = cJSON_IsTrue(p) ? "true" : "false";
-        } else if (cJSON_IsNumber(p) &&
+        } else if (cJSON_IsNumber(p) && p->valuedouble > -9e18 &&
+                   p->valuedouble < 9e18 &&
                    p->valuedouble == (long long)p->valuedouble) {
             snprintf(num, sizeof(num), "%lld", (long long)p->valuedouble);
             value = num;
