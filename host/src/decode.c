@@ -1587,8 +1587,8 @@ static char *scalar_string(const cJSON *it)
     if (cJSON_IsString(it))
         return it->valuestring[0] ? strdup(it->valuestring) : NULL;
     if (cJSON_IsNumber(it)) {
-        double d = it->valuedouble;
-        if (d == (double)(long long)d)
+        double d = it->valuedouble; /* bounded: a cast of 1e300 is UB */
+        if (d > -9e18 && d < 9e18 && d == (double)(long long)d)
             snprintf(buf, sizeof buf, "%lld", (long long)d);
         else
             snprintf(buf, sizeof buf, "%.17g", d);

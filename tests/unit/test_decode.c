@@ -211,6 +211,24 @@ START_TEST(tenant_from_key)
 }
 END_TEST
 
+/* A number tenant prints as an integer when it is one, else as a double
+ * (1e300 was cast to long long first: undefined). */
+START_TEST(tenant_from_a_number)
+{
+    cJSON *ce = cJSON_Parse("{\"a\":42,\"b\":1.5,\"c\":1e300,\"d\":-7}");
+    static const char *const want[][2] = {{"a", "42"},
+                                          {"b", "1.5"},
+                                          {"c", "1.0000000000000001e+300"},
+                                          {"d", "-7"}};
+    for (size_t i = 0; i < 4; i++) {
+        char *t = es_decode_lookup(ce, NULL, 0, want[i][0]);
+        ck_assert_str_eq(t, want[i][1]);
+        free(t);
+    }
+    cJSON_Delete(ce);
+}
+END_TEST
+
 /* A tenant found through a key written twice would be a guess (readers
  * differ on which counts): there is none, and require_tenant dead-letters
  * the event. A repeated key elsewhere does not matter. */
@@ -1196,6 +1214,7 @@ int main(void)
     tcase_add_test(tc, binary_mode_bad_json_data);
     tcase_add_test(tc, tenant_from_key);
     tcase_add_test(tc, tenant_through_a_repeated_key_is_none);
+    tcase_add_test(tc, tenant_from_a_number);
     tcase_add_test(tc, fast_parse_matches_cjson);
     tcase_add_test(tc, fast_parse_matches_cjson_mutated);
     tcase_add_test(tc, output_is_copied_and_validated);
