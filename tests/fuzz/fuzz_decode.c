@@ -95,6 +95,38 @@ static void check_index(const es_decoded_t *d)
     FUZZ_CHECK(!it, "the tree has more members than the index");
 }
 
+/* A tenant looked up through each member of the event and of its data
+ * (what a route's "tenant" spec reads): a unique string member is found as
+ * it is, and any scalar is found without a sanitizer report (a number
+ * tenant of 1e300 was cast to long long). */
+static void check_lookups(const cJSON *ce)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(ce, "data");
+    const cJSON *scopes[2] = {ce, cJSON_IsObject(data) ? data : NULL};
+    for (int s = 0; s < 2 && scopes[s]; s++) {
+        int n = 0;
+        for (const cJSON *m = scopes[s]->child; m && n < 64; m = m->next, n++) {
+            char path[256];
+            if (!m->string[0] || strlen(m->string) >= 128 || /* its limit */
+                strchr(m->string, '.') ||
+                (!s && !strcmp(m->string, "key"))) /* "key": the record's */
+                continue;
+            snprintf(path, sizeof path, "%s%s", s ? "data." : "", m->string);
+            char *t = es_decode_lookup(ce, NULL, 0, path);
+            int twice = 0;
+            for (const cJSON *o = scopes[s]->child; o; o = o->next)
+                twice += o != m && !strcmp(o->string, m->string);
+            if (cJSON_IsString(m) && m->valuestring[0] && !twice)
+                FUZZ_CHECK(t && !strcmp(t, m->valuestring),
+                           "tenant %s: \"%s\", not the member's \"%s\"", path,
+                           t ? t : "(none)", m->valuestring);
+            if (twice)
+                FUZZ_CHECK(!t, "tenant %s found through a repeated key", path);
+            free(t);
+        }
+    }
+}
+
 static void check_record(const char *text, size_t len)
 {
     es_decoded_t plain, indexed;
@@ -117,6 +149,7 @@ static void check_record(const char *text, size_t len)
     FUZZ_CHECK(ref, "decoded, but cJSON refuses the text");
     FUZZ_CHECK(fuzz_same_value(ref, indexed.ce), "whole tree differs");
     cJSON_Delete(ref);
+    check_lookups(indexed.ce);
 
     /* The event's text (a byte order mark skipped) as a filter's output. */
     FUZZ_CHECK(plain.json_len == indexed.json_len && plain.json_len <= len &&
