@@ -18,21 +18,6 @@
 #include "config.h"
 #include "fuzz.h"
 
-/* A repeated key anywhere, found the slow way (not the code's own). */
-static int has_repeated_key(const cJSON *node)
-{
-    const cJSON *a, *b;
-    for (a = node ? node->child : NULL; a; a = a->next) {
-        if (cJSON_IsObject(node))
-            for (b = a->next; b; b = b->next)
-                if (!strcmp(a->string, b->string))
-                    return 1;
-        if (has_repeated_key(a))
-            return 1;
-    }
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 64 * 1024)
@@ -47,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "refused without naming file, key and problem: \"%s\"",
                    err);
     } else {
-        FUZZ_CHECK(!has_repeated_key(c->root), "a key given twice was taken");
+        FUZZ_CHECK(!fuzz_has_repeated_key(c->root), "a key given twice was taken");
         es_config_destroy(c);
     }
     free(text);

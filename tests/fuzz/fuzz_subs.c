@@ -50,21 +50,6 @@ static void assert_configs_masked(const cJSON *shown)
     }
 }
 
-/* A repeated key anywhere, found the slow way (not the code's own). */
-static int has_repeated_key(const cJSON *node)
-{
-    const cJSON *a, *b;
-    for (a = node ? node->child : NULL; a; a = a->next) {
-        if (cJSON_IsObject(node))
-            for (b = a->next; b; b = b->next)
-                if (!strcmp(a->string, b->string))
-                    return 1;
-        if (has_repeated_key(a))
-            return 1;
-    }
-    return 0;
-}
-
 static char *print(const es_sub_t *s, int reveal)
 {
     cJSON *j = es_sub_json(s, reveal);
@@ -124,7 +109,7 @@ static void check_body(const cJSON *body, int from_store)
                    "refused without \"key: what\": \"%s\"", err);
         return;
     }
-    FUZZ_CHECK(!has_repeated_key(body), "a key given twice was taken");
+    FUZZ_CHECK(!fuzz_has_repeated_key(body), "a key given twice was taken");
     if (!s->id)
         s->id = strdup("fuzz-sub"); /* the API gives one before storing */
     check_round_trip(s);
