@@ -29,10 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     es_config_t *c = es_config_parse(text, "conf.json", err, sizeof err);
     if (!c) {
         FUZZ_CHECK(!strncmp(err, "conf.json: ", 11) && strchr(err + 11, ':'),
-                   "refused without naming file, key and problem: \"%s\"",
-                   err);
+                   "refused without naming file, key and problem: \"%s\"", err);
     } else {
-        FUZZ_CHECK(!fuzz_has_repeated_key(c->root), "a key given twice was taken");
+        FUZZ_CHECK(!fuzz_has_repeated_key(c->root),
+                   "a key given twice was taken");
         es_config_destroy(c);
     }
     free(text);
