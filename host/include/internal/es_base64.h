@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 /* NUL-terminated, malloc()ed; NULL when out of memory. */
@@ -118,6 +119,7 @@ static inline unsigned char *es_base64_decode(const char *in, size_t len,
     while (whole % 4)
         text[whole++] = '='; /* EVP_DecodeBlock wants whole groups */
     EVP_DecodeBlock(out, (const unsigned char *)text, (int)whole);
+    OPENSSL_cleanse(text, whole); /* it may be a secret (webhook keys) */
     free(text);
     *out_len = (size_t)n * 3 / 4; /* the padding's zero bytes are not data */
     out[*out_len] = '\0';
