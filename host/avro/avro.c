@@ -15,6 +15,7 @@
 
 #include "avro_int.h"
 #include "es_avro.h"
+#include "internal/es_json_int.h"
 
 #define EA_MAX_IDS_PER_TOPIC 16
 
@@ -127,10 +128,8 @@ static int set_option(es_avro_t *a, const cJSON *item, char *errstr,
             *(int *)field = cJSON_IsTrue(item);
             return 0;
         case OPT_INT:
-            /* bounds before the cast: a cast of 1e300 is undefined */
-            if (!cJSON_IsNumber(item) || item->valuedouble < options[i].min ||
-                item->valuedouble > options[i].max ||
-                item->valuedouble != (double)(long)item->valuedouble) {
+            if (!es_json_int_in(item, (double)options[i].min,
+                                (double)options[i].max)) {
                 snprintf(errstr, errstr_size,
                          "schema_registry.%s: must be an integer from %ld to "
                          "%ld",

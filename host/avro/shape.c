@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "avro_int.h"
+#include "internal/es_json_int.h"
 
 /* Decimals longer than this are refused: converting the two's complement
  * bytes to digits is quadratic in their length. 128 bytes hold 308 digits. */
@@ -273,9 +274,7 @@ static es_avro_node_t *parse_object(parse_ctx_t *c, const cJSON *j,
         if (!(n = node_new(c, EA_FIXED)) ||
             set_name(c, n, j, ns, &child_ns) < 0)
             return NULL;
-        if (!cJSON_IsNumber(size) || size->valuedouble < 0 ||
-            size->valuedouble > INT32_MAX ||
-            size->valuedouble != (double)(int64_t)size->valuedouble) {
+        if (!es_json_int_in(size, 0, INT32_MAX)) {
             snprintf(c->err, c->errn, "fixed %s has no valid \"size\"",
                      n->fullname);
             return NULL;

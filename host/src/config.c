@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "internal/es_json_int.h"
 
 /* Table-driven parsing: each JSON object the config contains is described
  * by a field table; keys not in the table are errors. */
@@ -88,14 +89,13 @@ static int parse_field(parse_ctx_t *ctx, const field_t *f, const cJSON *item,
         *(char **)slot = strdup(item->valuestring);
         return 0;
     case F_INT: {
-        /* bounds first, in double: a cast of 1e300 to long is undefined */
         double d = item->valuedouble;
         if (!cJSON_IsNumber(item))
             return fail(ctx, path, "must be an integer");
         if (!(d >= (double)f->min && d <= (double)f->max))
             return fail(ctx, path, "must be between %ld and %ld, not %g",
                         f->min, f->max, d);
-        if (d != (double)(long)d)
+        if (!es_json_int_in(item, (double)f->min, (double)f->max))
             return fail(ctx, path, "must be an integer");
         *(int *)slot = (int)d;
         return 0;

@@ -9,6 +9,7 @@
 
 #include "decode.h"
 #include "internal/es_base64.h"
+#include "internal/es_json_int.h"
 
 /* Fills the caller's reason buffer and evaluates to -1. */
 #define REASON(...) (snprintf(reason, reason_size, __VA_ARGS__), -1)
@@ -1587,11 +1588,10 @@ static char *scalar_string(const cJSON *it)
     if (cJSON_IsString(it))
         return it->valuestring[0] ? strdup(it->valuestring) : NULL;
     if (cJSON_IsNumber(it)) {
-        double d = it->valuedouble; /* bounded: a cast of 1e300 is UB */
-        if (d > -9e18 && d < 9e18 && d == (double)(long long)d)
-            snprintf(buf, sizeof buf, "%lld", (long long)d);
+        if (es_json_is_int(it))
+            snprintf(buf, sizeof buf, "%lld", (long long)it->valuedouble);
         else
-            snprintf(buf, sizeof buf, "%.17g", d);
+            snprintf(buf, sizeof buf, "%.17g", it->valuedouble);
         return strdup(buf);
     }
     return NULL;

@@ -8,6 +8,7 @@
  * is never re-serialised: "keep" hands the host its original bytes.
  */
 #include "lua_filter.h"
+#include "internal/es_json_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -124,10 +125,7 @@ static int conf_string(const cJSON *v, char **dst, const char *key,
 static int conf_int(const cJSON *v, long long *dst, long long min,
                     long long max, const char *key, char *errstr, size_t n)
 {
-    /* bounds before the cast: a cast of 1e300 is undefined */
-    if (!cJSON_IsNumber(v) || v->valuedouble < (double)min ||
-        v->valuedouble > (double)max ||
-        v->valuedouble != (double)(long long)v->valuedouble) {
+    if (!es_json_int_in(v, (double)min, (double)max)) {
         snprintf(errstr, n, "%s: must be an integer from %lld to %lld", key,
                  min, max);
         return -1;

@@ -1,6 +1,7 @@
 /* Configuration of a blockchain handler instance: a table of keys, each
  * with its type and bounds; unknown keys are errors. */
 #include "bc.h"
+#include "internal/es_json_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,9 +86,7 @@ static int set_quotas(cJSON **dst, const cJSON *v, const char *name,
     }
     cJSON_ArrayForEach(q, v)
     {
-        /* bounded before the cast: a cast of 1e300 is undefined */
-        if (!cJSON_IsNumber(q) || q->valuedouble < 0 || q->valuedouble > 1e15 ||
-            q->valuedouble != (double)(long)q->valuedouble) {
+        if (!es_json_int_in(q, 0, 1e15)) {
             snprintf(errstr, n, "%s.%s: must be a non-negative integer", name,
                      q->string);
             return -1;
@@ -117,9 +116,7 @@ static int set_key(bc_config_t *c, const struct cfg_key *k, const cJSON *v,
         }
         return 0;
     case CFG_LONG:
-        if (!cJSON_IsNumber(v) || v->valuedouble < (double)k->min ||
-            v->valuedouble > (double)k->max ||
-            v->valuedouble != (double)(long)v->valuedouble) {
+        if (!es_json_int_in(v, (double)k->min, (double)k->max)) {
             snprintf(errstr, n, "%s: must be an integer from %ld to %ld",
                      k->name, k->min, k->max);
             return -1;

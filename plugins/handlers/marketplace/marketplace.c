@@ -9,6 +9,7 @@
  * See docs/marketplace-handler.md.
  */
 #include "marketplace.h"
+#include "internal/es_json_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -132,9 +133,8 @@ static int conf_item(mkt_conf_t *c, const cJSON *it, char *e, size_t n)
             *(char **)field = strdup(it->valuestring);
             return 0;
         case CONF_INT:
-            if (!cJSON_IsNumber(it) || it->valuedouble < conf_keys[i].min ||
-                it->valuedouble > (double)conf_keys[i].max ||
-                it->valuedouble != (double)(int64_t)it->valuedouble) {
+            if (!es_json_int_in(it, (double)conf_keys[i].min,
+                                (double)conf_keys[i].max)) {
                 snprintf(e, n,
                          "%s: must be an integer from %" PRId64 " to %" PRId64,
                          it->string, conf_keys[i].min, conf_keys[i].max);

@@ -5,6 +5,7 @@
  * docs/marketplace-handler.md describes every shape with examples.
  */
 #include "marketplace.h"
+#include "internal/es_json_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -228,7 +229,7 @@ static int get_amount(const cJSON *data, int64_t *out, char *errstr, size_t n)
         return -1;
     }
     d = it->valuedouble;
-    if (!(d >= 0 && d <= (double)MKT_AMOUNT_MAX) || (double)(int64_t)d != d) {
+    if (!es_json_int_in(it, 0, (double)MKT_AMOUNT_MAX)) {
         snprintf(errstr, n,
                  "data.amount must be an integer number of minor units "
                  "between 0 and %lld, got %.17g",

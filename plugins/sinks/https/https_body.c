@@ -15,6 +15,7 @@
 
 #include "https.h"
 #include "internal/es_base64.h"
+#include "internal/es_json_int.h"
 
 int hs_buf_append(hs_buf_t *b, const void *data, size_t len)
 {
@@ -254,9 +255,7 @@ int hs_binary_encode(const cJSON *ce, struct curl_slist **headers, char **body,
         } else if (cJSON_IsBool(a)) {
             v = cJSON_IsTrue(a) ? "true" : "false";
         } else if (cJSON_IsNumber(a)) {
-            /* bounded before the cast: a cast of 1e300 is undefined */
-            if (a->valuedouble > -9e18 && a->valuedouble < 9e18 &&
-                a->valuedouble == (double)(long long)a->valuedouble)
+            if (es_json_is_int(a))
                 snprintf(num, sizeof(num), "%lld", (long long)a->valuedouble);
             else
                 snprintf(num, sizeof(num), "%.17g", a->valuedouble);

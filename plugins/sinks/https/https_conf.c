@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "https.h"
+#include "internal/es_json_int.h"
 
 typedef enum hs_opt_type_e {
     OPT_STRING,
@@ -244,8 +245,7 @@ static int parse_table(const cJSON *obj, const hs_opt_t *table,
             break;
         case OPT_INT: {
             double v = item->valuedouble;
-            if (!cJSON_IsNumber(item) || v != (double)(int64_t)v ||
-                v < (double)o->min || v > (double)o->max) {
+            if (!es_json_int_in(item, (double)o->min, (double)o->max)) {
                 snprintf(errstr, n, "%s: must be an integer from %lld to %lld",
                          key, (long long)o->min, (long long)o->max);
                 return -1;

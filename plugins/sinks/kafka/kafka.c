@@ -23,6 +23,7 @@
 
 #include "binding.h"
 #include "msk_iam.h"
+#include "internal/es_json_int.h"
 
 _Static_assert(sizeof(void *) >= sizeof(uint64_t),
                "tokens travel as the librdkafka message opaque");
@@ -119,8 +120,7 @@ static int ks_string(const cJSON *v, const char *key, char **out, char *errstr,
 static int ks_ms(const cJSON *v, const char *key, int *out, char *errstr,
                  size_t errstr_size)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 3600000 ||
-        v->valuedouble != (int)v->valuedouble) {
+    if (!es_json_int_in(v, 0, 3600000)) {
         snprintf(errstr, errstr_size,
                  "%s: must be an integer number of milliseconds (0 to "
                  "3600000)",
@@ -326,9 +326,7 @@ static int ks_apply_properties(ks_sink_t *s, const cJSON *props,
             value = p->valuestring;
         } else if (cJSON_IsBool(p)) {
             value = cJSON_IsTrue(p) ? "true" : "false";
-        } else if (cJSON_IsNumber(p) && p->valuedouble > -9e18 &&
-                   p->valuedouble < 9e18 &&
-                   p->valuedouble == (long long)p->valuedouble) {
+        } else if (es_json_is_int(p)) {
             snprintf(num, sizeof(num), "%lld", (long long)p->valuedouble);
             value = num;
         } else {

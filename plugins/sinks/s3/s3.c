@@ -11,6 +11,7 @@
  * exactly where the plan ended.
  */
 #include "s3.h"
+#include "internal/es_json_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -102,10 +103,7 @@ static int set_option(s3_config_t *c, const opt_t *o, const cJSON *v,
         *(int *)field = cJSON_IsTrue(v);
         return 0;
     case OPT_LONG:
-        /* bounds before the cast: a cast of 1e300 is undefined */
-        if (!cJSON_IsNumber(v) || v->valuedouble < (double)o->min ||
-            v->valuedouble > (double)o->max ||
-            v->valuedouble != (double)(long)v->valuedouble) {
+        if (!es_json_int_in(v, (double)o->min, (double)o->max)) {
             snprintf(errstr, errstr_size,
                      "%s: must be an integer from %ld to %ld", o->name, o->min,
                      o->max);
