@@ -288,7 +288,15 @@ static int number_is_finite(const char *s, size_t n)
  * find_quote, number_end); this check runs on the text it left to cJSON.
  * Since cJSON took the text, its quotes pair up and each run of number
  * characters is one number.
+ *
+ * It also refuses a \u0000 escape, which is JSON: cJSON's strings end at
+ * NUL, so every path that writes the tree back as text (a topic's PII strip,
+ * binary-mode data, the handlers' fields) would cut the string there
+ * without a word. The Avro decoder refuses U+0000 for the same reason.
  */
+#define NUL_ESCAPE_WHY                                                         \
+    "\\u0000 (U+0000) in a string, which eventstream cannot carry (its "       \
+    "JSON strings end at NUL)"
 static long lenient_json_at(const char *s, size_t len, char *why,
                             size_t why_size)
 {
@@ -311,6 +319,10 @@ static long lenient_json_at(const char *s, size_t len, char *why,
                 hex++;
             if (hex < 4) {
                 snprintf(why, why_size, "\\u escape without 4 hex digits");
+                return (long)i;
+            }
+            if (!memcmp(s + i + 2, "0000", 4)) {
+                snprintf(why, why_size, "%s", NUL_ESCAPE_WHY);
                 return (long)i;
             }
             i += 5;
@@ -359,10 +371,13 @@ static int strict_json_check(const char *text, size_t len, const char *end,
     if (skip_ws(end, text + len) < text + len)
         return REASON("%strailing data after the JSON value at byte %zu",
                       prefix, at);
-    char why[96];
+    char why[128];
     long bad = lenient ? lenient_json_at(text, at, why, sizeof why) : -1;
     if (bad >= 0)
-        return REASON("%sinvalid JSON at byte %ld: %s", prefix, bad, why);
+        return REASON("%s%s at byte %ld: %s", prefix,
+                      strcmp(why, NUL_ESCAPE_WHY) ? "invalid JSON"
+                                                  : "unsupported JSON",
+                      bad, why);
     return 0;
 }
 
@@ -427,6 +442,13 @@ static int decode_binary(const void *value, size_t len,
         if (cJSON_GetObjectItemCaseSensitive(ce, name + 3)) {
             snprintf(reason, reason_size,
                      "binary mode: header \"%s\" appears twice", name);
+            goto done;
+        }
+        if (memchr(headers[i].value, 0, headers[i].value_len)) {
+            snprintf(reason, reason_size,
+                     "binary mode: header \"%.64s\" holds a NUL byte, which "
+                     "an attribute cannot",
+                     name);
             goto done;
         }
         char *v = header_string(&headers[i]);

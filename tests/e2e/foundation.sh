@@ -57,6 +57,8 @@ es_produce "$TOPIC" "$ES_TMP/batch1.txt"
     printf 'k5\t{"specversion":"1.0","id":"5","source":"s","type":"t","source":"s2"}\n'
     printf 'k6\t{"specversion":"1.0","id":"6","source":"s","type":"a\001b"}\n'
     printf 'k7\t{"specversion":"1.0","id":"7","source":"s","type":"t","data_base64":"Q=JD"}\n'
+    # JSON, but a string the host's tree would cut at the NUL
+    printf 'k8\t{"specversion":"1.0","id":"8","source":"s","type":"t","data":{"n":"a\\u0000b"}}\n'
 } >"$ES_TMP/bad.txt"
 es_produce "$TOPIC" "$ES_TMP/bad.txt"
 es_wait_lines "$OUT" 10000 60 || true
@@ -67,8 +69,8 @@ print(len({json.loads(l)["id"] for l in open(sys.argv[1])}))' "$OUT")"
 es_check "events are byte-identical to what was produced" \
     cmp -s <(cut -f2 "$ES_TMP/batch1.txt" | sort) <(sort "$OUT")
 
-es_consume eventstream.dlq 7 "$ES_TMP/dlq.txt" "$BOOTSTRAP" '%k|%h|%s\n'
-es_eq "7 malformed events dead-lettered" 7 "$(es_count "$ES_TMP/dlq.txt")"
+es_consume eventstream.dlq 8 "$ES_TMP/dlq.txt" "$BOOTSTRAP" '%k|%h|%s\n'
+es_eq "8 malformed events dead-lettered" 8 "$(es_count "$ES_TMP/dlq.txt")"
 es_check "dlq: missing id reason" grep -q '^k1|.*es_reason=missing required attribute "id"' "$ES_TMP/dlq.txt"
 es_check "dlq: invalid JSON reason" grep -q '^k2|es_reason=invalid JSON at byte' "$ES_TMP/dlq.txt"
 es_check "dlq: specversion reason" grep -q '^k3|es_reason=unsupported specversion' "$ES_TMP/dlq.txt"
@@ -76,6 +78,8 @@ es_check "dlq: leading-zero number reason" grep -q '^k4|es_reason=invalid JSON a
 es_check "dlq: repeated attribute reason" grep -q '^k5|es_reason=attribute "source" appears twice' "$ES_TMP/dlq.txt"
 es_check "dlq: raw control character reason" grep -q '^k6|es_reason=invalid JSON at byte 52: control character 0x01 written raw in a string' "$ES_TMP/dlq.txt"
 es_check "dlq: data_base64 reason" grep -q "^k7|es_reason=\"data_base64\" is not base64: character 2 follows the '=' padding" "$ES_TMP/dlq.txt"
+es_check "dlq: U+0000 reason" grep -q '^k8|es_reason=unsupported JSON at byte 68: \\u0000 (U+0000) in a string' "$ES_TMP/dlq.txt"
+es_check "dlq: U+0000 event kept as it came" grep -q '|{"specversion":"1.0","id":"8","source":"s","type":"t","data":{"n":"a\\u0000b"}}$' "$ES_TMP/dlq.txt"
 es_check "dlq: original value untouched" grep -q '|{not json$' "$ES_TMP/dlq.txt"
 es_check "dlq: origin headers" grep -q "es_plugin=decode,es_topic=$TOPIC,es_partition=[0-3],es_offset=[0-9]" "$ES_TMP/dlq.txt"
 

@@ -38,6 +38,7 @@ function filter(ev, topic, tenant)
   if c == "exec" then return os.execute("touch /tmp/lua-e2e-pwned") end
   if c == "require" then return require("io") end
   if c == "version" then ev.data.v = 1; return ev end
+  if c == "nul" then ev.data.s = "a\0b"; return ev end
   return "keep"
 end
 EOF
@@ -107,6 +108,7 @@ sleep 2
     ev e-io io
     ev e-exec exec
     ev e-require require
+    ev e-nul nul
     ev e-after after ',"big":9007199254740993,"f":1.0,"empty":[],"obj":{},"n":null'
 } >"$ES_TMP/batch1"
 es_produce "$TOPIC" "$ES_TMP/batch1"
@@ -144,8 +146,8 @@ es_eq "after: unchanged" "$(ev e-after after ',"big":9007199254740993,"f":1.0,"e
 
 # Errors, the runaway loop and the sandbox escapes are dead-lettered with
 # the reason; nothing was executed outside the sandbox.
-es_consume "$DLQ" 5 "$ES_TMP/dlq" "$BOOTSTRAP" '%k|%h|%s\n'
-es_eq "5 events dead-lettered" 5 "$(es_count "$ES_TMP/dlq")"
+es_consume "$DLQ" 6 "$ES_TMP/dlq" "$BOOTSTRAP" '%k|%h|%s\n'
+es_eq "6 events dead-lettered" 6 "$(es_count "$ES_TMP/dlq")"
 reason() { grep "\"id\":\"$1\"" "$ES_TMP/dlq" | grep -o 'es_reason=[^,|]*' || true; }
 es_check "error reason names script line" \
     grep -q "filter.lua:[0-9]*: boom for e-boom" <<<"$(reason e-boom)"
@@ -157,6 +159,8 @@ es_check "os.execute is not reachable" \
 es_check "require is not reachable" \
     grep -q "global 'require'" <<<"$(reason e-require)"
 es_check "os.execute did not run" [ ! -e /tmp/lua-e2e-pwned ]
+es_check "a NUL written by a script is refused, not cut" \
+    grep -q 'filter output: unsupported JSON at byte [0-9]*: \\u0000' <<<"$(reason e-nul)"
 
 # The filter runs on its own thread here (pipeline.filter_thread; the
 # other tests run filters inline): a partition's events still come out all

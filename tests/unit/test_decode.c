@@ -315,6 +315,11 @@ static int only_whitespace(const char *p, const char *end)
 static int refusal_is_justified(const char *json, size_t len,
                                 const char *reason)
 {
+    const char *u = strstr(reason, "unsupported JSON at byte ");
+    if (u) {
+        size_t at = strtoul(u + 25, NULL, 10);
+        return at + 6 <= len && !memcmp(json + at, "\\u0000", 6);
+    }
     const char *p = strstr(reason, "invalid JSON at byte ");
     size_t at = p ? strtoul(p + 21, NULL, 10) : len;
     if (at >= len)
@@ -624,7 +629,7 @@ START_TEST(strict_json_text)
         }
     }
     /* Escaped, they are fine; so is whitespace between tokens. */
-    static const char good[] = EV("\"type\":\"a\\tb\\u0000\",\r\n\t\"data\""
+    static const char good[] = EV("\"type\":\"a\\tb\\u0001\",\r\n\t\"data\""
                                   " : {\"k\":\"\\u001f\"}}\n");
 #undef EV
     es_decoded_t d;
@@ -725,6 +730,65 @@ START_TEST(binary_mode_strict_json_data)
                                       reason, sizeof reason),
                      0);
     es_decoded_clear(&d);
+}
+END_TEST
+
+/* \u0000 is JSON, but cJSON's strings end at NUL: a PII strip or a
+ * binary-mode sink writing the tree back would cut the string there. It is
+ * refused at the door, with its offset, wherever a text comes from; an
+ * escaped backslash before "u0000" is not it. */
+START_TEST(nul_escape_is_refused)
+{
+#define NUL_WHY                                                                \
+    "unsupported JSON at byte 68: \\u0000 (U+0000) in a string, which "        \
+    "eventstream cannot carry (its JSON strings end at NUL)"
+    static const char rec[] =
+        "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\","
+        "\"data\":{\"n\":\"a\\u0000b\"}}";
+    es_decoded_t d;
+    char reason[256];
+    ck_assert_int_eq(decode_str(rec, &d, reason, sizeof reason), -1);
+    ck_assert_str_eq(reason, NUL_WHY);
+    ck_assert_int_eq(
+        es_decode_output(rec, strlen(rec), &d, reason, sizeof reason), -1);
+    ck_assert_str_eq(reason, "filter output: " NUL_WHY);
+#undef NUL_WHY
+    es_header_t h[] = {{"ce_specversion", "1.0", 3},
+                       {"ce_id", "b5", 2},
+                       {"ce_source", "s", 1},
+                       {"ce_type", "t", 1}};
+    static const char data[] = "[\"\\u0000\"]";
+    ck_assert_int_eq(es_decode_record(data, strlen(data), h, 4, MAX, 0, &d,
+                                      reason, sizeof reason),
+                     -1);
+    ck_assert_msg(strstr(reason, "binary mode: data: unsupported JSON at byte "
+                                 "2: \\u0000 (U+0000)"),
+                  "%s", reason);
+    /* One further on is found; "a\\u0000" (a backslash, then the letters)
+     * is not one, and U+0001 is carried. */
+    static const char late[] =
+        "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\","
+        "\"data\":{\"n\":\"a\\\\u0000\",\"m\":\"\\u0001\\u00000\"}}";
+    ck_assert_int_eq(decode_str(late, &d, reason, sizeof reason), -1);
+    ck_assert_msg(strstr(reason, "at byte 88: \\u0000"), "%s", reason);
+    static const char escaped[] =
+        "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"t\","
+        "\"data\":{\"n\":\"a\\\\u0000\",\"m\":\"\\u0001\"}}";
+    ck_assert_int_eq(decode_str(escaped, &d, reason, sizeof reason), 0);
+    const cJSON *data_n = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(d.ce, "data"), "n");
+    ck_assert_str_eq(data_n->valuestring, "a\\u0000");
+    es_decoded_clear(&d);
+    /* A header's NUL byte would cut the attribute the same way. */
+    es_header_t nul[] = {{"ce_specversion", "1.0", 3},
+                         {"ce_id", "b\0x", 3},
+                         {"ce_source", "s", 1},
+                         {"ce_type", "t", 1}};
+    ck_assert_int_eq(
+        es_decode_record("{}", 2, nul, 4, MAX, 0, &d, reason, sizeof reason),
+        -1);
+    ck_assert_str_eq(reason, "binary mode: header \"ce_id\" holds a NUL byte, "
+                             "which an attribute cannot");
 }
 END_TEST
 
@@ -1220,6 +1284,7 @@ int main(void)
     tcase_add_test(tc, output_is_copied_and_validated);
     tcase_add_test(tc, strict_json_text);
     tcase_add_test(tc, binary_mode_strict_json_data);
+    tcase_add_test(tc, nul_escape_is_refused);
     tcase_add_test(tc, byte_order_mark);
     tcase_add_test(tc, index_of_members);
     tcase_add_test(tc, index_of_many_members);
