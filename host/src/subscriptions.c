@@ -48,32 +48,49 @@ int es_sub_secret_key(const char *key)
     return 0;
 }
 
-/* Replaces every string (or string in an array) under a secret key. */
+/* A secret's value as GET shows it: strings and numbers alike (a kafka
+ * property such as "sasl.password": 123456 is taken as a number). */
+static int maskable(const cJSON *it)
+{
+    return cJSON_IsString(it) || cJSON_IsNumber(it);
+}
+
+/* Puts `with` in place of `it` in `parent`, under its key; returns what
+ * now stands there (`it` when out of memory). */
+static cJSON *replace_item(cJSON *parent, cJSON *it, cJSON *with)
+{
+    if (with) {
+        free(with->string); /* cJSON's default hooks: malloc and free */
+        with->string = it->string ? strdup(it->string) : NULL;
+    }
+    if (!with || (it->string && !with->string) ||
+        !cJSON_ReplaceItemViaPointer(parent, it, with)) {
+        cJSON_Delete(with);
+        return it;
+    }
+    return with;
+}
+
+/* Replaces every string or number (in an array too) under a secret key. */
 static void mask(cJSON *node, int secret)
 {
-    cJSON *it;
-    if (cJSON_IsString(node) && secret) {
-        cJSON_SetValuestring(node, ES_SUB_MASK);
-        return;
-    }
-    cJSON_ArrayForEach(it, node)
-    {
+    for (cJSON *it = node ? node->child : NULL; it; it = it->next) {
         int s = secret || (it->string && es_sub_secret_key(it->string));
-        if (cJSON_IsString(it) && s)
-            cJSON_SetValuestring(it, ES_SUB_MASK);
+        if (maskable(it) && s)
+            it = replace_item(node, it, cJSON_CreateString(ES_SUB_MASK));
         else if (cJSON_IsObject(it) || cJSON_IsArray(it))
             mask(it, s);
     }
 }
 
+/* Where node has the mask and old, at the same place, a secret's value,
+ * puts a copy of that value back. */
 static void keep_secrets(cJSON *node, const cJSON *old)
 {
     if (!node || !old)
         return;
     int i = 0;
-    cJSON *it;
-    cJSON_ArrayForEach(it, node)
-    {
+    for (cJSON *it = node->child; it; it = it->next) {
         const cJSON *o = cJSON_IsObject(node)
                              ? cJSON_GetObjectItemCaseSensitive(old, it->string)
                              : cJSON_GetArrayItem(old, i);
@@ -81,8 +98,8 @@ static void keep_secrets(cJSON *node, const cJSON *old)
         if (!o)
             continue;
         if (cJSON_IsString(it) && !strcmp(it->valuestring, ES_SUB_MASK) &&
-            cJSON_IsString(o))
-            cJSON_SetValuestring(it, o->valuestring);
+            maskable(o))
+            it = replace_item(node, it, cJSON_Duplicate(o, 0));
         else if (cJSON_IsObject(it) || cJSON_IsArray(it))
             keep_secrets(it, o);
     }

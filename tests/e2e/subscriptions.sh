@@ -128,6 +128,14 @@ es_eq "GET masks the secret" '********' "$(jget 'd["destination"]["config"]["pro
 { echo "$G"; api GET /v1/subscriptions; } >"$ES_TMP/gets.json"
 es_check "GET never shows the secret" bash -c "! grep -q '$SECRET' '$ES_TMP/gets.json'"
 es_check "the secret is never logged" bash -c "! grep -q '$SECRET' '$ES_DAEMON_LOG'"
+# a number is a secret too (the kafka sink takes numeric properties)
+N=$(api POST /v1/subscriptions "{\"id\": \"acme-num\", \"enabled\": false, \"tenant\": \"acme\", \"topics\": [\"$MULTI\"], \"destination\": {\"type\": \"kafka\", \"config\": {\"brokers\": \"$BOOTSTRAP\", \"topic\": \"out.num\", \"properties\": {\"sasl.password\": 424242}}}}")
+es_eq "numeric secret: created" 201 "$(code)"
+es_eq "numeric secret: masked" '********' "$(jget 'd["destination"]["config"]["properties"]["sasl.password"]' <<<"$N")"
+api PUT /v1/subscriptions/acme-num "$N" >/dev/null
+es_eq "numeric secret: PUT of the mask keeps the number" '200 424242' \
+    "$(code) $(jget '[s for s in d["subscriptions"] if s["id"] == "acme-num"][0]["destination"]["config"]["properties"]["sasl.password"]' <"$ES_TMP/state/subscriptions.json")"
+api DELETE /v1/subscriptions/acme-num >/dev/null
 es_eq "state file is private (0600)" 600 "$(stat -c %a "$ES_TMP/state/subscriptions.json")"
 es_eq "list by tenant" acme-orders "$(api GET '/v1/subscriptions?tenant=acme' | jget '",".join(s["id"] for s in d["subscriptions"])')"
 es_eq "list by another tenant: empty" 0 "$(api GET '/v1/subscriptions?tenant=globex' | jget 'len(d["subscriptions"])')"

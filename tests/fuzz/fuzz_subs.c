@@ -7,7 +7,8 @@
  *  - a subscription taken prints (secrets revealed, as in the state file)
  *    to JSON that is taken again as it stands, and prints the same;
  *  - what GET shows (secrets masked) has ES_SUB_MASK for every string
- *    under a secret key of the destination's or the filter's config;
+ *    and number under a secret key of the destination's or the filter's
+ *    config;
  *  - that GET body PUT back (masks and all) and given the stored secrets
  *    (es_sub_keep_secrets) is the subscription it was: a client that
  *    changes nothing loses no secret;
@@ -24,9 +25,11 @@
 #include "fuzz.h"
 #include "subscriptions.h"
 
-/* Every string at or under a secret key is the mask. */
+/* Every string or number at or under a secret key is the mask. */
 static void assert_masked(const cJSON *node, int secret, const char *where)
 {
+    FUZZ_CHECK(!secret || !cJSON_IsNumber(node), "%s: a secret is shown: %g",
+               where, node->valuedouble);
     if (cJSON_IsString(node)) {
         FUZZ_CHECK(!secret || !strcmp(node->valuestring, ES_SUB_MASK),
                    "%s: a secret is shown: \"%s\"", where, node->valuestring);

@@ -162,6 +162,44 @@ START_TEST(masked_values_keep_the_stored_secrets)
 }
 END_TEST
 
+/* A number under a secret key (a kafka property may be one) is masked
+ * like a string, and a PUT of the mask puts the number back. */
+START_TEST(numeric_secrets_are_masked_and_kept)
+{
+    static const char text[] =
+        "{\"tenant\": \"acme\", \"topics\": [\"a\"], \"destination\": "
+        "{\"type\": \"kafka\", \"config\": {\"topic\": \"t\", \"properties\": "
+        "{\"sasl.password\": 123456, \"linger.ms\": 5}, \"tokens\": [7, "
+        "\"s\", true]}}}";
+    char err[512];
+    es_sub_t *old = parse(text, 0, err, sizeof err);
+    ck_assert_ptr_nonnull(old);
+    cJSON *masked = es_sub_json(old, 0);
+    char *shown = cJSON_PrintUnformatted(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(masked, "destination"), "config"));
+    ck_assert_str_eq(shown,
+                     "{\"topic\":\"t\",\"properties\":{\"sasl.password\":"
+                     "\"********\",\"linger.ms\":5},\"tokens\":["
+                     "\"********\",\"********\",true]}");
+    free(shown);
+    es_sub_t *s = es_sub_parse(masked, 0, err, sizeof err);
+    ck_assert_ptr_nonnull(s);
+    es_sub_keep_secrets(s, old);
+    cJSON *v = es_sub_json(s, 1);
+    shown = cJSON_PrintUnformatted(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(v, "destination"), "config"));
+    ck_assert_str_eq(shown,
+                     "{\"topic\":\"t\",\"properties\":{\"sasl.password\":"
+                     "123456,\"linger.ms\":5},\"tokens\":[7,\"s\","
+                     "true]}");
+    free(shown);
+    cJSON_Delete(v);
+    cJSON_Delete(masked);
+    es_sub_destroy(s);
+    es_sub_destroy(old);
+}
+END_TEST
+
 START_TEST(state_file_round_trips)
 {
     char dir[] = "/tmp/es-subs-XXXXXX", path[64], err[512];
@@ -229,6 +267,7 @@ int main(void)
     tcase_add_test(tc, secrets_are_masked);
     tcase_add_test(tc, secret_key_rule);
     tcase_add_test(tc, masked_values_keep_the_stored_secrets);
+    tcase_add_test(tc, numeric_secrets_are_masked_and_kept);
     tcase_add_test(tc, state_file_round_trips);
     tcase_add_test(tc, ids);
     suite_add_tcase(s, tc);
