@@ -1623,11 +1623,12 @@ static char *scalar_string(const cJSON *it)
  * readers differ on which of two counts (cJSON's lookups: the first; the
  * Lua filter and most JSON readers: the last), so a tenant found through a
  * repeated key would be a guess. */
-static const cJSON *unique_member(const cJSON *obj, const char *name)
+static const cJSON *unique_member(const cJSON *obj, const char *name,
+                                  size_t len)
 {
     const cJSON *found = NULL;
     for (const cJSON *it = obj->child; it; it = it->next)
-        if (it->string && !strcmp(it->string, name)) {
+        if (it->string && !strncmp(it->string, name, len) && !it->string[len]) {
             if (found)
                 return NULL;
             found = it;
@@ -1641,15 +1642,10 @@ char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
     if (!strcmp(spec, "key"))
         return key && key_len ? strndup(key, key_len) : NULL;
     const cJSON *it = ce;
-    char part[128];
     const char *p = spec;
     while (it && *p) {
         size_t n = strcspn(p, ".");
-        if (n >= sizeof part)
-            return NULL;
-        memcpy(part, p, n);
-        part[n] = '\0';
-        it = cJSON_IsObject(it) ? unique_member(it, part) : NULL;
+        it = cJSON_IsObject(it) ? unique_member(it, p, n) : NULL;
         p += n;
         if (*p == '.')
             p++;

@@ -247,6 +247,33 @@ START_TEST(tenant_through_a_repeated_key_is_none)
 }
 END_TEST
 
+/* A path's segments are matched whole, of any length (a 128-byte buffer
+ * made a longer one find nothing). */
+START_TEST(tenant_path_segments_match_whole)
+{
+    char name[301], spec[320], text[400];
+    memset(name, 'k', 300);
+    name[300] = '\0';
+    snprintf(spec, sizeof spec, "data.%s", name);
+    snprintf(text, sizeof text,
+             "{\"data\":{\"%s\":\"long\",\"ten\":\"p\","
+             "\"tenantId\":\"t\"}}",
+             name);
+    cJSON *ce = cJSON_Parse(text);
+    char *t = es_decode_lookup(ce, NULL, 0, spec);
+    ck_assert_str_eq(t, "long");
+    free(t);
+    spec[strlen(spec) - 1] = '\0'; /* one short of the key: not it */
+    ck_assert_ptr_null(es_decode_lookup(ce, NULL, 0, spec));
+    t = es_decode_lookup(ce, NULL, 0, "data.ten");
+    ck_assert_str_eq(t, "p");
+    free(t);
+    ck_assert_ptr_null(es_decode_lookup(ce, NULL, 0, "data.tenantIdX"));
+    ck_assert_ptr_null(es_decode_lookup(ce, NULL, 0, "data.tenant"));
+    cJSON_Delete(ce);
+}
+END_TEST
+
 /* ------------------------------------------- es_json_parse against cJSON */
 
 /* Same shape, types, names, strings and numbers (bit for bit), and the
@@ -1279,6 +1306,7 @@ int main(void)
     tcase_add_test(tc, tenant_from_key);
     tcase_add_test(tc, tenant_through_a_repeated_key_is_none);
     tcase_add_test(tc, tenant_from_a_number);
+    tcase_add_test(tc, tenant_path_segments_match_whole);
     tcase_add_test(tc, fast_parse_matches_cjson);
     tcase_add_test(tc, fast_parse_matches_cjson_mutated);
     tcase_add_test(tc, output_is_copied_and_validated);
