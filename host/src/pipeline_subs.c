@@ -265,6 +265,8 @@ done:
     return rc;
 }
 
+/* offsets: {"partition": offset} from query_starts or a definition's
+ * start_offsets, which es_sub_parse has checked (start_offsets_invalid). */
 static void add_starts(part_t *pt, const char *topic, const cJSON *offsets)
 {
     const cJSON *it;
@@ -272,8 +274,9 @@ static void add_starts(part_t *pt, const char *topic, const cJSON *offsets)
     {
         pt->ext.starts = realloc(pt->ext.starts, (pt->ext.nstarts + 1) *
                                                      sizeof *pt->ext.starts);
-        pt->ext.starts[pt->ext.nstarts++] = (start_t){
-            strdup(topic), (int32_t)atoi(it->string), (int64_t)it->valuedouble};
+        pt->ext.starts[pt->ext.nstarts++] =
+            (start_t){strdup(topic), (int32_t)strtol(it->string, NULL, 10),
+                      (int64_t)it->valuedouble};
     }
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/es_json_int.h"
 #include "subscriptions.h"
 
 /* "key: what", the key cut at 200 bytes so that what is wrong is always
@@ -227,6 +228,41 @@ static int parse_string(const cJSON *v, const char *key, char **out,
     return 0;
 }
 
+/* A partition's number as the state file writes it: decimal, no sign, no
+ * leading zero (and fewer than a billion). */
+static int partition_name(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    return n > 0 && n <= 9 && !s[n] && (n == 1 || s[0] != '0');
+}
+
+/* The state file's {"topic": {"partition": offset}}; a hand-edited one is
+ * refused naming the member, rather than read as partition 0 or cast from
+ * any double. */
+static int start_offsets_invalid(const cJSON *it, char *errstr, size_t size)
+{
+    if (!cJSON_IsObject(it))
+        return fail(errstr, size, "start_offsets", "must be an object");
+    const cJSON *topic, *part;
+    cJSON_ArrayForEach(topic, it)
+    {
+        char key[300];
+        snprintf(key, sizeof key, "start_offsets.%.200s", topic->string);
+        if (!cJSON_IsObject(topic))
+            return fail(errstr, size, key, "must be an object");
+        cJSON_ArrayForEach(part, topic)
+        {
+            snprintf(key, sizeof key, "start_offsets.%.200s.%.40s",
+                     topic->string, part->string);
+            if (!partition_name(part->string))
+                return fail(errstr, size, key, "is not a partition number");
+            if (!es_json_int_in(part, 0, ES_JSON_INT_LIMIT))
+                return fail(errstr, size, key,
+                            "must be an offset, an integer from 0");
+        }
+    }
+    return 0;
+}
 static int parse_key(const cJSON *it, es_sub_t *s, int from_store, char *errstr,
                      size_t size)
 {
@@ -299,8 +335,8 @@ static int parse_key(const cJSON *it, es_sub_t *s, int from_store, char *errstr,
     if (!strcmp(k, "start_offsets")) {
         if (!from_store)
             return 0;
-        if (!cJSON_IsObject(it))
-            return fail(errstr, size, k, "must be an object");
+        if (start_offsets_invalid(it, errstr, size))
+            return -1;
         s->start_offsets = cJSON_Duplicate(it, 1);
         return 0;
     }

@@ -200,6 +200,46 @@ START_TEST(numeric_secrets_are_masked_and_kept)
 }
 END_TEST
 
+/* A hand-edited state file's start offsets are refused naming the member
+ * (they were read as partition atoi() and cast from any double). */
+START_TEST(stored_start_offsets_are_checked)
+{
+#define STORED(offsets)                                                        \
+    "{\"id\": \"s1\", \"tenant\": \"acme\", \"topics\": [\"a\"],"              \
+    " \"destination\": {\"type\": \"kafka\", \"config\": {\"topic\": \"t\"}}," \
+    " \"start_offsets\": " offsets "}"
+    static const char *const bad[][2] = {
+        {STORED("[]"), "start_offsets: must be an object"},
+        {STORED("{\"a\": 5}"), "start_offsets.a: must be an object"},
+        {STORED("{\"a\": {\"x\": 5}}"),
+         "start_offsets.a.x: is not a partition number"},
+        {STORED("{\"a\": {\"01\": 5}}"),
+         "start_offsets.a.01: is not a partition number"},
+        {STORED("{\"a\": {\"-1\": 5}}"),
+         "start_offsets.a.-1: is not a partition number"},
+        {STORED("{\"a\": {\"0\": -1}}"),
+         "start_offsets.a.0: must be an offset, an integer from 0"},
+        {STORED("{\"a\": {\"0\": 1e300}}"),
+         "start_offsets.a.0: must be an offset, an integer from 0"},
+        {STORED("{\"a\": {\"0\": 1.5}}"),
+         "start_offsets.a.0: must be an offset, an integer from 0"},
+        {STORED("{\"a\": {\"0\": \"7\"}}"),
+         "start_offsets.a.0: must be an offset, an integer from 0"},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = '\0';
+        ck_assert_ptr_null(parse(bad[i][0], 1, err, sizeof err));
+        ck_assert_str_eq(err, bad[i][1]);
+    }
+    es_sub_t *s = parse(STORED("{\"a\": {\"0\": 0, \"12\": 9007199254740992}}"),
+                        1, err, sizeof err);
+    ck_assert_msg(s != NULL, "%s", err);
+    es_sub_destroy(s);
+#undef STORED
+}
+END_TEST
+
 START_TEST(state_file_round_trips)
 {
     char dir[] = "/tmp/es-subs-XXXXXX", path[64], err[512];
@@ -268,6 +308,7 @@ int main(void)
     tcase_add_test(tc, secret_key_rule);
     tcase_add_test(tc, masked_values_keep_the_stored_secrets);
     tcase_add_test(tc, numeric_secrets_are_masked_and_kept);
+    tcase_add_test(tc, stored_start_offsets_are_checked);
     tcase_add_test(tc, state_file_round_trips);
     tcase_add_test(tc, ids);
     suite_add_tcase(s, tc);
