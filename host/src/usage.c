@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include "internal/es_json_int.h"
 #include "log.h"
 #include "usage.h"
 
@@ -253,8 +254,12 @@ static void import_json(es_usage_t *u, const char *state_dir)
                         *d = cJSON_GetObjectItemCaseSensitive(r, "destination"),
                         *ev = cJSON_GetObjectItemCaseSensitive(r, "events"),
                         *by = cJSON_GetObjectItemCaseSensitive(r, "bytes");
-            if (!cJSON_IsString(tp) || !cJSON_IsNumber(ev) ||
-                !cJSON_IsNumber(by) || (k == 1 && !cJSON_IsString(d)))
+            /* counts beyond a long long (hand-edited) are skipped, not
+             * cast: that would be undefined */
+            if (!cJSON_IsString(tp) ||
+                !es_json_int_in(ev, 0, ES_JSON_INT_LIMIT) ||
+                !es_json_int_in(by, 0, ES_JSON_INT_LIMIT) ||
+                (k == 1 && !cJSON_IsString(d)))
                 continue;
             db_add(u, 0, 0, cJSON_IsString(t) ? t->valuestring : NULL,
                    tp->valuestring, k ? d->valuestring : NULL,

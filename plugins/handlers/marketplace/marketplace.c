@@ -340,7 +340,7 @@ static int outputs_may_be_lost(mkt_ctx_t *x, const cJSON *seen)
 
     if (x->ev->attempt > 1)
         return 1;
-    if (!cJSON_IsNumber(ep))
+    if (!es_json_is_int(ep)) /* our own record: unreadable means unsure */
         return 1;
     if ((int64_t)ep->valuedouble == x->m->epoch)
         return 0; /* our own producer still holds them */

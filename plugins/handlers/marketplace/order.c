@@ -409,7 +409,7 @@ mkt_state_t mkt_order_state(const cJSON *order)
 static int64_t json_int(const cJSON *obj, const char *key)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsNumber(it) ? (int64_t)it->valuedouble : -1;
+    return es_json_is_int(it) ? (int64_t)it->valuedouble : -1;
 }
 
 /* Integers go out as raw JSON digits so that no double formatting is ever
