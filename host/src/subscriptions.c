@@ -263,6 +263,7 @@ static int start_offsets_invalid(const cJSON *it, char *errstr, size_t size)
     }
     return 0;
 }
+
 static int parse_key(const cJSON *it, es_sub_t *s, int from_store, char *errstr,
                      size_t size)
 {
