@@ -456,6 +456,12 @@ static int decode_binary(const void *value, size_t len,
         free(v);
     }
     const es_header_t *cth = find_header(headers, nh, "content-type");
+    if (cth && cth->value && memchr(cth->value, 0, cth->value_len)) {
+        snprintf(reason, reason_size,
+                 "binary mode: header \"content-type\" holds a NUL byte, "
+                 "which an attribute cannot");
+        goto done;
+    }
     if (cth && cth->value) {
         ct = header_string(cth);
         cJSON_AddStringToObject(ce, "datacontenttype", ct);

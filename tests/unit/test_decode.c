@@ -816,6 +816,16 @@ START_TEST(nul_escape_is_refused)
         -1);
     ck_assert_str_eq(reason, "binary mode: header \"ce_id\" holds a NUL byte, "
                              "which an attribute cannot");
+    es_header_t ct[] = {{"ce_specversion", "1.0", 3},
+                        {"ce_id", "b6", 2},
+                        {"ce_source", "s", 1},
+                        {"ce_type", "t", 1},
+                        {"content-type", "text/plain\0x", 12}};
+    ck_assert_int_eq(
+        es_decode_record("hi", 2, ct, 5, MAX, 0, &d, reason, sizeof reason),
+        -1);
+    ck_assert_str_eq(reason, "binary mode: header \"content-type\" holds a "
+                             "NUL byte, which an attribute cannot");
 }
 END_TEST
 
