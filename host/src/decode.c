@@ -428,10 +428,29 @@ static int add_binary_data(cJSON *ce, const void *value, size_t len,
     return 0;
 }
 
+/* The first header that becomes an attribute (ce_*, content-type) and
+ * holds a NUL byte, which its cJSON string would end at. */
+static const es_header_t *attribute_header_with_nul(const es_header_t *h,
+                                                    size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h[i].value &&
+            (!strncmp(h[i].name, "ce_", 3) ||
+             !strcmp(h[i].name, "content-type")) &&
+            memchr(h[i].value, 0, h[i].value_len))
+            return &h[i];
+    return NULL;
+}
+
 static int decode_binary(const void *value, size_t len,
                          const es_header_t *headers, size_t nh,
                          es_decoded_t *out, char *reason, size_t reason_size)
 {
+    const es_header_t *nul = attribute_header_with_nul(headers, nh);
+    if (nul)
+        return REASON("binary mode: header \"%.64s\" holds a NUL byte, which "
+                      "an attribute cannot",
+                      nul->name);
     cJSON *ce = cJSON_CreateObject();
     char *ct = NULL;
     int rc = -1;
@@ -444,24 +463,11 @@ static int decode_binary(const void *value, size_t len,
                      "binary mode: header \"%s\" appears twice", name);
             goto done;
         }
-        if (memchr(headers[i].value, 0, headers[i].value_len)) {
-            snprintf(reason, reason_size,
-                     "binary mode: header \"%.64s\" holds a NUL byte, which "
-                     "an attribute cannot",
-                     name);
-            goto done;
-        }
         char *v = header_string(&headers[i]);
         cJSON_AddStringToObject(ce, name + 3, v);
         free(v);
     }
     const es_header_t *cth = find_header(headers, nh, "content-type");
-    if (cth && cth->value && memchr(cth->value, 0, cth->value_len)) {
-        snprintf(reason, reason_size,
-                 "binary mode: header \"content-type\" holds a NUL byte, "
-                 "which an attribute cannot");
-        goto done;
-    }
     if (cth && cth->value) {
         ct = header_string(cth);
         cJSON_AddStringToObject(ce, "datacontenttype", ct);
