@@ -3,7 +3,7 @@ bin_PROGRAMS += host/eventstreamd host/es-broker
 # The daemon's modules, also linked into the unit tests.
 noinst_LTLIBRARIES += host/libeshost.la
 host_libeshost_la_SOURCES = \
-	host/src/config.c host/src/config.h \
+	host/src/config.c host/src/config.h host/src/json_keys.c \
 	host/src/decode.c host/src/decode.h \
 	host/src/kafka.c host/src/kafka.h \
 	host/src/loader.c host/src/loader.h \

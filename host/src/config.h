@@ -118,16 +118,6 @@ void es_park_conf_defaults(es_park_conf_t *pc);
 int es_park_conf_parse(const cJSON *obj, const char *path, es_park_conf_t *pc,
                        char *errstr, size_t errstr_size);
 
-/*
- * A key given twice in one object, anywhere under `node`: 1 with its path
- * ("instances.out", "routes[0].name"; `base` first, may be "") in `path`,
- * else 0. cJSON keeps both members and readers disagree on which counts
- * (lookups the first, loops over the members the last), so a repeated key
- * in a file or body an operator wrote is an error, not a guess.
- */
-int es_json_repeated_key(const cJSON *node, const char *base, char *path,
-                         size_t path_size);
-
 const es_instance_conf_t *es_config_instance(const es_config_t *conf,
                                              const char *name);
 const es_route_conf_t *es_config_route(const es_config_t *conf,

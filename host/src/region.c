@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "internal/es_curlbuf.h"
+#include "internal/es_json_keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "region.h"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal/es_json_int.h"
+#include "internal/es_json_keys.h"
 #include "subscriptions.h"
 
 /* "key: what", the key cut at 200 bytes so that what is wrong is always

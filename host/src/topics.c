@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "internal/es_json_keys.h"
 #include "log.h"
 #include "topics.h"
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end test of the marketplace order handler through eventstreamd on
 # the mock broker: scripted order lifecycles for three tenants, out-of-order
-# wallet events, duplicates, illegal transitions, an unknown order and an
-# invalid amount (dead-lettered), a clean restart mid-stream (nothing
-# emitted twice) and a crash mid-stream (nothing lost; any repeat is
-# byte-identical). Every emitted event is consumed back with kcat and
-# compared, all fields, with expectations computed here independently
-# (UUIDv5 ids by Python's uuid module).
+# wallet events, duplicates, illegal transitions, an unknown order, an
+# invalid amount and a repeated key (dead-lettered), a clean restart
+# mid-stream (nothing emitted twice) and a crash mid-stream (nothing lost;
+# any repeat is byte-identical). Every emitted event is consumed back with
+# kcat and compared, all fields, with expectations computed here
+# independently (UUIDv5 ids by Python's uuid module).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -260,6 +260,12 @@ next_time
 event "$T_ESCROW" ev-e-frac "$TA" '{"id":"esc-A3","orderId":"A3","amount":2499.5,"currency":"EUR"}'
 FRACTION=$VAL
 send "$T_ESCROW" "$TA" "$VAL"
+# Two amounts: refused before the order is read (a Lua filter would see the
+# last, a lookup the first).
+next_time
+event "$T_ESCROW" ev-e-twice "$TA" '{"id":"esc-A3","orderId":"A3","amount":2499,"amount":1,"currency":"EUR"}'
+TWICE=$VAL
+send "$T_ESCROW" "$TA" "$VAL"
 # An escrow release for an order nobody created: retried (across the restart
 # below: its first-seen time is durable), then dead-lettered.
 next_time
@@ -267,7 +273,7 @@ event "$T_ESCROW" ev-e-ghost "$TA" '{"id":"esc-ghost","orderId":"GHOST","amount"
 GHOST=$VAL
 send "$T_ESCROW" "$TA" "$VAL"
 es_check "illegal and invalid events dead-lettered" \
-    wait_logs 'msg="dead-lettering topic=' 4
+    wait_logs 'msg="dead-lettering topic=' 5
 
 # burst NAME: three orders per tenant (NAME-a1 .. NAME-c3). Quotes of the
 # *1 orders go to Q1, the others to Q23; payments and escrows are written
@@ -338,10 +344,10 @@ DLQ_OUT="$ES_TMP/dlq.out"
 for i in $(seq 1 60); do
     timeout 10 kcat -C -b "$BOOTSTRAP" -t "$DLQ" -o beginning -e -q \
         -f '%h\t%s\n' >"$DLQ_OUT" 2>/dev/null || true
-    [ "$(es_count "$DLQ_OUT")" -ge 5 ] && break
+    [ "$(es_count "$DLQ_OUT")" -ge 6 ] && break
     sleep 0.5
 done
-es_eq "five dead letters" 5 "$(es_count "$DLQ_OUT")"
+es_eq "six dead letters" 6 "$(es_count "$DLQ_OUT")"
 # dlq_has VALUE PATTERN...: the dead letter of VALUE carries every pattern
 # (in its headers) and the original value untouched.
 dlq_has() {
@@ -363,6 +369,8 @@ es_check "escrow released on a refunded order dead-lettered" \
 es_check "fractional amount dead-lettered" \
     dlq_has "$FRACTION" "data.amount must be an integer number of minor units" \
     "got 2499.5"
+es_check "a repeated key in data dead-lettered, named" \
+    dlq_has "$TWICE" "es_reason=$T_ESCROW event ev-e-twice: data.amount is given twice in its object"
 es_check "unknown order dead-lettered after waiting across the restart" \
     dlq_has "$GHOST" "es_reason=unknown order GHOST: $T_ESCROW event ev-e-ghost waited"
 rc=0

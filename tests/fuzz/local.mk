@@ -36,13 +36,13 @@ tests_fuzz_replay_marketplace_CPPFLAGS = $(AM_CPPFLAGS) \
 tests_fuzz_replay_marketplace_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 tests_fuzz_replay_marketplace_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread
 tests_fuzz_replay_subs_SOURCES = tests/fuzz/fuzz_subs.c tests/fuzz/replay.c \
-	tests/fuzz/fuzz.h host/src/subscriptions.c host/src/config.c \
+	tests/fuzz/fuzz.h host/src/subscriptions.c host/src/config.c host/src/json_keys.c \
 	host/src/log.c
 tests_fuzz_replay_subs_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/subs"'
 tests_fuzz_replay_subs_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread
 tests_fuzz_replay_config_SOURCES = tests/fuzz/fuzz_config.c tests/fuzz/replay.c \
-	tests/fuzz/fuzz.h host/src/config.c host/src/log.c
+	tests/fuzz/fuzz.h host/src/config.c host/src/json_keys.c host/src/log.c
 tests_fuzz_replay_config_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/config"'
 tests_fuzz_replay_config_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread

@@ -413,6 +413,19 @@ START_TEST(test_ignored_and_invalid)
                              reason),
                      ES_FAIL);
     ck_assert_ptr_nonnull(strstr(reason, "walletAddress"));
+    /* Two wallets in one purchase: a Lua filter checking the address sees
+     * the last, a lookup here the first; nothing is minted to either. */
+    ck_assert_int_eq(
+        deliver(
+            PURCHASED, "p-dup",
+            "{\"ticketId\":\"t-1\",\"userId\":\"u\",\"walletAddress\":"
+            "\"0x1111111111111111111111111111111111111111\",\"walletAddress\":"
+            "\"0x2222222222222222222222222222222222222222\"}",
+            reason),
+        ES_FAIL);
+    ck_assert_str_eq(reason, PURCHASED ": data.walletAddress is given twice in "
+                                       "its object (which one is meant would "
+                                       "be a guess)");
     ck_assert_int_eq(chain.sends, 0);
 }
 END_TEST

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "internal/es_json_keys.h"
 
 #define BASE_HEAD                                                              \
     "{\n  \"kafka\": {\"brokers\": \"embedded\"},\n"                           \

@@ -1173,6 +1173,25 @@ START_TEST(test_invalid_events)
                           reason),
                      ES_FAIL);
     ck_assert_ptr_nonnull(strstr(reason, "data.evidence must be an array"));
+    /* A repeated key, at the top of data or deeper, is refused before any
+     * order is read or written: which value counts would be a guess. */
+    ck_assert_int_eq(send(&fx, "t1", T_QUOTE, "ev-q2",
+                          "{\"id\":\"q\",\"listingId\":\"l\",\"buyerId\":"
+                          "\"b\",\"sellerId\":\"s\",\"amount\":5000,"
+                          "\"amount\":1,\"currency\":\"USD\",\"orderId\":"
+                          "\"ord-dup\"}",
+                          reason),
+                     ES_FAIL);
+    ck_assert_ptr_nonnull(
+        strstr(reason, "data.amount is given twice in its object (which one is "
+                       "meant would be a guess)"));
+    ck_assert_int_eq(send(&fx, "t1", T_DOPEN, "ev-d2",
+                          "{\"id\":\"d\",\"orderId\":\"o\",\"reason\":\"r\","
+                          "\"evidence\":[{\"u\":1,\"u\":2}]}",
+                          reason),
+                     ES_FAIL);
+    ck_assert_ptr_nonnull(strstr(reason, "data.evidence[0].u is given twice"));
+    ck_assert_int_eq(fx.f->n_emits, 0);
 
     /* No tenant anywhere. */
     t = tev_new(&fx, "t1", T_PAY, "ev-p", D_PAY("ord-1"));
@@ -1187,7 +1206,7 @@ START_TEST(test_invalid_events)
     ck_assert_int_eq(deliver(&fx, t, reason), ES_OK);
     ck_assert_str_eq(fx.f->emits[0].key, "t9");
     tev_free(t);
-    ck_assert_uint_eq(counter(fx.f, "invalid"), 6);
+    ck_assert_uint_eq(counter(fx.f, "invalid"), 8);
     fx_destroy(&fx);
 }
 END_TEST

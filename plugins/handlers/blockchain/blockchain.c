@@ -15,6 +15,7 @@
  * nothing to the chain.
  */
 #include "bc.h"
+#include "internal/es_json_keys.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -283,6 +284,16 @@ static es_status_t deliver_one(bc_t *bc, const es_event_t *ev, char *reason,
     if (!cJSON_IsObject(data) || !tenant || !*tenant || !ev->id) {
         bc_set_reason(reason, n, "%s: needs an id, a tenant and a data object",
                       ev->type);
+        return ES_FAIL;
+    }
+    /* The Lua filter reads a repeated key's last value, cJSON's lookups
+     * here the first: minting on either would be a guess. */
+    char twice[128];
+    if (es_json_repeated_key(data, "data", twice, sizeof(twice))) {
+        bc_set_reason(reason, n,
+                      "%s: %s is given twice in its object (which one is "
+                      "meant would be a guess)",
+                      ev->type, twice);
         return ES_FAIL;
     }
     const char *need =

@@ -7,7 +7,7 @@ plugins_handlers_blockchain_blockchain_la_SOURCES = \
 	plugins/handlers/blockchain/chain.c \
 	plugins/handlers/blockchain/abi.c \
 	plugins/handlers/blockchain/events.c \
-	plugins/handlers/blockchain/rpc.c \
+	plugins/handlers/blockchain/rpc.c host/src/json_keys.c \
 	plugins/handlers/blockchain/bc.h
 plugins_handlers_blockchain_blockchain_la_CFLAGS = $(AM_CFLAGS) \
 	$(CURL_CFLAGS) $(OPENSSL_CFLAGS)

@@ -3,7 +3,7 @@
 pkgplugin_LTLIBRARIES += plugins/handlers/marketplace/marketplace.la
 plugins_handlers_marketplace_marketplace_la_SOURCES = \
 	plugins/handlers/marketplace/marketplace.c \
-	plugins/handlers/marketplace/order.c \
+	plugins/handlers/marketplace/order.c host/src/json_keys.c \
 	plugins/handlers/marketplace/marketplace.h
 plugins_handlers_marketplace_marketplace_la_CFLAGS = $(AM_CFLAGS) \
 	$(OPENSSL_CFLAGS)
@@ -17,7 +17,7 @@ if HAVE_CHECK
 check_PROGRAMS += tests/unit/test_marketplace
 tests_unit_test_marketplace_SOURCES = tests/unit/test_marketplace.c \
 	plugins/handlers/marketplace/marketplace.c \
-	plugins/handlers/marketplace/order.c \
+	plugins/handlers/marketplace/order.c host/src/json_keys.c \
 	plugins/handlers/marketplace/marketplace.h
 tests_unit_test_marketplace_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) \
 	$(OPENSSL_CFLAGS)

@@ -6,6 +6,7 @@
  */
 #include "marketplace.h"
 #include "internal/es_json_int.h"
+#include "internal/es_json_keys.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -377,6 +378,16 @@ int mkt_input_parse(const char *type, const char *tenant, const cJSON *data,
     if (!cJSON_IsObject(data)) {
         snprintf(errstr, errstr_size, "%s event has no JSON object in data",
                  type);
+        return -1;
+    }
+    /* The Lua filter reads a repeated key's last value, cJSON's lookups
+     * here the first: acting on either would be a guess. */
+    char twice[128];
+    if (es_json_repeated_key(data, "data", twice, sizeof(twice))) {
+        snprintf(errstr, errstr_size,
+                 "%s is given twice in its object (which one is meant would "
+                 "be a guess)",
+                 twice);
         return -1;
     }
     in->data = data;
