@@ -45,6 +45,7 @@ typedef struct store_s {
 } store_t;
 
 static store_t store;
+static size_t emitted; /* events the handler emitted, all calls */
 
 static kv_t *kv_find(const char *key)
 {
@@ -178,6 +179,7 @@ static int host_emit(const es_host_t *h, uint64_t parent, const char *topic,
                                 sizeof why) == 0,
                "emitted event refused: %s: %.*s", why, (int)json_len, json);
     es_decoded_clear(&d);
+    emitted++;
     return 0;
 }
 
@@ -226,6 +228,16 @@ static const char *attr(const cJSON *ce, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* Order records in the store (the epoch is written on a first delivery,
+ * whatever it is). */
+static size_t order_keys(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < store.n; i++)
+        n += !strncmp(store.kv[i].key, "o:", 2);
+    return n;
+}
+
 /* One record: decoded as the host does, then delivered. */
 static void deliver_one(const es_plugin_t *p, void *inst, const char *text,
                         size_t len, int64_t offset)
@@ -243,12 +255,20 @@ static void deliver_one(const es_plugin_t *p, void *inst, const char *text,
     const es_event_t *evs[1] = {&ev};
     es_result_t res[1];
     memset(res, 0, sizeof res);
+    size_t orders_before = order_keys(), emitted_before = emitted;
     p->deliver(inst, evs, 1, res);
     FUZZ_CHECK(!store.in_txn, "deliver left a transaction open");
     FUZZ_CHECK(res[0].status >= ES_OK && res[0].status <= ES_FAIL, "status %d",
                (int)res[0].status);
     FUZZ_CHECK(res[0].status != ES_FAIL || res[0].reason[0],
                "failed without a reason");
+    /* Readers disagree on a repeated key: refused, nothing done. */
+    if (fuzz_has_repeated_key(
+            cJSON_GetObjectItemCaseSensitive(ev.ce, "data"))) {
+        FUZZ_CHECK(res[0].status == ES_FAIL, "a repeated key in data taken");
+        FUZZ_CHECK(order_keys() == orders_before && emitted == emitted_before,
+                   "a repeated key in data wrote an order or emitted");
+    }
     fuzz_event_free(&e);
 }
 
