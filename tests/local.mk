@@ -14,6 +14,15 @@ tests_unit_test_decode_SOURCES = tests/unit/test_decode.c
 tests_unit_test_decode_CFLAGS = $(HOST_TEST_CFLAGS)
 tests_unit_test_decode_LDADD = $(HOST_TEST_LIBS)
 
+# Members removed from JSON text (host/src/json_edit.c, the PII strip).
+if HAVE_CHECK
+check_PROGRAMS += tests/unit/test_json_edit
+TESTS += tests/unit/test_json_edit
+endif
+tests_unit_test_json_edit_SOURCES = tests/unit/test_json_edit.c
+tests_unit_test_json_edit_CFLAGS = $(HOST_TEST_CFLAGS)
+tests_unit_test_json_edit_LDADD = $(HOST_TEST_LIBS)
+
 # The base64 shared by the host and the bundled plugins (header only).
 if HAVE_CHECK
 check_PROGRAMS += tests/unit/test_base64

@@ -128,9 +128,13 @@ output_t *pl_strip_pii(es_pipeline_t *p, const char *topic,
             *bad = 1;
         } else {
             o->dec.ce = ce;
-            o->dec.owned_json = cJSON_PrintUnformatted(ce);
+            o->dec.owned_json = es_topic_strip_pii_text(
+                t, dec->json, dec->json_len, &o->dec.json_len);
+            if (!o->dec.owned_json) { /* as es_json_parse does */
+                fprintf(stderr, "eventstreamd: out of memory stripping PII\n");
+                abort();
+            }
             o->dec.json = o->dec.owned_json;
-            o->dec.json_len = strlen(o->dec.owned_json);
             o->refs = 1;
         }
     }

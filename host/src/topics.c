@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "internal/es_json_keys.h"
+#include "json_edit.h"
 #include "log.h"
 #include "topics.h"
 
@@ -683,6 +684,13 @@ int es_topic_strip_pii(const es_topic_t *t, cJSON *ce, cJSON *removed)
         n++;
     }
     return n;
+}
+
+char *es_topic_strip_pii_text(const es_topic_t *t, const char *json, size_t len,
+                              size_t *out_len)
+{
+    return es_json_without(json, len, (const char *const *)t->pii.v, t->pii.n,
+                           out_len);
 }
 
 /* -------------------------------------------------- Avro topics, decoder */

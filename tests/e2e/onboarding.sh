@@ -11,7 +11,7 @@
 
 TOPIC=ob-orders
 AVRO_TOPIC=ob-avro-ce
-es_start_broker -t $TOPIC:2 -t $AVRO_TOPIC:1 -t ob-avro-late:1
+es_start_broker -t $TOPIC:2 -t $AVRO_TOPIC:1 -t ob-avro-late:1 -t ob-exact:1
 PORT=$((20000 + RANDOM % 20000))
 TOKEN=ob-$RANDOM$RANDOM
 URL=http://127.0.0.1:$PORT
@@ -36,6 +36,10 @@ cat >"$TOPICS/test-svc/avro-orders/topic-details.json" <<'EOF'
 {"topic": "ob-avro", "team": "test-svc", "tenancy": "single", "format": "avro",
  "schema": "order.avsc", "tenant": ["key"]}
 EOF
+# A JSON topic routed with no filter: the PII strip alone edits its events.
+mkdir -p "$TOPICS/test-svc/exact"
+echo '{"topic": "ob-exact", "team": "test-svc", "tenancy": "single", "format": "json", "tenant": ["key"], "pii": ["data.email"]}' \
+    >"$TOPICS/test-svc/exact/topic-details.json"
 # An Avro topic whose records are CloudEvents (docs/avro.md).
 mkdir -p "$TOPICS/test-svc/avro-ce"
 cat >"$TOPICS/test-svc/avro-ce/event.avsc" <<'EOF'
@@ -85,7 +89,7 @@ config() { # $1 = topics dir
     \"f\": {\"plugin\": \"samplefilter\", \"config\": {\"drop_type\": \"spam\"}}},
   \"routes\": [{\"name\": \"orders\", \"topics\": [\"$TOPIC\"], \"require_tenant\": true,
                 \"filters\": [\"f\"], \"destinations\": [\"out\"]},
-               {\"name\": \"avro-orders\", \"topics\": [\"$AVRO_TOPIC\", \"ob-avro-late\"], \"destinations\": [\"aout\"]}]
+               {\"name\": \"avro-orders\", \"topics\": [\"$AVRO_TOPIC\", \"ob-avro-late\", \"ob-exact\"], \"destinations\": [\"aout\"]}]
 }"
 }
 api() { curl -s -H "Authorization: Bearer $TOKEN" "$@"; }
@@ -113,7 +117,7 @@ CONFIG=$(config "$TOPICS")
 es_start_daemon "$CONFIG"
 es_eq "topics need the token" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/topics")"
 api "$URL/v1/topics" >"$ES_TMP/topics.json"
-es_eq "GET /v1/topics lists the seed and test topics" 34 "$(jq '.topics | length' "$ES_TMP/topics.json")"
+es_eq "GET /v1/topics lists the seed and test topics" 35 "$(jq '.topics | length' "$ES_TMP/topics.json")"
 es_eq "a seed topic with its tenant spec" '["tenantid","data.tenantId","key"]' \
     "$(jq -c '.topics[] | select(.topic=="eventzr.marketplace.listing.created.v1") | .tenant' "$ES_TMP/topics.json")"
 es_eq "schemas: only Avro topics" '["ob-avro","ob-avro-ce"]' "$(api "$URL/v1/schemas" | jq -c '[.schemas[].topic]')"
@@ -195,7 +199,7 @@ wait "$P1" "$P2" "$P3" || true
 es_eq "while a test delivery waits: /health answers" ok "$(jq -r .status "$ES_TMP/p-health" 2>/dev/null)"
 es_eq "while a test delivery waits: /ready answers" 200 "$(cat "$ES_TMP/p-ready")"
 es_eq "while a test delivery waits: /metrics answers" 200 "$(cat "$ES_TMP/p-metrics")"
-es_eq "while a test delivery waits: other calls run after it" 34 \
+es_eq "while a test delivery waits: other calls run after it" 35 \
     "$(curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" "$URL/v1/topics" | jq '.topics | length')"
 wait "$STUCK"
 es_eq "the endpoint that never answers: reported as a timeout" '"timeout" false' \
@@ -224,6 +228,14 @@ es_eq "onboarded Avro topic: the pipeline decoded every record" 5 "$(es_count "$
 es_eq "onboarded Avro topic: JSON out, PII stripped" '{"amount":3}' \
     "$(jq -c 'select(.id=="av3") | .data' "$AOUT")"
 es_eq "onboarded Avro topic: tenant attribute kept" '"tn1"' "$(jq -c 'select(.id=="av3") | .tenantid' "$AOUT")"
+# Stripping PII edits the text: the numbers stay as written (a reprint of
+# cJSON's tree gave 1.2345678901234567e+19 and 1).
+EXACT='{"specversion":"1.0","id":"x1","source":"t","type":"order","data":{"n":12345678901234567891,"email":"a@b.c","f":1.0,"s":"\u00e9"}}'
+printf 'k1\t%s\n' "$EXACT" | kcat -P -b "$BOOTSTRAP" -t ob-exact -K '\t' -z none
+es_wait_lines "$AOUT" 6 30 || true
+es_eq "PII stripped, every other byte as it came" \
+    '{"specversion":"1.0","id":"x1","source":"t","type":"order","data":{"n":12345678901234567891,"f":1.0,"s":"\u00e9"}}' \
+    "$(grep -F '"id":"x1"' "$AOUT")"
 ATEST="$URL/v1/topics/$AVRO_TOPIC/test"
 api -X POST -d "{\"value_base64\": \"$(cat "$ES_TMP/avro/sample.b64")\", \"deliver_to\": \"probe\"}" "$ATEST" >"$ES_TMP/adry.json"
 es_eq "Avro dry run: format" '"avro"' "$(jq -c .format "$ES_TMP/adry.json")"
