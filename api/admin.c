@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #include "internal/es_base64.h"
+#include "internal/es_json_edit.h"
 #include "log.h"
 #include "metrics.h"
 #include "subscriptions.h"
@@ -247,8 +248,9 @@ static int is_wrapped(const cJSON *body)
 /* The record value: "value_base64" (binary, e.g. Avro), "value" (a string
  * as is, else the JSON text), or the whole body. `err` holds a reason
  * that is not a constant. */
-static const char *test_value(const cJSON *body, int wrapped, char **owned,
-                              size_t *len, char *err, size_t err_size)
+static const char *test_value(const call_t *call, const cJSON *body,
+                              int wrapped, char **owned, size_t *len, char *err,
+                              size_t err_size)
 {
     const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(body, "value_base64");
     const cJSON *value =
@@ -266,9 +268,22 @@ static const char *test_value(const cJSON *body, int wrapped, char **owned,
         snprintf(err, err_size, "\"value_base64\" is not base64: %s", why);
         return err;
     }
-    *owned = cJSON_IsString(value) ? strdup(value->valuestring)
-                                   : cJSON_PrintUnformatted(value);
-    *len = strlen(*owned);
+    if (cJSON_IsString(value)) {
+        *owned = strdup(value->valuestring);
+        *len = strlen(*owned);
+        return NULL;
+    }
+    /* The bytes as sent, not cJSON's reprint (its numbers are doubles):
+     * the whole body, or the wrapped value's own bytes. */
+    const char *at = call->body;
+    size_t n = call->body_len;
+    if (wrapped &&
+        es_json_member_text(call->body, call->body_len, "value", &at, &n) != 0)
+        return "\"value\" not found in the body text";
+    *owned = malloc(n + 1);
+    memcpy(*owned, at, n);
+    (*owned)[n] = '\0';
+    *len = n;
     return NULL;
 }
 
@@ -307,7 +322,7 @@ static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
     if (!why)
         parse_headers(headers, &hv, &nh, &why);
     if (!why)
-        why = test_value(body, wrapped, &value, &len, err, sizeof err);
+        why = test_value(call, body, wrapped, &value, &len, err, sizeof err);
     int st = !why && q.deliver_to
                  ? es_pipeline_test_endpoint(a->pipeline, q.deliver_to, err,
                                              sizeof err)

@@ -4,7 +4,7 @@ bin_PROGRAMS += host/eventstreamd host/es-broker
 noinst_LTLIBRARIES += host/libeshost.la
 host_libeshost_la_SOURCES = \
 	host/src/config.c host/src/config.h host/src/json_keys.c \
-	host/src/json_edit.c host/src/json_edit.h \
+	host/src/json_edit.c \
 	host/src/decode.c host/src/decode.h \
 	host/src/kafka.c host/src/kafka.h \
 	host/src/loader.c host/src/loader.h \

@@ -393,9 +393,12 @@ static void skip_bom(const void **value, size_t *len)
     }
 }
 
+/* *text, *text_len: JSON data's own bytes (NULL for other data). */
 static int add_binary_data(cJSON *ce, const void *value, size_t len,
-                           const char *ct, char *reason, size_t reason_size)
+                           const char *ct, const char **text, size_t *text_len,
+                           char *reason, size_t reason_size)
 {
+    *text = NULL;
     if (!value)
         return 0;
     if (is_json_media_type(ct)) {
@@ -412,6 +415,8 @@ static int add_binary_data(cJSON *ce, const void *value, size_t len,
             return -1;
         }
         cJSON_AddItemToObject(ce, "data", data);
+        *text = value;
+        *text_len = (size_t)(end - (const char *)value);
     } else if (!strncmp(ct, "text/", 5) && utf8_text(value, len)) {
         char *s = strndup(value, len);
         cJSON_AddStringToObject(ce, "data", s);
@@ -440,6 +445,33 @@ static const es_header_t *attribute_header_with_nul(const es_header_t *h,
             memchr(h[i].value, 0, h[i].value_len))
             return &h[i];
     return NULL;
+}
+
+/* The event's text: its attributes printed, then JSON data as its own
+ * bytes (the last member), not cJSON's reprint of them: that holds numbers
+ * as doubles (12345678901234567891 came out 1.2345678901234567e+19). */
+static char *binary_event_text(cJSON *ce, const char *data, size_t n)
+{
+    if (!data)
+        return cJSON_PrintUnformatted(ce);
+    cJSON *d = cJSON_DetachItemFromObjectCaseSensitive(ce, "data");
+    char *head = cJSON_PrintUnformatted(ce);
+    cJSON_AddItemToObject(ce, "data", d);
+    if (!head)
+        return NULL;
+    size_t hl = strlen(head) - 1; /* up to the closing brace */
+    char *text = malloc(hl + n + sizeof(",\"data\":}"));
+    if (text) {
+        memcpy(text, head, hl);
+        size_t at = hl;
+        if (hl > 1)
+            text[at++] = ',';
+        memcpy(text + at, "\"data\":", 7);
+        memcpy(text + at + 7, data, n);
+        memcpy(text + at + 7 + n, "}", 2);
+    }
+    free(head);
+    return text;
 }
 
 static int decode_binary(const void *value, size_t len,
@@ -472,11 +504,14 @@ static int decode_binary(const void *value, size_t len,
         ct = header_string(cth);
         cJSON_AddStringToObject(ce, "datacontenttype", ct);
     }
-    if (add_binary_data(ce, value, len, ct, reason, reason_size))
+    const char *data_text;
+    size_t data_len = 0;
+    if (add_binary_data(ce, value, len, ct, &data_text, &data_len, reason,
+                        reason_size))
         goto done;
     if (es_decode_validate(ce, out, reason, reason_size))
         goto done;
-    out->owned_json = cJSON_PrintUnformatted(ce);
+    out->owned_json = binary_event_text(ce, data_text, data_len);
     out->json = out->owned_json;
     out->json_len = strlen(out->owned_json);
     ce = NULL;

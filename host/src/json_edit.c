@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_edit.h"
+#include "internal/es_json_edit.h"
 
 typedef struct out_s {
     char *buf;
@@ -244,4 +244,26 @@ char *es_json_without(const char *json, size_t len, const char *const *paths,
     }
     *out_len = o.len - 1;
     return o.buf;
+}
+
+int es_json_member_text(const char *json, size_t len, const char *key,
+                        const char **at, size_t *n)
+{
+    const char *end = json + len, *p = skip_ws(json, end);
+    if (p >= end || *p != '{')
+        return -1;
+    for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
+        const char *kend = skip_string(p, end);
+        const char *val = skip_ws(skip_ws(kend, end) + 1, end);
+        const char *vend = skip_value(val, end);
+        if (key_is(p + 1, (size_t)(kend - p - 2), key, strlen(key))) {
+            *at = val;
+            *n = (size_t)(vend - val);
+            return 0;
+        }
+        p = skip_ws(vend, end);
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+    }
+    return -1;
 }

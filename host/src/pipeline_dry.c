@@ -134,11 +134,26 @@ static output_t *own_copy(const es_decoded_t *dec)
         return NULL;
     }
     o->dec.ce = ce;
-    o->dec.owned_json = cJSON_PrintUnformatted(ce);
+    o->dec.owned_json = strndup(dec->json, dec->json_len); /* not a reprint */
     o->dec.json = o->dec.owned_json;
-    o->dec.json_len = strlen(o->dec.owned_json);
+    o->dec.json_len = dec->json_len;
     o->refs = 1;
     return o;
+}
+
+/* The event's text, as it is delivered, for the report: cJSON's tree
+ * printed would show 12345678901234567891 as 1.2345678901234567e+19. */
+static cJSON *event_json(const es_decoded_t *dec)
+{
+    const char *p = dec->json, *end = p + dec->json_len;
+    while (p < end && strchr(" \t\r\n", *p))
+        p++;
+    while (end > p && strchr(" \t\r\n", end[-1]))
+        end--;
+    char *text = strndup(p, (size_t)(end - p));
+    cJSON *raw = cJSON_CreateRaw(text);
+    free(text);
+    return raw;
 }
 
 static void keep_pending(dry_t *t, output_t *clean, const es_decoded_t *dec,
@@ -185,8 +200,7 @@ static void dry_output(dry_t *t, route_t *route, const es_decoded_t *dec,
             "stripping PII fields left an invalid CloudEvent");
         goto done;
     }
-    cJSON_AddItemToObject(o, "event",
-                          cJSON_Duplicate(clean ? clean->dec.ce : dec->ce, 1));
+    cJSON_AddItemToObject(o, "event", event_json(clean ? &clean->dec : dec));
     cJSON_AddItemToObject(o, "pii_stripped", removed);
     removed = NULL;
     route_t *r = target ? target : route;
@@ -635,7 +649,7 @@ cJSON *es_pipeline_dry_run(es_pipeline_t *p, const es_dry_run_t *q)
     es_decoded_t dec = {0};
     if (dry_decode(p, q, &dec, res))
         return res;
-    cJSON_AddItemToObject(res, "decoded", cJSON_Duplicate(dec.ce, 1));
+    cJSON_AddItemToObject(res, "decoded", event_json(&dec));
     char *tenant =
         pl_lookup_tenant(p, NULL, q->topic, q->key, q->key_len, &dec);
     add_tenant(res, tenant);

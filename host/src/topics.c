@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "internal/es_json_keys.h"
-#include "json_edit.h"
+#include "internal/es_json_edit.h"
 #include "log.h"
 #include "topics.h"
 

@@ -236,13 +236,29 @@ es_wait_lines "$AOUT" 6 30 || true
 es_eq "PII stripped, every other byte as it came" \
     '{"specversion":"1.0","id":"x1","source":"t","type":"order","data":{"n":12345678901234567891,"f":1.0,"s":"\u00e9"}}' \
     "$(grep -F '"id":"x1"' "$AOUT")"
+# The dry run shows and delivers those bytes too (it printed cJSON's tree,
+# wrapped or not).
+STRIPPED='{"specversion":"1.0","id":"x1","source":"t","type":"order","data":{"n":12345678901234567891,"f":1.0,"s":"\u00e9"}}'
+api -X POST -d "$EXACT" "$URL/v1/topics/ob-exact/test" >"$ES_TMP/exact.json"
+es_check "dry run: the decoded event as sent" grep -qF "\"decoded\":$EXACT," "$ES_TMP/exact.json"
+es_check "dry run: the output as the pipeline delivers it" grep -qF "\"event\":$STRIPPED," "$ES_TMP/exact.json"
+api -X POST -d "{\"value\": $EXACT, \"key\": \"k1\", \"deliver_to\": \"probe\"}" \
+    "$URL/v1/topics/ob-exact/test" >"$ES_TMP/exact.json"
+es_eq "dry run, wrapped: delivered byte for byte" "ok $STRIPPED" \
+    "$(jq -r '.delivery.results[0].status' "$ES_TMP/exact.json") $(tail -1 "$PROBE")"
+# A binary-mode record's JSON data is carried as its bytes too.
+api -X POST -d '{"value": "{\"n\":12345678901234567891,\"f\":1.0}", "key": "k1", "headers": {"ce_specversion":"1.0","ce_id":"h2","ce_source":"s","ce_type":"t","content-type":"application/json"}}' \
+    "$URL/v1/topics/ob-exact/test" >"$ES_TMP/exact.json"
+es_check "binary mode: JSON data as it came" grep -qF \
+    '"decoded":{"specversion":"1.0","id":"h2","source":"s","type":"t","datacontenttype":"application/json","data":{"n":12345678901234567891,"f":1.0}}' \
+    "$ES_TMP/exact.json"
 ATEST="$URL/v1/topics/$AVRO_TOPIC/test"
 api -X POST -d "{\"value_base64\": \"$(cat "$ES_TMP/avro/sample.b64")\", \"deliver_to\": \"probe\"}" "$ATEST" >"$ES_TMP/adry.json"
 es_eq "Avro dry run: format" '"avro"' "$(jq -c .format "$ES_TMP/adry.json")"
 es_eq "Avro dry run: decoded" '{"amount":42,"email":"x42@example.com"}' "$(jq -c .decoded.data "$ES_TMP/adry.json")"
 es_eq "Avro dry run: tenant" '"tn0"' "$(jq -c .tenant "$ES_TMP/adry.json")"
 es_eq "Avro dry run: PII stripped in the output" '["data.email"]' "$(jq -c '.routes[0].outputs[0].pii_stripped' "$ES_TMP/adry.json")"
-es_eq "Avro dry run: delivered to the test endpoint" '"ok" 3' \
+es_eq "Avro dry run: delivered to the test endpoint" '"ok" 4' \
     "$(jq -r '.delivery.results[0].status | tojson' "$ES_TMP/adry.json") $(es_count "$PROBE")"
 es_eq "Avro dry run: the endpoint got JSON" '{"amount":42}' "$(tail -1 "$PROBE" | jq -c .data)"
 es_check "Avro dry run: a JSON value is a decode error" test "$(api -X POST -d "$SAMPLE" "$ATEST" | jq -r '.decode_error | length')" -gt 0

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "internal/es_json_edit.h"
 #include "fuzz.h"
 
 #define MAX_BYTES (1024 * 1024)
@@ -127,6 +128,85 @@ static void check_lookups(const cJSON *ce)
     }
 }
 
+/* The members a PII path names deleted from the tree (every one of a
+ * repeated key), as topics.c's pii_walk does. */
+static void delete_path(cJSON *obj, const char *path)
+{
+    size_t len = strcspn(path, ".");
+    if (!cJSON_IsObject(obj))
+        return;
+    for (cJSON *it = obj->child, *next; it; it = next) {
+        next = it->next;
+        if (strlen(it->string) != len || strncmp(it->string, path, len))
+            continue;
+        if (path[len])
+            delete_path(it, path + len + 1);
+        else
+            cJSON_Delete(cJSON_DetachItemViaPointer(obj, it));
+    }
+}
+
+/* A PII path to the member `name` (one without dots) under prefix. */
+static void add_path(char bufs[][160], const char **paths, size_t *n,
+                     const char *prefix, const char *name)
+{
+    if (strchr(name, '.') || strlen(name) >= 128)
+        return;
+    snprintf(bufs[*n], sizeof bufs[*n], "%s%s", prefix, name);
+    paths[*n] = bufs[*n];
+    (*n)++;
+}
+
+/* es_json_without (the PII strip) on the event's text, with paths made of
+ * its own keys: the same tree as deleting them from the parsed one. */
+static void check_without(const es_decoded_t *d)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(d->ce, "data");
+    char bufs[8][160];
+    const char *paths[8];
+    size_t n = 0;
+    for (const cJSON *m = d->ce->child; m && n < 4; m = m->next)
+        add_path(bufs, paths, &n, "", m->string);
+    for (const cJSON *m = cJSON_IsObject(data) ? data->child : NULL; m && n < 8;
+         m = m->next)
+        add_path(bufs, paths, &n, "data.", m->string);
+    for (size_t first = 0; first < n; first += 3) {
+        size_t k = n - first < 3 ? n - first : 3, out_len = 0;
+        char *out =
+            es_json_without(d->json, d->json_len, paths + first, k, &out_len);
+        FUZZ_CHECK(out && strlen(out) == out_len, "es_json_without failed");
+        cJSON *got = cJSON_ParseWithLength(out, out_len);
+        cJSON *want = cJSON_ParseWithLength(d->json, d->json_len);
+        for (size_t i = first; i < first + k; i++)
+            delete_path(want, paths[i]);
+        FUZZ_CHECK(got && fuzz_same_value(got, want),
+                   "without %s...: %s is not the tree's deletion", paths[first],
+                   out);
+        cJSON_Delete(got);
+        cJSON_Delete(want);
+        free(out);
+    }
+}
+
+/* es_json_member_text (binary-mode sinks, the topic test) finds each
+ * member's own bytes: they parse to the member cJSON's lookup finds. */
+static void check_member_text(const es_decoded_t *d)
+{
+    int n = 0;
+    for (const cJSON *m = d->ce->child; m && n < 16; m = m->next, n++) {
+        const char *at = NULL;
+        size_t len = 0;
+        FUZZ_CHECK(es_json_member_text(d->json, d->json_len, m->string, &at,
+                                       &len) == 0,
+                   "member %s not found in the text", m->string);
+        cJSON *got = cJSON_ParseWithLength(at, len);
+        FUZZ_CHECK(got && fuzz_same_value(got, cJSON_GetObjectItemCaseSensitive(
+                                                   d->ce, m->string)),
+                   "member %s: %.*s is not its value", m->string, (int)len, at);
+        cJSON_Delete(got);
+    }
+}
+
 static void check_record(const char *text, size_t len)
 {
     es_decoded_t plain, indexed;
@@ -150,6 +230,8 @@ static void check_record(const char *text, size_t len)
     FUZZ_CHECK(fuzz_same_value(ref, indexed.ce), "whole tree differs");
     cJSON_Delete(ref);
     check_lookups(indexed.ce);
+    check_without(&indexed);
+    check_member_text(&indexed);
 
     /* The event's text (a byte order mark skipped) as a filter's output. */
     FUZZ_CHECK(plain.json_len == indexed.json_len && plain.json_len <= len &&

@@ -10,7 +10,8 @@ TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
 	tests/fuzz/replay-avro tests/fuzz/replay-marketplace tests/fuzz/replay-subs \
 	tests/fuzz/replay-config
 endif
-FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c
+FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c \
+	host/src/json_edit.c
 tests_fuzz_replay_decode_SOURCES = tests/fuzz/fuzz_decode.c $(FUZZ_SRC)
 tests_fuzz_replay_decode_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/decode"'

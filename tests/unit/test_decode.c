@@ -139,6 +139,56 @@ START_TEST(binary_mode_json_data)
 }
 END_TEST
 
+/* The event's text carries JSON data as its own bytes: cJSON's reprint
+ * turned 12345678901234567891 into 1.2345678901234567e+19 and 1.0 into 1. */
+START_TEST(binary_mode_json_data_keeps_its_bytes)
+{
+    es_header_t h[] = {
+        {"ce_specversion", "1.0", 3},
+        {"ce_id", "b1", 2},
+        {"ce_source", "s", 1},
+        {"ce_type", "t", 1},
+        {"content-type", "application/json", 16},
+    };
+    const char *v = "\xef\xbb\xbf {\"n\": 12345678901234567891, \"f\":1.0, "
+                    "\"s\":\"\\u00e9\"} \n";
+    es_decoded_t d;
+    char reason[256];
+    ck_assert_int_eq(
+        es_decode_record(v, strlen(v), h, 5, MAX, 0, &d, reason, sizeof reason),
+        0);
+    ck_assert_str_eq(d.json,
+                     "{\"specversion\":\"1.0\",\"id\":\"b1\",\"source\":"
+                     "\"s\",\"type\":\"t\",\"datacontenttype\":"
+                     "\"application/json\",\"data\": {\"n\": "
+                     "12345678901234567891, \"f\":1.0, \"s\":"
+                     "\"\\u00e9\"}}");
+    ck_assert_uint_eq(d.json_len, strlen(d.json));
+    /* The text is an event the decoder takes, with the same tree. */
+    es_decoded_t again;
+    ck_assert_int_eq(
+        es_decode_output(d.json, d.json_len, &again, reason, sizeof reason), 0);
+    es_decode_full(&again);
+    char *a = cJSON_PrintUnformatted(d.ce),
+         *b = cJSON_PrintUnformatted(again.ce);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    es_decoded_clear(&again);
+    es_decoded_clear(&d);
+    /* A ce_data header is no second data member. */
+    es_header_t h2[] = {
+        {"ce_specversion", "1.0", 3}, {"ce_id", "b1", 2},
+        {"ce_source", "s", 1},        {"ce_type", "t", 1},
+        {"ce_data", "x", 1},          {"content-type", "application/json", 16},
+    };
+    ck_assert_int_eq(
+        es_decode_record("{}", 2, h2, 6, MAX, 0, &d, reason, sizeof reason),
+        -1);
+    ck_assert_msg(strstr(reason, "\"data\""), "%s", reason);
+}
+END_TEST
+
 START_TEST(binary_mode_binary_data_is_base64)
 {
     es_header_t h[] = {
@@ -809,20 +859,20 @@ START_TEST(nul_escape_is_refused)
     /* A header's NUL byte would cut the attribute the same way: the id's
      * (entry 1) or the content type's (entry 4). */
     for (int at = 1; at <= 4; at += 3) {
-        es_header_t h[] = {
+        es_header_t nul_h[] = {
             {"ce_specversion", "1.0", 3},
             {"ce_id", at == 1 ? "b\0x" : "b6", at == 1 ? 3 : 2},
             {"ce_source", "s", 1},
             {"ce_type", "t", 1},
             {"content-type", "text/plain\0x", at == 4 ? 12 : 10}};
-        ck_assert_int_eq(
-            es_decode_record("hi", 2, h, 5, MAX, 0, &d, reason, sizeof reason),
-            -1);
+        ck_assert_int_eq(es_decode_record("hi", 2, nul_h, 5, MAX, 0, &d, reason,
+                                          sizeof reason),
+                         -1);
         char want[128];
         snprintf(want, sizeof want,
                  "binary mode: header \"%s\" holds a NUL byte, which an "
                  "attribute cannot",
-                 h[at].name);
+                 nul_h[at].name);
         ck_assert_str_eq(reason, want);
     }
 }
@@ -1309,6 +1359,7 @@ int main(void)
     tcase_add_test(tc, structured_invalid_reasons);
     tcase_add_test(tc, oversized_is_refused_before_parsing);
     tcase_add_test(tc, binary_mode_json_data);
+    tcase_add_test(tc, binary_mode_json_data_keeps_its_bytes);
     tcase_add_test(tc, binary_mode_binary_data_is_base64);
     tcase_add_test(tc, structured_data_base64_taken);
     tcase_add_test(tc, binary_mode_bad_json_data);

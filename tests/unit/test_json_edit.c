@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "json_edit.h"
+#include "internal/es_json_edit.h"
 
 static char *without(const char *json, const char *const *paths, size_t n)
 {
@@ -136,6 +136,27 @@ START_TEST(nothing_named_copies_the_text)
 }
 END_TEST
 
+START_TEST(member_text_is_the_first_members_bytes)
+{
+    const char *doc =
+        " { \"a\" : {\"data\": 1}, \"d\\u0061ta\" : [1.0, \"]\"] ,"
+        "\"data\": 2 }";
+    const char *at = NULL;
+    size_t n = 0;
+    /* The escaped name is data: found first, as cJSON's lookup does. */
+    ck_assert_int_eq(es_json_member_text(doc, strlen(doc), "data", &at, &n), 0);
+    ck_assert_uint_eq(n, strlen("[1.0, \"]\"]"));
+    ck_assert_int_eq(memcmp(at, "[1.0, \"]\"]", n), 0);
+    ck_assert_int_eq(es_json_member_text(doc, strlen(doc), "a", &at, &n), 0);
+    ck_assert_int_eq(memcmp(at, "{\"data\": 1}", n), 0);
+    /* Members of nested objects are not the object's. */
+    ck_assert_int_eq(es_json_member_text("{\"a\":{\"b\":1}}", 13, "b", &at, &n),
+                     -1);
+    ck_assert_int_eq(es_json_member_text("[1]", 3, "a", &at, &n), -1);
+    ck_assert_int_eq(es_json_member_text("{}", 2, "a", &at, &n), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("json_edit");
@@ -145,6 +166,7 @@ int main(void)
     tcase_add_test(tc, keys_are_compared_unescaped);
     tcase_add_test(tc, same_tree_as_deleting_from_the_parsed_one);
     tcase_add_test(tc, nothing_named_copies_the_text);
+    tcase_add_test(tc, member_text_is_the_first_members_bytes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1078,8 +1078,8 @@ static hs_event_t *event_copy(hs_sink_t *s, const es_event_t *ev, char *err,
         if (!e->id)
             goto oom;
         if (s->conf.mode == HS_MODE_BINARY) {
-            if (hs_binary_encode(ev->ce, &e->ce_headers, &e->body, &e->body_len,
-                                 err, n) != 0) {
+            if (hs_binary_encode(ev->ce, ev->json, ev->json_len, &e->ce_headers,
+                                 &e->body, &e->body_len, err, n) != 0) {
                 event_free(e);
                 return NULL;
             }

@@ -105,9 +105,9 @@ char *hs_pct_encode(const char *s, size_t len);
 
 /* Binary mode: fills the ce- headers (with Content-Type) and the body (the
  * event's data) from a CloudEvent. Returns 0 or -1 with errstr. */
-int hs_binary_encode(const struct cJSON *ce, struct curl_slist **headers,
-                     char **body, size_t *body_len, char *errstr,
-                     size_t errstr_size);
+int hs_binary_encode(const struct cJSON *ce, const char *json, size_t json_len,
+                     struct curl_slist **headers, char **body, size_t *body_len,
+                     char *errstr, size_t errstr_size);
 
 /* Standard Webhooks: "v1,<b64> v1,<b64>..." for each key. malloc'd. */
 char *hs_sign(const hs_key_t *keys, size_t key_count, const char *msg_id,

@@ -15,6 +15,7 @@
 
 #include "https.h"
 #include "internal/es_base64.h"
+#include "internal/es_json_edit.h"
 #include "internal/es_json_int.h"
 
 int hs_buf_append(hs_buf_t *b, const void *data, size_t len)
@@ -201,8 +202,9 @@ static int add_header(struct curl_slist **list, const char *name,
 }
 
 /* The data member as HTTP body bytes, per the JSON event format rules. */
-static int binary_body(const cJSON *ce, const char *content_type, char **body,
-                       size_t *body_len, char *errstr, size_t n)
+static int binary_body(const cJSON *ce, const char *json, size_t json_len,
+                       const char *content_type, char **body, size_t *body_len,
+                       char *errstr, size_t n)
 {
     const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(ce, "data_base64");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(ce, "data");
@@ -229,15 +231,25 @@ static int binary_body(const cJSON *ce, const char *content_type, char **body,
         *body_len = strlen(data->valuestring);
         return *body ? 0 : -1;
     }
-    *body = cJSON_PrintUnformatted(data);
+    /* The data's own bytes: cJSON's reprint holds numbers as doubles. */
+    const char *text;
+    size_t text_len;
+    if (es_json_member_text(json, json_len, "data", &text, &text_len) != 0) {
+        snprintf(errstr, n, "the event's text has no data member");
+        return -1;
+    }
+    *body = malloc(text_len + 1);
     if (!*body)
         return -1;
-    *body_len = strlen(*body);
+    memcpy(*body, text, text_len);
+    (*body)[text_len] = '\0';
+    *body_len = text_len;
     return 0;
 }
 
-int hs_binary_encode(const cJSON *ce, struct curl_slist **headers, char **body,
-                     size_t *body_len, char *errstr, size_t errstr_size)
+int hs_binary_encode(const cJSON *ce, const char *json, size_t json_len,
+                     struct curl_slist **headers, char **body, size_t *body_len,
+                     char *errstr, size_t errstr_size)
 {
     const cJSON *a;
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(ce, "datacontenttype");
@@ -284,7 +296,8 @@ int hs_binary_encode(const cJSON *ce, struct curl_slist **headers, char **body,
     if (add_header(headers, "Content-Type", content_type ? content_type : "",
                    content_type ? strlen(content_type) : 0, 0) != 0)
         goto oom;
-    return binary_body(ce, content_type, body, body_len, errstr, errstr_size);
+    return binary_body(ce, json, json_len, content_type, body, body_len, errstr,
+                       errstr_size);
 oom:
     snprintf(errstr, errstr_size, "out of memory");
     return -1;

@@ -1,7 +1,7 @@
 # HTTPS sink: plugins/sinks/https (libcurl multi, OpenSSL HMAC, zlib gzip).
 HTTPS_SINK_SOURCES = plugins/sinks/https/https.c \
 	plugins/sinks/https/https_conf.c plugins/sinks/https/https_body.c \
-	plugins/sinks/https/https.h
+	plugins/sinks/https/https.h host/src/json_edit.c
 pkgplugin_LTLIBRARIES += plugins/sinks/https/https.la
 plugins_sinks_https_https_la_SOURCES = $(HTTPS_SINK_SOURCES)
 plugins_sinks_https_https_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) \

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "internal/es_base64.h"
+#include "internal/es_json_edit.h"
 
 /* ------------------------------------------------------- topic templates */
 
@@ -178,93 +179,6 @@ int ks_template_expand(const ks_template_t *t, const es_event_t *ev, char *out,
     return 0;
 }
 
-/* ---------------------------------------------------------- JSON reading */
-
-static const char *ks_skip_ws(const char *p, const char *e)
-{
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static const char *ks_skip_string(const char *p, const char *e)
-{
-    for (p++; p < e; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
-            return p + 1;
-    }
-    return NULL;
-}
-
-static const char *ks_skip_value(const char *p, const char *e)
-{
-    if (p >= e)
-        return NULL;
-    if (*p == '"')
-        return ks_skip_string(p, e);
-    if (*p == '{' || *p == '[') {
-        int depth = 0;
-        while (p < e) {
-            if (*p == '"') {
-                p = ks_skip_string(p, e);
-                if (!p)
-                    return NULL;
-                continue;
-            }
-            if (*p == '{' || *p == '[')
-                depth++;
-            else if ((*p == '}' || *p == ']') && --depth == 0)
-                return p + 1;
-            p++;
-        }
-        return NULL;
-    }
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
-           *p != '\t' && *p != '\n' && *p != '\r')
-        p++;
-    return p;
-}
-
-int ks_json_member_span(const char *json, size_t len, const char *name,
-                        const char **value, size_t *value_len)
-{
-    const char *e = json + len;
-    const char *p = ks_skip_ws(json, e);
-    size_t nlen = strlen(name);
-    if (p >= e || *p != '{')
-        return 0;
-    p++;
-    for (;;) {
-        p = ks_skip_ws(p, e);
-        if (p >= e || *p != '"')
-            return 0;
-        const char *k = p + 1;
-        p = ks_skip_string(p, e);
-        if (!p)
-            return 0;
-        size_t klen = (size_t)(p - 1 - k);
-        p = ks_skip_ws(p, e);
-        if (p >= e || *p != ':')
-            return 0;
-        p = ks_skip_ws(p + 1, e);
-        const char *v = p;
-        p = ks_skip_value(p, e);
-        if (!p)
-            return 0;
-        if (klen == nlen && memcmp(k, name, nlen) == 0) {
-            *value = v;
-            *value_len = (size_t)(p - v);
-            return 1;
-        }
-        p = ks_skip_ws(p, e);
-        if (p >= e || *p != ',')
-            return 0;
-        p++;
-    }
-}
-
 /* --------------------------------------------------- binary content mode */
 
 int ks_media_type_is_json(const char *mt)
@@ -353,20 +267,14 @@ static int ks_binary_data(const es_event_t *ev, const cJSON *data,
     }
     const char *span;
     size_t span_len;
-    if (ks_json_member_span(ev->json, ev->json_len, "data", &span, &span_len)) {
-        *value = span;
-        *value_len = span_len;
-        return 0;
-    }
-    /* The member name was written with escapes: serialise the parsed tree. */
-    char *text = cJSON_PrintUnformatted(data);
-    if (!text) {
-        snprintf(errstr, errstr_size, "out of memory");
+    /* The data's own bytes: cJSON's reprint holds numbers as doubles. */
+    if (es_json_member_text(ev->json, ev->json_len, "data", &span, &span_len) !=
+        0) {
+        snprintf(errstr, errstr_size, "the event's text has no data member");
         return -1;
     }
-    *value = text;
-    *value_len = strlen(text);
-    *value_buf = text;
+    *value = span;
+    *value_len = span_len;
     return 0;
 }
 

@@ -66,12 +66,6 @@ int ks_binary_encode(const es_event_t *ev, rd_kafka_headers_t *hdrs,
                      const void **value, size_t *value_len, void **value_buf,
                      char *errstr, size_t errstr_size);
 
-/* Finds the value of the top-level member `name` of the JSON object text
- * json[0..len) without parsing the rest. Returns 1 and the value's span,
- * or 0 when absent or the text is not an object. */
-int ks_json_member_span(const char *json, size_t len, const char *name,
-                        const char **value, size_t *value_len);
-
 /* 1 when the media type is JSON (application/json, text/json, *+json). */
 int ks_media_type_is_json(const char *media_type);
 

@@ -1,7 +1,8 @@
 # kafka sink: re-publishes events to a (possibly different) Kafka cluster.
 pkgplugin_LTLIBRARIES += plugins/sinks/kafka/kafka.la
 plugins_sinks_kafka_kafka_la_SOURCES = plugins/sinks/kafka/kafka.c \
-	plugins/sinks/kafka/binding.c plugins/sinks/kafka/binding.h
+	plugins/sinks/kafka/binding.c plugins/sinks/kafka/binding.h \
+	host/src/json_edit.c
 plugins_sinks_kafka_kafka_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws
 plugins_sinks_kafka_kafka_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(OPENSSL_CFLAGS)
 # MSK IAM (issue 9): the sink signs its own OAUTHBEARER tokens.

@@ -1,4 +1,8 @@
-/* Editing JSON text in place of reprinting a cJSON tree (json_edit.c). */
+/*
+ * Editing and reading JSON text in place of reprinting a cJSON tree, for
+ * the host and the bundled sinks (host/src/json_edit.c, compiled into
+ * each). Not part of the plugin SDK.
+ */
 #ifndef ES_JSON_EDIT_H
 #define ES_JSON_EDIT_H
 
@@ -15,5 +19,14 @@
  */
 char *es_json_without(const char *json, size_t len, const char *const *paths,
                       size_t npaths, size_t *out_len);
+
+/*
+ * The text of the first member named `key` of the object `json` (len
+ * bytes of valid JSON; the first, as cJSON's lookups find): 0 with its
+ * value's bytes in *at, *n; -1 when there is none (or json is not an
+ * object).
+ */
+int es_json_member_text(const char *json, size_t len, const char *key,
+                        const char **at, size_t *n);
 
 #endif
