@@ -142,4 +142,23 @@ static inline int fuzz_same_list(const cJSON *a, const cJSON *b)
     return !a && !b;
 }
 
+/* The members a PII path names deleted from the tree (every one of a
+ * repeated key), as topics.c's pii_walk does: the reference for
+ * es_json_without (fuzz_decode, test_json_edit). */
+static inline void fuzz_delete_path(cJSON *obj, const char *path)
+{
+    size_t len = strcspn(path, ".");
+    if (!cJSON_IsObject(obj))
+        return;
+    for (cJSON *it = obj->child, *next; it; it = next) {
+        next = it->next;
+        if (strlen(it->string) != len || strncmp(it->string, path, len))
+            continue;
+        if (path[len])
+            fuzz_delete_path(it, path + len + 1);
+        else
+            cJSON_Delete(cJSON_DetachItemViaPointer(obj, it));
+    }
+}
+
 #endif

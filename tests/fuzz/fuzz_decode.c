@@ -128,24 +128,6 @@ static void check_lookups(const cJSON *ce)
     }
 }
 
-/* The members a PII path names deleted from the tree (every one of a
- * repeated key), as topics.c's pii_walk does. */
-static void delete_path(cJSON *obj, const char *path)
-{
-    size_t len = strcspn(path, ".");
-    if (!cJSON_IsObject(obj))
-        return;
-    for (cJSON *it = obj->child, *next; it; it = next) {
-        next = it->next;
-        if (strlen(it->string) != len || strncmp(it->string, path, len))
-            continue;
-        if (path[len])
-            delete_path(it, path + len + 1);
-        else
-            cJSON_Delete(cJSON_DetachItemViaPointer(obj, it));
-    }
-}
-
 /* A PII path to the member `name` (one without dots) under prefix. */
 static void add_path(char bufs[][160], const char **paths, size_t *n,
                      const char *prefix, const char *name)
@@ -178,7 +160,7 @@ static void check_without(const es_decoded_t *d)
         cJSON *got = cJSON_ParseWithLength(out, out_len);
         cJSON *want = cJSON_ParseWithLength(d->json, d->json_len);
         for (size_t i = first; i < first + k; i++)
-            delete_path(want, paths[i]);
+            fuzz_delete_path(want, paths[i]);
         FUZZ_CHECK(got && fuzz_same_value(got, want),
                    "without %s...: %s is not the tree's deletion", paths[first],
                    out);

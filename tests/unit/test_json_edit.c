@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../fuzz/fuzz.h" /* fuzz_delete_path, the reference */
 #include "internal/es_json_edit.h"
 
 static char *without(const char *json, const char *const *paths, size_t n)
@@ -15,24 +16,6 @@ static char *without(const char *json, const char *const *paths, size_t n)
     ck_assert_ptr_nonnull(out);
     ck_assert_uint_eq(len, strlen(out));
     return out;
-}
-
-/* The reference: the members deleted from cJSON's tree, as pii_walk does
- * (every one of a repeated key, objects only). */
-static void delete_path(cJSON *obj, const char *path)
-{
-    size_t len = strcspn(path, ".");
-    if (!cJSON_IsObject(obj))
-        return;
-    for (cJSON *it = obj->child, *next; it; it = next) {
-        next = it->next;
-        if (strlen(it->string) != len || strncmp(it->string, path, len))
-            continue;
-        if (path[len])
-            delete_path(it, path + len + 1);
-        else
-            cJSON_Delete(cJSON_DetachItemViaPointer(obj, it));
-    }
 }
 
 START_TEST(numbers_and_escapes_are_kept)
@@ -105,8 +88,8 @@ START_TEST(same_tree_as_deleting_from_the_parsed_one)
                 cJSON *got = cJSON_Parse(out), *want = cJSON_Parse(docs[d]);
                 ck_assert_msg(got != NULL, "doc %zu, %s + %s: %s", d, paths[i],
                               paths[j], out);
-                delete_path(want, paths[i]);
-                delete_path(want, paths[j]);
+                fuzz_delete_path(want, paths[i]);
+                fuzz_delete_path(want, paths[j]);
                 /* Printed, not cJSON_Compare: that looks a repeated key
                  * up, and finds the first for both. */
                 char *g = cJSON_PrintUnformatted(got);
