@@ -361,36 +361,39 @@ static const char *skip_ws(const char *p, const char *stop)
  * unacceptable as an event: more than whitespace after it, or (when cJSON
  * parsed it: `lenient`) what lenient_json_at finds. Returns 0, or -1 with
  * the reason, after `prefix` ("" for a record, "filter output: " for a
- * filter's output).
+ * filter's output). Offsets count `base` bytes more: a skipped byte order
+ * mark, so that they are offsets into the record as it is in Kafka (and in
+ * the dead letter).
  */
 static int strict_json_check(const char *text, size_t len, const char *end,
-                             int lenient, const char *prefix, char *reason,
-                             size_t reason_size)
+                             size_t base, int lenient, const char *prefix,
+                             char *reason, size_t reason_size)
 {
     size_t at = (size_t)(end - text);
     if (skip_ws(end, text + len) < text + len)
         return REASON("%strailing data after the JSON value at byte %zu",
-                      prefix, at);
+                      prefix, base + at);
     char why[128];
     long bad = lenient ? lenient_json_at(text, at, why, sizeof why) : -1;
     if (bad >= 0)
-        return REASON("%s%s at byte %ld: %s", prefix,
+        return REASON("%s%s at byte %zu: %s", prefix,
                       strcmp(why, NUL_ESCAPE_WHY) ? "invalid JSON"
                                                   : "unsupported JSON",
-                      bad, why);
+                      base + (size_t)bad, why);
     return 0;
 }
 
-/* Past a UTF-8 byte order mark at the start of a value. RFC 8259 forbids
- * writing one and lets readers ignore it: the event's text is what follows
- * (offsets in reasons count from there), so no reader downstream sees it. A
- * second one is refused (lenient_json_at). */
-static void skip_bom(const void **value, size_t *len)
+/* Past a UTF-8 byte order mark at the start of a value: the bytes skipped.
+ * RFC 8259 forbids writing one and lets readers ignore it: the event's text
+ * is what follows, so no reader downstream sees it (offsets in reasons
+ * still count it). A second one is refused (lenient_json_at). */
+static size_t skip_bom(const void **value, size_t *len)
 {
-    if (*len >= 3 && !memcmp(*value, "\xEF\xBB\xBF", 3)) {
-        *value = (const char *)*value + 3;
-        *len -= 3;
-    }
+    if (*len < 3 || memcmp(*value, "\xEF\xBB\xBF", 3))
+        return 0;
+    *value = (const char *)*value + 3;
+    *len -= 3;
+    return 3;
 }
 
 /* *text, *text_len: JSON data's own bytes (NULL for other data). */
@@ -402,15 +405,15 @@ static int add_binary_data(cJSON *ce, const void *value, size_t len,
     if (!value)
         return 0;
     if (is_json_media_type(ct)) {
-        skip_bom(&value, &len);
+        size_t bom = skip_bom(&value, &len);
         const char *end = NULL;
         cJSON *data = cJSON_ParseWithLengthOpts(value, len, &end, 0);
         if (!data)
             return REASON("binary mode: data is not valid JSON although "
                           "the content type is %s",
                           ct ? ct : "(none, meaning JSON)");
-        if (strict_json_check(value, len, end, 1, "binary mode: data: ", reason,
-                              reason_size)) {
+        if (strict_json_check(value, len, end, bom, 1,
+                              "binary mode: data: ", reason, reason_size)) {
             cJSON_Delete(data);
             return -1;
         }
@@ -1551,7 +1554,7 @@ int es_decode_output_copies(const char *json, size_t len,
         cJSON_Delete(ce);
         return -1;
     }
-    if (strict_json_check(json, len, end, !out->shallow,
+    if (strict_json_check(json, len, end, 0, !out->shallow,
                           "filter output: ", reason, reason_size)) {
         es_json_tree_free(ce, out->arena);
         free(out->owned_json);
@@ -1601,7 +1604,7 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
     if (find_header(headers, header_count, "ce_specversion"))
         return decode_binary(value, len, headers, header_count, out, reason,
                              reason_size);
-    skip_bom(&value, &len);
+    size_t bom = skip_bom(&value, &len);
     if (!value || len == 0)
         return REASON("empty value and no ce_specversion header: not a "
                       "CloudEvent%s",
@@ -1616,10 +1619,11 @@ int es_decode_record(const void *value, size_t len, const es_header_t *headers,
         ce = cJSON_ParseWithLengthOpts(value, len, &end, 0);
     if (!ce) {
         size_t at = end ? (size_t)(end - (const char *)value) : 0;
-        snprintf(reason, reason_size, "invalid JSON at byte %zu", at);
+        snprintf(reason, reason_size, "invalid JSON at byte %zu", bom + at);
         return -1;
     }
-    if (strict_json_check(value, len, end, lenient, "", reason, reason_size)) {
+    if (strict_json_check(value, len, end, bom, lenient, "", reason,
+                          reason_size)) {
         es_json_tree_free(ce, arena);
         return -1;
     }

@@ -764,7 +764,7 @@ START_TEST(byte_order_mark)
                                       reason, sizeof reason),
                      -1);
     ck_assert_str_eq(
-        reason, "invalid JSON at byte 0: byte order mark inside the value");
+        reason, "invalid JSON at byte 3: byte order mark inside the value");
     ck_assert_int_eq(
         es_decode_output(ev, strlen(ev), &d, reason, sizeof reason), -1);
     ck_assert_str_eq(reason, "filter output: invalid JSON at byte 0: byte "
@@ -780,6 +780,25 @@ START_TEST(byte_order_mark)
         cJSON_GetObjectItem(cJSON_GetObjectItem(d.ce, "data"), "a")->valueint,
         1);
     es_decoded_clear(&d);
+    /* Offsets in reasons are into the record as it is, the mark counted:
+     * the raw tab is byte 9 of the record, 6 of the text after the mark. */
+    ck_assert_int_eq(es_decode_record("\xEF\xBB\xBF{\"a\":\"\t\"}", 12, h, 4,
+                                      MAX, 0, &d, reason, sizeof reason),
+                     -1);
+    ck_assert_msg(strstr(reason, "binary mode: data: invalid JSON at byte 9: "),
+                  "%s", reason);
+    static const char tab[] =
+        "\xEF\xBB\xBF{\"specversion\":\"1.0\",\"id\":\"\t\"}";
+    ck_assert_int_eq(es_decode_record(tab, strlen(tab), NULL, 0, MAX, 0, &d,
+                                      reason, sizeof reason),
+                     -1);
+    ck_assert_msg(strstr(reason, "invalid JSON at byte 30: "), "%s", reason);
+    /* Where cJSON gives up: byte 27 of the text, 30 of the record. */
+    static const char cut[] = "\xEF\xBB\xBF{\"specversion\":\"1.0\",\"id\":1,";
+    ck_assert_int_eq(es_decode_record(cut, strlen(cut), NULL, 0, MAX, 0, &d,
+                                      reason, sizeof reason),
+                     -1);
+    ck_assert_str_eq(reason, "invalid JSON at byte 30");
 }
 END_TEST
 
