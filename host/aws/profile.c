@@ -79,11 +79,12 @@ static int ini_read(const char *path, const char *sec, const char *alt,
                     profile_t *pr)
 {
     FILE *f = fopen(path, "r");
-    char line[4096];
+    char *line = NULL; /* whole lines: a session token can be long */
+    size_t cap = 0;
     int in = 0, found = 0;
     if (!f)
         return -1;
-    while (fgets(line, sizeof(line), f)) {
+    while (getline(&line, &cap, f) >= 0) {
         char *s = es_aws_trim(line);
         if (*s == '#' || *s == ';' || !*s)
             continue;
@@ -114,6 +115,9 @@ static int ini_read(const char *path, const char *sec, const char *alt,
                 *slot = strdup(v);
         }
     }
+    if (line)
+        memset(line, 0, cap); /* it held secrets */
+    free(line);
     fclose(f);
     return found;
 }

@@ -224,6 +224,24 @@ START_TEST(test_profile_credentials_file)
     ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
     ck_assert_str_eq(c.access_key_id, "AKIADEF");
     es_aws_provider_destroy(p);
+
+    /* A line longer than 4 KiB is read whole (a 4,090-byte token was cut
+     * at 4,096 bytes of line, the rest read as a line of its own). */
+    char token[4091], text[4400];
+    memset(token, 'T', sizeof token - 1);
+    token[sizeof token - 1] = '\0';
+    token[sizeof token - 2] = '=';
+    snprintf(text, sizeof text,
+             "[default]\naws_access_key_id = AKIALONG\n"
+             "aws_session_token = %s\naws_secret_access_key = s\n",
+             token);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", write_file("credentials", text), 1);
+    p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), 0);
+    ck_assert_uint_eq(strlen(c.session_token), strlen(token));
+    ck_assert(strcmp(c.session_token, token) == 0); /* too long to print */
+    ck_assert_str_eq(c.secret_access_key, "s");
+    es_aws_provider_destroy(p);
 }
 END_TEST
 
