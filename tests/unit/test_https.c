@@ -355,6 +355,20 @@ START_TEST(config_errors)
         init_error("{\"url\":\"https://x\",\"headers\":{\"X-A\":\"a\\r\\nB: "
                    "c\"}}"),
         "headers.X-A"));
+    /* The origin goes into a header line and is compared with the
+     * receiver's answer: a CR/LF, a space or 300 bytes are refused. */
+    char cfgtext[512], longname[301];
+    memset(longname, 'a', 300);
+    longname[300] = '\0';
+    const char *origins[] = {"a\\r\\nX-Evil: 1", "a b", "", longname};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(cfgtext, sizeof cfgtext,
+                 "{\"url\":\"https://x\",\"handshake\":{\"origin\":\"%s\"}}",
+                 origins[i]);
+        ck_assert_str_eq(init_error(cfgtext),
+                         "handshake.origin: must be a host name of 1 to 253 "
+                         "printable ASCII characters, no spaces");
+    }
 }
 END_TEST
 

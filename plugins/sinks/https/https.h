@@ -14,6 +14,9 @@
 
 #include "eventstream/plugin.h"
 
+/* The longest handshake.origin: a DNS name is at most 253 characters. */
+#define HS_ORIGIN_MAX 253
+
 typedef enum hs_mode_e {
     HS_MODE_STRUCTURED = 0,
     HS_MODE_BINARY = 1,
@@ -74,8 +77,8 @@ typedef struct hs_conf_s {
     struct curl_slist *headers; /* "Name: value" from the headers object */
     char **secrets;             /* signing.secrets as configured */
     size_t secret_count;
-    hs_key_t *keys; /* decoded whsec_ keys, same order */
-    char *handshake_origin;
+    hs_key_t *keys;         /* decoded whsec_ keys, same order */
+    char *handshake_origin; /* at most HS_ORIGIN_MAX bytes */
     int64_t handshake_interval_ms;
     int64_t handshake_rate; /* WebHook-Request-Rate to ask for; 0: none */
 } hs_conf_t;

@@ -326,6 +326,20 @@ static int check_auth(hs_conf_t *c, char *errstr, size_t n)
     return 0;
 }
 
+/* WebHook-Request-Origin is a DNS name ("eventemitter.example.com"): it
+ * goes into a header line as written, and the receiver's
+ * WebHook-Allowed-Origin is compared with it (kept up to 255 bytes). */
+static int origin_ok(const char *origin)
+{
+    size_t len = strlen(origin);
+    if (len == 0 || len > HS_ORIGIN_MAX)
+        return 0;
+    for (const char *p = origin; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return 0;
+    return 1;
+}
+
 static int check_conf(hs_conf_t *c, char *errstr, size_t n)
 {
     if (!c->url) {
@@ -364,6 +378,13 @@ static int check_conf(hs_conf_t *c, char *errstr, size_t n)
         snprintf(errstr, n, "%s: required with tls.%s",
                  c->client_cert ? "tls.client_key" : "tls.client_cert",
                  c->client_cert ? "client_cert" : "client_key");
+        return -1;
+    }
+    if (c->handshake_origin && !origin_ok(c->handshake_origin)) {
+        snprintf(errstr, n,
+                 "handshake.origin: must be a host name of 1 to %d printable "
+                 "ASCII characters, no spaces",
+                 HS_ORIGIN_MAX);
         return -1;
     }
     if (c->rate_limit_burst < 1)
