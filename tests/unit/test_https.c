@@ -355,6 +355,9 @@ START_TEST(config_errors)
         init_error("{\"url\":\"https://x\",\"headers\":{\"X-A\":\"a\\r\\nB: "
                    "c\"}}"),
         "headers.X-A"));
+    e = init_error("{\"url\":\"https://x\",\"auth\":{\"type\":\"bearer\","
+                   "\"token\":\"SECRETVALUE\\r\\nX-Evil: 1\"}}");
+    ck_assert_str_eq(e, "auth.token: must not hold a line break");
     /* The origin goes into a header line and is compared with the
      * receiver's answer: a CR/LF, a space or 300 bytes are refused. */
     char cfgtext[512], longname[301];

@@ -451,6 +451,19 @@ START_TEST(test_config_errors)
     ck_assert_msg(strstr(err, "time_source:"), "%s", err);
     ck_assert_ptr_null(make("{\"endpoint\":\"ftp://x\"}", err, sizeof(err)));
     ck_assert_msg(strstr(err, "endpoint:"), "%s", err);
+    /* The region is part of the host name and of a header line. */
+    const char *regions[] = {"evil.example#", "eu-west-1\\r\\nX: y", "a b",
+                             "EU-WEST-1"};
+    for (size_t i = 0; i < 4; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "{\"region\":\"%s\"}", regions[i]);
+        ck_assert_ptr_null(make(text, err, sizeof(err)));
+        ck_assert_msg(strstr(err, "region: ") &&
+                          strstr(err, ": only lowercase letters, digits and "
+                                      "'-' (eu-west-1; auto for R2), at most "
+                                      "63"),
+                      "%s", err);
+    }
     void *inst = NULL;
     ck_assert_int_ne(plugin->init(&host, NULL, &inst, err, sizeof(err)), 0);
     ck_assert_msg(strstr(err, "bucket"), "%s", err);

@@ -323,6 +323,12 @@ static int check_auth(hs_conf_t *c, char *errstr, size_t n)
                  c->auth_type_name);
         return -1;
     }
+    /* It goes into an Authorization header line as written (as an OAuth2
+     * server's access_token does, which is held to the same). */
+    if (c->bearer_token && strpbrk(c->bearer_token, "\r\n")) {
+        snprintf(errstr, n, "auth.token: must not hold a line break");
+        return -1;
+    }
     return 0;
 }
 

@@ -159,6 +159,22 @@ static int check_template(const char *t, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* The region goes into the host name, the signing scope and the
+ * Authorization header as written ("evil.example#" sent the signed request
+ * to s3.evil.example). Not only AWS names: S3-compatible stores use others
+ * ("auto" for Cloudflare R2, "default" for Ceph). */
+static int region_ok(const char *region)
+{
+    size_t len = strlen(region);
+    if (len == 0 || len > 63)
+        return 0;
+    for (const char *p = region; *p; p++)
+        if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+            *p != '-')
+            return 0;
+    return 1;
+}
+
 static int config_parse(s3_config_t *c, const cJSON *json, char *errstr,
                         size_t errstr_size)
 {
@@ -195,11 +211,19 @@ static int config_parse(s3_config_t *c, const cJSON *json, char *errstr,
             return -1;
         }
     }
+    int region_given = c->region != NULL;
     if (!c->region) {
         const char *r = getenv("AWS_REGION");
         if (!r || !*r)
             r = getenv("AWS_DEFAULT_REGION");
         c->region = strdup(r && *r ? r : "us-east-1");
+    }
+    if (!region_ok(c->region)) {
+        snprintf(errstr, errstr_size,
+                 "region: \"%.64s\"%s: only lowercase letters, digits and "
+                 "'-' (eu-west-1; auto for R2), at most 63",
+                 c->region, region_given ? "" : " (from the environment)");
+        return -1;
     }
     if (!c->key_template)
         c->key_template = strdup(S3_DEFAULT_TEMPLATE);
