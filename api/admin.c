@@ -269,7 +269,8 @@ static const char *test_value(const call_t *call, const cJSON *body,
         return err;
     }
     if (cJSON_IsString(value)) {
-        *owned = strdup(value->valuestring);
+        if (!(*owned = strdup(value->valuestring)))
+            return "out of memory";
         *len = strlen(*owned);
         return NULL;
     }
@@ -280,7 +281,8 @@ static const char *test_value(const call_t *call, const cJSON *body,
     if (wrapped &&
         es_json_member_text(call->body, call->body_len, "value", &at, &n) != 0)
         return "\"value\" not found in the body text";
-    *owned = malloc(n + 1);
+    if (!(*owned = malloc(n + 1)))
+        return "out of memory";
     memcpy(*owned, at, n);
     (*owned)[n] = '\0';
     *len = n;
