@@ -356,6 +356,55 @@ static int parse_instances(parse_ctx_t *ctx, es_config_t *conf,
     return 0;
 }
 
+int es_topic_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 249 || !strcmp(name, ".") || !strcmp(name, ".."))
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+            !(*p >= '0' && *p <= '9') && *p != '.' && *p != '_' && *p != '-')
+            return 0;
+    return 1;
+}
+
+/* The i-th entry of v given before it: its first index, else -1. */
+static long listed_before(const es_strv_t *v, size_t i)
+{
+    for (size_t k = 0; k < i; k++)
+        if (!strcmp(v->v[k], v->v[i]))
+            return (long)k;
+    return -1;
+}
+
+/* Topics that are Kafka topic names, each once; destinations each once
+ * (twice would deliver every event twice to the same instance). */
+static int check_route_lists(parse_ctx_t *ctx, const es_route_conf_t *r,
+                             size_t ri)
+{
+    char path[256];
+    for (size_t k = 0; k < r->topics.n; k++) {
+        snprintf(path, sizeof path, "routes[%zu].topics[%zu]", ri, k);
+        if (!es_topic_name_valid(r->topics.v[k]))
+            return fail(ctx, path, "\"%.64s\" %s", r->topics.v[k],
+                        ES_TOPIC_NAME_RULE);
+        long first = listed_before(&r->topics, k);
+        if (first >= 0)
+            return fail(ctx, path, "\"%s\" is listed twice (also topics[%ld])",
+                        r->topics.v[k], first);
+    }
+    for (size_t k = 0; k < r->destinations.n; k++) {
+        long first = listed_before(&r->destinations, k);
+        snprintf(path, sizeof path, "routes[%zu].destinations[%zu]", ri, k);
+        if (first >= 0)
+            return fail(ctx, path,
+                        "\"%s\" is listed twice (also destinations[%ld]): "
+                        "every event would be delivered to it twice",
+                        r->destinations.v[k], first);
+    }
+    return 0;
+}
+
 static int check_route_refs(parse_ctx_t *ctx, const es_config_t *conf,
                             size_t ri)
 {
@@ -384,7 +433,7 @@ static int check_route_refs(parse_ctx_t *ctx, const es_config_t *conf,
         snprintf(path, sizeof path, "routes[%zu].destinations", ri);
         return fail(ctx, path, "needs at least one destination");
     }
-    return 0;
+    return check_route_lists(ctx, r, ri);
 }
 
 static int parse_routes(parse_ctx_t *ctx, es_config_t *conf, const cJSON *arr)
@@ -513,6 +562,8 @@ static int check_park_topics(parse_ctx_t *ctx, const es_config_t *conf)
         char path[300];
         snprintf(path, sizeof path, "instances.%s.park.topic", ic->name);
         const char *t = ic->park.topic;
+        if (!es_topic_name_valid(t))
+            return fail(ctx, path, "\"%.64s\" %s", t, ES_TOPIC_NAME_RULE);
         if (!strcmp(t, conf->dead_letter_topic))
             return fail(ctx, path, "\"%s\" is the dead-letter topic", t);
         for (size_t k = 0; k < i; k++)
@@ -536,6 +587,9 @@ static int validate(parse_ctx_t *ctx, es_config_t *conf)
     if (!conf->brokers)
         return fail(ctx, "kafka.brokers",
                     "is required (\"embedded\" or host:port,...)");
+    if (!es_topic_name_valid(conf->dead_letter_topic))
+        return fail(ctx, "dead_letter_topic", "\"%.64s\" %s",
+                    conf->dead_letter_topic, ES_TOPIC_NAME_RULE);
     if (conf->kafka_properties &&
         check_kafka_properties(ctx, conf->kafka_properties))
         return -1;

@@ -24,6 +24,32 @@ int es_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
     return -1;
 }
 
+int es_kafka_props_check(const cJSON *props, const char *file, char *errstr,
+                         size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    es_msk_iam_opts_t msk = {0};
+    const cJSON *p;
+    char err[512];
+    int rc = 0;
+    cJSON_ArrayForEach(p, props)
+    {
+        int r = es_msk_iam_opts_set(&msk, p->string, p->valuestring, err,
+                                    sizeof err);
+        if (r == 0 && rd_kafka_conf_set(conf, p->string, p->valuestring, err,
+                                        sizeof err) != RD_KAFKA_CONF_OK)
+            r = -1;
+        if (r < 0) {
+            snprintf(errstr, errstr_size, "%s: kafka.properties.%s: %s", file,
+                     p->string, err);
+            rc = -1;
+            break;
+        }
+    }
+    rd_kafka_conf_destroy(conf);
+    return rc;
+}
+
 /* librdkafka's own log lines go through ours, at matching levels. The
  * warning that a shared property does not apply to a producer (or a
  * consumer) is expected: one kafka.properties object serves both. */

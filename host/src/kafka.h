@@ -15,6 +15,12 @@ rd_kafka_conf_t *es_kafka_conf_new(const char *brokers, const cJSON *props,
                                    char *errstr, size_t errstr_size);
 int es_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
                       const char *value, char *errstr, size_t errstr_size);
+/* Whether librdkafka (and the MSK IAM options) take every property of
+ * `props`, without making a client or asking for credentials: 0, or -1
+ * with "FILE: kafka.properties.NAME: what" (for --check-config, and at
+ * startup before anything starts). */
+int es_kafka_props_check(const cJSON *props, const char *file, char *errstr,
+                         size_t errstr_size);
 
 /* ---- embedded broker (librdkafka's mock cluster) */
 typedef struct es_mock_broker_s es_mock_broker_t;

@@ -60,6 +60,11 @@ static int check_config(const char *path)
     es_log_setup(conf->log_level, conf->log_format);
     es_loader_t loader = {0};
     int rc = 1;
+    if (es_kafka_props_check(conf->kafka_properties, path, err, sizeof err)) {
+        fprintf(stderr, "eventstreamd: %s\n", err);
+        es_config_destroy(conf);
+        return 1;
+    }
     if (load_plugins(conf, &loader) == 0 &&
         es_pipeline_check_instances(conf, &loader, err, sizeof err) == 0) {
         printf("%s: OK (%zu instance(s), %zu route(s))\n", path,
@@ -87,6 +92,11 @@ static int run(const char *path)
     es_pipeline_t *p = NULL;
     es_admin_t *admin = NULL;
     int rc = 1;
+    if (es_kafka_props_check(conf->kafka_properties, path, err, sizeof err)) {
+        fprintf(stderr, "eventstreamd: %s\n", err);
+        es_config_destroy(conf);
+        return 1;
+    }
     const char *brokers = conf->brokers;
     if (!strcmp(brokers, "embedded")) {
         mock = es_mock_broker_start(1, err, sizeof err);

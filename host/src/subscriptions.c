@@ -141,9 +141,10 @@ static int parse_topics(const cJSON *v, es_strv_t *out, char *errstr,
     {
         char key[64];
         snprintf(key, sizeof key, "topics[%zu]", out->n);
-        if (!cJSON_IsString(it) || !it->valuestring[0] ||
-            strlen(it->valuestring) > 249)
-            return fail(errstr, size, key, "must be a topic name");
+        if (!cJSON_IsString(it) || !es_topic_name_valid(it->valuestring))
+            return fail(errstr, size, key,
+                        "must be a topic name (1 to 249 of letters, digits, "
+                        "'.', '_' and '-')");
         for (size_t k = 0; k < out->n; k++)
             if (!strcmp(out->v[k], it->valuestring))
                 return fail(errstr, size, key, "is listed twice");

@@ -244,6 +244,11 @@ es_topic_t *es_topic_parse_file(const char *file, const char *team,
         get_string(o, "description", 0, &t->description, file, errstr,
                    errstr_size))
         goto fail;
+    if (!es_topic_name_valid(t->name)) {
+        fail(errstr, errstr_size, file, "topic", "\"%.64s\" %s", t->name,
+             ES_TOPIC_NAME_RULE);
+        goto fail;
+    }
     if (t->tenant.n == 0) {
         fail(errstr, errstr_size, file, "tenant",
              "needs at least one place to look for the tenant id");

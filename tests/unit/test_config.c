@@ -98,6 +98,44 @@ START_TEST(errors_name_key_and_problem)
 }
 END_TEST
 
+/* Names the broker would refuse at run time, and lists that name one
+ * thing twice, are refused at startup. */
+START_TEST(topic_names_and_repeats)
+{
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"orders\", \"bad topic!\"], \"destinations\": "
+                           "[\"out\"]}]}",
+                 "routes[0].topics[1]: \"bad topic!\" is not a Kafka topic "
+                 "name (1 to 249 of letters, digits, '.', '_' and '-')");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"..\"], \"destinations\": [\"out\"]}]}",
+                 "routes[0].topics[0]: \"..\" is not a Kafka topic name");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"a\", \"b\", \"a\"], \"destinations\": "
+                           "[\"out\"]}]}",
+                 "routes[0].topics[2]: \"a\" is listed twice (also topics[0])");
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"a\"], \"destinations\": [\"out\", \"out\"]}]}",
+                 "routes[0].destinations[1]: \"out\" is listed twice (also "
+                 "destinations[0]): every event would be delivered to it "
+                 "twice");
+    expect_error(BASE_HEAD "\"dead_letter_topic\": \"dlq#1\", \"routes\": []}",
+                 "dead_letter_topic: \"dlq#1\" is not a Kafka topic name");
+    char name[260], text[1024];
+    memset(name, 'a', 250);
+    name[250] = '\0';
+    snprintf(text, sizeof text,
+             BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                       "[\"%s\"], \"destinations\": [\"out\"]}]}",
+             name);
+    expect_error(text, "routes[0].topics[0]: ");
+    ck_assert(es_topic_name_valid("eventzr.user.profile-updated_v1"));
+    ck_assert(es_topic_name_valid(name + 1)); /* 249 */
+    ck_assert(!es_topic_name_valid(name));    /* 250 */
+    ck_assert(!es_topic_name_valid("a/b") && !es_topic_name_valid(""));
+}
+END_TEST
+
 /* cJSON keeps both members and this parser's loops took the last, its
  * lookups the first: two instances named "out" were both created. */
 START_TEST(repeated_keys_are_errors)
@@ -181,6 +219,7 @@ int main(void)
     TCase *tc = tcase_create("config");
     tcase_add_test(tc, valid_config_parses);
     tcase_add_test(tc, errors_name_key_and_problem);
+    tcase_add_test(tc, topic_names_and_repeats);
     tcase_add_test(tc, repeated_keys_are_errors);
     tcase_add_test(tc, repeated_key_paths);
     tcase_add_test(tc, subscriptions_park_must_be_an_object);

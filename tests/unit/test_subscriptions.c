@@ -45,7 +45,11 @@ START_TEST(validation_names_the_key)
     expect_error("{\"tenant\": \"a\", \"topics\": []}",
                  "topics: must be a non-empty array of topic names");
     expect_error("{\"tenant\": \"a\", \"topics\": [\"x\", 3]}",
-                 "topics[1]: must be a topic name");
+                 "topics[1]: must be a topic name (1 to 249 of letters, "
+                 "digits, '.', '_' and '-')");
+    expect_error("{\"tenant\": \"a\", \"topics\": [\"x\", \"y z\"]}",
+                 "topics[1]: must be a topic name (1 to 249 of letters, "
+                 "digits, '.', '_' and '-')");
     expect_error("{\"tenant\": \"a\", \"topics\": [\"x\", \"x\"]}",
                  "topics[1]: is listed twice");
     expect_error("{\"tenant\": \"a\", \"topics\": [\"x\"], \"destination\": "
