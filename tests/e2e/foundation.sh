@@ -42,6 +42,16 @@ TWICE=$(es_config twice "{\"kafka\": {\"brokers\": \"x\"}, \"plugin_dir\": \"$ES
 rc=0; msg=$("$ES_BIN" -c "$TWICE" 2>&1) || rc=$?
 es_check "a key given twice is a startup error" test "$rc" -ne 0
 es_check "a key given twice: file and key named" grep -q "twice.json: instances.o: is given twice in its object" <<<"$msg"
+# A librdkafka property it does not know: --check-config said OK, startup
+# stopped with no file or key named.
+BADPROP=$(es_config badprop "{\"kafka\": {\"brokers\": \"x\", \"properties\": {\"sesion.timeout.ms\": \"6000\"}},
+  \"plugin_dir\": \"$ES_PLUGIN_DIR\", \"instances\": {\"o\": {\"plugin\": \"file\", \"config\": {\"path\": \"/tmp/a\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"t\"], \"destinations\": [\"o\"]}]}")
+for mode in --check-config -c; do
+    rc=0; msg=$("$ES_BIN" $mode "$BADPROP" 2>&1) || rc=$?
+    es_check "unknown kafka property ($mode): refused, file and key named" \
+        test "$rc" -ne 0 -a -n "$(grep -F 'badprop.json: kafka.properties.sesion.timeout.ms: No such configuration property' <<<"$msg")"
+done
 es_check "good config checks OK" "$ES_BIN" --check-config "$CONFIG"
 
 # --- 10,000 seed-shaped events plus malformed ones
