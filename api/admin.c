@@ -52,10 +52,10 @@ typedef struct route_s {
     const char *method;
     const char *path; /* a segment "{x}" matches one non-empty segment */
     int public;       /* no token needed: liveness and readiness probes */
-    /* Answered while another call runs: a topic test with a real delivery
-     * waits up to its timeout_ms (a minute at most), and a probe or a
-     * scrape must not wait behind it. Only handlers that touch nothing
-     * but thread-safe state (an atomic, the metrics' own lock). */
+    /* Not run under the lock the other calls take: handlers that touch
+     * nothing but thread-safe state (an atomic, the metrics' own lock),
+     * and the topic test, which takes it for all but the wait of a real
+     * delivery (up to its timeout_ms, a minute at most). */
     int concurrent;
     enum MHD_Result (*handle)(es_admin_t *a, struct MHD_Connection *c,
                               const call_t *call);
@@ -325,6 +325,9 @@ static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
         parse_headers(headers, &hv, &nh, &why);
     if (!why)
         why = test_value(call, body, wrapped, &value, &len, err, sizeof err);
+    /* The dry run under the lock other calls take; the real delivery's
+     * wait (up to timeout_ms) without it, so they are not held back. */
+    pthread_mutex_lock(&a->lock);
     int st = !why && q.deliver_to
                  ? es_pipeline_test_endpoint(a->pipeline, q.deliver_to, err,
                                              sizeof err)
@@ -334,6 +337,7 @@ static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
         why = err;
     }
     cJSON *res = NULL;
+    es_dry_pending_t *pending = NULL;
     if (!why) {
         q.value = value;
         q.len = len;
@@ -341,8 +345,11 @@ static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
         q.key_len = key ? strlen(key->valuestring) : 0;
         q.headers = hv;
         q.nh = nh;
-        res = es_pipeline_dry_run(a->pipeline, &q);
+        res = es_pipeline_dry_run(a->pipeline, &q, &pending);
     }
+    pthread_mutex_unlock(&a->lock);
+    if (pending)
+        es_pipeline_dry_deliver(pending, res);
     enum MHD_Result ret =
         res ? send_json(c, MHD_HTTP_OK, res) : send_error(c, status, why);
     free(value);
@@ -391,7 +398,7 @@ static const route_t routes[] = {
     {"GET", "/ready", 1, 1, get_ready},
     {"GET", "/metrics", 0, 1, get_metrics},
     {"GET", "/v1/topics", 0, 0, get_topics},
-    {"POST", "/v1/topics/{topic}/test", 0, 0, post_test},
+    {"POST", "/v1/topics/{topic}/test", 0, 1, post_test},
     {"GET", "/v1/schemas", 0, 0, get_schemas},
     {"GET", "/v1/schemas/{topic}", 0, 0, get_schema},
     {"GET", "/v1/usage", 0, 0, get_usage},

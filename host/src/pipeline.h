@@ -71,8 +71,18 @@ typedef struct es_dry_run_s {
  * (same config, own host services), never to the pipeline's instance, and
  * each event's status is reported. Nothing else is delivered or produced.
  * Returns a JSON report (see api/openapi.yaml).
+ *
+ * With deliver_to, *pending is set (NULL otherwise, or when the value did
+ * not decode): hand it and the report to es_pipeline_dry_deliver, which
+ * may wait up to req->timeout_ms and so can be called without the lock
+ * the caller ran the dry run under (it reads only the config, the loaded
+ * plugins and its own copies of the events; `req` must still be valid).
+ * Test deliveries run one at a time.
  */
-cJSON *es_pipeline_dry_run(es_pipeline_t *p, const es_dry_run_t *req);
+typedef struct dry_s es_dry_pending_t;
+cJSON *es_pipeline_dry_run(es_pipeline_t *p, const es_dry_run_t *req,
+                           es_dry_pending_t **pending);
+void es_pipeline_dry_deliver(es_dry_pending_t *pending, cJSON *report);
 
 /* Whether instance `name` may receive topic-test deliveries: 0, or an HTTP
  * status with errstr (404: no such instance, 403: not marked

@@ -634,8 +634,19 @@ static void pending_without_route(dry_t *t, const es_decoded_t *dec,
     pl_output_release(clean);
 }
 
-cJSON *es_pipeline_dry_run(es_pipeline_t *p, const es_dry_run_t *q)
+static void pending_free(dry_t *t)
 {
+    for (size_t i = 0; i < t->npend; i++) {
+        pl_output_release(t->pend[i].out);
+        free(t->pend[i].tenant);
+    }
+    free(t->pend);
+}
+
+cJSON *es_pipeline_dry_run(es_pipeline_t *p, const es_dry_run_t *q,
+                           es_dry_pending_t **pending)
+{
+    *pending = NULL;
     cJSON *res = cJSON_CreateObject();
     cJSON_AddStringToObject(res, "topic", q->topic);
     es_topics_lock(p->topics);
@@ -667,14 +678,18 @@ cJSON *es_pipeline_dry_run(es_pipeline_t *p, const es_dry_run_t *q)
     }
     if (q->deliver_to && cJSON_GetArraySize(routes) == 0)
         pending_without_route(&t, &dec, tenant, res);
-    if (q->deliver_to)
-        deliver_for_real(p, &t, res);
-    for (size_t i = 0; i < t.npend; i++) {
-        pl_output_release(t.pend[i].out);
-        free(t.pend[i].tenant);
-    }
-    free(t.pend);
+    if (q->deliver_to && (*pending = malloc(sizeof **pending)))
+        **pending = t; /* the outputs are its own copies */
+    else
+        pending_free(&t);
     free(tenant);
     es_decoded_clear(&dec);
     return res;
+}
+
+void es_pipeline_dry_deliver(es_dry_pending_t *t, cJSON *report)
+{
+    deliver_for_real(t->p, t, report);
+    pending_free(t);
+    free(t);
 }

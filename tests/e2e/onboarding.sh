@@ -181,9 +181,10 @@ es_eq "real delivery: bad timeout → 400" 400 "$(code -X POST -d '{"value": {},
 es_eq "real delivery: the pipeline's own sink got nothing" 0 "$(es_count "$OUT")"
 
 # --- a test delivery that waits (an endpoint that never answers) holds up
-# neither the probes nor, past its own wait, the other calls
-# (the probes go out together half a second in, with 2 s each: the old
-# single-threaded API answered them only when the 4 s wait was over)
+# neither the probes nor the other calls, a dry run included (they go out
+# together half a second in, with 2 s each: the old single-threaded API
+# answered them only when the 4 s wait was over, and later the calls other
+# than the probes still waited behind it)
 api -X POST -d "{\"value\": $SAMPLE, \"deliver_to\": \"stuck\", \"timeout_ms\": 4000}" \
     "$TEST" >"$ES_TMP/stuck.json" &
 STUCK=$!
@@ -195,12 +196,18 @@ P2=$!
 curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "Authorization: Bearer $TOKEN" \
     "$URL/metrics" >"$ES_TMP/p-metrics" &
 P3=$!
-wait "$P1" "$P2" "$P3" || true
+curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" "$URL/v1/topics" >"$ES_TMP/p-topics" &
+P4=$!
+curl -s --max-time 2 -H "Authorization: Bearer $TOKEN" -X POST -d "$SAMPLE" "$TEST" >"$ES_TMP/p-dry" &
+P5=$!
+wait "$P1" "$P2" "$P3" "$P4" "$P5" || true
 es_eq "while a test delivery waits: /health answers" ok "$(jq -r .status "$ES_TMP/p-health" 2>/dev/null)"
 es_eq "while a test delivery waits: /ready answers" 200 "$(cat "$ES_TMP/p-ready")"
 es_eq "while a test delivery waits: /metrics answers" 200 "$(cat "$ES_TMP/p-metrics")"
-es_eq "while a test delivery waits: other calls run after it" 35 \
-    "$(curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" "$URL/v1/topics" | jq '.topics | length')"
+es_eq "while a test delivery waits: /v1/topics answers" 35 \
+    "$(jq '.topics | length' "$ES_TMP/p-topics" 2>/dev/null)"
+es_eq "while a test delivery waits: a dry run answers" '"acme"' \
+    "$(jq -c .tenant "$ES_TMP/p-dry" 2>/dev/null)"
 wait "$STUCK"
 es_eq "the endpoint that never answers: reported as a timeout" '"timeout" false' \
     "$(jq -c '.delivery.results[0].status, .delivered' "$ES_TMP/stuck.json" | tr '\n' ' ' | sed 's/ $//')"
