@@ -55,6 +55,11 @@ static int host_emit(const es_host_t *h, uint64_t parent_token,
     es_pipeline_t *p = instance_of(h)->p;
     es_decoded_t dec;
     char reason[256];
+    if (!topic || !es_topic_name_valid(topic)) {
+        snprintf(errstr, errstr_size, "emit: \"%.64s\" %s",
+                 topic ? topic : "(null)", ES_TOPIC_NAME_RULE);
+        return -1;
+    }
     cJSON *ce = cJSON_ParseWithLength(json, json_len);
     if (!ce || es_decode_validate(ce, &dec, reason, sizeof reason)) {
         snprintf(errstr, errstr_size, "emit to %s: not a valid CloudEvent: %s",

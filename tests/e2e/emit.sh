@@ -54,4 +54,23 @@ es_consume_all echo-out "$ES_TMP/echo2.txt"
 es_eq "nothing emitted while disabled" 500 "$(es_count "$ES_TMP/echo2.txt")"
 es_consume_all eventstream.dlq "$ES_TMP/dlq.txt"
 es_eq "no dead letter produced while disabled" 0 "$(es_count "$ES_TMP/dlq.txt")"
+
+# An emit to a name Kafka refuses fails at once with the reason (it failed
+# in the producer, after the handler had answered); the handler's RETRYs
+# end in the dead-letter topic with it.
+BADTOPIC=$(es_config emit-bad "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
+  \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/state\",
+  \"retry\": {\"initial_backoff_ms\": 10, \"max_backoff_ms\": 20, \"max_attempts\": 2},
+  \"instances\": {\"echo\": {\"plugin\": \"echo\", \"config\": {\"topic\": \"echo out\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"in\"], \"destinations\": [\"echo\"]}]
+}")
+es_start_daemon "$BADTOPIC"
+python3 "$SRC_DIR/tests/e2e/gen_events.py" 1 --start 5000 --keyed >"$ES_TMP/c.txt"
+es_produce in "$ES_TMP/c.txt"
+es_consume eventstream.dlq 1 "$ES_TMP/dlq-bad.txt" "$BOOTSTRAP" '%h\n'
+es_check "an emit to an invalid topic name: dead-lettered with the reason" \
+    grep -qF 'es_reason=gave up after 2 attempts: emit: "echo out" is not a Kafka topic name' "$ES_TMP/dlq-bad.txt"
+es_stop_daemon TERM
 es_finish

@@ -383,6 +383,10 @@ START_TEST(test_config_errors)
         {"{\"rpc_url\":\"http://x\",\"receipt_timeout_ms\":5}",
          "receipt_timeout_ms: must be an integer from 100 to 3600000"},
         {"[]", "config: must be an object"},
+        {"{\"rpc_url\":\"http://x\",\"contract_address\":\"" CONTRACT
+         "\",\"from_address\":\"" MINTER
+         "\",\"rpc_bearer_token\":\"t\\r\\nX-Evil: 1\"}",
+         "rpc_bearer_token: must not hold a line break"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[256] = "";

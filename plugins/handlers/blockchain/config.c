@@ -179,6 +179,11 @@ int bc_config_parse(bc_config_t *c, const cJSON *config, char *errstr, size_t n)
             snprintf(errstr, n, "%s: required", cfg_keys[i].name);
             return -1;
         }
+    /* It goes into an Authorization header line as written. */
+    if (c->rpc_bearer_token && strpbrk(c->rpc_bearer_token, "\r\n")) {
+        snprintf(errstr, n, "rpc_bearer_token: must not hold a line break");
+        return -1;
+    }
     if (!c->chain_id && !(c->chain_id = strdup("ETHEREUM")))
         return -1;
     if (!c->source && !(c->source = strdup("blockchain-svc")))
