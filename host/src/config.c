@@ -356,18 +356,6 @@ static int parse_instances(parse_ctx_t *ctx, es_config_t *conf,
     return 0;
 }
 
-int es_topic_name_valid(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > 249 || !strcmp(name, ".") || !strcmp(name, ".."))
-        return 0;
-    for (const char *p = name; *p; p++)
-        if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
-            !(*p >= '0' && *p <= '9') && *p != '.' && *p != '_' && *p != '-')
-            return 0;
-    return 1;
-}
-
 /* The i-th entry of v given before it: its first index, else -1. */
 static long listed_before(const es_strv_t *v, size_t i)
 {

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "internal/es_topic_name.h"
 #include "log.h"
 
 typedef struct es_strv_s {
@@ -117,14 +118,6 @@ void es_config_destroy(es_config_t *conf);
 void es_park_conf_defaults(es_park_conf_t *pc);
 int es_park_conf_parse(const cJSON *obj, const char *path, es_park_conf_t *pc,
                        char *errstr, size_t errstr_size);
-
-/* Kafka's rule for a topic name: 1 to 249 of a-z, A-Z, 0-9, '.', '_' and
- * '-', not "." or "..". A name outside it is refused by the broker at
- * run time, so the config refuses it at startup. */
-int es_topic_name_valid(const char *name);
-#define ES_TOPIC_NAME_RULE                                                     \
-    "is not a Kafka topic name (1 to 249 of letters, digits, '.', '_' and "    \
-    "'-')"
 
 const es_instance_conf_t *es_config_instance(const es_config_t *conf,
                                              const char *name);

@@ -26,14 +26,7 @@ static const struct {
 
 int ks_topic_valid(const char *name, size_t len)
 {
-    if (len == 0 || len > KS_TOPIC_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-            return 0;
-    }
-    return 1;
+    return es_topic_name_valid_n(name, len);
 }
 
 static int ks_template_add(ks_template_t *t, ks_var_t var, const char *lit,

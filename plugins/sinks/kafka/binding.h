@@ -12,6 +12,8 @@
 
 #include <eventstream/plugin.h>
 
+#include "internal/es_topic_name.h"
+
 /* ------------------------------------------------------- topic templates */
 
 typedef enum ks_var_e {
@@ -34,7 +36,7 @@ typedef struct ks_template_s {
 } ks_template_t;
 
 /* Kafka's own limit on topic name length. */
-#define KS_TOPIC_MAX 249
+#define KS_TOPIC_MAX ES_TOPIC_NAME_MAX
 
 /* Parses "orders.{tenant}.{type}"; fills errstr on an unknown placeholder,
  * an unterminated brace or (without placeholders) an invalid topic name. */
