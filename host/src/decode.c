@@ -1687,6 +1687,30 @@ static const cJSON *unique_member(const cJSON *obj, const char *name,
     return found;
 }
 
+int es_decode_lookup_repeated(const cJSON *ce, const char *spec)
+{
+    const cJSON *it = ce;
+    const char *p = spec;
+    if (!strcmp(spec, "key"))
+        return 0;
+    while (cJSON_IsObject(it) && *p) {
+        size_t n = strcspn(p, "."), count = 0;
+        const cJSON *found = NULL;
+        for (const cJSON *m = it->child; m; m = m->next)
+            if (m->string && !strncmp(m->string, p, n) && !m->string[n]) {
+                found = m;
+                count++;
+            }
+        if (count > 1)
+            return 1;
+        it = found;
+        p += n;
+        if (*p == '.')
+            p++;
+    }
+    return 0;
+}
+
 char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
                        const char *spec)
 {

@@ -99,5 +99,8 @@ void es_json_arena_free(void *arena);
  */
 char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
                        const char *spec);
+/* 1 when es_decode_lookup found nothing for `spec` because a key on the
+ * way appears twice in its object. */
+int es_decode_lookup_repeated(const cJSON *ce, const char *spec);
 
 #endif

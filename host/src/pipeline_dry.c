@@ -184,8 +184,9 @@ static void dry_output(dry_t *t, route_t *route, const es_decoded_t *dec,
     output_t *clean = NULL;
     int bad = 0;
     if (!tenant && route->conf->require_tenant) {
-        cJSON_AddStringToObject(o, "dead_letter",
-                                "no tenant found where the route looks for it");
+        char why[256];
+        pl_no_tenant_reason(t->p, route, t->q->topic, dec, why, sizeof why);
+        cJSON_AddStringToObject(o, "dead_letter", why);
         goto done;
     }
     if (es_region_skip(t->p->region, tenant, &region)) {

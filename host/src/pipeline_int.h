@@ -321,6 +321,9 @@ void pl_build_event(es_event_t *ev, const record_t *rec,
 char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
                        const void *key, size_t key_len,
                        const es_decoded_t *dec);
+/* Why pl_lookup_tenant found none: a path through a repeated key named. */
+void pl_no_tenant_reason(es_pipeline_t *p, const route_t *r, const char *topic,
+                         const es_decoded_t *dec, char *out, size_t size);
 output_t *pl_strip_pii(es_pipeline_t *p, const char *topic,
                        const es_decoded_t *dec, cJSON *removed, int *bad);
 route_t *pl_route_by_name(es_pipeline_t *p, const char *name);

@@ -67,18 +67,46 @@ void pl_build_event(es_event_t *ev, const record_t *rec,
 
 /* The route's tenant spec; else the onboarded topic's; else the default
  * one. `r` NULL: no route (usage of consumed events). */
-char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
-                       const void *key, size_t key_len, const es_decoded_t *dec)
+/* Where route r looks for the tenant of topic's events: its own spec, the
+ * onboarded topic's, else the default. Under the topics lock. */
+static const es_strv_t *tenant_spec(es_pipeline_t *p, const route_t *r,
+                                    const char *topic)
 {
     static char *defaults[] = {"tenantid", "data.tenantId", "key"};
     static const es_strv_t default_spec = {defaults, 3};
-    const es_strv_t *spec = r && r->conf->tenant.n ? &r->conf->tenant : NULL;
+    if (r && r->conf->tenant.n)
+        return &r->conf->tenant;
+    const es_topic_t *ot = es_topics_find(p->topics, topic);
+    return ot ? &ot->tenant : &default_spec;
+}
+
+void pl_no_tenant_reason(es_pipeline_t *p, const route_t *r, const char *topic,
+                         const es_decoded_t *dec, char *out, size_t size)
+{
+    es_topics_lock(p->topics);
+    const es_strv_t *spec = tenant_spec(p, r, topic);
+    const char *twice = NULL;
+    dec = pl_dec_whole(dec);
+    for (size_t i = 0; i < spec->n && !twice; i++)
+        if (es_decode_lookup_repeated(dec->ce, spec->v[i]))
+            twice = spec->v[i];
+    if (twice)
+        snprintf(out, size,
+                 "no tenant found where the route looks for it: a key on the "
+                 "way to %.128s is given twice (which one is meant would be a "
+                 "guess)",
+                 twice);
+    else
+        snprintf(out, size, "no tenant found where the route looks for it");
+    es_topics_unlock(p->topics);
+}
+
+char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
+                       const void *key, size_t key_len, const es_decoded_t *dec)
+{
     char *t = NULL;
     es_topics_lock(p->topics);
-    if (!spec) {
-        const es_topic_t *ot = es_topics_find(p->topics, topic);
-        spec = ot ? &ot->tenant : &default_spec;
-    }
+    const es_strv_t *spec = tenant_spec(p, r, topic);
     for (size_t i = 0; i < spec->n && !t; i++) {
         if (strchr(spec->v[i], '.')) /* a path into data: the whole tree */
             dec = pl_dec_whole(dec);
@@ -208,9 +236,11 @@ static void deliver_to_destinations(es_pipeline_t *p, record_t *rec,
     const es_decoded_t *dec = out ? &out->dec : &rec->dec;
     char *tenant = find_tenant(p, route, rec, dec);
     if (!tenant && route->conf->require_tenant) {
+        char why[256];
         es_counter_add(route->tenantless, 1);
-        pl_dead_letter_record(p, rec, route, "route",
-                              "no tenant found where the route looks for it");
+        pl_no_tenant_reason(p, route, rd_kafka_topic_name(rec->msg->rkt), dec,
+                            why, sizeof why);
+        pl_dead_letter_record(p, rec, route, "route", why);
         return;
     }
     if (route->sub && !pl_sub_tenant_is(route, tenant)) {

@@ -143,6 +143,9 @@ es_eq "dry run: PII stripped" '["data.email","data.customer.phone"]' "$(jq -c '.
 es_eq "dry run: stripped event" '{"customer":{"org":"acme"},"n":1}' "$(jq -c '.routes[0].outputs[0].event.data' "$ES_TMP/dry.json")"
 # A repeated key: every occurrence of a PII field goes (only the first did).
 DUPPII='{"specversion":"1.0","id":"d4","source":"t","type":"order","data":{"customer":{"org":"acme","phone":"555"},"email":"a@b.c","n":1,"email":"again@b.c"}}'
+es_eq "dry run: a tenant through a repeated key is none, and the reason says why" \
+    '"no tenant found where the route looks for it: a key on the way to data.customer.org is given twice (which one is meant would be a guess)"' \
+    "$(api -X POST -d '{"specversion":"1.0","id":"d5","source":"t","type":"order","data":{"customer":{"org":"a","org":"b"}}}' "$TEST" | jq -c '.routes[0].outputs[0].dead_letter')"
 es_eq "dry run: a repeated PII key stripped in every place" '{"customer":{"org":"acme"},"n":1}' \
     "$(api -X POST -d "$DUPPII" "$TEST" | jq -c '.routes[0].outputs[0].event.data')"
 es_eq "dry run: destinations" '["out"]' "$(jq -c '.routes[0].outputs[0].destinations' "$ES_TMP/dry.json")"

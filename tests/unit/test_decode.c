@@ -324,6 +324,23 @@ START_TEST(tenant_path_segments_match_whole)
 }
 END_TEST
 
+/* Why a lookup found nothing: a repeated key on the way, or nothing. */
+START_TEST(tenant_lookup_says_when_a_key_is_repeated)
+{
+    cJSON *ce = cJSON_Parse("{\"tenantid\":\"a\",\"tenantid\":\"b\","
+                            "\"data\":{\"c\":{\"org\":1,\"org\":2},\"x\":1},"
+                            "\"data2\":{\"c\":{}},\"data2\":{}}");
+    ck_assert_ptr_null(es_decode_lookup(ce, NULL, 0, "tenantid"));
+    ck_assert_int_eq(es_decode_lookup_repeated(ce, "tenantid"), 1);
+    ck_assert_int_eq(es_decode_lookup_repeated(ce, "data.c.org"), 1);
+    ck_assert_int_eq(es_decode_lookup_repeated(ce, "data2.c.org"), 1);
+    ck_assert_int_eq(es_decode_lookup_repeated(ce, "data.x"), 0);
+    ck_assert_int_eq(es_decode_lookup_repeated(ce, "data.nope.org"), 0);
+    ck_assert_int_eq(es_decode_lookup_repeated(ce, "key"), 0);
+    cJSON_Delete(ce);
+}
+END_TEST
+
 /* ------------------------------------------- es_json_parse against cJSON */
 
 /* Same shape, types, names, strings and numbers (bit for bit), and the
@@ -1386,6 +1403,7 @@ int main(void)
     tcase_add_test(tc, tenant_through_a_repeated_key_is_none);
     tcase_add_test(tc, tenant_from_a_number);
     tcase_add_test(tc, tenant_path_segments_match_whole);
+    tcase_add_test(tc, tenant_lookup_says_when_a_key_is_repeated);
     tcase_add_test(tc, fast_parse_matches_cjson);
     tcase_add_test(tc, fast_parse_matches_cjson_mutated);
     tcase_add_test(tc, output_is_copied_and_validated);
