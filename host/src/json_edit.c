@@ -190,24 +190,32 @@ static const char *copy_member(out_t *o, const char *p, const char *end,
     const char *key = p, *kend = skip_string(p, end);
     const char *val = skip_ws(kend, end);
     val = skip_ws(val + 1, end); /* past the colon */
-    const char **sub = n ? malloc(n * sizeof *sub) : NULL;
+    /* A topic's PII paths are few: the heap only past 16. */
+    const char *few[16], **sub = n <= 16 ? few : malloc(n * sizeof *sub);
     size_t nsub = 0;
+    if (!sub) {
+        o->failed = 1;
+        return skip_value(val, end);
+    }
     int removed =
         member_fate(key + 1, (size_t)(kend - key - 2), paths, n, sub, &nsub);
+    int edited = !removed && nsub && *val == '{';
     const char *vend;
-    if (removed) {
-        vend = skip_value(val, end);
-    } else {
+    if (!removed) {
         if (!*first)
             put(o, ",", 1);
         *first = 0;
         put(o, key, (size_t)(val - key));
-        vend = nsub && *val == '{' ? copy_object(o, val, end, sub, nsub)
-                                   : skip_value(val, end);
-        if (!(nsub && *val == '{'))
+    }
+    if (edited) {
+        vend = copy_object(o, val, end, sub, nsub);
+    } else {
+        vend = skip_value(val, end);
+        if (!removed)
             put(o, val, (size_t)(vend - val));
     }
-    free(sub);
+    if (sub != few)
+        free(sub);
     return vend;
 }
 

@@ -116,6 +116,14 @@ START_TEST(nothing_named_copies_the_text)
     out = without("[1, 2]", NULL, 0);
     ck_assert_str_eq(out, "[1, 2]");
     free(out);
+    /* More paths than fit on the stack (16). */
+    const char *many[20];
+    for (int i = 0; i < 19; i++)
+        many[i] = "a.none";
+    many[19] = "a.x";
+    out = without("{\"a\":{\"x\":1,\"y\":2},\"b\":3}", many, 20);
+    ck_assert_str_eq(out, "{\"a\":{\"y\":2},\"b\":3}");
+    free(out);
 }
 END_TEST
 
