@@ -97,4 +97,16 @@ ES_AWS_HIDDEN int es_aws_src_imds(es_aws_provider_t *p,
 ES_AWS_HIDDEN int es_aws_src_profile(es_aws_provider_t *p,
                                      es_aws_credentials_t *out, notes_t *n);
 
+/* The answers the sources parse (0, or -1 with why where there is one),
+ * out in (tests/fuzz/fuzz_aws.c): the container endpoint's and IMDS's JSON
+ * (credentials.c), credential_process's output and SSO's
+ * GetRoleCredentials JSON (profile.c). es_aws_sts_parse is the STS XML. */
+ES_AWS_HIDDEN int es_aws_json_creds_parse(const char *body, const char *source,
+                                          es_aws_credentials_t *out, char *why,
+                                          size_t why_size);
+ES_AWS_HIDDEN int es_aws_process_parse(const char *body,
+                                       es_aws_credentials_t *out, char *why,
+                                       size_t why_size);
+ES_AWS_HIDDEN int es_aws_sso_parse(const char *body, es_aws_credentials_t *out);
+
 #endif

@@ -82,14 +82,17 @@ int es_aws_fill_creds(es_aws_credentials_t *out, const char *source,
     return 0;
 }
 
-/* "2026-11-23T10:20:30Z", optionally with fractional seconds. */
+/* "2026-11-23T10:20:30Z", optionally with fractional seconds; -1 for
+ * anything else, a time before 1970 included (an expiry there read as a
+ * negative time, and 1969-12-31T23:59:59Z as this -1). */
 time_t es_aws_parse_iso8601(const char *s)
 {
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
     if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
         return (time_t)-1;
-    return timegm(&tm);
+    time_t t = timegm(&tm);
+    return t < 0 ? (time_t)-1 : t;
 }
 
 char *es_aws_read_small_file(const char *path, size_t max)
@@ -232,7 +235,7 @@ char *es_aws_xml_value(const char *xml, const char *tag)
 }
 
 /* Credentials in the JSON shape the container endpoint and IMDS return. */
-static int parse_json_creds(const char *body, const char *source,
+int es_aws_json_creds_parse(const char *body, const char *source,
                             es_aws_credentials_t *out, char *why,
                             size_t why_size)
 {
@@ -498,7 +501,7 @@ int es_aws_src_container(es_aws_provider_t *p, es_aws_credentials_t *out,
         es_aws_note(n, "container: endpoint answered HTTP %ld", status);
         goto done;
     }
-    if (parse_json_creds(resp, "container", out, why, sizeof(why))) {
+    if (es_aws_json_creds_parse(resp, "container", out, why, sizeof(why))) {
         es_aws_note(n, "container: %s", why);
         goto done;
     }
@@ -584,7 +587,7 @@ int es_aws_src_imds(es_aws_provider_t *p, es_aws_credentials_t *out, notes_t *n)
                     status < 0 ? "error " : "HTTP ", status);
         goto done;
     }
-    if (parse_json_creds(resp, "imds", out, why, sizeof(why))) {
+    if (es_aws_json_creds_parse(resp, "imds", out, why, sizeof(why))) {
         es_aws_note(n, "imds: %s", why);
         goto done;
     }

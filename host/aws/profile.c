@@ -343,7 +343,7 @@ static char *run_process(const char *cmd, char *why, size_t why_size)
 }
 
 /* The process's stdout, JSON "Version": 1 (the AWS CLI's contract). */
-static int process_parse(const char *body, es_aws_credentials_t *out, char *why,
+int es_aws_process_parse(const char *body, es_aws_credentials_t *out, char *why,
                          size_t why_size)
 {
     cJSON *j = cJSON_Parse(body);
@@ -404,7 +404,7 @@ static int credential_process(const char *name, const char *cmd,
         es_aws_note(n, "profile %s: credential_process: %s", name, why);
         return SRC_FAILED;
     }
-    if (process_parse(body, out, why, sizeof(why)))
+    if (es_aws_process_parse(body, out, why, sizeof(why)))
         es_aws_note(n, "profile %s: credential_process: %s", name, why);
     else
         rc = SRC_OK;
@@ -478,7 +478,7 @@ done:
     return token;
 }
 
-static int sso_parse(const char *body, es_aws_credentials_t *out)
+int es_aws_sso_parse(const char *body, es_aws_credentials_t *out)
 {
     cJSON *j = cJSON_Parse(body);
     const cJSON *rc = cJSON_GetObjectItemCaseSensitive(j, "roleCredentials");
@@ -574,7 +574,7 @@ static int sso_creds(es_aws_provider_t *p, const aws_files_t *f,
                     status == 401 ? "; run `aws sso login` again" : "");
         goto done;
     }
-    if (sso_parse(resp, out)) {
+    if (es_aws_sso_parse(resp, out)) {
         es_aws_note(n, "profile %s: SSO response lacks roleCredentials", name);
         goto done;
     }

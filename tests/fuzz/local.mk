@@ -5,10 +5,10 @@
 if HAVE_CHECK
 check_PROGRAMS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
 	tests/fuzz/replay-avro tests/fuzz/replay-marketplace tests/fuzz/replay-subs \
-	tests/fuzz/replay-config
+	tests/fuzz/replay-config tests/fuzz/replay-aws
 TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
 	tests/fuzz/replay-avro tests/fuzz/replay-marketplace tests/fuzz/replay-subs \
-	tests/fuzz/replay-config
+	tests/fuzz/replay-config tests/fuzz/replay-aws
 endif
 FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c \
 	host/src/json_edit.c
@@ -47,4 +47,10 @@ tests_fuzz_replay_config_SOURCES = tests/fuzz/fuzz_config.c tests/fuzz/replay.c 
 tests_fuzz_replay_config_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/config"'
 tests_fuzz_replay_config_LDADD = $(CJSON_LIBS) $(OPENSSL_LIBS) -lpthread
+tests_fuzz_replay_aws_SOURCES = tests/fuzz/fuzz_aws.c tests/fuzz/replay.c \
+	tests/fuzz/fuzz.h
+tests_fuzz_replay_aws_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws \
+	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/aws"'
+tests_fuzz_replay_aws_LDADD = host/aws/libesaws.la $(CURL_LIBS) $(CJSON_LIBS) \
+	$(OPENSSL_LIBS) -lpthread
 EXTRA_DIST += tests/fuzz/corpus scripts/fuzz
