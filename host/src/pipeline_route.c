@@ -65,10 +65,9 @@ void pl_build_event(es_event_t *ev, const record_t *rec,
     ev->attempt = attempt;
 }
 
-/* The route's tenant spec; else the onboarded topic's; else the default
- * one. `r` NULL: no route (usage of consumed events). */
 /* Where route r looks for the tenant of topic's events: its own spec, the
- * onboarded topic's, else the default. Under the topics lock. */
+ * onboarded topic's, else the default. `r` NULL: no route (usage of
+ * consumed events). Under the topics lock. */
 static const es_strv_t *tenant_spec(es_pipeline_t *p, const route_t *r,
                                     const char *topic)
 {
@@ -101,6 +100,7 @@ void pl_no_tenant_reason(es_pipeline_t *p, const route_t *r, const char *topic,
     es_topics_unlock(p->topics);
 }
 
+/* The tenant of dec as route r finds it (see tenant_spec). */
 char *pl_lookup_tenant(es_pipeline_t *p, const route_t *r, const char *topic,
                        const void *key, size_t key_len, const es_decoded_t *dec)
 {
