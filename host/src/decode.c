@@ -1670,45 +1670,48 @@ static char *scalar_string(const cJSON *it)
     return NULL;
 }
 
-/* The member `name` of obj, or NULL when there is none or more than one:
- * readers differ on which of two counts (cJSON's lookups: the first; the
- * Lua filter and most JSON readers: the last), so a tenant found through a
- * repeated key would be a guess. */
+/* The member `name` of obj, or NULL when there is none or more than one
+ * (*twice set): readers differ on which of two counts (cJSON's lookups:
+ * the first; the Lua filter and most JSON readers: the last), so a tenant
+ * found through a repeated key would be a guess. */
 static const cJSON *unique_member(const cJSON *obj, const char *name,
-                                  size_t len)
+                                  size_t len, int *twice)
 {
     const cJSON *found = NULL;
     for (const cJSON *it = obj->child; it; it = it->next)
         if (it->string && !strncmp(it->string, name, len) && !it->string[len]) {
-            if (found)
+            if (found) {
+                *twice = 1;
                 return NULL;
+            }
             found = it;
         }
     return found;
 }
 
-int es_decode_lookup_repeated(const cJSON *ce, const char *spec)
+/* The node at the dotted path spec under ce, or NULL (*twice set when a
+ * key on the way is repeated). */
+static const cJSON *lookup_path(const cJSON *ce, const char *spec, int *twice)
 {
     const cJSON *it = ce;
     const char *p = spec;
-    if (!strcmp(spec, "key"))
-        return 0;
-    while (cJSON_IsObject(it) && *p) {
-        size_t n = strcspn(p, "."), count = 0;
-        const cJSON *found = NULL;
-        for (const cJSON *m = it->child; m; m = m->next)
-            if (m->string && !strncmp(m->string, p, n) && !m->string[n]) {
-                found = m;
-                count++;
-            }
-        if (count > 1)
-            return 1;
-        it = found;
+    *twice = 0;
+    while (it && *p) {
+        size_t n = strcspn(p, ".");
+        it = cJSON_IsObject(it) ? unique_member(it, p, n, twice) : NULL;
         p += n;
         if (*p == '.')
             p++;
     }
-    return 0;
+    return it != ce ? it : NULL;
+}
+
+int es_decode_lookup_repeated(const cJSON *ce, const char *spec)
+{
+    int twice = 0;
+    if (strcmp(spec, "key"))
+        lookup_path(ce, spec, &twice);
+    return twice;
 }
 
 char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
@@ -1716,14 +1719,7 @@ char *es_decode_lookup(const cJSON *ce, const void *key, size_t key_len,
 {
     if (!strcmp(spec, "key"))
         return key && key_len ? strndup(key, key_len) : NULL;
-    const cJSON *it = ce;
-    const char *p = spec;
-    while (it && *p) {
-        size_t n = strcspn(p, ".");
-        it = cJSON_IsObject(it) ? unique_member(it, p, n) : NULL;
-        p += n;
-        if (*p == '.')
-            p++;
-    }
-    return it && it != ce ? scalar_string(it) : NULL;
+    int twice;
+    const cJSON *it = lookup_path(ce, spec, &twice);
+    return it ? scalar_string(it) : NULL;
 }

@@ -24,30 +24,36 @@ int es_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
     return -1;
 }
 
+/* Applies props to conf, the MSK IAM ones (sasl.oauthbearer.method=
+ * aws_msk_iam, aws_msk_iam(.region): ours, not librdkafka's) to *msk: NULL,
+ * or the property refused, with what is wrong in err. */
+static const cJSON *apply_props(rd_kafka_conf_t *conf, const cJSON *props,
+                                es_msk_iam_opts_t *msk, char *err, size_t n)
+{
+    const cJSON *p;
+    cJSON_ArrayForEach(p, props)
+    {
+        int r = es_msk_iam_opts_set(msk, p->string, p->valuestring, err, n);
+        if (r < 0 ||
+            (r == 0 && rd_kafka_conf_set(conf, p->string, p->valuestring, err,
+                                         n) != RD_KAFKA_CONF_OK))
+            return p;
+    }
+    return NULL;
+}
+
 int es_kafka_props_check(const cJSON *props, const char *file, char *errstr,
                          size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     es_msk_iam_opts_t msk = {0};
-    const cJSON *p;
     char err[512];
-    int rc = 0;
-    cJSON_ArrayForEach(p, props)
-    {
-        int r = es_msk_iam_opts_set(&msk, p->string, p->valuestring, err,
-                                    sizeof err);
-        if (r == 0 && rd_kafka_conf_set(conf, p->string, p->valuestring, err,
-                                        sizeof err) != RD_KAFKA_CONF_OK)
-            r = -1;
-        if (r < 0) {
-            snprintf(errstr, errstr_size, "%s: kafka.properties.%s: %s", file,
-                     p->string, err);
-            rc = -1;
-            break;
-        }
-    }
+    const cJSON *bad = apply_props(conf, props, &msk, err, sizeof err);
+    if (bad)
+        snprintf(errstr, errstr_size, "%s: kafka.properties.%s: %s", file,
+                 bad->string, err);
     rd_kafka_conf_destroy(conf);
-    return rc;
+    return bad ? -1 : 0;
 }
 
 /* librdkafka's own log lines go through ours, at matching levels. The
@@ -74,17 +80,12 @@ rd_kafka_conf_t *es_kafka_conf_new(const char *brokers, const cJSON *props,
                           errstr_size))
         goto fail;
     es_msk_iam_opts_t msk = {0};
-    const cJSON *p;
-    cJSON_ArrayForEach(p, props)
-    {
-        /* sasl.oauthbearer.method=aws_msk_iam, aws_msk_iam(.region) are
-         * ours, not librdkafka's */
-        int r = es_msk_iam_opts_set(&msk, p->string, p->valuestring, errstr,
-                                    errstr_size);
-        if (r < 0 ||
-            (r == 0 && es_kafka_conf_set(conf, p->string, p->valuestring,
-                                         errstr, errstr_size)))
-            goto fail;
+    char err[512];
+    const cJSON *bad = apply_props(conf, props, &msk, err, sizeof err);
+    if (bad) {
+        snprintf(errstr, errstr_size, "kafka property \"%s\": %s", bad->string,
+                 err);
+        goto fail;
     }
     if (msk.enabled) {
         if (!msk_signer &&
