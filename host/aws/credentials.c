@@ -655,6 +655,27 @@ static int fresh(const es_aws_credentials_t *c, time_t now)
     return c->expiration == 0 || c->expiration - now > ES_AWS_REFRESH_MARGIN;
 }
 
+/* Credentials a source hands out already expired (a stale cache behind the
+ * endpoint, or this host's clock ahead) would be signed with, rejected by
+ * AWS with ExpiredToken, and fetched again on every use; refusing them
+ * here says why, and lets the next source answer. */
+static int expired_on_arrival(const es_aws_credentials_t *c, time_t now,
+                              notes_t *n)
+{
+    char when[32];
+    struct tm tm;
+    if (c->expiration == 0 || c->expiration > now)
+        return 0;
+    if (!gmtime_r(&c->expiration, &tm) ||
+        !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(when, sizeof(when), "%lld", (long long)c->expiration);
+    es_aws_note(n,
+                "%s: the credentials it gave expired at %s, %lld s ago by "
+                "this host's clock",
+                c->source, when, (long long)(now - c->expiration));
+    return 1;
+}
+
 int es_aws_provider_get(es_aws_provider_t *p, es_aws_credentials_t *out,
                         char *errstr, size_t errstr_size)
 {
@@ -675,7 +696,8 @@ int es_aws_provider_get(es_aws_provider_t *p, es_aws_credentials_t *out,
         goto done;
     }
     for (size_t i = 0; i < sizeof(chain) / sizeof(chain[0]); i++) {
-        if (chain[i](p, &got, &n) == SRC_OK) {
+        if (chain[i](p, &got, &n) == SRC_OK &&
+            !expired_on_arrival(&got, now, &n)) {
             p->cached = got;
             p->have_cached = 1;
             *out = got;

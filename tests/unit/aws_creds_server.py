@@ -218,7 +218,8 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/v2/credentials/"):
             if self.headers.get("Authorization") != CONTAINER_AUTH:
                 return self.reply(401, "{}")
-            ttl = 60 if path.endswith("/short") else 3600
+            ttl = {"short": 60, "expired": -120}.get(path.rsplit("/", 1)[1],
+                                                     3600)
             return self.reply(200, creds_json("CONTAINER", ttl))
         if path.startswith("/latest/meta-data/iam/security-credentials/"):
             if self.headers.get("X-aws-ec2-metadata-token") != IMDS_TOKEN:

@@ -374,6 +374,34 @@ START_TEST(test_container_wrong_token)
 }
 END_TEST
 
+/* Credentials that come already expired are not taken: the error says when
+ * they expired, and the next source in the chain (IMDS here) answers. */
+START_TEST(test_container_expired_on_arrival)
+{
+    es_aws_credentials_t c;
+    char err[1024];
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/expired",
+           1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer container-secret", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "container: the credentials it gave expired at "
+                              "20") != NULL &&
+                      strstr(err, " s ago by this host's clock") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", base_url, 1);
+    p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "IMDSAKID");
+    ck_assert_str_eq(c.source, "imds");
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
 START_TEST(test_container_full_uri_must_be_local_or_https)
 {
     es_aws_credentials_t c;
@@ -897,6 +925,7 @@ int main(void)
     tcase_add_test(tc, test_container_relative);
     tcase_add_test(tc, test_container_full_uri_token_file_refresh);
     tcase_add_test(tc, test_container_wrong_token);
+    tcase_add_test(tc, test_container_expired_on_arrival);
     tcase_add_test(tc, test_container_full_uri_must_be_local_or_https);
     tcase_add_test(tc, test_imds);
     tcase_add_test(tc, test_assume_role_source_profile);
