@@ -5,10 +5,10 @@
 if HAVE_CHECK
 check_PROGRAMS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
 	tests/fuzz/replay-avro tests/fuzz/replay-marketplace tests/fuzz/replay-subs \
-	tests/fuzz/replay-config tests/fuzz/replay-aws
+	tests/fuzz/replay-config tests/fuzz/replay-aws tests/fuzz/replay-chain
 TESTS += tests/fuzz/replay-decode tests/fuzz/replay-lua \
 	tests/fuzz/replay-avro tests/fuzz/replay-marketplace tests/fuzz/replay-subs \
-	tests/fuzz/replay-config tests/fuzz/replay-aws
+	tests/fuzz/replay-config tests/fuzz/replay-aws tests/fuzz/replay-chain
 endif
 FUZZ_SRC = tests/fuzz/replay.c tests/fuzz/fuzz.h host/src/decode.c \
 	host/src/json_edit.c
@@ -53,4 +53,13 @@ tests_fuzz_replay_aws_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/host/aws \
 	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/aws"'
 tests_fuzz_replay_aws_LDADD = host/aws/libesaws.la $(CURL_LIBS) $(CJSON_LIBS) \
 	$(OPENSSL_LIBS) -lpthread
+tests_fuzz_replay_chain_SOURCES = tests/fuzz/fuzz_chain.c tests/fuzz/replay.c \
+	tests/fuzz/fuzz.h plugins/handlers/blockchain/abi.c \
+	plugins/handlers/blockchain/rpc.c
+tests_fuzz_replay_chain_CPPFLAGS = $(AM_CPPFLAGS) \
+	-I$(top_srcdir)/plugins/handlers/blockchain \
+	-DFUZZ_CORPUS='"$(abs_top_srcdir)/tests/fuzz/corpus/chain"'
+tests_fuzz_replay_chain_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS)
+tests_fuzz_replay_chain_LDADD = $(CURL_LIBS) $(CJSON_LIBS) $(OPENSSL_LIBS) \
+	-lpthread
 EXTRA_DIST += tests/fuzz/corpus scripts/fuzz

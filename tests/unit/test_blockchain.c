@@ -122,6 +122,26 @@ START_TEST(test_decode_revert)
         "41",
         r, sizeof(r));
     ck_assert_str_eq(r, "custom error 0x08c379a0");
+    /* require(cond, ""): an Error(string) of length 0 */
+    bc_abi_decode_revert(
+        "0x08c379a0"
+        "0000000000000000000000000000000000000000000000000000000000000020"
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        r, sizeof(r));
+    ck_assert_str_eq(r, "reverted with an empty reason");
+    /* a reason's bytes that are not hex digits are refused, not shifted */
+    bc_abi_decode_revert(
+        "0x08c379a0"
+        "0000000000000000000000000000000000000000000000000000000000000020"
+        "0000000000000000000000000000000000000000000000000000000000000001"
+        "zz",
+        r, sizeof(r));
+    ck_assert_str_eq(r, "custom error 0x08c379a0");
+    /* a node's non-hex revert data never reaches the reason */
+    bc_abi_decode_revert("0x{\"9\x01", r, sizeof(r));
+    ck_assert_str_eq(r, "reverted (the revert data is not hex)");
+    bc_abi_decode_revert("0xabc", r, sizeof(r));
+    ck_assert_str_eq(r, "custom error 0xabc");
     /* truncated to the buffer */
     char small[8];
     bc_abi_decode_revert(REVERT_INVALID_TOKEN, small, sizeof(small));

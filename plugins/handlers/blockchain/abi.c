@@ -125,14 +125,17 @@ static int decode_error_string(const char *h, char *out, size_t out_size)
         return -1;
     size_t o = 0;
     for (size_t i = 0; i < len && o + 1 < out_size; i++) {
-        int c = hexval((unsigned char)h[at + 2 * i]) << 4 |
-                hexval((unsigned char)h[at + 2 * i + 1]);
-        if (c < 0)
+        int hi = hexval((unsigned char)h[at + 2 * i]);
+        int lo = hexval((unsigned char)h[at + 2 * i + 1]);
+        if (hi < 0 || lo < 0)
             return -1;
+        int c = hi << 4 | lo;
         /* A reason goes into logs and Kafka headers: keep it printable. */
         out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
     out[o] = '\0';
+    if (len == 0) /* require(cond, "") */
+        snprintf(out, out_size, "reverted with an empty reason");
     return 0;
 }
 
@@ -153,7 +156,15 @@ void bc_abi_decode_revert(const char *hex, char *out, size_t out_size)
         snprintf(out, out_size, "panic 0x%02llx", (unsigned long long)code);
         return;
     }
-    snprintf(out, out_size, "custom error 0x%.8s", h);
+    /* The selector of a custom error; the node's bytes go into the
+     * reason only when they are hex digits. */
+    size_t sel = 0;
+    while (sel < 8 && hexval((unsigned char)h[sel]) >= 0)
+        sel++;
+    if (h[sel] && sel < 8)
+        snprintf(out, out_size, "reverted (the revert data is not hex)");
+    else
+        snprintf(out, out_size, "custom error 0x%.8s", h);
 }
 
 int bc_quantity_parse(const char *hex, uint64_t *out)

@@ -112,6 +112,12 @@ bc_rpc_status_t bc_rpc_call(bc_rpc_t *rpc, const char *method,
                             struct cJSON *params, struct cJSON **result,
                             char *errstr, size_t errstr_size);
 
+/* The node's answer to `method`: BC_RPC_OK with *result (as above), or
+ * BC_RPC_REVERT / BC_RPC_TRANSIENT with errstr saying why. */
+bc_rpc_status_t bc_rpc_parse_response(const char *body, size_t len,
+                                      const char *method, struct cJSON **result,
+                                      char *errstr, size_t errstr_size);
+
 /* ------------------------------------------------------- the instance */
 
 #define BC_TYPE_MINTED "eventzr.blockchain.ticket.minted.v1"

@@ -73,6 +73,14 @@ void bc_rpc_destroy(bc_rpc_t *rpc)
     free(rpc);
 }
 
+/* The node's message, or `fallback` when it gave none (or an empty one):
+ * a reason is never empty. */
+static const char *message_or(const cJSON *msg, const char *fallback)
+{
+    return cJSON_IsString(msg) && msg->valuestring[0] ? msg->valuestring
+                                                      : fallback;
+}
+
 /* A revert shows up as a JSON-RPC error whose data carries the revert
  * bytes: a hex string (geth, ganache 7, Web3Signer passes it through) or an
  * object with "result"/"data" (older ganache). Geth also uses code 3. */
@@ -99,17 +107,17 @@ static int error_is_revert(const cJSON *err, char *errstr, size_t n)
     if (hex && strncmp(hex, "0x", 2) == 0)
         bc_abi_decode_revert(hex, errstr, n);
     else
-        snprintf(errstr, n, "%s",
-                 cJSON_IsString(msg) ? msg->valuestring : "reverted");
+        snprintf(errstr, n, "%s", message_or(msg, "reverted"));
     return 1;
 }
 
-static bc_rpc_status_t parse_response(const es_curlbuf_t *body,
+bc_rpc_status_t bc_rpc_parse_response(const char *body, size_t len,
                                       const char *method, cJSON **result,
                                       char *errstr, size_t n)
 {
-    cJSON *doc = cJSON_ParseWithLength(body->data ? body->data : "", body->len);
+    cJSON *doc = cJSON_ParseWithLength(body ? body : "", body ? len : 0);
     bc_rpc_status_t st = BC_RPC_TRANSIENT;
+    *result = NULL;
     if (!cJSON_IsObject(doc)) {
         snprintf(errstr, n, "%s: response is not a JSON object", method);
         goto done;
@@ -122,10 +130,11 @@ static bc_rpc_status_t parse_response(const es_curlbuf_t *body,
             goto done;
         }
         snprintf(errstr, n, "%s: node error: %s", method,
-                 cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+                 message_or(msg, "(no message)"));
         goto done;
     }
-    if (!cJSON_HasObjectItem(doc, "result")) {
+    /* Case-sensitive, as the detach below is: "Result" is no result. */
+    if (!cJSON_GetObjectItemCaseSensitive(doc, "result")) {
         snprintf(errstr, n, "%s: response has no result", method);
         goto done;
     }
@@ -167,7 +176,8 @@ bc_rpc_status_t bc_rpc_call(bc_rpc_t *rpc, const char *method, cJSON *params,
     curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &code);
     /* Some nodes answer a JSON-RPC error with a 4xx/5xx status: read the
      * body first, it tells a revert from an outage. */
-    st = parse_response(&body, method, result, errstr, errstr_size);
+    st = bc_rpc_parse_response(body.data, body.len, method, result, errstr,
+                               errstr_size);
     if (st == BC_RPC_OK && code != 200) {
         cJSON_Delete(*result);
         *result = NULL;
