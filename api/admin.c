@@ -10,6 +10,10 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "admin.h"
 #include "internal/es_base64.h"
@@ -512,6 +516,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* A token or a PEM file: 64 KiB is far more than either needs. */
+#define SECRET_FILE_MAX (64 * 1024)
+
 static char *read_file(const char *path, char *errstr, size_t errstr_size,
                        const char *key)
 {
@@ -521,9 +528,18 @@ static char *read_file(const char *path, char *errstr, size_t errstr_size,
                  strerror(errno));
         return NULL;
     }
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    char *buf = calloc(1, SECRET_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, SECRET_FILE_MAX + 1, f) : 0;
+    int failed = !buf || ferror(f);
     fclose(f);
+    if (failed || n > SECRET_FILE_MAX) {
+        snprintf(errstr, errstr_size, "%s: %s: %s", key, path,
+                 !buf                  ? "out of memory"
+                 : n > SECRET_FILE_MAX ? "is larger than 64 KiB"
+                                       : "read error");
+        free(buf);
+        return NULL;
+    }
     buf[n] = '\0';
     return buf;
 }
@@ -546,17 +562,68 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa)
     return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
+/* An encrypted key would make OpenSSL ask on the terminal: a daemon
+ * has none, so it is refused instead. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+/* libmicrohttpd (GnuTLS) would only say it cannot start; OpenSSL reads the
+ * same PEM files first, so the error names the file and what is wrong. */
+static int check_tls_pair(const es_admin_t *a, const es_config_t *conf,
+                          char *errstr, size_t errstr_size)
+{
+    BIO *cb = BIO_new_mem_buf(a->cert, -1);
+    BIO *kb = BIO_new_mem_buf(a->key, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, no_password, NULL) : NULL;
+    EVP_PKEY *k =
+        kb ? PEM_read_bio_PrivateKey(kb, NULL, no_password, NULL) : NULL;
+    int rc = -1;
+    if (!x)
+        snprintf(errstr, errstr_size,
+                 "api.tls_cert: %s holds no PEM certificate",
+                 conf->api_tls_cert);
+    else if (!k)
+        snprintf(errstr, errstr_size,
+                 "api.tls_key: %s holds no PEM private key (or an encrypted "
+                 "one: the daemon cannot type its password)",
+                 conf->api_tls_key);
+    else if (X509_check_private_key(x, k) != 1)
+        snprintf(errstr, errstr_size,
+                 "api.tls_key: %s is not the key of the certificate in %s",
+                 conf->api_tls_key, conf->api_tls_cert);
+    else
+        rc = 0;
+    ERR_clear_error();
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
+    return rc;
+}
+
 static int load_secrets(es_admin_t *a, const es_config_t *conf, char *errstr,
                         size_t errstr_size)
 {
-    if (conf->api_token)
-        a->token = strdup(conf->api_token);
+    if (conf->api_token && !(a->token = strdup(conf->api_token))) {
+        snprintf(errstr, errstr_size, "api.token: out of memory");
+        return -1;
+    }
     if (conf->api_token_file) {
         a->token = read_file(conf->api_token_file, errstr, errstr_size,
                              "api.token_file");
         if (!a->token)
             return -1;
         a->token[strcspn(a->token, "\r\n")] = '\0';
+        /* An empty token would let "Authorization: Bearer " in. */
+        if (!a->token[0]) {
+            snprintf(errstr, errstr_size,
+                     "api.token_file: %s has no token on its first line",
+                     conf->api_token_file);
+            return -1;
+        }
     }
     if (conf->api_tls_cert) {
         a->cert =
@@ -564,23 +631,61 @@ static int load_secrets(es_admin_t *a, const es_config_t *conf, char *errstr,
         a->key = a->cert ? read_file(conf->api_tls_key, errstr, errstr_size,
                                      "api.tls_key")
                          : NULL;
-        if (!a->key)
+        if (!a->key || check_tls_pair(a, conf, errstr, errstr_size))
             return -1;
     }
     return 0;
+}
+
+static int check_listen(const es_config_t *conf, struct sockaddr_in *sa,
+                        char *errstr, size_t errstr_size)
+{
+    if (parse_listen(conf->api_listen, sa) == 0)
+        return 0;
+    snprintf(errstr, errstr_size,
+             "%s: api.listen: \"%s\" is not IPv4-address:port", conf->path,
+             conf->api_listen);
+    return -1;
+}
+
+/* The secrets' memory, cleared: a token and a key leave nothing behind. */
+static void free_secrets(es_admin_t *a)
+{
+    char *secrets[] = {a->token, a->cert, a->key};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        if (secrets[i])
+            OPENSSL_cleanse(secrets[i], strlen(secrets[i]));
+        free(secrets[i]);
+    }
+    a->token = a->cert = a->key = NULL;
+}
+
+int es_admin_check(const es_config_t *conf, char *errstr, size_t errstr_size)
+{
+    struct sockaddr_in sa;
+    es_admin_t a;
+    char err[512];
+    if (check_listen(conf, &sa, errstr, errstr_size))
+        return -1;
+    memset(&a, 0, sizeof a);
+    int rc = load_secrets(&a, conf, err, sizeof err);
+    if (rc)
+        snprintf(errstr, errstr_size, "%s: %s", conf->path, err);
+    free_secrets(&a);
+    return rc;
 }
 
 es_admin_t *es_admin_start(const es_config_t *conf, es_pipeline_t *p,
                            char *errstr, size_t errstr_size)
 {
     struct sockaddr_in sa;
-    if (parse_listen(conf->api_listen, &sa)) {
-        snprintf(errstr, errstr_size,
-                 "%s: api.listen: \"%s\" is not IPv4-address:port", conf->path,
-                 conf->api_listen);
+    if (check_listen(conf, &sa, errstr, errstr_size))
+        return NULL;
+    es_admin_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(errstr, errstr_size, "%s: api: out of memory", conf->path);
         return NULL;
     }
-    es_admin_t *a = calloc(1, sizeof *a);
     a->pipeline = p;
     pthread_mutex_init(&a->lock, NULL);
     char err[512];
@@ -600,7 +705,9 @@ es_admin_t *es_admin_start(const es_config_t *conf, es_pipeline_t *p,
         a->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, a->cert,
         MHD_OPTION_HTTPS_MEM_KEY, a->key, MHD_OPTION_END);
     if (!a->mhd) {
-        snprintf(errstr, errstr_size, "%s: api.listen: cannot listen on %s",
+        snprintf(errstr, errstr_size,
+                 "%s: api.listen: cannot listen on %s (in use, or not an "
+                 "address of this host)",
                  conf->path, conf->api_listen);
         es_admin_stop(a);
         return NULL;
@@ -618,8 +725,6 @@ void es_admin_stop(es_admin_t *a)
     if (a->mhd)
         MHD_stop_daemon(a->mhd);
     pthread_mutex_destroy(&a->lock);
-    free(a->token);
-    free(a->cert);
-    free(a->key);
+    free_secrets(a);
     free(a);
 }

@@ -65,6 +65,11 @@ static int check_config(const char *path)
         es_config_destroy(conf);
         return 1;
     }
+    if (conf->api_listen && es_admin_check(conf, err, sizeof err)) {
+        fprintf(stderr, "eventstreamd: %s\n", err);
+        es_config_destroy(conf);
+        return 1;
+    }
     if (load_plugins(conf, &loader) == 0 &&
         es_pipeline_check_instances(conf, &loader, err, sizeof err) == 0) {
         printf("%s: OK (%zu instance(s), %zu route(s))\n", path,
@@ -93,6 +98,13 @@ static int run(const char *path)
     es_admin_t *admin = NULL;
     int rc = 1;
     if (es_kafka_props_check(conf->kafka_properties, path, err, sizeof err)) {
+        fprintf(stderr, "eventstreamd: %s\n", err);
+        es_config_destroy(conf);
+        return 1;
+    }
+    /* Before any broker or consumer starts, so a bad API file stops the
+     * daemon at once (es_admin_start checks the same again). */
+    if (conf->api_listen && es_admin_check(conf, err, sizeof err)) {
         fprintf(stderr, "eventstreamd: %s\n", err);
         es_config_destroy(conf);
         return 1;

@@ -63,4 +63,69 @@ for path in $(sed -n 's/^  \(\/[^:]*\):$/\1/p' "$SRC_DIR/api/openapi.yaml"); do
         "$(cat "$ES_TMP/answer")" != '{"error":"no such endpoint"}'
 done
 es_stop_daemon TERM
+
+# HTTPS with the token in a file. --check-config reads the files as the
+# daemon does: a missing, empty, mismatched or encrypted one is an error
+# naming the file and the key, and the daemon refuses to start with it.
+TLS=$ES_TMP/tls
+mkdir -p "$TLS"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS/key.pem" \
+    -out "$TLS/cert.pem" -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS/other-key.pem" \
+    -out "$TLS/other-cert.pem" -days 2 -subj /CN=other 2>/dev/null
+openssl pkey -in "$TLS/key.pem" -aes256 -passout pass:pw \
+    -out "$TLS/encrypted-key.pem"
+printf '%s\n' "$TOKEN" >"$TLS/token"
+: >"$TLS/empty-token"
+tls_config() { # NAME TOKEN_FILE CERT KEY
+    es_config "$1" "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
+  \"plugin_dir\": \"$ES_PLUGIN_DIR\", \"state_dir\": \"$ES_TMP/state\",
+  \"api\": {\"listen\": \"127.0.0.1:$PORT\", \"token_file\": \"$2\",
+            \"tls_cert\": \"$3\", \"tls_key\": \"$4\"},
+  \"instances\": {\"out\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"api-in\"], \"destinations\": [\"out\"]}]
+}"
+}
+refused() { # NAME CONFIG EXPECTED-MESSAGE
+    local got
+    got=$("$ES_BIN" --check-config "$2" 2>&1 | tail -1 || true)
+    es_eq "--check-config: $1" "eventstreamd: $2: $3" "$got"
+    got=$(timeout 20 "$ES_BIN" -c "$2" 2>&1 | grep -v 'level=' | tail -1 || true)
+    es_eq "start refused: $1" "eventstreamd: $2: $3" "$got"
+}
+C=$(tls_config tls-mismatch "$TLS/token" "$TLS/cert.pem" "$TLS/other-key.pem")
+refused "key of another certificate" "$C" \
+    "api.tls_key: $TLS/other-key.pem is not the key of the certificate in $TLS/cert.pem"
+C=$(tls_config tls-encrypted "$TLS/token" "$TLS/cert.pem" "$TLS/encrypted-key.pem")
+refused "encrypted key" "$C" \
+    "api.tls_key: $TLS/encrypted-key.pem holds no PEM private key (or an encrypted one: the daemon cannot type its password)"
+C=$(tls_config tls-swapped "$TLS/token" "$TLS/key.pem" "$TLS/cert.pem")
+refused "key given as the certificate" "$C" \
+    "api.tls_cert: $TLS/key.pem holds no PEM certificate"
+C=$(tls_config tls-missing "$TLS/token" "$TLS/nope.pem" "$TLS/key.pem")
+refused "missing certificate" "$C" \
+    "api.tls_cert: cannot read $TLS/nope.pem: No such file or directory"
+C=$(tls_config tls-empty-token "$TLS/empty-token" "$TLS/cert.pem" "$TLS/key.pem")
+refused "empty token file" "$C" \
+    "api.token_file: $TLS/empty-token has no token on its first line"
+
+C=$(tls_config tls "$TLS/token" "$TLS/cert.pem" "$TLS/key.pem")
+es_eq "--check-config: the good TLS files" "$C: OK (1 instance(s), 1 route(s))" \
+    "$("$ES_BIN" --check-config "$C" 2>/dev/null)"
+es_start_daemon "$C"
+es_check "log says https with a token" grep -q \
+    "admin API listening on 127.0.0.1:$PORT (https, bearer token required)" "$ES_DAEMON_LOG"
+TLS_URL=https://127.0.0.1:$PORT
+es_eq "https health, certificate verified" '{"status":"ok"}' \
+    "$(curl -s --cacert "$TLS/cert.pem" "$TLS_URL/health")"
+es_eq "https: the token from the file" 200 "$(curl -s -o /dev/null -w '%{http_code}' \
+    --cacert "$TLS/cert.pem" -H "Authorization: Bearer $TOKEN" "$TLS_URL/metrics")"
+es_eq "https: an empty bearer token is refused" 401 "$(curl -s -o /dev/null -w '%{http_code}' \
+    --cacert "$TLS/cert.pem" -H "Authorization: Bearer " "$TLS_URL/metrics")"
+es_check "plain http to the TLS port gets no answer" bash -c \
+    "! curl -s --max-time 5 '$URL/health' | grep -q status"
+es_stop_daemon TERM
 es_finish
