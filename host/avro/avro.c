@@ -15,6 +15,7 @@
 
 #include "avro_int.h"
 #include "es_avro.h"
+#include "internal/es_file_check.h"
 #include "internal/es_json_int.h"
 
 #define EA_MAX_IDS_PER_TOPIC 16
@@ -163,6 +164,10 @@ static int check_url(es_avro_t *a, char *errstr, size_t errstr_size)
         }
         return 0;
     }
+    if (a->reg.ca_file &&
+        es_file_check_readable("schema_registry.ca_file", a->reg.ca_file,
+                               errstr, errstr_size))
+        return -1;
     if (strncmp(a->reg.url, "http://", 7) != 0 &&
         strncmp(a->reg.url, "https://", 8) != 0) {
         snprintf(errstr, errstr_size,

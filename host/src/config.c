@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "internal/es_file_check.h"
 #include "internal/es_json_int.h"
 #include "internal/es_json_keys.h"
 
@@ -587,6 +588,11 @@ static int validate(parse_ctx_t *ctx, es_config_t *conf)
     if (conf->api_token && conf->api_token_file)
         return fail(ctx, "api.token_file",
                     "give either api.token or api.token_file, not both");
+    int unreadable =
+        conf->region_ca_file ? es_file_unreadable(conf->region_ca_file) : 0;
+    if (unreadable)
+        return fail(ctx, "region.ca_file", "%s: %s", conf->region_ca_file,
+                    strerror(unreadable));
     if (conf->region_unknown && strcmp(conf->region_unknown, "forward") &&
         strcmp(conf->region_unknown, "skip"))
         return fail(ctx, "region.unknown_tenant",

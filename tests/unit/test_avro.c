@@ -424,6 +424,9 @@ START_TEST(test_config_errors)
     config_error("{\"url\": \"http://x\", \"cache_size\": 1e300}",
                  "schema_registry.cache_size: must be an integer");
     config_error("{\"password\": \"p\"}", "schema_registry.url: required");
+    config_error("{\"url\": \"https://x\", \"ca_file\": \"/nonexistent.pem\"}",
+                 "schema_registry.ca_file: /nonexistent.pem: No such file or "
+                 "directory");
     config_error("[]", "schema_registry: must be an object");
     config_error("{\"retry_hold_ms\": -1}",
                  "schema_registry.retry_hold_ms: must be an integer");

@@ -387,6 +387,10 @@ START_TEST(test_config_errors)
          "\",\"from_address\":\"" MINTER
          "\",\"rpc_bearer_token\":\"t\\r\\nX-Evil: 1\"}",
          "rpc_bearer_token: must not hold a line break"},
+        {"{\"rpc_url\":\"https://x\",\"contract_address\":\"" CONTRACT
+         "\",\"from_address\":\"" MINTER
+         "\",\"rpc_ca_file\":\"/nonexistent/ca.pem\"}",
+         "rpc_ca_file: /nonexistent/ca.pem: No such file or directory"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[256] = "";

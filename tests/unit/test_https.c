@@ -358,6 +358,25 @@ START_TEST(config_errors)
     e = init_error("{\"url\":\"https://x\",\"auth\":{\"type\":\"bearer\","
                    "\"token\":\"SECRETVALUE\\r\\nX-Evil: 1\"}}");
     ck_assert_str_eq(e, "auth.token: must not hold a line break");
+    /* Files libcurl would open only when it sends are checked at init. */
+    ck_assert_str_eq(
+        init_error("{\"url\":\"https://x\",\"tls\":{\"ca_file\":"
+                   "\"/nonexistent/ca.pem\"}}"),
+        "tls.ca_file: /nonexistent/ca.pem: No such file or directory");
+    ck_assert_str_eq(init_error("{\"url\":\"https://x\",\"tls\":{"
+                                "\"ca_file\":\"/tmp\"}}"),
+                     "tls.ca_file: /tmp: Is a directory");
+    ck_assert_str_eq(init_error("{\"url\":\"https://x\",\"tls\":{"
+                                "\"ca_path\":\"/nonexistent\"}}"),
+                     "tls.ca_path: /nonexistent: No such file or directory");
+    ck_assert_str_eq(
+        init_error("{\"url\":\"https://x\",\"tls\":{\"client_cert\":"
+                   "\"/nonexistent/c.pem\",\"client_key\":\"/dev/null\"}}"),
+        "tls.client_cert: /nonexistent/c.pem: No such file or directory");
+    ck_assert_str_eq(
+        init_error("{\"url\":\"https://x\",\"tls\":{\"client_cert\":"
+                   "\"/dev/null\",\"client_key\":\"/nonexistent/k.pem\"}}"),
+        "tls.client_key: /nonexistent/k.pem: No such file or directory");
     /* The origin goes into a header line and is compared with the
      * receiver's answer: a CR/LF, a space or 300 bytes are refused. */
     char cfgtext[512], longname[301];

@@ -87,6 +87,11 @@ START_TEST(config_errors_name_file_and_key)
                               "\"colour\": 1}",
                               err, sizeof err));
     ck_assert_str_eq(err, "conf.json: region.colour: unknown key");
+    ck_assert_ptr_null(config("{\"name\": \"a\", \"tenant_regions\": "
+                              "\"https://x/map\", \"ca_file\": \"/nope.pem\"}",
+                              err, sizeof err));
+    ck_assert_str_eq(err, "conf.json: region.ca_file: /nope.pem: No such file "
+                          "or directory");
 }
 END_TEST
 

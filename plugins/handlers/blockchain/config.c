@@ -1,6 +1,7 @@
 /* Configuration of a blockchain handler instance: a table of keys, each
  * with its type and bounds; unknown keys are errors. */
 #include "bc.h"
+#include "internal/es_file_check.h"
 #include "internal/es_json_int.h"
 
 #include <stdio.h>
@@ -184,6 +185,9 @@ int bc_config_parse(bc_config_t *c, const cJSON *config, char *errstr, size_t n)
         snprintf(errstr, n, "rpc_bearer_token: must not hold a line break");
         return -1;
     }
+    if (c->rpc_ca_file &&
+        es_file_check_readable("rpc_ca_file", c->rpc_ca_file, errstr, n))
+        return -1;
     if (!c->chain_id && !(c->chain_id = strdup("ETHEREUM")))
         return -1;
     if (!c->source && !(c->source = strdup("blockchain-svc")))

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "https.h"
+#include "internal/es_file_check.h"
 #include "internal/es_json_int.h"
 
 typedef enum hs_opt_type_e {
@@ -346,6 +347,25 @@ static int origin_ok(const char *origin)
     return 1;
 }
 
+/* libcurl opens these only when it sends: checked here, a typo stops
+ * startup instead of failing every delivery. */
+static int check_tls_files(const hs_conf_t *c, char *errstr, size_t n)
+{
+    if (c->ca_file &&
+        es_file_check_readable("tls.ca_file", c->ca_file, errstr, n))
+        return -1;
+    if (c->ca_path &&
+        es_dir_check_readable("tls.ca_path", c->ca_path, errstr, n))
+        return -1;
+    if (c->client_cert &&
+        es_file_check_readable("tls.client_cert", c->client_cert, errstr, n))
+        return -1;
+    if (c->client_key &&
+        es_file_check_readable("tls.client_key", c->client_key, errstr, n))
+        return -1;
+    return 0;
+}
+
 static int check_conf(hs_conf_t *c, char *errstr, size_t n)
 {
     if (!c->url) {
@@ -386,6 +406,8 @@ static int check_conf(hs_conf_t *c, char *errstr, size_t n)
                  c->client_cert ? "client_cert" : "client_key");
         return -1;
     }
+    if (check_tls_files(c, errstr, n))
+        return -1;
     if (c->handshake_origin && !origin_ok(c->handshake_origin)) {
         snprintf(errstr, n,
                  "handshake.origin: must be a host name of 1 to %d printable "

@@ -1,0 +1,66 @@
+/*
+ * Whether a file or directory a config names can be read now (header
+ * only): CA bundles, client certificates and keys, which libcurl opens only
+ * when it makes a request. A typo there would otherwise fail every
+ * delivery with "problem with the SSL CA cert", retried for ever; checked
+ * at init, it stops startup (and --check-config) naming the key. Not part
+ * of the plugin SDK.
+ */
+#ifndef ES_FILE_CHECK_H
+#define ES_FILE_CHECK_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* 0 when `path` is a regular file this process can open for reading,
+ * else why not (an errno value). */
+static inline int es_file_unreadable(const char *path)
+{
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    int err = f ? 0 : errno;
+    if (f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))
+        err = EISDIR;
+    if (f)
+        fclose(f);
+    return err;
+}
+
+/* The same for a directory (a CA directory of hashed names). */
+static inline int es_dir_unreadable(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return errno;
+    closedir(d);
+    return 0;
+}
+
+/* 0, or -1 with "KEY: PATH: why" in errstr. */
+static inline int es_path_check(int err, const char *key, const char *path,
+                                char *errstr, size_t errstr_size)
+{
+    if (!err)
+        return 0;
+    snprintf(errstr, errstr_size, "%s: %s: %s", key, path, strerror(err));
+    return -1;
+}
+
+static inline int es_file_check_readable(const char *key, const char *path,
+                                         char *errstr, size_t errstr_size)
+{
+    return es_path_check(es_file_unreadable(path), key, path, errstr,
+                         errstr_size);
+}
+
+static inline int es_dir_check_readable(const char *key, const char *path,
+                                        char *errstr, size_t errstr_size)
+{
+    return es_path_check(es_dir_unreadable(path), key, path, errstr,
+                         errstr_size);
+}
+
+#endif
