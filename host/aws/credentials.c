@@ -140,6 +140,7 @@ long es_aws_http_call_signed(const es_aws_provider_t *p, const char *method,
     CURL *c = curl_easy_init();
     struct curl_slist *hl = NULL;
     es_curlbuf_t b = {.max = ES_AWS_MAX_RESPONSE};
+    char detail[CURL_ERROR_SIZE] = "";
     long status = -1;
     *resp = NULL;
     if (!c) {
@@ -161,6 +162,13 @@ long es_aws_http_call_signed(const es_aws_provider_t *p, const char *method,
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Which TLS problem, where curl_easy_strerror only says "SSL peer
+     * certificate ... was not OK". */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
+    /* As the AWS SDKs do: a private CA for STS, SSO or the container
+     * endpoint behind TLS. */
+    if (es_aws_env("AWS_CA_BUNDLE"))
+        curl_easy_setopt(c, CURLOPT_CAINFO, es_aws_env("AWS_CA_BUNDLE"));
     if (sign) {
         curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
         curl_easy_setopt(c, CURLOPT_USERNAME, sign->access_key_id);
@@ -176,7 +184,9 @@ long es_aws_http_call_signed(const es_aws_provider_t *p, const char *method,
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
         snprintf(errstr, errstr_size, "%s",
-                 b.overflow ? "response too large" : curl_easy_strerror(rc));
+                 b.overflow  ? "response too large"
+                 : detail[0] ? detail
+                             : curl_easy_strerror(rc));
         goto done;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

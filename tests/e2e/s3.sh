@@ -13,7 +13,10 @@
 #   4. credentials from a profile's credential_process (the environment
 #      keys unset), and objects larger than part_size: multipart uploads of
 #      gzip objects made of many members, which decompress (gzip, zcat,
-#      Python) to exactly the produced events.
+#      Python) to exactly the produced events;
+#   5. an https endpoint behind a private CA: refused without it (the TLS
+#      problem in the log, nothing lost), taken with ca_file and with
+#      AWS_CA_BUNDLE; a ca_file that does not exist is a config error.
 . "$(dirname "$0")/lib.sh"
 
 TOPIC=eventzr.marketplace.listing.created.v1
@@ -29,10 +32,15 @@ if [ ! -x "$S3RVER" ]; then
     exit 1
 fi
 
-# --- peers: broker and the verifying front (which starts s3rver)
-es_start_broker -t "$TOPIC:2" -t eventstream.dlq:1
+# --- peers: broker and the verifying front (which starts s3rver; it also
+# speaks HTTPS with a self-signed certificate, the private CA of part 5)
+es_start_broker -t "$TOPIC:2" -t eventstream.dlq:1 -t e2e.tls:1
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$ES_TMP/store-key.pem" \
+    -out "$ES_TMP/store-ca.pem" -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 2>/dev/null
 python3 "$SRC_DIR/tests/e2e/s3_front.py" --s3rver "$S3RVER" --data "$DATA" \
     --bucket e2e --access-key "$AKID" --secret-key "$SECRET" --region eu-west-1 \
+    --tls-cert "$ES_TMP/store-ca.pem" --tls-key "$ES_TMP/store-key.pem" \
     >"$ES_TMP/front.out" 2>"$ES_TMP/front.err" &
 ES_PIDS+=($!)
 for _ in $(seq 1 300); do
@@ -40,6 +48,7 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 FRONT_PORT=$(sed -n 's/^port=//p' "$ES_TMP/front.out")
+TLS_PORT=$(sed -n 's/^tls_port=//p' "$ES_TMP/front.out")
 [ -n "$FRONT_PORT" ] || { cat "$ES_TMP/front.err" >&2; exit 1; }
 
 front_stat() {
@@ -237,6 +246,68 @@ es_check "objects are multi-member gzip, each member whole lines ($members)" \
 es_check "zcat of the objects gives exactly the produced events" \
     cmp -s <(cut -f2 "$ES_TMP/b4.txt" | sort) \
     <(find "$DATA/e2e/mm" -name '*._S3rver_object' -exec zcat {} + | sort)
+es_stop_daemon TERM || true
+
+# --- 5. https endpoint behind a private CA (credentials still from the
+# credential_process profile)
+tls_config() { # NAME GROUP CA_FILE_MEMBER
+    es_config "$1" "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\",
+     \"auto.offset.reset\": \"earliest\"}},
+  \"plugin_dir\": \"$ES_PLUGIN_DIR\",
+  \"state_dir\": \"$ES_TMP/state-$1\",
+  \"retry\": {\"initial_backoff_ms\": 200, \"max_backoff_ms\": 1000, \"max_attempts\": 0},
+  \"pipeline\": {\"shutdown_timeout_ms\": 1000},
+  \"instances\": {\"lake\": {\"plugin\": \"s3\", \"config\": {$3
+     \"bucket\": \"e2e\", \"region\": \"eu-west-1\", \"profile\": \"e2eproc\",
+     \"endpoint\": \"https://127.0.0.1:$TLS_PORT\", \"path_style\": true,
+     \"max_object_age_ms\": 500,
+     \"key_template\": \"tls/{topic}/{tenant}/{partition}-{start_offset}-{end_offset}.jsonl\",
+     \"gzip\": false}}},
+  \"routes\": [{\"name\": \"listings-tls\", \"group\": \"$2\",
+               \"topics\": [\"e2e.tls\"], \"destinations\": [\"lake\"]}]
+}"
+}
+tls_ids() {
+    (find "$DATA/e2e/tls" -name '*._S3rver_object' -exec cat {} + 2>/dev/null || true) |
+        python3 -c 'import json,sys; [print(json.loads(l)["id"]) for l in sys.stdin]'
+}
+C=$(tls_config tls-missing s3-e2e-tls "\"ca_file\": \"$ES_TMP/no-ca.pem\",")
+es_eq "ca_file that does not exist: config error" \
+    "ca_file: $ES_TMP/no-ca.pem: No such file or directory" \
+    "$("$ES_BIN" --check-config "$C" 2>&1 | sed -n 's/.*instances\.lake\.config: //p' | tail -1)"
+C=$(tls_config tls-env-missing s3-e2e-tls "")
+es_eq "AWS_CA_BUNDLE that does not exist: config error" \
+    "ca_file (AWS_CA_BUNDLE): $ES_TMP/no-ca.pem: No such file or directory" \
+    "$(AWS_CA_BUNDLE=$ES_TMP/no-ca.pem "$ES_BIN" --check-config "$C" 2>&1 |
+        sed -n 's/.*instances\.lake\.config: //p' | tail -1)"
+
+C=$(tls_config tls-noca s3-e2e-tls "")
+es_start_daemon "$C"
+python3 "$GEN" 60 --start 8000 --keyed --tenants 1 >"$ES_TMP/b5.txt"
+es_produce e2e.tls "$ES_TMP/b5.txt"
+es_check "without the CA: the TLS problem is in the log" \
+    es_wait_log "SSL certificate problem: self.signed certificate" 30
+es_eq "without the CA: nothing stored" 0 "$(tls_ids | wc -l)"
+es_stop_daemon TERM || true
+
+C=$(tls_config tls-ca s3-e2e-tls "\"ca_file\": \"$ES_TMP/store-ca.pem\",")
+es_start_daemon "$C"
+for _ in $(seq 1 60); do [ "$(tls_ids | sort -u | wc -l)" -ge 60 ] && break; sleep 0.5; done
+es_check "with ca_file: the same 60 events stored over https, none lost" \
+    cmp -s <(cut -f2 "$ES_TMP/b5.txt" | python3 -c 'import json,sys; [print(json.loads(l)["id"]) for l in sys.stdin]' | sort) \
+    <(tls_ids | sort -u)
+es_stop_daemon TERM || true
+
+C=$(tls_config tls-env s3-e2e-tls "")
+export AWS_CA_BUNDLE=$ES_TMP/store-ca.pem
+es_start_daemon "$C"
+unset AWS_CA_BUNDLE
+python3 "$GEN" 40 --start 9000 --keyed --tenants 1 >"$ES_TMP/b6.txt"
+es_produce e2e.tls "$ES_TMP/b6.txt"
+for _ in $(seq 1 60); do [ "$(tls_ids | sort -u | wc -l)" -ge 100 ] && break; sleep 0.5; done
+es_eq "with AWS_CA_BUNDLE: 40 more stored" 100 "$(tls_ids | sort -u | wc -l)"
 es_stop_daemon TERM || true
 
 es_finish

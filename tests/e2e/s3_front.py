@@ -21,8 +21,9 @@ Test controls (unsigned, never forwarded):
   POST /__front/fail?put_500=N          next N PutObject/UploadPart get 500
   GET  /__front/stats                   JSON counters
 
-Prints "port=N" when ready; stops (and stops s3rver) on SIGTERM/SIGINT or
-when stdin reaches EOF with --stdin-lifetime.
+Prints "port=N" when ready (after "tls_port=N" with --tls-cert: a second
+listener speaking HTTPS to the same store); stops (and stops s3rver) on
+SIGTERM/SIGINT or when stdin reaches EOF with --stdin-lifetime.
 """
 import argparse
 import hashlib
@@ -31,6 +32,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -274,6 +276,8 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--stdin-lifetime", action="store_true")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--tls-cert", help="also serve HTTPS with this cert")
+    ap.add_argument("--tls-key", help="the key of --tls-cert")
     ARGS = ap.parse_args()
 
     S3RVER_PORT = free_port()
@@ -305,6 +309,14 @@ def main():
             time.sleep(0.05)
     srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Front)
     srv.daemon_threads = True
+    if ARGS.tls_cert:
+        tls = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+        tls.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.tls_cert, ARGS.tls_key)
+        tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
+        print("tls_port=%d" % tls.server_address[1], flush=True)
     print("port=%d" % srv.server_address[1], flush=True)
     if ARGS.stdin_lifetime:
         threading.Thread(target=srv.serve_forever, daemon=True).start()

@@ -4,8 +4,9 @@
 Plays STS AssumeRoleWithWebIdentity and AssumeRole (XML), the SSO portal's
 GetRoleCredentials (JSON), the ECS/EKS container endpoint (JSON,
 Authorization header checked) and IMDSv2 (token PUT, then GETs that must
-carry the token). Prints "port=N" once listening; serves until stdin closes
-or it is killed. GET /stats answers request counts per path.
+carry the token). Prints "port=N tls_port=M cert=PATH" once listening (M
+serves the same over HTTPS with the self-signed certificate PATH); serves
+until stdin closes or it is killed. GET /stats answers request counts per path.
 
 AssumeRole checks the request's SigV4 signature independently, with
 botocore's signer (Debian's python3-botocore), against the secret of the
@@ -15,8 +16,13 @@ sent and signed too.
 """
 import datetime
 import json
+import os
 import secrets
+import shutil
+import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -235,9 +241,35 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
-    print("port=%d" % srv.server_address[1], flush=True)
+    tls, certdir = tls_server()
+    print("port=%d tls_port=%d cert=%s" % (
+        srv.server_address[1], tls.server_address[1],
+        os.path.join(certdir, "cert.pem")), flush=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    sys.stdin.read()  # the test closes our stdin (or dies) to stop us
+    threading.Thread(target=tls.serve_forever, daemon=True).start()
+    try:
+        sys.stdin.read()  # the test closes our stdin (or dies) to stop us
+    finally:
+        shutil.rmtree(certdir, ignore_errors=True)
+
+
+def tls_server():
+    """The same endpoints over HTTPS, with a self-signed certificate made
+    here (a private CA, as AWS_CA_BUNDLE is for)."""
+    certdir = tempfile.mkdtemp(prefix="aws-creds-tls-")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", os.path.join(certdir, "key.pem"),
+         "-out", os.path.join(certdir, "cert.pem"), "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(certdir, "cert.pem"),
+                        os.path.join(certdir, "key.pem"))
+    tls = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    tls.daemon_threads = True
+    tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+    return tls, certdir
 
 
 if __name__ == "__main__":

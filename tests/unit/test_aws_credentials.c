@@ -15,7 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int server_port;
+static int server_port, server_tls_port;
+static char server_cert[256];
 static pid_t server_pid;
 static int server_stdin = -1;
 static char tmpdir[256];
@@ -41,12 +42,13 @@ static const char *const aws_env[] = {"AWS_ACCESS_KEY_ID",
                                       "AWS_ENDPOINT_URL_SSO",
                                       "AWS_REGION",
                                       "AWS_DEFAULT_REGION",
+                                      "AWS_CA_BUNDLE",
                                       NULL};
 
 static void start_server(void)
 {
     int in[2], out[2];
-    char script[512], line[64];
+    char script[512], line[512];
     snprintf(script, sizeof(script), "%s/tests/unit/aws_creds_server.py",
              ES_TEST_SRCDIR);
     if (pipe(in) || pipe(out))
@@ -65,7 +67,8 @@ static void start_server(void)
     server_stdin = in[1];
     FILE *f = fdopen(out[0], "r");
     if (!f || !fgets(line, sizeof(line), f) ||
-        sscanf(line, "port=%d", &server_port) != 1) {
+        sscanf(line, "port=%d tls_port=%d cert=%255s", &server_port,
+               &server_tls_port, server_cert) != 3) {
         fprintf(stderr, "aws_creds_server.py did not start\n");
         exit(1);
     }
@@ -398,6 +401,32 @@ START_TEST(test_container_expired_on_arrival)
     ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
     ck_assert_str_eq(c.access_key_id, "IMDSAKID");
     ck_assert_str_eq(c.source, "imds");
+    es_aws_provider_destroy(p);
+}
+END_TEST
+
+/* An endpoint behind a private CA: refused by the system store, taken with
+ * AWS_CA_BUNDLE (as the AWS SDKs do). */
+START_TEST(test_container_https_with_aws_ca_bundle)
+{
+    es_aws_credentials_t c;
+    char err[1024], url[128];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/v2/credentials/long",
+             server_tls_port);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer container-secret", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    es_aws_provider_t *p = provider();
+    ck_assert_int_eq(es_aws_provider_get(p, &c, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "container: SSL certificate problem: "
+                              "self-signed certificate") != NULL,
+                  "%s", err);
+    es_aws_provider_destroy(p);
+
+    setenv("AWS_CA_BUNDLE", server_cert, 1);
+    p = provider();
+    ck_assert_msg(es_aws_provider_get(p, &c, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(c.access_key_id, "CONTAINERAKID");
     es_aws_provider_destroy(p);
 }
 END_TEST
@@ -926,6 +955,7 @@ int main(void)
     tcase_add_test(tc, test_container_full_uri_token_file_refresh);
     tcase_add_test(tc, test_container_wrong_token);
     tcase_add_test(tc, test_container_expired_on_arrival);
+    tcase_add_test(tc, test_container_https_with_aws_ca_bundle);
     tcase_add_test(tc, test_container_full_uri_must_be_local_or_https);
     tcase_add_test(tc, test_imds);
     tcase_add_test(tc, test_assume_role_source_profile);

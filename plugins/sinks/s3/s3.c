@@ -11,6 +11,7 @@
  * exactly where the plan ended.
  */
 #include "s3.h"
+#include "internal/es_file_check.h"
 #include "internal/es_json_int.h"
 
 #include <ctype.h>
@@ -58,6 +59,7 @@ static const opt_t options[] = {
     {"secret_access_key", OPT_STR, OFF(secret_access_key), 0, 0},
     {"session_token", OPT_STR, OFF(session_token), 0, 0},
     {"profile", OPT_STR, OFF(profile), 0, 0},
+    {"ca_file", OPT_STR, OFF(ca_file), 0, 0},
 };
 
 static void config_defaults(s3_config_t *c)
@@ -175,6 +177,24 @@ static int region_ok(const char *region)
     return 1;
 }
 
+/* The store's CA (MinIO, Ceph behind a private CA): the config's, else
+ * AWS_CA_BUNDLE as the AWS SDKs read it. libcurl opens it only when it
+ * sends, so it is checked here. */
+static int check_ca_file(s3_config_t *c, char *errstr, size_t errstr_size)
+{
+    const char *env = getenv("AWS_CA_BUNDLE");
+    int from_env = !c->ca_file && env && *env;
+    if (from_env && !(c->ca_file = strdup(env))) {
+        snprintf(errstr, errstr_size, "ca_file: out of memory");
+        return -1;
+    }
+    return c->ca_file ? es_file_check_readable(from_env ? "ca_file "
+                                                          "(AWS_CA_BUNDLE)"
+                                                        : "ca_file",
+                                               c->ca_file, errstr, errstr_size)
+                      : 0;
+}
+
 static int config_parse(s3_config_t *c, const cJSON *json, char *errstr,
                         size_t errstr_size)
 {
@@ -235,6 +255,8 @@ static int config_parse(s3_config_t *c, const cJSON *json, char *errstr,
                  "endpoint: must start with http:// or https://");
         return -1;
     }
+    if (check_ca_file(c, errstr, errstr_size))
+        return -1;
     if (!!c->access_key_id != !!c->secret_access_key) {
         snprintf(errstr, errstr_size,
                  "access_key_id, secret_access_key: set both or neither");

@@ -45,6 +45,7 @@ typedef struct s3_config_s {
     char *secret_access_key;
     char *session_token;
     char *profile;
+    char *ca_file; /* CA bundle for an https endpoint; AWS_CA_BUNDLE */
 } s3_config_t;
 
 struct s3_slot_s;

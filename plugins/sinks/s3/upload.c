@@ -135,6 +135,7 @@ static int s3_call(s3_worker_t *w, const char *method, const char *key,
     const es_aws_credentials_t *c = &w->creds;
     unsigned char sha[SHA256_DIGEST_LENGTH], md5[16];
     char hdr[6][4200], sigv4[128], hexsha[2 * SHA256_DIGEST_LENGTH + 1];
+    char detail[CURL_ERROR_SIZE] = "";
     char *ekey = s3_uri_encode(key, 1), *url = NULL;
     struct curl_slist *hl = NULL;
     int nh = 0, rc = -1;
@@ -189,6 +190,11 @@ static int s3_call(s3_worker_t *w, const char *method, const char *key,
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->cfg.timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* curl_easy_strerror only says "SSL peer certificate ... was not OK";
+     * the buffer says which problem (unknown issuer, expired, host name). */
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, detail);
+    if (s->cfg.ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, s->cfg.ca_file);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     else if (body || strcmp(method, "POST") == 0 ||
@@ -199,7 +205,7 @@ static int s3_call(s3_worker_t *w, const char *method, const char *key,
     CURLcode cr = curl_easy_perform(h);
     if (cr != CURLE_OK) {
         snprintf(errstr, errstr_size, "%s %s: %s", method, s->host_url,
-                 curl_easy_strerror(cr));
+                 detail[0] ? detail : curl_easy_strerror(cr));
         goto done;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -217,6 +223,8 @@ static int s3_call(s3_worker_t *w, const char *method, const char *key,
     }
     rc = 0;
 done:
+    /* `detail` goes with this frame: the handle must not keep it. */
+    curl_easy_setopt(w->curl, CURLOPT_ERRORBUFFER, NULL);
     curl_slist_free_all(hl);
     free(ekey);
     free(url);
