@@ -11,13 +11,11 @@
 
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "admin.h"
 #include "internal/es_base64.h"
 #include "internal/es_json_edit.h"
+#include "internal/es_tls_check.h"
 #include "log.h"
 #include "metrics.h"
 #include "subscriptions.h"
@@ -562,48 +560,6 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa)
     return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-/* An encrypted key would make OpenSSL ask on the terminal: a daemon
- * has none, so it is refused instead. */
-static int no_password(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf, (void)size, (void)rwflag, (void)u;
-    return -1;
-}
-
-/* libmicrohttpd (GnuTLS) would only say it cannot start; OpenSSL reads the
- * same PEM files first, so the error names the file and what is wrong. */
-static int check_tls_pair(const es_admin_t *a, const es_config_t *conf,
-                          char *errstr, size_t errstr_size)
-{
-    BIO *cb = BIO_new_mem_buf(a->cert, -1);
-    BIO *kb = BIO_new_mem_buf(a->key, -1);
-    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, no_password, NULL) : NULL;
-    EVP_PKEY *k =
-        kb ? PEM_read_bio_PrivateKey(kb, NULL, no_password, NULL) : NULL;
-    int rc = -1;
-    if (!x)
-        snprintf(errstr, errstr_size,
-                 "api.tls_cert: %s holds no PEM certificate",
-                 conf->api_tls_cert);
-    else if (!k)
-        snprintf(errstr, errstr_size,
-                 "api.tls_key: %s holds no PEM private key (or an encrypted "
-                 "one: the daemon cannot type its password)",
-                 conf->api_tls_key);
-    else if (X509_check_private_key(x, k) != 1)
-        snprintf(errstr, errstr_size,
-                 "api.tls_key: %s is not the key of the certificate in %s",
-                 conf->api_tls_key, conf->api_tls_cert);
-    else
-        rc = 0;
-    ERR_clear_error();
-    X509_free(x);
-    EVP_PKEY_free(k);
-    BIO_free(cb);
-    BIO_free(kb);
-    return rc;
-}
-
 static int load_secrets(es_admin_t *a, const es_config_t *conf, char *errstr,
                         size_t errstr_size)
 {
@@ -626,12 +582,16 @@ static int load_secrets(es_admin_t *a, const es_config_t *conf, char *errstr,
         }
     }
     if (conf->api_tls_cert) {
+        /* libmicrohttpd (GnuTLS) would only say it cannot start. */
+        es_tls_pair_t pair = {"api.tls_cert", conf->api_tls_cert,
+                              "api.tls_key",  conf->api_tls_key,
+                              NULL,           NULL};
         a->cert =
             read_file(conf->api_tls_cert, errstr, errstr_size, "api.tls_cert");
         a->key = a->cert ? read_file(conf->api_tls_key, errstr, errstr_size,
                                      "api.tls_key")
                          : NULL;
-        if (!a->key || check_tls_pair(a, conf, errstr, errstr_size))
+        if (!a->key || es_tls_pair_check(&pair, errstr, errstr_size))
             return -1;
     }
     return 0;

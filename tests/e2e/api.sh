@@ -101,7 +101,7 @@ refused "key of another certificate" "$C" \
     "api.tls_key: $TLS/other-key.pem is not the key of the certificate in $TLS/cert.pem"
 C=$(tls_config tls-encrypted "$TLS/token" "$TLS/cert.pem" "$TLS/encrypted-key.pem")
 refused "encrypted key" "$C" \
-    "api.tls_key: $TLS/encrypted-key.pem holds no PEM private key (or an encrypted one: the daemon cannot type its password)"
+    "api.tls_key: $TLS/encrypted-key.pem is encrypted; give an unencrypted key (the daemon cannot type a password)"
 C=$(tls_config tls-swapped "$TLS/token" "$TLS/key.pem" "$TLS/cert.pem")
 refused "key given as the certificate" "$C" \
     "api.tls_cert: $TLS/key.pem holds no PEM certificate"

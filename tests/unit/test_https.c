@@ -209,7 +209,7 @@ static void *inst_new(const char *config_json)
 
 static char *init_error(const char *config_json)
 {
-    static char err[256];
+    static char err[768];
     void *inst = NULL;
     cJSON *cfg = cJSON_Parse(config_json);
     int rc = plugin->init(&host, cfg, &inst, err, sizeof(err));
@@ -732,6 +732,63 @@ START_TEST(bad_ca_refused)
 }
 END_TEST
 
+/* The client certificate and key are read at init: a mismatch, a key that
+ * is not PEM, an encrypted key without (or with the wrong) password stop
+ * it with the file; the right password gives a working mTLS delivery. */
+START_TEST(mtls_key_checked_at_init)
+{
+    char c[1024], cmd[1024], want[768];
+    snprintf(cmd, sizeof(cmd),
+             "openssl pkey -in %s/client.key -aes256 -passout pass:pw "
+             "-out %s/client-enc.key 2>/dev/null",
+             certs, certs);
+    ck_assert_int_eq(system(cmd), 0);
+    const char *fmt = "{\"url\":\"https://localhost:%d/m\",\"tls\":{"
+                      "\"ca_file\":\"%s/ca.pem\",\"client_cert\":\"%s/%s\","
+                      "\"client_key\":\"%s/%s\"%s}}";
+    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.pem", certs,
+             "server.key", "");
+    snprintf(want, sizeof(want),
+             "tls.client_key: %s/server.key is not the key of the "
+             "certificate in %s/client.pem",
+             certs, certs);
+    ck_assert_str_eq(init_error(c), want);
+    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.key", certs,
+             "client.key", "");
+    snprintf(want, sizeof(want),
+             "tls.client_cert: %s/client.key holds no PEM certificate", certs);
+    ck_assert_str_eq(init_error(c), want);
+    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.pem", certs,
+             "client-enc.key", "");
+    snprintf(want, sizeof(want),
+             "tls.client_key: %s/client-enc.key is encrypted: "
+             "tls.client_key_password is required",
+             certs);
+    ck_assert_str_eq(init_error(c), want);
+    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.pem", certs,
+             "client-enc.key", ",\"client_key_password\":\"nope\"");
+    snprintf(want, sizeof(want),
+             "tls.client_key: %s/client-enc.key cannot be decrypted with "
+             "tls.client_key_password",
+             certs);
+    ck_assert_str_eq(init_error(c), want);
+
+    server_config("{\"reset\":true}");
+    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.pem", certs,
+             "client-enc.key", ",\"client_key_password\":\"pw\"");
+    void *inst = inst_new(c);
+    tev_t *t = tev_simple(810, NULL);
+    done_t d;
+    deliver_once(inst, &t, 1, &d, 5000);
+    ck_assert_msg(d.status == ES_OK, "reason: %s", d.reason);
+    plugin->destroy(inst);
+    cJSON *st = server_state();
+    ck_assert_int_eq(n_requests(st), 1);
+    cJSON_Delete(st);
+    tev_free(t);
+}
+END_TEST
+
 START_TEST(mtls_required)
 {
     server_config("{\"reset\":true}");
@@ -1161,6 +1218,7 @@ int main(void)
     tcase_add_test(tc, refused_connection);
     tcase_add_test(tc, bad_ca_refused);
     tcase_add_test(tc, mtls_required);
+    tcase_add_test(tc, mtls_key_checked_at_init);
     tcase_add_test(tc, gone_disables);
     tcase_add_test(tc, redirect_not_followed);
     tcase_add_test(tc, oauth2_refresh_on_401);

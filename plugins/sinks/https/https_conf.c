@@ -13,6 +13,7 @@
 #include "https.h"
 #include "internal/es_file_check.h"
 #include "internal/es_json_int.h"
+#include "internal/es_tls_check.h"
 
 typedef enum hs_opt_type_e {
     OPT_STRING,
@@ -363,7 +364,11 @@ static int check_tls_files(const hs_conf_t *c, char *errstr, size_t n)
     if (c->client_key &&
         es_file_check_readable("tls.client_key", c->client_key, errstr, n))
         return -1;
-    return 0;
+    es_tls_pair_t pair = {"tls.client_cert",         c->client_cert,
+                          "tls.client_key",          c->client_key,
+                          "tls.client_key_password", c->client_key_password};
+    return c->client_cert && c->client_key ? es_tls_pair_check(&pair, errstr, n)
+                                           : 0;
 }
 
 static int check_conf(hs_conf_t *c, char *errstr, size_t n)
