@@ -1,9 +1,11 @@
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "kafka.h"
+#include "internal/es_file_check.h"
 #include <librdkafka/rdkafka_mock.h>
 #include "log.h"
 #include "metrics.h"
@@ -42,6 +44,34 @@ static const cJSON *apply_props(rd_kafka_conf_t *conf, const cJSON *props,
     return NULL;
 }
 
+/* Files librdkafka reads only when a client is made (--check-config
+ * makes none): checked here, so a typo names the property. */
+static const cJSON *unreadable_file_prop(const cJSON *props, char *err,
+                                         size_t n)
+{
+    static const char *const file_props[] = {
+        "ssl.ca.location",  "ssl.crl.location",      "ssl.certificate.location",
+        "ssl.key.location", "ssl.keystore.location", "sasl.kerberos.keytab"};
+    const cJSON *p;
+    cJSON_ArrayForEach(p, props)
+    {
+        for (size_t i = 0; i < sizeof file_props / sizeof file_props[0]; i++) {
+            if (strcmp(p->string, file_props[i]) || !cJSON_IsString(p) ||
+                !strcmp(p->valuestring, "probe"))
+                continue;
+            int e = es_file_unreadable(p->valuestring);
+            /* ssl.ca.location may name a directory of CA certificates */
+            if (e == EISDIR && !strcmp(file_props[i], "ssl.ca.location"))
+                e = es_dir_unreadable(p->valuestring);
+            if (e) {
+                snprintf(err, n, "%s: %s", p->valuestring, strerror(e));
+                return p;
+            }
+        }
+    }
+    return NULL;
+}
+
 int es_kafka_props_check(const cJSON *props, const char *file, char *errstr,
                          size_t errstr_size)
 {
@@ -49,6 +79,8 @@ int es_kafka_props_check(const cJSON *props, const char *file, char *errstr,
     es_msk_iam_opts_t msk = {0};
     char err[512];
     const cJSON *bad = apply_props(conf, props, &msk, err, sizeof err);
+    if (!bad)
+        bad = unreadable_file_prop(props, err, sizeof err);
     if (bad)
         snprintf(errstr, errstr_size, "%s: kafka.properties.%s: %s", file,
                  bad->string, err);

@@ -52,6 +52,13 @@ for mode in --check-config -c; do
     es_check "unknown kafka property ($mode): refused, file and key named" \
         test "$rc" -ne 0 -a -n "$(grep -F 'badprop.json: kafka.properties.sesion.timeout.ms: No such configuration property' <<<"$msg")"
 done
+# A CA file librdkafka reads only when a client is made.
+BADCA=$(sed 's|"sesion.timeout.ms": "6000"|"security.protocol": "ssl", "ssl.ca.location": "/nonexistent/ca.pem"|' "$BADPROP" >"$ES_TMP/badca.json"; echo "$ES_TMP/badca.json")
+for mode in --check-config -c; do
+    rc=0; msg=$(timeout 20 "$ES_BIN" $mode "$BADCA" 2>&1) || rc=$?
+    es_check "unreadable ssl.ca.location ($mode): refused, file and key named" \
+        test "$rc" -ne 0 -a -n "$(grep -F 'badca.json: kafka.properties.ssl.ca.location: /nonexistent/ca.pem: No such file or directory' <<<"$msg")"
+done
 es_check "good config checks OK" "$ES_BIN" --check-config "$CONFIG"
 
 # --- 10,000 seed-shaped events plus malformed ones
