@@ -732,6 +732,11 @@ START_TEST(bad_ca_refused)
 }
 END_TEST
 
+#define MTLS_FMT                                                               \
+    "{\"url\":\"https://localhost:%d/m\",\"tls\":{"                            \
+    "\"ca_file\":\"%s/ca.pem\",\"client_cert\":\"%s/%s\","                     \
+    "\"client_key\":\"%s/%s\"%s}}"
+
 /* The client certificate and key are read at init: a mismatch, a key that
  * is not PEM, an encrypted key without (or with the wrong) password stop
  * it with the file; the right password gives a working mTLS delivery. */
@@ -743,30 +748,27 @@ START_TEST(mtls_key_checked_at_init)
              "-out %s/client-enc.key 2>/dev/null",
              certs, certs);
     ck_assert_int_eq(system(cmd), 0);
-    const char *fmt = "{\"url\":\"https://localhost:%d/m\",\"tls\":{"
-                      "\"ca_file\":\"%s/ca.pem\",\"client_cert\":\"%s/%s\","
-                      "\"client_key\":\"%s/%s\"%s}}";
-    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.pem", certs,
-             "server.key", "");
+    snprintf(c, sizeof(c), MTLS_FMT, mtls_port, certs, certs, "client.pem",
+             certs, "server.key", "");
     snprintf(want, sizeof(want),
              "tls.client_key: %s/server.key is not the key of the "
              "certificate in %s/client.pem",
              certs, certs);
     ck_assert_str_eq(init_error(c), want);
-    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.key", certs,
-             "client.key", "");
+    snprintf(c, sizeof(c), MTLS_FMT, mtls_port, certs, certs, "client.key",
+             certs, "client.key", "");
     snprintf(want, sizeof(want),
              "tls.client_cert: %s/client.key holds no PEM certificate", certs);
     ck_assert_str_eq(init_error(c), want);
-    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.pem", certs,
-             "client-enc.key", "");
+    snprintf(c, sizeof(c), MTLS_FMT, mtls_port, certs, certs, "client.pem",
+             certs, "client-enc.key", "");
     snprintf(want, sizeof(want),
              "tls.client_key: %s/client-enc.key is encrypted: "
              "tls.client_key_password is required",
              certs);
     ck_assert_str_eq(init_error(c), want);
-    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.pem", certs,
-             "client-enc.key", ",\"client_key_password\":\"nope\"");
+    snprintf(c, sizeof(c), MTLS_FMT, mtls_port, certs, certs, "client.pem",
+             certs, "client-enc.key", ",\"client_key_password\":\"nope\"");
     snprintf(want, sizeof(want),
              "tls.client_key: %s/client-enc.key cannot be decrypted with "
              "tls.client_key_password",
@@ -774,8 +776,8 @@ START_TEST(mtls_key_checked_at_init)
     ck_assert_str_eq(init_error(c), want);
 
     server_config("{\"reset\":true}");
-    snprintf(c, sizeof(c), fmt, mtls_port, certs, certs, "client.pem", certs,
-             "client-enc.key", ",\"client_key_password\":\"pw\"");
+    snprintf(c, sizeof(c), MTLS_FMT, mtls_port, certs, certs, "client.pem",
+             certs, "client-enc.key", ",\"client_key_password\":\"pw\"");
     void *inst = inst_new(c);
     tev_t *t = tev_simple(810, NULL);
     done_t d;
