@@ -11,21 +11,24 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-/* 0 when `path` is a regular file this process can open for reading,
- * else why not (an errno value). */
+/* 0 when `path` is a file this process can open for reading, else why
+ * not (an errno value). Opened without blocking: a FIFO named by mistake
+ * must not hang startup. */
 static inline int es_file_unreadable(const char *path)
 {
     struct stat st;
-    FILE *f = fopen(path, "rb");
-    int err = f ? 0 : errno;
-    if (f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int err = fd < 0 ? errno : 0;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
         err = EISDIR;
-    if (f)
-        fclose(f);
+    if (fd >= 0)
+        close(fd);
     return err;
 }
 
