@@ -132,6 +132,17 @@ print(len({json.loads(l)["id"] for l in open(sys.argv[1])}))' "$OUT")
     sleep 0.5
 done
 es_eq "hard kill: all 50,000 ids present" 50000 "$n"
+
+# --- the output rotated (logrotate's default: moved away, a new file
+# wanted at the path): the sink opens the path again
+mv "$OUT" "$OUT.1"
+python3 "$GEN" 500 --start 50000 --keyed >"$ES_TMP/batch4.txt"
+es_produce "$TOPIC" "$ES_TMP/batch4.txt"
+es_wait_lines "$OUT" 500 30 || true
+es_check "rotation: the file sink reopened its path" \
+    grep -q "file sink: $OUT reopened (rotated)" "$ES_DAEMON_LOG"
+es_check "rotation: the new file holds exactly the events produced after it" \
+    cmp -s <(cut -f2 "$ES_TMP/batch4.txt" | sort) <(sort "$OUT")
 rc=0; es_stop_daemon TERM || rc=$?
 es_eq "final SIGTERM exits 0" 0 "$rc"
 

@@ -6,11 +6,13 @@
  * Config: {"path": "/var/log/events.jsonl" | "-", "fsync": "never" |
  *          "batch" | "always"}
  * An event is acknowledged once written (and fsynced per the policy).
+ * A file moved away (rotated) is opened again at the next batch.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -28,6 +30,10 @@ typedef struct file_sink_s {
     FILE *out;
     int owns_out;
     fsync_policy_t fsync;
+    char *path; /* NULL for stdout */
+    dev_t dev;  /* the file open now, to see it was moved away */
+    ino_t ino;
+    int warned; /* a failed reopen was logged */
 } file_sink_t;
 
 static int parse_fsync(const cJSON *v, fsync_policy_t *out)
@@ -39,6 +45,26 @@ static int parse_fsync(const cJSON *v, fsync_policy_t *out)
             return 0;
         }
     return -1;
+}
+
+/* Opens s->path for appending and notes which file that is. */
+static int open_out(file_sink_t *s)
+{
+    struct stat st;
+    FILE *f = fopen(s->path, "a");
+    if (!f)
+        return -1;
+    if (fstat(fileno(f), &st) != 0) {
+        int e = errno;
+        fclose(f);
+        errno = e;
+        return -1;
+    }
+    s->out = f;
+    s->owns_out = 1;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    return 0;
 }
 
 static int file_init(const es_host_t *host, const cJSON *config,
@@ -73,20 +99,54 @@ static int file_init(const es_host_t *host, const cJSON *config,
         return -1;
     }
     file_sink_t *s = calloc(1, sizeof *s);
-    s->host = host;
-    s->fsync = policy;
-    if (!strcmp(path, "-")) {
-        s->out = stdout;
-    } else if (!(s->out = fopen(path, "a"))) {
-        snprintf(errstr, errstr_size, "path: cannot open %s: %s", path,
-                 strerror(errno));
+    if (!s || (strcmp(path, "-") && !(s->path = strdup(path)))) {
+        snprintf(errstr, errstr_size, "out of memory");
         free(s);
         return -1;
-    } else {
-        s->owns_out = 1;
+    }
+    s->host = host;
+    s->fsync = policy;
+    if (!s->path) {
+        s->out = stdout;
+    } else if (open_out(s)) {
+        snprintf(errstr, errstr_size, "path: cannot open %s: %s", path,
+                 strerror(errno));
+        free(s->path);
+        free(s);
+        return -1;
     }
     *instance = s;
     return 0;
+}
+
+/* Rotation (logrotate's default `create`, or a plain mv): the path no
+ * longer names the file open. The rest of the open file is flushed, and
+ * the path opened anew; if that fails, events still go to the old file
+ * (nothing is lost), and the next batch tries again. copytruncate needs
+ * nothing: appends follow the truncation. */
+static void reopen_if_moved(file_sink_t *s)
+{
+    struct stat st;
+    if (!s->owns_out ||
+        (stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino))
+        return;
+    FILE *old = s->out;
+    fflush(old);
+    if (open_out(s)) {
+        s->out = old;
+        if (!s->warned++)
+            s->host->log(s->host, ES_LOG_WARN,
+                         "file sink: %s was moved and cannot be opened again "
+                         "(%s); writing to the file that was open",
+                         s->path, strerror(errno));
+        return;
+    }
+    if (s->fsync != FSYNC_NEVER)
+        fsync(fileno(old));
+    fclose(old);
+    s->warned = 0;
+    s->host->log(s->host, ES_LOG_INFO, "file sink: %s reopened (rotated)",
+                 s->path);
 }
 
 static int sync_out(file_sink_t *s)
@@ -111,6 +171,7 @@ static void file_deliver(void *instance, const es_event_t *const *events,
                          size_t count, es_result_t *results)
 {
     file_sink_t *s = instance;
+    reopen_if_moved(s);
     for (size_t i = 0; i < count; i++) {
         const es_event_t *ev = events[i];
         if (fwrite(ev->json, 1, ev->json_len, s->out) != ev->json_len ||
@@ -135,6 +196,7 @@ static void file_destroy(void *instance)
         fclose(s->out);
     else
         fflush(s->out);
+    free(s->path);
     free(s);
 }
 
