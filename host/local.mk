@@ -36,3 +36,14 @@ host_eventstreamd_LDADD = api/libesapi.la host/libeshost.la
 host_es_broker_SOURCES = host/src/broker.c
 host_es_broker_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS)
 host_es_broker_LDADD = host/libeshost.la
+
+# The systemd unit, with the configured paths (make's, fully expanded).
+if HAVE_SYSTEMD_UNIT
+systemdsystemunit_DATA = host/eventstreamd.service
+endif
+host/eventstreamd.service: $(srcdir)/host/eventstreamd.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) host && sed -e 's|@bindir[@]|$(bindir)|g' \
+	    -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+	    $(srcdir)/host/eventstreamd.service.in >$@
+CLEANFILES += host/eventstreamd.service
+EXTRA_DIST += host/eventstreamd.service.in

@@ -2,7 +2,7 @@
 # The plugin SDK as a third party uses it: `make install` into a staging
 # root, build docs/examples/counting_sink.c with only the installed header
 # and pkg-config file, drop the .so into a plugin directory beside the
-# stock ones, and run it in the daemon.
+# stock ones, and run it in the daemon. Also the systemd unit it installs.
 . "$(dirname "$0")/lib.sh"
 
 STAGE="$ES_TMP/stage"
@@ -14,6 +14,25 @@ es_check "header installed" test -n "$(find "$STAGE" -path '*include/eventstream
 es_check "daemon installed" test -n "$(find "$STAGE" -path '*bin/eventstreamd')"
 es_check "plugins installed in lib/eventstream/plugins" \
     test -n "$(find "$STAGE" -path '*lib/eventstream/plugins/file.so')"
+
+# The systemd unit: installed, naming the installed daemon and the config
+# under sysconfdir, and taken by systemd-analyze (its paths pointed into
+# the staging root, since verify checks that the binary exists).
+UNIT=$(find "$STAGE" -name eventstreamd.service | head -1)
+es_check "systemd unit installed under lib/systemd/system" \
+    grep -q 'lib/systemd/system/eventstreamd.service$' <<<"$UNIT"
+BINDIR=$(sed -n 's/^bindir = //p' "$BUILD_DIR/Makefile")
+SYSCONFDIR=$(sed -n 's/^sysconfdir = //p' "$BUILD_DIR/Makefile")
+PREFIX=$(sed -n 's/^prefix = //p' "$BUILD_DIR/Makefile")
+BINDIR=${BINDIR//\$\{exec_prefix\}/$PREFIX}
+SYSCONFDIR=${SYSCONFDIR//\$\{prefix\}/$PREFIX}
+es_check "unit starts the installed daemon with its config" grep -qx \
+    "ExecStart=$BINDIR/eventstreamd -c $SYSCONFDIR/eventstream/config.json" "$UNIT"
+es_check "the unit's daemon is where make install put it" test -x "$STAGE$BINDIR/eventstreamd"
+mkdir -p "$ES_TMP/unit"
+sed "s|ExecStart=$BINDIR|ExecStart=$STAGE$BINDIR|" "$UNIT" >"$ES_TMP/unit/eventstreamd.service"
+es_check "systemd-analyze verify takes the unit ($(systemd-analyze verify "$ES_TMP/unit/eventstreamd.service" 2>&1 | head -3))" \
+    bash -c "systemd-analyze verify '$ES_TMP/unit/eventstreamd.service' 2>&1 | (! grep -q .)"
 
 CFLAGS=$(PKG_CONFIG_PATH=$(dirname "$PC") PKG_CONFIG_SYSROOT_DIR="$STAGE" \
     pkg-config --cflags eventstream-plugin)
