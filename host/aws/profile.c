@@ -277,6 +277,14 @@ static char *run_process(const char *cmd, char *why, size_t why_size)
         return NULL;
     }
     if (pid == 0) {
+        /* The command gets the signals a shell would: the daemon blocks
+         * SIGHUP (taken by a thread) and ignores SIGPIPE, and both would
+         * be inherited across exec. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigset_t none;
+        sigemptyset(&none);
+        sigaction(SIGPIPE, &dfl, NULL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         int null = open("/dev/null", O_RDONLY);
         if (null >= 0)
             dup2(null, 0);

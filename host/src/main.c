@@ -1,7 +1,8 @@
 /* eventstreamd: consumes Kafka, decodes CloudEvents, filters and routes
  * them to plugin sinks and handlers with at-least-once delivery. */
-#include <malloc.h>
 #include <getopt.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,37 @@ static void on_signal(int sig)
     if (stop_requested)
         _exit(128 + sig);
     stop_requested = 1;
+}
+
+/*
+ * SIGHUP would end the daemon without draining (its default action). There
+ * is no config reload: Lua scripts and topic-details.json are re-read when
+ * they change and file sinks reopen a rotated file by themselves, so a
+ * SIGHUP is said to be ignored, with what to do instead. It is blocked in
+ * every thread (the mask is inherited) and taken here with sigwait, where
+ * logging is safe.
+ */
+static void *hup_thread(void *arg)
+{
+    sigset_t *set = arg;
+    int sig;
+    for (;;)
+        if (sigwait(set, &sig) == 0)
+            es_warn("SIGHUP ignored: the config is not reloaded (restart to "
+                    "apply it; Lua scripts and topic-details.json are re-read "
+                    "when they change, file sinks reopen rotated files)");
+    return NULL;
+}
+
+static void take_sighup(void)
+{
+    static sigset_t set;
+    pthread_t t;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 &&
+        pthread_create(&t, NULL, hup_thread, &set) == 0)
+        pthread_detach(t);
 }
 
 static void usage(FILE *out)
@@ -199,6 +231,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    take_sighup();
     tune_malloc();
     return run(config);
 }
