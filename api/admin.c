@@ -520,7 +520,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static char *read_file(const char *path, char *errstr, size_t errstr_size,
                        const char *key)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = es_fopen_read(path);
     if (!f) {
         snprintf(errstr, errstr_size, "%s: cannot read %s: %s", key, path,
                  strerror(errno));

@@ -32,6 +32,21 @@ static inline int es_file_unreadable(const char *path)
     return err;
 }
 
+/* fopen(path, "r") that does not block on a FIFO named by mistake (its
+ * reads then find nothing, so the caller says the file is empty or not
+ * what it wants). NULL with errno. */
+static inline FILE *es_fopen_read(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+    if (fd >= 0 && !f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
 /* The same for a directory (a CA directory of hashed names). */
 static inline int es_dir_unreadable(const char *path)
 {

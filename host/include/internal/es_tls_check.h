@@ -17,6 +17,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "internal/es_file_check.h"
+
 /* The password given, or none: OpenSSL's default would ask on the
  * terminal, and a daemon has none. */
 static inline int es_tls_password_cb(char *buf, int size, int rwflag, void *u)
@@ -35,7 +37,7 @@ static inline int es_tls_key_is_encrypted(const char *path)
 {
     char line[256];
     int encrypted = 0;
-    FILE *f = fopen(path, "r");
+    FILE *f = es_fopen_read(path);
     while (f && !encrypted && fgets(line, sizeof line, f))
         encrypted = strstr(line, "ENCRYPTED") != NULL;
     if (f)
@@ -75,9 +77,9 @@ static inline void es_tls_key_error(const es_tls_pair_t *p, char *errstr,
 static inline int es_tls_pair_check(const es_tls_pair_t *p, char *errstr,
                                     size_t n)
 {
-    FILE *cf = fopen(p->cert, "r");
+    FILE *cf = es_fopen_read(p->cert);
     int cert_errno = cf ? 0 : errno;
-    FILE *kf = cf ? fopen(p->key, "r") : NULL;
+    FILE *kf = cf ? es_fopen_read(p->key) : NULL;
     int key_errno = kf ? 0 : errno;
     X509 *x = cf ? PEM_read_X509(cf, NULL, es_tls_password_cb, NULL) : NULL;
     EVP_PKEY *k = kf ? PEM_read_PrivateKey(kf, NULL, es_tls_password_cb,
