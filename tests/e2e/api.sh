@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 es_start_broker -t api-in:2
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(es_free_port)
 TOKEN=s3cr3t-$RANDOM
 OUT="$ES_TMP/out.jsonl"
 CONFIG=$(es_config api "{

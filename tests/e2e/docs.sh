@@ -42,7 +42,7 @@ es_check "onboarding.md's example differs from the shipped file (so it is tested
 # reroutes to consume nothing themselves: topics [], config.md)
 $EXAMPLES block docs/lua-filters.md 'if tenant == "tenant-test"' >"$DOCS/contract.lua"
 es_start_broker -t doc.contract:1
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(es_free_port)
 TOKEN=docs-$RANDOM
 URL=http://127.0.0.1:$PORT
 CONFIG=$(es_config docs "{

@@ -81,6 +81,35 @@ es_start_broker() {
     return 1
 }
 
+# es_free_port: a TCP port on 127.0.0.1 that nothing listens on now, below
+# the kernel's ephemeral range (32768-60999 by default): a port in that
+# range can be taken by any outgoing connection (a Kafka client's, curl's)
+# between the choice and the daemon's bind.
+es_free_port() {
+    python3 - <<'PY'
+import random, socket
+lo = 20000
+try:
+    hi = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0]) - 1
+except OSError:
+    hi = 32767
+if hi < lo + 1000:
+    hi = 32767
+for _ in range(500):
+    port = random.randint(lo, hi)
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
+}
+
 # es_config NAME JSON: writes a config file and prints its path.
 es_config() {
     local path="$ES_TMP/$1.json"

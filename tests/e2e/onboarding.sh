@@ -12,7 +12,7 @@
 TOPIC=ob-orders
 AVRO_TOPIC=ob-avro-ce
 es_start_broker -t $TOPIC:2 -t $AVRO_TOPIC:1 -t ob-avro-late:1 -t ob-exact:1
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(es_free_port)
 TOKEN=ob-$RANDOM$RANDOM
 URL=http://127.0.0.1:$PORT
 OUT="$ES_TMP/out.jsonl"

@@ -14,7 +14,7 @@ TOPIC=park-in
 PARK=eventstream.park.flaky
 GEN="$SRC_DIR/tests/e2e/gen_events.py"
 es_start_broker -t "$TOPIC:2" -t eventstream.dlq:1
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(es_free_port)
 TOKEN=t-$RANDOM
 URL=http://127.0.0.1:$PORT
 OUT_H="$ES_TMP/healthy.jsonl"

@@ -10,7 +10,7 @@
 
 TOPIC=reg-in
 es_start_broker -t $TOPIC:2
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(es_free_port)
 TOKEN=reg-$RANDOM
 URL=http://127.0.0.1:$PORT
 OUT="$ES_TMP/out.jsonl"
@@ -120,7 +120,7 @@ es_stop_daemon TERM
 WWW="$ES_TMP/www"
 mkdir -p "$WWW"
 printf '{"home": "eu-west-1", "away": "ap-south-1"}' >"$WWW/regions.json"
-HPORT=$((20000 + RANDOM % 20000))
+HPORT=$(es_free_port)
 python3 -m http.server "$HPORT" --bind 127.0.0.1 --directory "$WWW" >"$ES_TMP/http.log" 2>&1 &
 ES_PIDS+=($!)
 for i in $(seq 1 50); do

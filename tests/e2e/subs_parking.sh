@@ -12,7 +12,7 @@
 TOPIC=sp.orders # onboarded, tenancy multi
 PEER="$SRC_DIR/tests/peers/https"
 es_start_broker -t "$TOPIC:2" -t out.good:1 -t eventstream.dlq:1
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(es_free_port)
 TOKEN=tok-$RANDOM$RANDOM
 URL=http://127.0.0.1:$PORT
 TOPICS="$ES_TMP/topics"

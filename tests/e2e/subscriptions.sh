@@ -14,7 +14,7 @@ SINGLE=sub.ledger  # onboarded, tenancy single
 es_start_broker -t "$MULTI:2" -t "$SINGLE:2" -t prop.m1:2 -t prop.m2:2 \
     -t prop.m3:2 -t prop.s1:2 -t prop.s2:2 -t eventstream.dlq:1 \
     -t out.acme:1 -t out.acme2:1 -t out.initech:1
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(es_free_port)
 TOKEN=tok-$RANDOM$RANDOM
 SECRET=sekrit-$RANDOM$RANDOM
 URL=http://127.0.0.1:$PORT

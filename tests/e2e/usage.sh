@@ -9,7 +9,7 @@
 
 TOPIC=usage-in
 es_start_broker -t $TOPIC:2
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(es_free_port)
 TOKEN=use-$RANDOM
 URL=http://127.0.0.1:$PORT
 OUT="$ES_TMP/out.jsonl"
