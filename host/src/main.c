@@ -81,27 +81,38 @@ static int load_plugins(const es_config_t *conf, es_loader_t *loader)
     return 0;
 }
 
-static int check_config(const char *path)
+/*
+ * The config, and what it names that only a client or a server would read
+ * (librdkafka's properties and files, the admin API's token and TLS
+ * files): --check-config and startup both stop here, before any broker or
+ * consumer starts, with the file and the key. NULL after printing why.
+ */
+static es_config_t *load_checked_config(const char *path)
 {
     char err[2048];
     es_config_t *conf = es_config_load(path, err, sizeof err);
     if (!conf) {
         fprintf(stderr, "eventstreamd: %s\n", err);
-        return 1;
+        return NULL;
     }
     es_log_setup(conf->log_level, conf->log_format);
+    if (es_kafka_props_check(conf->kafka_properties, path, err, sizeof err) ||
+        (conf->api_listen && es_admin_check(conf, err, sizeof err))) {
+        fprintf(stderr, "eventstreamd: %s\n", err);
+        es_config_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+static int check_config(const char *path)
+{
+    char err[2048];
+    es_config_t *conf = load_checked_config(path);
+    if (!conf)
+        return 1;
     es_loader_t loader = {0};
     int rc = 1;
-    if (es_kafka_props_check(conf->kafka_properties, path, err, sizeof err)) {
-        fprintf(stderr, "eventstreamd: %s\n", err);
-        es_config_destroy(conf);
-        return 1;
-    }
-    if (conf->api_listen && es_admin_check(conf, err, sizeof err)) {
-        fprintf(stderr, "eventstreamd: %s\n", err);
-        es_config_destroy(conf);
-        return 1;
-    }
     if (load_plugins(conf, &loader) == 0 &&
         es_pipeline_check_instances(conf, &loader, err, sizeof err) == 0) {
         printf("%s: OK (%zu instance(s), %zu route(s))\n", path,
@@ -118,29 +129,14 @@ static int check_config(const char *path)
 static int run(const char *path)
 {
     char err[2048];
-    es_config_t *conf = es_config_load(path, err, sizeof err);
-    if (!conf) {
-        fprintf(stderr, "eventstreamd: %s\n", err);
+    es_config_t *conf = load_checked_config(path);
+    if (!conf)
         return 1;
-    }
-    es_log_setup(conf->log_level, conf->log_format);
     es_loader_t loader = {0};
     es_mock_broker_t *mock = NULL;
     es_pipeline_t *p = NULL;
     es_admin_t *admin = NULL;
     int rc = 1;
-    if (es_kafka_props_check(conf->kafka_properties, path, err, sizeof err)) {
-        fprintf(stderr, "eventstreamd: %s\n", err);
-        es_config_destroy(conf);
-        return 1;
-    }
-    /* Before any broker or consumer starts, so a bad API file stops the
-     * daemon at once (es_admin_start checks the same again). */
-    if (conf->api_listen && es_admin_check(conf, err, sizeof err)) {
-        fprintf(stderr, "eventstreamd: %s\n", err);
-        es_config_destroy(conf);
-        return 1;
-    }
     const char *brokers = conf->brokers;
     if (!strcmp(brokers, "embedded")) {
         mock = es_mock_broker_start(1, err, sizeof err);
