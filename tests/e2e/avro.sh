@@ -34,7 +34,7 @@ start_registry() { # [PORT]
 es_start_broker
 start_registry
 OUT="$ES_TMP/out.jsonl"
-API_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+API_PORT=$(es_free_port)
 CONFIG=$(es_config avro "{
   \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"group_id\": \"avro-e2e\",
             \"properties\": {\"session.timeout.ms\": \"6000\",

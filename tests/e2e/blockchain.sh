@@ -27,7 +27,7 @@ for f in "$PLUGIN" "$DRIVER" "$PEER/node_modules/.bin/ganache"; do
   [ -e "$f" ] || { echo "missing $f (build first; scripts/install-deps installs the chain peer)"; exit 1; }
 done
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(es_free_port) # ganache restarts on it: below the ephemeral range
 RPC=http://127.0.0.1:$PORT
 
 start_ganache() { # [ganache options]: mines instantly unless told otherwise

@@ -6,6 +6,9 @@ set -euo pipefail
 
 : "${SRC_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${BUILD_DIR:=$SRC_DIR/_build}"
+# As scripts/test sets them, so that a suite run alone behaves the same.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ES_BIN="$BUILD_DIR/host/eventstreamd"
 ES_BROKER_BIN="$BUILD_DIR/host/es-broker"
 ES_PLUGIN_DIR="$BUILD_DIR/build-plugins"

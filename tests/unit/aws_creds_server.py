@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -247,8 +248,11 @@ def main():
         os.path.join(certdir, "cert.pem")), flush=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     threading.Thread(target=tls.serve_forever, daemon=True).start()
+    # The test closes our stdin (or dies) to stop us, then sends SIGTERM: as
+    # an exit, so that the certificate's directory is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        sys.stdin.read()  # the test closes our stdin (or dies) to stop us
+        sys.stdin.read()
     finally:
         shutil.rmtree(certdir, ignore_errors=True)
 
