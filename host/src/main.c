@@ -1,5 +1,7 @@
 /* eventstreamd: consumes Kafka, decodes CloudEvents, filters and routes
  * them to plugin sinks and handlers with at-least-once delivery. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -7,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "build-config.h"
@@ -18,45 +21,164 @@
 #include "pipeline.h"
 
 static volatile sig_atomic_t stop_requested;
+/* Set with stop_requested by a SIGHUP whose config passed the check: once
+ * drained and committed, main starts this binary again in place. */
+static volatile sig_atomic_t reload_requested;
 
 /* The first signal asks for a graceful stop; a second one means "now":
- * exit without committing anything more. */
+ * exit without committing anything more. A SIGTERM during a reload's
+ * drain turns it into a plain stop, and the next one exits now. */
 static void on_signal(int sig)
 {
-    if (stop_requested)
+    if (stop_requested && !reload_requested)
         _exit(128 + sig);
     stop_requested = 1;
+    reload_requested = 0;
+}
+
+/* What the SIGHUP thread needs: the config path from the arguments, and
+ * whether the broker is the embedded one (known once the config loaded). */
+static struct {
+    sigset_t set;
+    const char *config;
+    volatile sig_atomic_t embedded;
+} hup;
+
+/*
+ * Runs this same binary with --check-config on the config file and waits:
+ * 0 when it passes, else -1 with its error line in why. A separate process
+ * checks exactly what a start would (plugins' init included) without
+ * touching the running pipeline.
+ */
+static int config_passes_check(const char *path, char *why, size_t n)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        snprintf(why, n, "cannot run the check: pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(why, n, "cannot run the check: fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(fds[1], 2);
+        execl("/proc/self/exe", "eventstreamd", "--check-config", path,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char out[4096];
+    size_t len = 0;
+    ssize_t r;
+    while ((r = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0 ||
+           (r < 0 && errno == EINTR))
+        len += r > 0 ? (size_t)r : 0;
+    close(fds[0]);
+    out[len] = '\0';
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) {
+        snprintf(why, n, "cannot run the check: %s", strerror(errno));
+        return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    /* The check's own error is the line it starts with "eventstreamd: ". */
+    const char *line = strstr(out, "eventstreamd: ");
+    line = line ? line + strlen("eventstreamd: ") : out;
+    snprintf(why, n, "%.*s", (int)strcspn(line, "\n"),
+             *line ? line : "the check failed with no message");
+    return -1;
 }
 
 /*
- * SIGHUP would end the daemon without draining (its default action). There
- * is no config reload: Lua scripts and topic-details.json are re-read when
- * they change and file sinks reopen a rotated file by themselves, so a
- * SIGHUP is said to be ignored, with what to do instead. It is blocked in
- * every thread (the mask is inherited) and taken here with sigwait, where
- * logging is safe.
+ * SIGHUP reloads: the config is checked first (a bad one is logged and the
+ * running one kept), then the daemon drains and commits as for SIGTERM
+ * and starts again in place, same pid, with the new config. It is blocked
+ * in every thread (the mask is inherited) and taken here with sigwait,
+ * where logging and forking are safe.
  */
+static void on_sighup(void)
+{
+    char why[1024];
+    if (stop_requested) {
+        es_info("SIGHUP: already stopping, not reloading");
+        return;
+    }
+    if (hup.embedded) {
+        es_warn("SIGHUP: not reloading: the embedded broker's topics live in "
+                "this process and a reload would lose them (restart to apply "
+                "a changed config)");
+        return;
+    }
+    if (config_passes_check(hup.config, why, sizeof why) != 0) {
+        es_err("SIGHUP: reload refused, the running config is kept: %s", why);
+        return;
+    }
+    if (stop_requested)
+        return; /* a SIGTERM came during the check: it wins */
+    reload_requested = 1;
+    stop_requested = 1;
+    es_info("SIGHUP: %s passes the check; draining and committing, then "
+            "starting again with it",
+            hup.config);
+}
+
 static void *hup_thread(void *arg)
 {
-    sigset_t *set = arg;
+    (void)arg;
     int sig;
     for (;;)
-        if (sigwait(set, &sig) == 0)
-            es_warn("SIGHUP ignored: the config is not reloaded (restart to "
-                    "apply it; Lua scripts and topic-details.json are re-read "
-                    "when they change, file sinks reopen rotated files)");
+        if (sigwait(&hup.set, &sig) == 0)
+            on_sighup();
     return NULL;
 }
 
-static void take_sighup(void)
+static void take_sighup(const char *config)
 {
-    static sigset_t set;
     pthread_t t;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 &&
-        pthread_create(&t, NULL, hup_thread, &set) == 0)
+    hup.config = config;
+    sigemptyset(&hup.set);
+    sigaddset(&hup.set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &hup.set, NULL) == 0 &&
+        pthread_create(&t, NULL, hup_thread, NULL) == 0)
         pthread_detach(t);
+}
+
+/*
+ * The reload's second half, after the pipeline stopped cleanly: the same
+ * binary, the same arguments. SIGTERM and SIGINT are blocked first, so one
+ * that comes now either made this a plain stop already or stays pending
+ * across execv for the new process, which unblocks them once its handler
+ * is set. Descriptors a library left open without close-on-exec would
+ * pile up one set per reload, so all but stdio close.
+ */
+static int start_again(char **argv)
+{
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    if (!reload_requested)
+        return 0; /* a SIGTERM during the drain: a plain stop */
+    es_info("reloading: starting again in place with %s", hup.config);
+    fflush(NULL);
+    close_range(3, ~0U, 0);
+    execv("/proc/self/exe", argv);
+    es_err("reload: cannot start again: %s (exiting 1 for the supervisor to "
+           "restart it)",
+           strerror(errno));
+    return 1;
 }
 
 static void usage(FILE *out)
@@ -139,6 +261,7 @@ static int run(const char *path)
     int rc = 1;
     const char *brokers = conf->brokers;
     if (!strcmp(brokers, "embedded")) {
+        hup.embedded = 1;
         mock = es_mock_broker_start(1, err, sizeof err);
         if (!mock) {
             es_err("embedded broker: %s", err);
@@ -226,8 +349,14 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigset_t term; /* blocked across a reload's execv (start_again) */
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &term, NULL);
     signal(SIGPIPE, SIG_IGN);
-    take_sighup();
+    take_sighup(config);
     tune_malloc();
-    return run(config);
+    int rc = run(config);
+    return rc == 0 && reload_requested ? start_again(argv) : rc;
 }

@@ -133,13 +133,6 @@ print(len({json.loads(l)["id"] for l in open(sys.argv[1])}))' "$OUT")
 done
 es_eq "hard kill: all 50,000 ids present" 50000 "$n"
 
-# --- SIGHUP (its default action would end the daemon undrained): said to
-# be ignored, and the daemon goes on (the rotation below is delivered)
-kill -HUP "$ES_DAEMON_PID"
-es_check "SIGHUP: logged as ignored, with what to do" \
-    es_wait_log 'SIGHUP ignored: the config is not reloaded \(restart to apply it' 10
-es_check "SIGHUP: the daemon still runs" kill -0 "$ES_DAEMON_PID"
-
 # --- the output rotated (logrotate's default: moved away, a new file
 # wanted at the path): the sink opens the path again
 mv "$OUT" "$OUT.1"

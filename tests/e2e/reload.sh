@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# SIGHUP reloads the config (docs/config.md#signals): a config that fails
+# the check is refused with the file and the key and the running one goes
+# on; a good one is taken after a drain and a commit, in place (same pid),
+# with nothing lost or delivered twice, the admin API back on its port and
+# no descriptors left over; with the embedded broker it is refused.
+. "$(dirname "$0")/lib.sh"
+
+TOPIC=reload-in
+GEN="$SRC_DIR/tests/e2e/gen_events.py"
+OUT_A="$ES_TMP/a.jsonl"
+OUT_B="$ES_TMP/b.jsonl"
+es_start_broker -t "$TOPIC:2" -t eventstream.dlq:1
+PORT=$(es_free_port)
+CONFIG="$ES_TMP/config.json"
+write_config() { # $1 = the route's destinations, $2 = out-a's file sink config
+    printf '%s\n' "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
+  \"plugin_dir\": \"$ES_PLUGIN_DIR\", \"state_dir\": \"$ES_TMP/state\",
+  \"api\": {\"listen\": \"127.0.0.1:$PORT\"},
+  \"instances\": {\"out-a\": {\"plugin\": \"file\", \"config\": $2},
+                \"out-b\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT_B\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"$TOPIC\"], \"destinations\": $1}]
+}" >"$CONFIG"
+}
+produce() { # $1 = first id, $2 = count: prints the ids produced
+    python3 "$GEN" "$2" --start "$1" --keyed >"$ES_TMP/batch.txt"
+    es_produce "$TOPIC" "$ES_TMP/batch.txt"
+    cut -f2 "$ES_TMP/batch.txt" | jq -r .id
+}
+ids() { jq -r .id "$1" | sort; }
+fds() { ls "/proc/$ES_DAEMON_PID/fd" | wc -l; }
+starts() { grep -c "running config=$CONFIG" "$ES_DAEMON_LOG"; }
+
+write_config '["out-a"]' "{\"path\": \"$OUT_A\"}"
+es_start_daemon "$CONFIG"
+PID=$ES_DAEMON_PID
+produce 0 200 >"$ES_TMP/sent1.txt"
+es_wait_lines "$OUT_A" 200 30 || true
+es_eq "before any reload: out-a has the first 200" 200 "$(es_count "$OUT_A")"
+FDS0=$(fds)
+
+# --- a config that fails the check: refused, named, the old one goes on
+write_config '["out-a"]' "{\"pth\": \"$OUT_A\"}"
+kill -HUP "$PID"
+es_check "bad config: the reload is refused with the file and the key" \
+    es_wait_log "SIGHUP: reload refused, the running config is kept: $CONFIG: instances.out-a.config: pth: unknown key" 30
+es_check "bad config: the same process goes on" kill -0 "$PID"
+es_eq "bad config: not started again" 1 "$(starts)"
+produce 200 100 >>"$ES_TMP/sent1.txt"
+es_wait_lines "$OUT_A" 300 30 || true
+es_eq "bad config: events keep flowing to out-a" 300 "$(es_count "$OUT_A")"
+
+# --- a good config: drained, committed, started again in place
+write_config '["out-a", "out-b"]' "{\"path\": \"$OUT_A\"}"
+kill -HUP "$PID"
+es_check "good config: logged as checked and draining" \
+    es_wait_log "SIGHUP: $CONFIG passes the check; draining and committing" 30
+es_check "good config: started again in place" \
+    es_wait_log "reloading: starting again in place with $CONFIG" 30
+for _ in $(seq 1 300); do [ "$(starts)" -ge 2 ] && break; sleep 0.1; done
+es_eq "good config: the daemon started a second time" 2 "$(starts)"
+es_wait_log "consumer joined.*" 60 >/dev/null 2>&1 || true
+es_check "good config: same pid" kill -0 "$PID"
+es_eq "good config: the same process image is the daemon" \
+    "$ES_BIN" "$(readlink -f "/proc/$PID/exe")"
+es_eq "good config: the API answers again on its port" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health" || true)"
+for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+FDS1=$(fds)
+produce 300 150 >"$ES_TMP/sent2.txt"
+es_wait_lines "$OUT_B" 150 30 || true
+es_wait_lines "$OUT_A" 450 30 || true
+es_eq "after the reload: the new destination gets only what came after it" \
+    "$(sort "$ES_TMP/sent2.txt")" "$(ids "$OUT_B")"
+es_eq "after the reload: out-a has every event exactly once (committed before)" \
+    "$(sort "$ES_TMP/sent1.txt" "$ES_TMP/sent2.txt")" "$(ids "$OUT_A")"
+
+# --- again, with the same config: nothing piles up across reloads
+kill -HUP "$PID"
+for _ in $(seq 1 300); do [ "$(starts)" -ge 3 ] && break; sleep 0.1; done
+es_eq "second reload: started a third time" 3 "$(starts)"
+for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+produce 450 50 >"$ES_TMP/sent3.txt"
+es_wait_lines "$OUT_B" 200 30 || true
+FDS2=$(fds)
+es_check "reloads: open descriptors $FDS0 before, $FDS1 and $FDS2 after, none left over" \
+    test "$FDS1" -le "$FDS0" -a "$FDS2" -le "$FDS0"
+es_eq "second reload: nothing lost or doubled" \
+    "$(sort "$ES_TMP/sent2.txt" "$ES_TMP/sent3.txt")" "$(ids "$OUT_B")"
+
+# --- a SIGTERM while a reload drains: the daemon stops (exit 0) rather
+# than starting again, or, if the new process had begun, that one stops
+checked() { grep -c "passes the check" "$ES_DAEMON_LOG"; }
+kill -HUP "$PID"
+for _ in $(seq 1 3000); do [ "$(checked)" -ge 3 ] && break; sleep 0.01; done
+# gone: exited (a zombie until es_stop_daemon's wait reaps it)
+gone() { [ ! -e "/proc/$PID" ] || grep -q '^State:.*zombie' "/proc/$PID/status" 2>/dev/null; }
+kill -TERM "$PID"
+for _ in $(seq 1 300); do gone && break; sleep 0.1; done
+es_check "SIGTERM during a reload: the daemon ends within 30 s" gone
+rc=0; es_stop_daemon TERM || rc=$?
+es_eq "SIGTERM during a reload: exit 0" 0 "$rc"
+es_check "SIGTERM during a reload: logged as stopped" es_wait_log '"stopped"|msg=stopped' 1
+es_check "no sanitizer report in the log" \
+    bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$ES_DAEMON_LOG'"
+
+# --- the embedded broker lives in the process: a reload would lose it
+EMB=$(es_config embedded "{
+  \"kafka\": {\"brokers\": \"embedded\"}, \"plugin_dir\": \"$ES_PLUGIN_DIR\",
+  \"state_dir\": \"$ES_TMP/state-emb\",
+  \"instances\": {\"o\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ES_TMP/emb.jsonl\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"emb-in\"], \"destinations\": [\"o\"]}]
+}")
+es_start_daemon "$EMB"
+kill -HUP "$ES_DAEMON_PID"
+es_check "embedded broker: the reload is refused, with why" \
+    es_wait_log "SIGHUP: not reloading: the embedded broker's topics live in this process" 10
+es_check "embedded broker: the daemon goes on" kill -0 "$ES_DAEMON_PID"
+rc=0; es_stop_daemon TERM || rc=$?
+es_eq "embedded broker: SIGTERM still stops it cleanly" 0 "$rc"
+es_finish
