@@ -274,9 +274,26 @@ int es_park_conf_parse(const cJSON *obj, const char *path, es_park_conf_t *pc,
            park_never(&ctx, path, pc);
 }
 
-/* "subscriptions": {"park": {...}}: the park policy of every
- * subscription's destination unless its own "park" says otherwise. Topic
- * and group are per subscription (one park topic per destination). */
+/* "subscriptions.scripts_dir": a readable directory. */
+static int parse_scripts_dir(parse_ctx_t *ctx, es_config_t *conf,
+                             const cJSON *v)
+{
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return fail(ctx, "subscriptions.scripts_dir",
+                    "must be a directory's path");
+    int unreadable = es_dir_unreadable(v->valuestring);
+    if (unreadable)
+        return fail(ctx, "subscriptions.scripts_dir", "%s: %s", v->valuestring,
+                    strerror(unreadable));
+    free(conf->sub_scripts_dir);
+    conf->sub_scripts_dir = strdup(v->valuestring);
+    return 0;
+}
+
+/* "subscriptions": {"park": {...}, "scripts_dir": DIR}: the park policy
+ * of every subscription's destination unless its own "park" says
+ * otherwise. Topic and group are per subscription (one park topic per
+ * destination). */
 static int parse_subscriptions(parse_ctx_t *ctx, es_config_t *conf,
                                const cJSON *obj)
 {
@@ -287,6 +304,11 @@ static int parse_subscriptions(parse_ctx_t *ctx, es_config_t *conf,
     {
         char path[300];
         join_path(path, sizeof path, "subscriptions", it->string);
+        if (!strcmp(it->string, "scripts_dir")) {
+            if (parse_scripts_dir(ctx, conf, it))
+                return -1;
+            continue;
+        }
         if (strcmp(it->string, "park"))
             return fail(ctx, path, "unknown key");
         if (!cJSON_IsObject(it)) /* an array's elements have no names */
@@ -714,6 +736,7 @@ void es_config_destroy(es_config_t *conf)
     free(conf->state_dir);
     free(conf->dead_letter_topic);
     free(conf->topics_dir);
+    free(conf->sub_scripts_dir);
     free(conf->api_listen);
     free(conf->api_token);
     free(conf->api_token_file);

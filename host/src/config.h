@@ -102,6 +102,9 @@ typedef struct es_config_s {
     /* "subscriptions.park": the default park policy of subscriptions'
      * destinations (topic and group stay NULL: per subscription). */
     es_park_conf_t sub_park;
+    /* "subscriptions.scripts_dir": the only place a subscription's filter
+     * may name a script file by path; NULL: only inline "source". */
+    char *sub_scripts_dir;
 } es_config_t;
 
 /* Loads and validates FILE. Returns NULL with errstr "FILE: key: what". */

@@ -287,6 +287,53 @@ static int check_id(es_pipeline_t *p, const char *id, char *errstr,
     return -1;
 }
 
+/*
+ * A filter's "script" is a file on the daemon's host, which the Lua
+ * plugin would read (and whose first bad token its error would quote):
+ * through the API it is taken only inside subscriptions.scripts_dir,
+ * after symlinks and "..", so a caller can name the operator's vetted
+ * scripts but not /etc. Inline "source" is always taken.
+ */
+static int check_script(es_pipeline_t *p, const es_sub_t *s, char *errstr,
+                        size_t errstr_size)
+{
+    const cJSON *script =
+        s->filter_config
+            ? cJSON_GetObjectItemCaseSensitive(s->filter_config, "script")
+            : NULL;
+    const char *dir = p->conf->sub_scripts_dir;
+    if (!script)
+        return 0;
+    if (!dir) {
+        snprintf(errstr, errstr_size,
+                 "filter.config.script: a path is taken only under "
+                 "subscriptions.scripts_dir, which the config does not set; "
+                 "give the script's text in \"source\"");
+        return -1;
+    }
+    if (!cJSON_IsString(script)) {
+        snprintf(errstr, errstr_size,
+                 "filter.config.script: must be a file's path");
+        return -1;
+    }
+    char *real_dir = realpath(dir, NULL);
+    char *real = realpath(script->valuestring, NULL);
+    size_t n = real_dir ? strlen(real_dir) : 0;
+    int inside = real && real_dir && !strncmp(real, real_dir, n) &&
+                 (real[n] == '/' || (n == 1 && real[0] == '/'));
+    if (!real)
+        snprintf(errstr, errstr_size, "filter.config.script: %s: %s",
+                 script->valuestring, strerror(errno));
+    else if (!inside)
+        snprintf(errstr, errstr_size,
+                 "filter.config.script: %s is not under "
+                 "subscriptions.scripts_dir (%s)",
+                 script->valuestring, dir);
+    free(real);
+    free(real_dir);
+    return inside ? 0 : -1;
+}
+
 int es_pipeline_sub_put(es_pipeline_t *p, const char *id, const cJSON *body,
                         cJSON **out, char *errstr, size_t errstr_size)
 {
@@ -309,7 +356,8 @@ int es_pipeline_sub_put(es_pipeline_t *p, const char *id, const cJSON *body,
         a.def->id = strdup(id ? id : fresh);
     }
     if (check_id(p, a.def->id, errstr, errstr_size) ||
-        check_topics(p, a.def, errstr, errstr_size))
+        check_topics(p, a.def, errstr, errstr_size) ||
+        check_script(p, a.def, errstr, errstr_size))
         goto done;
     if (!a.create) {
         es_sub_t *old = stored(p, id, &st, errstr, errstr_size);

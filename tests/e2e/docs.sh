@@ -128,5 +128,13 @@ es_eq "api.md's subscription example is accepted ($(head -c 200 "$DOCS/sub-answe
 es_check "its token is masked in the answer" bash -c "! grep -q s3cr3t '$DOCS/sub-answer.json'"
 es_eq "and it can be deleted" 204 "$(curl -s -o /dev/null -w '%{http_code}' \
     -H "Authorization: Bearer $TOKEN" -X DELETE "$URL/v1/subscriptions/acme-orders")"
+# Its filter by path instead: this config sets no subscriptions.scripts_dir
+jq '.id = "acme-path" | .filter.config = {"script": "/etc/passwd"}' \
+    "$DOCS/subscription.json" >"$DOCS/sub-path.json"
+code=$(curl -s -o "$DOCS/sub-answer.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+    -X POST "$URL/v1/subscriptions" --data-binary @"$DOCS/sub-path.json")
+es_eq "a filter script by path without scripts_dir: refused as api.md says" \
+    '400 filter.config.script: a path is taken only under subscriptions.scripts_dir, which the config does not set; give the script'"'"'s text in "source"' \
+    "$code $(jq -r .error "$DOCS/sub-answer.json")"
 es_stop_daemon TERM
 es_finish

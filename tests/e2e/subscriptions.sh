@@ -13,7 +13,7 @@ SINGLE=sub.ledger  # onboarded, tenancy single
 # property's outputs are looked up before they are read).
 es_start_broker -t "$MULTI:2" -t "$SINGLE:2" -t prop.m1:2 -t prop.m2:2 \
     -t prop.m3:2 -t prop.s1:2 -t prop.s2:2 -t eventstream.dlq:1 \
-    -t out.acme:1 -t out.acme2:1 -t out.initech:1
+    -t out.acme:1 -t out.acme2:1 -t out.initech:1 -t out.script:1
 PORT=$(es_free_port)
 TOKEN=tok-$RANDOM$RANDOM
 SECRET=sekrit-$RANDOM$RANDOM
@@ -25,6 +25,12 @@ for t in "$MULTI:multi" "$SINGLE:single" prop.m1:multi prop.m2:multi \
     printf '{"topic": "%s", "team": "test-svc", "tenancy": "%s", "format": "json", "tenant": ["tenantid"]}\n' \
         "${t%%:*}" "${t##*:}" >"$TOPICS/test-svc/${t%%:*}/topic-details.json"
 done
+# Scripts a subscription may name by path live in subscriptions.scripts_dir
+FILTERS="$ES_TMP/filters"
+mkdir -p "$FILTERS"
+echo "function filter(ev) if ev.data.n % 2 == 1 then return 'drop' end end" >"$FILTERS/even.lua"
+echo "function filter(ev) return 'keep' end" >"$ES_TMP/outside.lua"
+ln -s ../outside.lua "$FILTERS/link.lua"
 CONFIG=$(es_config subs "{
   \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
      \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
@@ -32,6 +38,7 @@ CONFIG=$(es_config subs "{
   \"topics_dir\": \"$TOPICS\",
   \"retry\": {\"initial_backoff_ms\": 100, \"max_backoff_ms\": 400, \"max_attempts\": 8},
   \"api\": {\"listen\": \"127.0.0.1:$PORT\", \"token\": \"$TOKEN\"},
+  \"subscriptions\": {\"scripts_dir\": \"$FILTERS\"},
   \"instances\": {\"all\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ES_TMP/all.jsonl\"}}},
   \"routes\": [{\"name\": \"all\", \"topics\": [\"$MULTI\"], \"destinations\": [\"all\"]}]
 }")
@@ -101,6 +108,24 @@ es_eq "destination type outside https/kafka/s3: 400" 400 "$(code)"
 msg=$(api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest x), \"filter\": {\"type\": \"lua\", \"config\": {\"source\": \"function filter(ev) return ( end\"}}}")
 es_eq "bad inline Lua: 400" 400 "$(code)"
 es_check "bad inline Lua: the plugin's message" grep -q 'filter.config: script' <<<"$msg"
+# a filter script by path: only inside subscriptions.scripts_dir
+script_sub() { # $1 = the script's path
+    api POST /v1/subscriptions "{\"tenant\": \"a\", \"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest x), \"filter\": {\"type\": \"lua\", \"config\": {\"script\": \"$1\"}}}"
+}
+msg=$(script_sub "$ES_TMP/outside.lua")
+es_eq "filter script outside scripts_dir: 400 naming both" \
+    "400 {\"error\":\"filter.config.script: $ES_TMP/outside.lua is not under subscriptions.scripts_dir ($FILTERS)\"}" "$(code) $msg"
+msg=$(script_sub "$FILTERS/../outside.lua")
+es_eq "filter script: .. out of scripts_dir is refused" 400 "$(code)"
+msg=$(script_sub "$FILTERS/link.lua")
+es_eq "filter script: a symlink in scripts_dir to a file outside is refused" \
+    "400 {\"error\":\"filter.config.script: $FILTERS/link.lua is not under subscriptions.scripts_dir ($FILTERS)\"}" "$(code) $msg"
+msg=$(script_sub /etc/passwd)
+es_check "filter script: /etc/passwd is refused before Lua reads it" \
+    test "$(code)" = 400 -a -n "$(grep -F 'is not under subscriptions.scripts_dir' <<<"$msg")"
+msg=$(script_sub "$FILTERS/missing.lua")
+es_eq "filter script: a missing file in scripts_dir" \
+    "400 {\"error\":\"filter.config.script: $FILTERS/missing.lua: No such file or directory\"}" "$(code) $msg"
 es_eq "nothing was created by the failures" 0 "$(api GET /v1/subscriptions | jget 'len(d["subscriptions"])')"
 es_eq "GET unknown id: 404" 404 "$(api GET /v1/subscriptions/nope >/dev/null; code)"
 es_eq "DELETE unknown id: 404" 404 "$(api DELETE /v1/subscriptions/nope >/dev/null; code)"
@@ -119,6 +144,18 @@ events "$MULTI" globex 1 10 # another tenant: never delivered to acme's
 wait_count out.acme 10 || true
 sleep 1
 es_eq "only acme's events after creation arrive" "$(printf 'acme-%s\n' $(seq 21 30) | LC_ALL=C sort)" "$(ids out.acme)"
+
+# --- a filter script by path, inside subscriptions.scripts_dir
+api POST /v1/subscriptions "{\"id\": \"wayne-even\", \"tenant\": \"wayne\", \"topics\": [\"$MULTI\"], \"destination\": $(kafka_dest out.script), \"filter\": {\"type\": \"lua\", \"config\": {\"script\": \"$FILTERS/even.lua\"}}}" >/dev/null
+es_eq "filter script inside scripts_dir: 201" 201 "$(code)"
+events "$MULTI" wayne 1 10
+wait_count out.script 5 || true
+sleep 1
+es_eq "filter script inside scripts_dir: its verdicts apply" \
+    "$(printf 'wayne-%s\n' 2 4 6 8 10 | LC_ALL=C sort)" "$(ids out.script)"
+api DELETE /v1/subscriptions/wayne-even >/dev/null
+es_eq "filter script: deleted" 204 "$(code)"
+es_check "filter script: the operator's file stays when the subscription goes" test -s "$FILTERS/even.lua"
 
 # --- secrets are write-only
 es_log "secrets are write-only"

@@ -171,6 +171,27 @@ START_TEST(subscriptions_park_must_be_an_object)
 }
 END_TEST
 
+START_TEST(subscriptions_scripts_dir_is_checked)
+{
+    expect_error(BASE_HEAD "\"routes\": [], \"subscriptions\": "
+                           "{\"scripts_dir\": \"/nonexistent/filters\"}}",
+                 "conf.json: subscriptions.scripts_dir: /nonexistent/filters: "
+                 "No such file or directory");
+    expect_error(BASE_HEAD "\"routes\": [], \"subscriptions\": "
+                           "{\"scripts_dir\": 7}}",
+                 "conf.json: subscriptions.scripts_dir: must be a "
+                 "directory's path");
+    char err[1024] = "";
+    es_config_t *c = es_config_parse(
+        BASE_HEAD "\"routes\": [], \"subscriptions\": {\"scripts_dir\": "
+                  "\"/tmp\", \"park\": {\"enabled\": false}}}",
+        "conf.json", err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->sub_scripts_dir, "/tmp");
+    es_config_destroy(c);
+}
+END_TEST
+
 START_TEST(repeated_key_paths)
 {
     char path[64] = "untouched";
@@ -223,6 +244,7 @@ int main(void)
     tcase_add_test(tc, repeated_keys_are_errors);
     tcase_add_test(tc, repeated_key_paths);
     tcase_add_test(tc, subscriptions_park_must_be_an_object);
+    tcase_add_test(tc, subscriptions_scripts_dir_is_checked);
     tcase_add_test(tc, json_syntax_error_has_line_and_column);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
