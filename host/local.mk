@@ -47,3 +47,12 @@ host/eventstreamd.service: $(srcdir)/host/eventstreamd.service.in Makefile
 	    $(srcdir)/host/eventstreamd.service.in >$@
 CLEANFILES += host/eventstreamd.service
 EXTRA_DIST += host/eventstreamd.service.in
+
+# The manual page, with the same paths.
+man_MANS = host/eventstreamd.8
+host/eventstreamd.8: $(srcdir)/host/eventstreamd.8.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) host && sed -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+	    -e 's|@pkgplugindir[@]|$(pkgplugindir)|g' \
+	    $(srcdir)/host/eventstreamd.8.in >$@
+CLEANFILES += host/eventstreamd.8
+EXTRA_DIST += host/eventstreamd.8.in

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "build-config.h"
@@ -18,6 +19,7 @@
 #include "kafka.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -122,6 +124,8 @@ static void on_sighup(void)
     }
     if (config_passes_check(hup.config, why, sizeof why) != 0) {
         es_err("SIGHUP: reload refused, the running config is kept: %s", why);
+        es_gauge_set(es_metrics_gauge("es_config_last_reload_successful", ""),
+                     0);
         return;
     }
     if (stop_requested)
@@ -248,6 +252,21 @@ static int check_config(const char *path)
     return rc;
 }
 
+/* As Prometheus reports its own config: whether the last SIGHUP's config
+ * was taken (a refused one sets it to 0 until the next reload), and when
+ * the running one was loaded. A reload is a new process, so both start
+ * again with it. */
+static void config_metrics(void)
+{
+    es_gauge_set(es_metrics_gauge("es_config_last_reload_successful", ""), 1);
+    es_gauge_set(
+        es_metrics_gauge("es_config_last_reload_success_timestamp_seconds", ""),
+        (uint64_t)time(NULL));
+    es_gauge_set(
+        es_metrics_gauge("es_build_info", "version=\"" PACKAGE_VERSION "\""),
+        1);
+}
+
 static int run(const char *path)
 {
     char err[2048];
@@ -282,6 +301,7 @@ static int run(const char *path)
         es_err("%s", err);
         goto done;
     }
+    config_metrics();
     es_info("eventstreamd %s running config=%s", PACKAGE_VERSION, path);
     rc = es_pipeline_run(p, &stop_requested);
 done:

@@ -2,7 +2,8 @@
 # The plugin SDK as a third party uses it: `make install` into a staging
 # root, build docs/examples/counting_sink.c with only the installed header
 # and pkg-config file, drop the .so into a plugin directory beside the
-# stock ones, and run it in the daemon. Also the systemd unit it installs.
+# stock ones, and run it in the daemon. Also the systemd unit and the
+# manual page it installs.
 . "$(dirname "$0")/lib.sh"
 
 STAGE="$ES_TMP/stage"
@@ -33,6 +34,13 @@ mkdir -p "$ES_TMP/unit"
 sed "s|ExecStart=$BINDIR|ExecStart=$STAGE$BINDIR|" "$UNIT" >"$ES_TMP/unit/eventstreamd.service"
 es_check "systemd-analyze verify takes the unit ($(systemd-analyze verify "$ES_TMP/unit/eventstreamd.service" 2>&1 | head -3))" \
     bash -c "systemd-analyze verify '$ES_TMP/unit/eventstreamd.service' 2>&1 | (! grep -q .)"
+
+# The manual page: in man8, with the configured paths, no groff warning
+MAN=$(find "$STAGE" -path '*/man8/eventstreamd.8' | head -1)
+es_check "manual page installed in share/man/man8" test -n "$MAN"
+es_check "manual page names the unit's config path" grep -qF "$SYSCONFDIR/eventstream/config.json" "$MAN"
+es_check "manual page renders with no warning" \
+    bash -c "LC_ALL=C.UTF-8 man --warnings -l '$MAN' 2>&1 >/dev/null | (! grep -q .)"
 
 CFLAGS=$(PKG_CONFIG_PATH=$(dirname "$PC") PKG_CONFIG_SYSROOT_DIR="$STAGE" \
     pkg-config --cflags eventstream-plugin)

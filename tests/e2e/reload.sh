@@ -32,6 +32,9 @@ produce() { # $1 = first id, $2 = count: prints the ids produced
 ids() { jq -r .id "$1" | sort; }
 fds() { ls "/proc/$ES_DAEMON_PID/fd" | wc -l; }
 starts() { grep -c "running config=$CONFIG" "$ES_DAEMON_LOG"; }
+metric() { # $1 = name{labels}: its value on /metrics
+    curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
 
 write_config '["out-a"]' "{\"path\": \"$OUT_A\"}"
 es_start_daemon "$CONFIG"
@@ -48,12 +51,14 @@ es_check "bad config: the reload is refused with the file and the key" \
     es_wait_log "SIGHUP: reload refused, the running config is kept: $CONFIG: instances.out-a.config: pth: unknown key" 30
 es_check "bad config: the same process goes on" kill -0 "$PID"
 es_eq "bad config: not started again" 1 "$(starts)"
+es_eq "bad config: es_config_last_reload_successful is 0" 0 "$(metric es_config_last_reload_successful)"
 produce 200 100 >>"$ES_TMP/sent1.txt"
 es_wait_lines "$OUT_A" 300 30 || true
 es_eq "bad config: events keep flowing to out-a" 300 "$(es_count "$OUT_A")"
 
 # --- a good config: drained, committed, started again in place
 write_config '["out-a", "out-b"]' "{\"path\": \"$OUT_A\"}"
+HUP_AT=$(date +%s)
 kill -HUP "$PID"
 es_check "good config: logged as checked and draining" \
     es_wait_log "SIGHUP: $CONFIG passes the check; draining and committing" 30
@@ -72,6 +77,10 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 FDS1=$(fds)
+es_eq "good config: es_config_last_reload_successful is 1 again" 1 "$(metric es_config_last_reload_successful)"
+es_check "good config: loaded at the reload (es_config_last_reload_success_timestamp_seconds)" \
+    test "$(metric es_config_last_reload_success_timestamp_seconds)" -ge "$HUP_AT"
+es_eq "es_build_info names the version" 1 "$(metric 'es_build_info{version="'"$("$ES_BIN" --version | cut -d' ' -f2)"'"}')"
 produce 300 150 >"$ES_TMP/sent2.txt"
 es_wait_lines "$OUT_B" 150 30 || true
 es_wait_lines "$OUT_A" 450 30 || true
