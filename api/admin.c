@@ -28,6 +28,7 @@ struct es_admin_s {
     /* Each connection has a thread; the handlers (but the probes) take
      * this lock, so they run one at a time as they were written to. */
     pthread_mutex_t lock;
+    es_admin_reload_fn reload;
 };
 
 /* Connections served at once (each has a thread). */
@@ -395,6 +396,24 @@ static enum MHD_Result subs_one(es_admin_t *a, struct MHD_Connection *c,
     return subscriptions(a, c, call->method, call->param, call);
 }
 
+/* POST /v1/reload: as SIGHUP (docs/config.md#signals), answered with what
+ * the check found. The check is a child process of a second or so. */
+static enum MHD_Result post_reload(es_admin_t *a, struct MHD_Connection *c,
+                                   const call_t *call)
+{
+    (void)call;
+    if (!a->reload)
+        return send_error(c, MHD_HTTP_NOT_FOUND, "no reload in this process");
+    char msg[1200];
+    unsigned st = a->reload(msg, sizeof msg);
+    if (st != MHD_HTTP_ACCEPTED)
+        return send_error(c, st, msg);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "reloading", 1);
+    cJSON_AddStringToObject(o, "message", msg);
+    return send_json(c, st, o);
+}
+
 static const route_t routes[] = {
     {"GET", "/health", 1, 1, get_health},
     {"GET", "/ready", 1, 1, get_ready},
@@ -410,6 +429,7 @@ static const route_t routes[] = {
     {"GET", "/v1/subscriptions/{id}", 0, 0, subs_one},
     {"PUT", "/v1/subscriptions/{id}", 0, 0, subs_one},
     {"DELETE", "/v1/subscriptions/{id}", 0, 0, subs_one},
+    {"POST", "/v1/reload", 0, 1, post_reload},
 };
 
 /* Matches url against a route path; a "{x}" segment is copied to param. */
@@ -636,7 +656,8 @@ int es_admin_check(const es_config_t *conf, char *errstr, size_t errstr_size)
 }
 
 es_admin_t *es_admin_start(const es_config_t *conf, es_pipeline_t *p,
-                           char *errstr, size_t errstr_size)
+                           es_admin_reload_fn reload, char *errstr,
+                           size_t errstr_size)
 {
     struct sockaddr_in sa;
     if (check_listen(conf, &sa, errstr, errstr_size))
@@ -647,6 +668,7 @@ es_admin_t *es_admin_start(const es_config_t *conf, es_pipeline_t *p,
         return NULL;
     }
     a->pipeline = p;
+    a->reload = reload;
     pthread_mutex_init(&a->lock, NULL);
     char err[512];
     if (load_secrets(a, conf, err, sizeof err)) {

@@ -38,8 +38,9 @@ static void on_signal(int sig)
     reload_requested = 0;
 }
 
-/* What the SIGHUP thread needs: the config path from the arguments, and
- * whether the broker is the embedded one (known once the config loaded). */
+/* What a reload (SIGHUP, POST /v1/reload) needs: the config path from the
+ * arguments, and whether the broker is the embedded one (known once the
+ * config loaded). */
 static struct {
     sigset_t set;
     const char *config;
@@ -102,65 +103,105 @@ static int config_passes_check(const char *path, char *why, size_t n)
     return -1;
 }
 
+/* SIGHUP and POST /v1/reload may ask at once: one check at a time. */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /*
- * SIGHUP reloads: the config is checked first (a bad one is logged and the
+ * A reload: the config is checked first (a bad one is refused and the
  * running one kept), then the daemon drains and commits as for SIGTERM
- * and starts again in place, same pid, with the new config. It is blocked
- * in every thread (the mask is inherited) and taken here with sigwait,
- * where logging and forking are safe.
+ * and main starts it again in place, same pid, with the new config.
+ * Returns an HTTP status (202 begun, 400 the config failed the check, 409
+ * not now) with what happened in msg, which is also logged after `by`.
  */
-static void on_sighup(void)
+static unsigned begin_reload(const char *by, char *msg, size_t n)
 {
     char why[1024];
+    unsigned st = 202;
+    pthread_mutex_lock(&reload_lock);
     if (stop_requested) {
-        es_info("SIGHUP: already stopping, not reloading");
-        return;
-    }
-    if (hup.embedded) {
-        es_warn("SIGHUP: not reloading: the embedded broker's topics live in "
-                "this process and a reload would lose them (restart to apply "
-                "a changed config)");
-        return;
-    }
-    if (config_passes_check(hup.config, why, sizeof why) != 0) {
-        es_err("SIGHUP: reload refused, the running config is kept: %s", why);
+        snprintf(msg, n, "already stopping, not reloading");
+        st = 409;
+    } else if (hup.embedded) {
+        snprintf(msg, n,
+                 "not reloading: the embedded broker's topics live in this "
+                 "process and a reload would lose them (restart to apply a "
+                 "changed config)");
+        st = 409;
+    } else if (config_passes_check(hup.config, why, sizeof why) != 0) {
+        snprintf(msg, n, "reload refused, the running config is kept: %s", why);
         es_gauge_set(es_metrics_gauge("es_config_last_reload_successful", ""),
                      0);
-        return;
+        st = 400;
+    } else if (stop_requested) { /* a SIGTERM came during the check */
+        snprintf(msg, n, "already stopping, not reloading");
+        st = 409;
+    } else {
+        reload_requested = 1;
+        stop_requested = 1;
+        snprintf(msg, n,
+                 "%s passes the check; draining and committing, then "
+                 "starting again with it",
+                 hup.config);
     }
-    if (stop_requested)
-        return; /* a SIGTERM came during the check: it wins */
-    reload_requested = 1;
-    stop_requested = 1;
-    es_info("SIGHUP: %s passes the check; draining and committing, then "
-            "starting again with it",
-            hup.config);
+    pthread_mutex_unlock(&reload_lock);
+    if (st == 400)
+        es_err("%s: %s", by, msg);
+    else if (st == 409)
+        es_warn("%s: %s", by, msg);
+    else
+        es_info("%s: %s", by, msg);
+    return st;
 }
 
+static unsigned api_reload(char *msg, size_t n)
+{
+    return begin_reload("POST /v1/reload", msg, n);
+}
+
+/* SIGHUP is blocked in every thread (the mask is inherited) and taken
+ * here with sigwait, where logging and forking are safe. */
 static void *hup_thread(void *arg)
 {
     (void)arg;
     int sig;
+    char msg[1200];
     for (;;)
         if (sigwait(&hup.set, &sig) == 0)
-            on_sighup();
+            begin_reload("SIGHUP", msg, sizeof msg);
     return NULL;
 }
 
+static void term_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+/* SIGHUP stays blocked in main and so in every thread made later. The
+ * SIGHUP thread also blocks SIGTERM and SIGINT: it outlives the pipeline,
+ * and a SIGTERM it took while main was starting again (start_again) would
+ * be lost to the new process. */
 static void take_sighup(const char *config)
 {
     pthread_t t;
+    sigset_t term, before;
     hup.config = config;
     sigemptyset(&hup.set);
     sigaddset(&hup.set, SIGHUP);
-    if (pthread_sigmask(SIG_BLOCK, &hup.set, NULL) == 0 &&
-        pthread_create(&t, NULL, hup_thread, NULL) == 0)
+    term_signals(&term);
+    if (pthread_sigmask(SIG_BLOCK, &hup.set, NULL) != 0 ||
+        pthread_sigmask(SIG_BLOCK, &term, &before) != 0)
+        return;
+    if (pthread_create(&t, NULL, hup_thread, NULL) == 0)
         pthread_detach(t);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
 }
 
 /*
  * The reload's second half, after the pipeline stopped cleanly: the same
- * binary, the same arguments. SIGTERM and SIGINT are blocked first, so one
+ * binary, the same arguments. SIGTERM and SIGINT are blocked first (the
+ * pipeline's threads are gone and the SIGHUP thread blocks them), so one
  * that comes now either made this a plain stop already or stays pending
  * across execv for the new process, which unblocks them once its handler
  * is set. Descriptors a library left open without close-on-exec would
@@ -169,9 +210,7 @@ static void take_sighup(const char *config)
 static int start_again(char **argv)
 {
     sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    sigaddset(&term, SIGINT);
+    term_signals(&term);
     sigprocmask(SIG_BLOCK, &term, NULL);
     if (!reload_requested)
         return 0; /* a SIGTERM during the drain: a plain stop */
@@ -297,7 +336,7 @@ static int run(const char *path)
         goto done;
     }
     if (conf->api_listen &&
-        !(admin = es_admin_start(conf, p, err, sizeof err))) {
+        !(admin = es_admin_start(conf, p, api_reload, err, sizeof err))) {
         es_err("%s", err);
         goto done;
     }
@@ -370,9 +409,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigset_t term; /* blocked across a reload's execv (start_again) */
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    sigaddset(&term, SIGINT);
+    term_signals(&term);
     sigprocmask(SIG_UNBLOCK, &term, NULL);
     signal(SIGPIPE, SIG_IGN);
     take_sighup(config);

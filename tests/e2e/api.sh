@@ -23,6 +23,8 @@ es_eq "ready once joined" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/re
 es_eq "metrics without token: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/metrics")"
 es_eq "401 body is JSON" '{"error":"missing or wrong bearer token"}' "$(curl -s "$URL/metrics")"
 es_eq "wrong token: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer x$TOKEN" "$URL/metrics")"
+es_eq "POST /v1/reload without the token: 401, nothing reloaded" "401 1" \
+    "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/v1/reload") $(grep -c 'running config=' "$ES_DAEMON_LOG")"
 es_eq "unknown path: 404 JSON" '{"error":"no such endpoint"}' "$(curl -s "$URL/nope")"
 es_eq "wrong method: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/health")"
 es_check "token never logged" bash -c "! grep -q '$TOKEN' '$ES_DAEMON_LOG'"

@@ -3,7 +3,8 @@
 # the check is refused with the file and the key and the running one goes
 # on; a good one is taken after a drain and a commit, in place (same pid),
 # with nothing lost or delivered twice, the admin API back on its port and
-# no descriptors left over; with the embedded broker it is refused.
+# no descriptors left over; POST /v1/reload does the same and answers
+# with what the check found; with the embedded broker both are refused.
 . "$(dirname "$0")/lib.sh"
 
 TOPIC=reload-in
@@ -105,16 +106,39 @@ es_check "reloads: open descriptors $FDS0 before, $FDS1 and $FDS2 after, none le
 es_eq "second reload: nothing lost or doubled" \
     "$(sort "$ES_TMP/sent2.txt" "$ES_TMP/sent3.txt")" "$(ids "$OUT_B")"
 
+# --- POST /v1/reload: the same, answered with what the check found
+reload_api() { curl -s -o "$ES_TMP/answer" -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/v1/reload"; }
+write_config '["out-a", "out-b"]' "{\"pth\": \"$OUT_A\"}"
+es_eq "POST /v1/reload, bad config: 400 with the file and the key" \
+    "400 reload refused, the running config is kept: $CONFIG: instances.out-a.config: pth: unknown key" \
+    "$(reload_api) $(jq -r .error "$ES_TMP/answer")"
+es_eq "POST /v1/reload, bad config: not started again" 3 "$(starts)"
+es_eq "POST /v1/reload, bad config: logged as asked by the API" 1 \
+    "$(grep -c 'POST /v1/reload: reload refused' "$ES_DAEMON_LOG")"
+write_config '["out-a", "out-b"]' "{\"path\": \"$OUT_A\"}"
+es_eq "POST /v1/reload, good config: 202" \
+    "202 true $CONFIG passes the check; draining and committing, then starting again with it" \
+    "$(reload_api) $(jq -r '"\(.reloading) \(.message)"' "$ES_TMP/answer")"
+for _ in $(seq 1 300); do [ "$(starts)" -ge 4 ] && break; sleep 0.1; done
+es_eq "POST /v1/reload: started a fourth time, same pid" "4 yes" \
+    "$(starts) $(kill -0 "$PID" && echo yes)"
+for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+es_eq "GET /v1/reload: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v1/reload")"
+
 # --- a SIGTERM while a reload drains: the daemon stops (exit 0) rather
 # than starting again, or, if the new process had begun, that one stops
 checked() { grep -c "passes the check" "$ES_DAEMON_LOG"; }
 kill -HUP "$PID"
-for _ in $(seq 1 3000); do [ "$(checked)" -ge 3 ] && break; sleep 0.01; done
+for _ in $(seq 1 3000); do [ "$(checked)" -ge 4 ] && break; sleep 0.01; done
 # gone: exited (a zombie until es_stop_daemon's wait reaps it)
 gone() { [ ! -e "/proc/$PID" ] || grep -q '^State:.*zombie' "/proc/$PID/status" 2>/dev/null; }
 kill -TERM "$PID"
 for _ in $(seq 1 300); do gone && break; sleep 0.1; done
 es_check "SIGTERM during a reload: the daemon ends within 30 s" gone
+gone || { grep State "/proc/$PID/status"; tail -30 "$ES_DAEMON_LOG"; } >&2
 rc=0; es_stop_daemon TERM || rc=$?
 es_eq "SIGTERM during a reload: exit 0" 0 "$rc"
 es_check "SIGTERM during a reload: logged as stopped" es_wait_log '"stopped"|msg=stopped' 1
@@ -122,8 +146,10 @@ es_check "no sanitizer report in the log" \
     bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$ES_DAEMON_LOG'"
 
 # --- the embedded broker lives in the process: a reload would lose it
+EMB_PORT=$(es_free_port)
 EMB=$(es_config embedded "{
   \"kafka\": {\"brokers\": \"embedded\"}, \"plugin_dir\": \"$ES_PLUGIN_DIR\",
+  \"api\": {\"listen\": \"127.0.0.1:$EMB_PORT\"},
   \"state_dir\": \"$ES_TMP/state-emb\",
   \"instances\": {\"o\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ES_TMP/emb.jsonl\"}}},
   \"routes\": [{\"name\": \"r\", \"topics\": [\"emb-in\"], \"destinations\": [\"o\"]}]
@@ -133,6 +159,8 @@ kill -HUP "$ES_DAEMON_PID"
 es_check "embedded broker: the reload is refused, with why" \
     es_wait_log "SIGHUP: not reloading: the embedded broker's topics live in this process" 10
 es_check "embedded broker: the daemon goes on" kill -0 "$ES_DAEMON_PID"
+es_eq "embedded broker: POST /v1/reload is a 409 saying why" "409 not reloading: the embedded broker's topics live in this process" \
+    "$(curl -s -o "$ES_TMP/answer" -w '%{http_code}' -X POST "http://127.0.0.1:$EMB_PORT/v1/reload") $(jq -r .error "$ES_TMP/answer" | cut -d' ' -f1-10)"
 rc=0; es_stop_daemon TERM || rc=$?
 es_eq "embedded broker: SIGTERM still stops it cleanly" 0 "$rc"
 es_finish
