@@ -47,6 +47,28 @@ static struct {
     volatile sig_atomic_t embedded;
 } hup;
 
+/* Reads fd to its end (a child's stderr must be drained, or it blocks
+ * writing and is never reaped), keeping the last size - 1 bytes in buf,
+ * NUL-terminated. Returns how many are kept. */
+static size_t read_tail(int fd, char *buf, size_t size)
+{
+    size_t len = 0;
+    for (;;) {
+        if (len == size - 1) { /* full: keep the newer half */
+            memmove(buf, buf + len / 2, len - len / 2);
+            len -= len / 2;
+        }
+        ssize_t r = read(fd, buf + len, size - 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
 /*
  * Runs this same binary with --check-config on the config file and waits:
  * 0 when it passes, else -1 with its error line in why. A separate process
@@ -80,14 +102,9 @@ static int config_passes_check(const char *path, char *why, size_t n)
         _exit(127);
     }
     close(fds[1]);
-    char out[4096];
-    size_t len = 0;
-    ssize_t r;
-    while ((r = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0 ||
-           (r < 0 && errno == EINTR))
-        len += r > 0 ? (size_t)r : 0;
+    char tail[8192];
+    size_t len = read_tail(fds[0], tail, sizeof tail);
     close(fds[0]);
-    out[len] = '\0';
     int status = 0;
     if (waitpid(pid, &status, 0) != pid) {
         snprintf(why, n, "cannot run the check: %s", strerror(errno));
@@ -95,11 +112,21 @@ static int config_passes_check(const char *path, char *why, size_t n)
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
-    /* The check's own error is the line it starts with "eventstreamd: ". */
-    const char *line = strstr(out, "eventstreamd: ");
-    line = line ? line + strlen("eventstreamd: ") : out;
-    snprintf(why, n, "%.*s", (int)strcspn(line, "\n"),
-             *line ? line : "the check failed with no message");
+    /* The check's own error is its last line that starts "eventstreamd: "
+     * (plugins log before it). */
+    const char *line = NULL, *at = tail;
+    while ((at = strstr(at, "eventstreamd: ")) != NULL) {
+        if (at == tail || at[-1] == '\n')
+            line = at + strlen("eventstreamd: ");
+        at++;
+    }
+    if (!line && len)
+        line = tail;
+    snprintf(why, n, "%.*s", line ? (int)strcspn(line, "\n") : 0,
+             line ? line : "");
+    if (!*why)
+        snprintf(why, n, "the check failed with no message (status %d)",
+                 status);
     return -1;
 }
 

@@ -53,6 +53,23 @@ es_check "bad config: the reload is refused with the file and the key" \
 es_check "bad config: the same process goes on" kill -0 "$PID"
 es_eq "bad config: not started again" 1 "$(starts)"
 es_eq "bad config: es_config_last_reload_successful is 0" 0 "$(metric es_config_last_reload_successful)"
+# a check that logs half a megabyte before its error (a script logging at
+# load): its output is drained, and the error is still its last line
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    printf '%s\n' 'for i = 1, 300 do es.log("info", string.rep("x", 160)) end'
+done >"$ES_TMP/noisy.lua"
+echo 'function filter(ev) return "keep" end' >>"$ES_TMP/noisy.lua"
+write_config '["out-a"]' "{\"path\": \"$OUT_A\"}"
+jq --arg s "$ES_TMP/noisy.lua" '.instances.noisy = {"plugin": "lua", "config": {"script": $s}}
+    | .instances.late = {"plugin": "file", "config": {"pth": "x"}}
+    | .routes[0].filters = ["noisy"]' "$CONFIG" >"$ES_TMP/noisy.json"
+mv "$ES_TMP/noisy.json" "$CONFIG"
+refusals() { grep -c 'SIGHUP: reload refused' "$ES_DAEMON_LOG"; }
+kill -HUP "$PID"
+for _ in $(seq 1 300); do [ "$(refusals)" -ge 2 ] && break; sleep 0.1; done
+es_eq "a check that logs 0.5 MB: refused with its last error line" \
+    "2 $CONFIG: instances.late.config: pth: unknown key\"" \
+    "$(refusals) $(grep 'SIGHUP: reload refused' "$ES_DAEMON_LOG" | tail -1 | sed 's/.*the running config is kept: //')"
 produce 200 100 >>"$ES_TMP/sent1.txt"
 es_wait_lines "$OUT_A" 300 30 || true
 es_eq "bad config: events keep flowing to out-a" 300 "$(es_count "$OUT_A")"
