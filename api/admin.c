@@ -19,11 +19,14 @@
 #include "log.h"
 #include "metrics.h"
 #include "subscriptions.h"
+/* The host's subscriptions module (es_sub_mask), not api/'s of that name. */
+#include "../host/src/subscriptions.h"
 
 struct es_admin_s {
     struct MHD_Daemon *mhd;
     es_pipeline_t *pipeline;
-    char *token; /* NULL: no authentication */
+    const es_config_t *conf; /* the running config, fixed */
+    char *token;             /* NULL: no authentication */
     char *cert, *key;
     /* Each connection has a thread; the handlers (but the probes) take
      * this lock, so they run one at a time as they were written to. */
@@ -396,6 +399,28 @@ static enum MHD_Result subs_one(es_admin_t *a, struct MHD_Connection *c,
     return subscriptions(a, c, call->method, call->param, call);
 }
 
+/* GET /v1/config: the running config as loaded, secrets masked, with the
+ * file's digest (compare with sha256sum of the file on disk: a change not
+ * yet reloaded, or a reload that was refused, shows as a difference). */
+static enum MHD_Result get_config(es_admin_t *a, struct MHD_Connection *c,
+                                  const call_t *call)
+{
+    (void)call;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *copy = cJSON_Duplicate(a->conf->root, 1);
+    if (!o || !copy) {
+        cJSON_Delete(o);
+        cJSON_Delete(copy);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    es_sub_mask(copy);
+    cJSON_AddStringToObject(o, "path", a->conf->path);
+    cJSON_AddStringToObject(o, "sha256", a->conf->sha256);
+    cJSON_AddStringToObject(o, "loaded_at", a->conf->loaded_at);
+    cJSON_AddItemToObject(o, "config", copy);
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
 /* POST /v1/reload: as SIGHUP (docs/config.md#signals), answered with what
  * the check found. The check is a child process of a second or so. */
 static enum MHD_Result post_reload(es_admin_t *a, struct MHD_Connection *c,
@@ -430,6 +455,7 @@ static const route_t routes[] = {
     {"PUT", "/v1/subscriptions/{id}", 0, 0, subs_one},
     {"DELETE", "/v1/subscriptions/{id}", 0, 0, subs_one},
     {"POST", "/v1/reload", 0, 1, post_reload},
+    {"GET", "/v1/config", 0, 1, get_config},
 };
 
 /* Matches url against a route path; a "{x}" segment is copied to param. */
@@ -668,6 +694,7 @@ es_admin_t *es_admin_start(const es_config_t *conf, es_pipeline_t *p,
         return NULL;
     }
     a->pipeline = p;
+    a->conf = conf;
     a->reload = reload;
     pthread_mutex_init(&a->lock, NULL);
     char err[512];

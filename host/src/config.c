@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <openssl/sha.h>
 
 #include "config.h"
 #include "internal/es_file_check.h"
@@ -645,6 +648,20 @@ static void json_error_position(const char *text, const char *at, int *line,
     }
 }
 
+/* The text's digest and the time it was loaded. */
+static void stamp(es_config_t *conf, const char *text)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)text, strlen(text), md);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(conf->sha256 + 2 * i, 3, "%02x", md[i]);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(conf->loaded_at, sizeof conf->loaded_at, "%Y-%m-%dT%H:%M:%SZ",
+             &tm);
+}
+
 es_config_t *es_config_parse(const char *text, const char *path, char *errstr,
                              size_t errstr_size)
 {
@@ -652,6 +669,7 @@ es_config_t *es_config_parse(const char *text, const char *path, char *errstr,
     es_config_t *conf = calloc(1, sizeof *conf);
     conf->path = strdup(path);
     set_defaults(conf);
+    stamp(conf, text);
     const char *end = NULL;
     conf->root = cJSON_ParseWithOpts(text, &end, 1);
     if (!conf->root) {

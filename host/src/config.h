@@ -49,6 +49,10 @@ typedef struct es_route_conf_s {
 typedef struct es_config_s {
     char *path;
     cJSON *root;
+    /* The text's SHA-256 (hex) and when it was parsed (RFC 3339 UTC): what
+     * GET /v1/config shows, to tell the running config from the file's. */
+    char sha256[65];
+    char loaded_at[32];
 
     char *brokers; /* "embedded" or a bootstrap list */
     char *group_id;

@@ -85,6 +85,11 @@ static void mask(cJSON *node, int secret)
     }
 }
 
+void es_sub_mask(cJSON *node)
+{
+    mask(node, 0);
+}
+
 /* Where node has the mask and old, at the same place, a secret's value,
  * puts a copy of that value back. */
 static void keep_secrets(cJSON *node, const cJSON *old)

@@ -54,6 +54,9 @@ cJSON *es_sub_json(const es_sub_t *s, int reveal_secrets);
 
 /* Whether a config key names a secret (docs/api.md lists the rule). */
 int es_sub_secret_key(const char *key);
+/* Replaces, in place, every string or number under a secret key of node
+ * (any depth) with ES_SUB_MASK: for showing configs. */
+void es_sub_mask(cJSON *node);
 
 /* A PUT may send ES_SUB_MASK back for a secret it did not change: each
  * such value in `s` is replaced by the one at the same place in `old`. */

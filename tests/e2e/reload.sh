@@ -14,10 +14,12 @@ OUT_B="$ES_TMP/b.jsonl"
 es_start_broker -t "$TOPIC:2" -t eventstream.dlq:1
 PORT=$(es_free_port)
 CONFIG="$ES_TMP/config.json"
+SECRET=r3load-$RANDOM$RANDOM # a secret in the config: never shown
 write_config() { # $1 = the route's destinations, $2 = out-a's file sink config
     printf '%s\n' "{
   \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
-     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\",
+     \"sasl.password\": \"$SECRET\"}},
   \"plugin_dir\": \"$ES_PLUGIN_DIR\", \"state_dir\": \"$ES_TMP/state\",
   \"api\": {\"listen\": \"127.0.0.1:$PORT\"},
   \"instances\": {\"out-a\": {\"plugin\": \"file\", \"config\": $2},
@@ -33,6 +35,9 @@ produce() { # $1 = first id, $2 = count: prints the ids produced
 ids() { jq -r .id "$1" | sort; }
 fds() { ls "/proc/$ES_DAEMON_PID/fd" | wc -l; }
 starts() { grep -c "running config=$CONFIG" "$ES_DAEMON_LOG"; }
+# running_sha: the digest GET /v1/config shows; file_sha: the file's now
+running_sha() { curl -s "http://127.0.0.1:$PORT/v1/config" | jq -r .sha256; }
+file_sha() { sha256sum "$CONFIG" | cut -d' ' -f1; }
 metric() { # $1 = name{labels}: its value on /metrics
     curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
@@ -44,6 +49,15 @@ produce 0 200 >"$ES_TMP/sent1.txt"
 es_wait_lines "$OUT_A" 200 30 || true
 es_eq "before any reload: out-a has the first 200" 200 "$(es_count "$OUT_A")"
 FDS0=$(fds)
+curl -s "http://127.0.0.1:$PORT/v1/config" >"$ES_TMP/config-answer.json"
+es_eq "GET /v1/config: the path, the file's digest, when it was loaded" \
+    "$CONFIG $(file_sha) true" \
+    "$(jq -r '"\(.path) \(.sha256) \(.loaded_at | test("^20[0-9-]+T[0-9:]+Z$"))"' "$ES_TMP/config-answer.json")"
+es_eq "GET /v1/config: the config as loaded, its secret masked" \
+    "$OUT_A ********" \
+    "$(jq -r '"\(.config.instances["out-a"].config.path) \(.config.kafka.properties["sasl.password"])"' "$ES_TMP/config-answer.json")"
+es_check "GET /v1/config: the secret is nowhere in the answer" \
+    bash -c "! grep -q '$SECRET' '$ES_TMP/config-answer.json'"
 
 # --- a config that fails the check: refused, named, the old one goes on
 write_config '["out-a"]' "{\"pth\": \"$OUT_A\"}"
@@ -53,6 +67,8 @@ es_check "bad config: the reload is refused with the file and the key" \
 es_check "bad config: the same process goes on" kill -0 "$PID"
 es_eq "bad config: not started again" 1 "$(starts)"
 es_eq "bad config: es_config_last_reload_successful is 0" 0 "$(metric es_config_last_reload_successful)"
+es_check "bad config: GET /v1/config still shows the running one (its digest is not the file's)" \
+    test "$(running_sha)" != "$(file_sha)" -a "$(running_sha)" != ""
 # a check that logs half a megabyte before its error (a script logging at
 # load): its output is drained, and the error is still its last line
 for _ in 1 2 3 4 5 6 7 8 9 10; do
@@ -96,6 +112,7 @@ for _ in $(seq 1 300); do
 done
 FDS1=$(fds)
 es_eq "good config: es_config_last_reload_successful is 1 again" 1 "$(metric es_config_last_reload_successful)"
+es_eq "good config: GET /v1/config shows the file's digest again" "$(file_sha)" "$(running_sha)"
 es_check "good config: loaded at the reload (es_config_last_reload_success_timestamp_seconds)" \
     test "$(metric es_config_last_reload_success_timestamp_seconds)" -ge "$HUP_AT"
 es_eq "es_build_info names the version" 1 "$(metric 'es_build_info{version="'"$("$ES_BIN" --version | cut -d' ' -f2)"'"}')"
@@ -159,6 +176,7 @@ gone || { grep State "/proc/$PID/status"; tail -30 "$ES_DAEMON_LOG"; } >&2
 rc=0; es_stop_daemon TERM || rc=$?
 es_eq "SIGTERM during a reload: exit 0" 0 "$rc"
 es_check "SIGTERM during a reload: logged as stopped" es_wait_log '"stopped"|msg=stopped' 1
+es_check "the config's secret is never logged" bash -c "! grep -q '$SECRET' '$ES_DAEMON_LOG'"
 es_check "no sanitizer report in the log" \
     bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$ES_DAEMON_LOG'"
 
