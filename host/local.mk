@@ -49,7 +49,7 @@ CLEANFILES += host/eventstreamd.service
 EXTRA_DIST += host/eventstreamd.service.in
 
 # The manual page, with the same paths.
-man_MANS = host/eventstreamd.8
+nodist_man_MANS = host/eventstreamd.8
 host/eventstreamd.8: $(srcdir)/host/eventstreamd.8.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) host && sed -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
 	    -e 's|@pkgplugindir[@]|$(pkgplugindir)|g' \
