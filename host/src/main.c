@@ -124,7 +124,11 @@ static int config_passes_check(const char *path, char *why, size_t n)
         line = tail;
     snprintf(why, n, "%.*s", line ? (int)strcspn(line, "\n") : 0,
              line ? line : "");
-    if (!*why)
+    if (!*why && WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        snprintf(why, n,
+                 "cannot run /proc/self/exe --check-config (is /proc "
+                 "mounted?)");
+    else if (!*why)
         snprintf(why, n, "the check failed with no message (status %d)",
                  status);
     return -1;
