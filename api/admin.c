@@ -425,7 +425,8 @@ static void mask_url_passwords(cJSON *node)
     }
 }
 
-/* GET /v1/config: the running config as loaded, secrets masked, with the
+/* GET /v1/config: the running config as written (before ${NAME}
+ * expansion: the environment's values are not shown), secrets masked, with the
  * file's digest (compare with sha256sum of the file on disk: a change not
  * yet reloaded, or a reload that was refused, shows as a difference). */
 static enum MHD_Result get_config(es_admin_t *a, struct MHD_Connection *c,
@@ -433,7 +434,8 @@ static enum MHD_Result get_config(es_admin_t *a, struct MHD_Connection *c,
 {
     (void)call;
     cJSON *o = cJSON_CreateObject();
-    cJSON *copy = cJSON_Duplicate(a->conf->root, 1);
+    cJSON *copy =
+        cJSON_Duplicate(a->conf->written ? a->conf->written : a->conf->root, 1);
     if (!o || !copy) {
         cJSON_Delete(o);
         cJSON_Delete(copy);

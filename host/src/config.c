@@ -648,6 +648,127 @@ static void json_error_position(const char *text, const char *at, int *line,
     }
 }
 
+/* ----------------------------------------- ${NAME} in string values */
+
+/* Appends n bytes of s to the growing string *out. */
+static int append(char **out, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t want = (*len + n + 1) * 2;
+        char *grown = realloc(*out, want);
+        if (!grown)
+            return -1;
+        *out = grown;
+        *cap = want;
+    }
+    memcpy(*out + *len, s, n);
+    *len += n;
+    (*out)[*len] = '\0';
+    return 0;
+}
+
+/* The value of one reference "${...}" at ref (end at its "}"): the
+ * variable, else the ":-" default (also for an empty variable), copied to
+ * dflt. NULL with why when the name is not one or the variable is not
+ * set. */
+static const char *env_value(const char *ref, const char *end, char *dflt,
+                             size_t dflt_size, char *why, size_t n)
+{
+    const char *name = ref + 2, *p = name;
+    while (p < end &&
+           (*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+            (p > name && *p >= '0' && *p <= '9')))
+        p++;
+    int has_default = p + 1 < end && p[0] == ':' && p[1] == '-';
+    if (p == name || (p != end && !has_default)) {
+        snprintf(why, n,
+                 "%.*s: not an environment variable's name (letters, digits "
+                 "and _, not a digit first; \"${NAME:-default}\" for a "
+                 "default; \"$${\" for a literal \"${\")",
+                 (int)(end - ref + 1), ref);
+        return NULL;
+    }
+    char var[256];
+    snprintf(var, sizeof var, "%.*s", (int)(p - name), name);
+    const char *v = getenv(var);
+    if (has_default && (!v || !*v)) {
+        if ((size_t)(end - p - 2) >= dflt_size) {
+            snprintf(why, n, "${%s:-...}: the default is over %zu bytes", var,
+                     dflt_size - 1);
+            return NULL;
+        }
+        snprintf(dflt, dflt_size, "%.*s", (int)(end - p - 2), p + 2);
+        return dflt;
+    }
+    if (!v)
+        snprintf(why, n, "${%s} is not set in the environment", var);
+    return v;
+}
+
+/* s with each ${NAME} (or ${NAME:-default}) replaced and "$${" made a
+ * literal "${": malloc'd, or NULL with why. */
+static char *expand_env(const char *s, char *why, size_t n)
+{
+    size_t len = 0, cap = strlen(s) + 1;
+    char *out = calloc(1, cap);
+    while (out && *s) {
+        int literal = s[0] == '$' && s[1] == '$' && s[2] == '{';
+        int ref = s[0] == '$' && s[1] == '{';
+        const char *end = ref ? strchr(s, '}') : NULL;
+        const char *v = NULL;
+        char dflt[1024];
+        if (ref && !end)
+            snprintf(why, n, "\"%.20s\": \"${\" without a closing \"}\"", s);
+        else if (ref)
+            v = env_value(s, end, dflt, sizeof dflt, why, n);
+        if (ref && !v) {
+            free(out);
+            return NULL;
+        }
+        int bad = literal ? append(&out, &len, &cap, "${", 2)
+                  : ref   ? append(&out, &len, &cap, v, strlen(v))
+                          : append(&out, &len, &cap, s, 1);
+        if (bad) {
+            snprintf(why, n, "out of memory");
+            free(out);
+            return NULL;
+        }
+        s = literal ? s + 3 : ref ? end + 1 : s + 1;
+    }
+    if (!out)
+        snprintf(why, n, "out of memory");
+    return out;
+}
+
+/* Expands the string values of node (any depth) in place; the first
+ * error is a config error naming its key. */
+static int expand_env_tree(parse_ctx_t *ctx, cJSON *node, const char *path)
+{
+    int i = 0;
+    for (cJSON *it = node->child; it; it = it->next, i++) {
+        char at[512], why[512];
+        if (cJSON_IsArray(node))
+            snprintf(at, sizeof at, "%s[%d]", path, i);
+        else
+            join_path(at, sizeof at, path, it->string);
+        if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+            if (expand_env_tree(ctx, it, at))
+                return -1;
+            continue;
+        }
+        if (!cJSON_IsString(it) || !strchr(it->valuestring, '$'))
+            continue;
+        char *v = expand_env(it->valuestring, why, sizeof why);
+        if (!v)
+            return fail(ctx, at, "%s", why);
+        int ok = cJSON_SetValuestring(it, v) != NULL;
+        free(v);
+        if (!ok)
+            return fail(ctx, at, "out of memory");
+    }
+    return 0;
+}
+
 /* The text's digest and the time it was loaded. */
 static void stamp(es_config_t *conf, const char *text)
 {
@@ -688,7 +809,14 @@ es_config_t *es_config_parse(const char *text, const char *path, char *errstr,
         fail(&ctx, twice, "is given twice in its object");
         goto fail;
     }
-    if (parse_top(&ctx, conf) || validate(&ctx, conf))
+    /* As written, for GET /v1/config; then with the environment's values */
+    conf->written = cJSON_Duplicate(conf->root, 1);
+    if (!conf->written) {
+        fail(&ctx, "", "out of memory");
+        goto fail;
+    }
+    if (expand_env_tree(&ctx, conf->root, "") || parse_top(&ctx, conf) ||
+        validate(&ctx, conf))
         goto fail;
     return conf;
 fail:
@@ -766,6 +894,7 @@ void es_config_destroy(es_config_t *conf)
     free(conf->region_ca_file);
     free(conf->path);
     cJSON_Delete(conf->root);
+    cJSON_Delete(conf->written);
     free(conf);
 }
 

@@ -48,7 +48,8 @@ typedef struct es_route_conf_s {
 
 typedef struct es_config_s {
     char *path;
-    cJSON *root;
+    cJSON *root;    /* string values with ${NAME} expanded */
+    cJSON *written; /* the same as written in the file, before expansion */
     /* The text's SHA-256 (hex) and when it was parsed (RFC 3339 UTC): what
      * GET /v1/config shows, to tell the running config from the file's. */
     char sha256[65];

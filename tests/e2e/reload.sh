@@ -43,7 +43,13 @@ metric() { # $1 = name{labels}: its value on /metrics
     curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 
-write_config '["out-a"]' "{\"path\": \"$OUT_A\"}"
+# out-a's path from the environment (${NAME} in the config, config.md),
+# which a reload keeps; an unset one stops --check-config naming the key
+write_config '["out-a"]' '{"path": "${ES_RELOAD_OUT_A}"}'
+es_eq "an unset \${NAME}: --check-config names the key" \
+    "eventstreamd: $CONFIG: instances.out-a.config.path: \${ES_RELOAD_OUT_A} is not set in the environment" \
+    "$("$ES_BIN" --check-config "$CONFIG" 2>&1 | tail -1)"
+export ES_RELOAD_OUT_A="$OUT_A"
 es_start_daemon "$CONFIG"
 PID=$ES_DAEMON_PID
 produce 0 200 >"$ES_TMP/sent1.txt"
@@ -54,8 +60,8 @@ curl -s "http://127.0.0.1:$PORT/v1/config" >"$ES_TMP/config-answer.json"
 es_eq "GET /v1/config: the path, the file's digest, when it was loaded" \
     "$CONFIG $(file_sha) true" \
     "$(jq -r '"\(.path) \(.sha256) \(.loaded_at | test("^20[0-9-]+T[0-9:]+Z$"))"' "$ES_TMP/config-answer.json")"
-es_eq "GET /v1/config: the config as loaded, its secrets masked (a URL's password too)" \
-    "$OUT_A ******** http://alice:********@127.0.0.1:9/in" \
+es_eq "GET /v1/config: the config as written (\${NAME} kept), its secrets masked (a URL's password too)" \
+    "\${ES_RELOAD_OUT_A} ******** http://alice:********@127.0.0.1:9/in" \
     "$(jq -r '"\(.config.instances["out-a"].config.path) \(.config.kafka.properties["sasl.password"]) \(.config.instances.hook.config.url)"' "$ES_TMP/config-answer.json")"
 es_check "GET /v1/config: the secret is nowhere in the answer" \
     bash -c "! grep -q '$SECRET' '$ES_TMP/config-answer.json'"

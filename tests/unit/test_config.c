@@ -192,6 +192,54 @@ START_TEST(subscriptions_scripts_dir_is_checked)
 }
 END_TEST
 
+/* ${NAME} in string values: the environment's value, a default, a
+ * literal, and errors naming the key; the text as written is kept. */
+START_TEST(environment_references)
+{
+    setenv("ES_TEST_BROKERS", "k1:9092,k2:9092", 1);
+    setenv("ES_TEST_EMPTY", "", 1);
+    unsetenv("ES_TEST_UNSET");
+    char err[1024] = "";
+    es_config_t *c = es_config_parse(
+        "{\"kafka\": {\"brokers\": \"${ES_TEST_BROKERS}\", \"group_id\": "
+        "\"g-${ES_TEST_UNSET:-dflt}-${ES_TEST_EMPTY:-e}-$${x}-$5\"},\n"
+        "  \"instances\": {\"out\": {\"plugin\": \"file\", \"config\": "
+        "{\"path\": \"/tmp/${ES_TEST_UNSET:-}x\"}}},\n"
+        "  \"routes\": []}",
+        "conf.json", err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(c->brokers, "k1:9092,k2:9092");
+    ck_assert_str_eq(c->group_id, "g-dflt-e-${x}-$5");
+    const cJSON *path = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(c->root, "instances"),
+                                "out"),
+            "config"),
+        "path");
+    ck_assert_str_eq(path->valuestring, "/tmp/x");
+    ck_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(c->written, "kafka"), "brokers")
+            ->valuestring,
+        "${ES_TEST_BROKERS}");
+    es_config_destroy(c);
+
+    expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
+                           "[\"a\", \"${ES_TEST_UNSET}\"], "
+                           "\"destinations\": [\"out\"]}]}",
+                 "conf.json: routes[0].topics[1]: ${ES_TEST_UNSET} is not set "
+                 "in the environment");
+    expect_error(BASE_HEAD "\"routes\": [], \"group_id\": \"x${ES_TEST\"}",
+                 "conf.json: group_id: \"${ES_TEST\": \"${\" without a "
+                 "closing \"}\"");
+    expect_error(BASE_HEAD "\"routes\": [], \"group_id\": \"${1X}\"}",
+                 "conf.json: group_id: ${1X}: not an environment variable's "
+                 "name");
+    expect_error(BASE_HEAD "\"routes\": [], \"group_id\": \"${A-B}\"}",
+                 "conf.json: group_id: ${A-B}: not an environment variable's "
+                 "name");
+}
+END_TEST
+
 START_TEST(repeated_key_paths)
 {
     char path[64] = "untouched";
@@ -245,6 +293,7 @@ int main(void)
     tcase_add_test(tc, repeated_key_paths);
     tcase_add_test(tc, subscriptions_park_must_be_an_object);
     tcase_add_test(tc, subscriptions_scripts_dir_is_checked);
+    tcase_add_test(tc, environment_references);
     tcase_add_test(tc, json_syntax_error_has_line_and_column);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
