@@ -265,6 +265,23 @@ wait_count out.initech 12 || true
 sleep 1
 es_eq "events produced while down are delivered after the restart" \
     "$(printf 'initech-%s\n' 1 3 5 7 9 11 13 15 17 19 21 23 | LC_ALL=C sort)" "$(ids out.initech)"
+
+# --- a reload (SIGHUP) keeps them too, and what comes meanwhile arrives
+es_log "reload"
+kill -HUP "$ES_DAEMON_PID"
+es_wait_log "reloading: starting again in place" 30
+events "$SINGLE" initech 25 2 # produced while the daemon starts again
+for _ in $(seq 1 300); do
+    [ "$(grep -c "subscription restored id=$SID" "$ES_DAEMON_LOG")" -ge 2 ] && break
+    sleep 0.1
+done
+es_eq "a reload restores the subscription in the new process" 2 \
+    "$(grep -c "subscription restored id=$SID" "$ES_DAEMON_LOG")"
+wait_count out.initech 13 || true
+sleep 1
+es_eq "a reload: the subscription gets what came meanwhile" \
+    "$(printf 'initech-%s\n' 1 3 5 7 9 11 13 15 17 19 21 23 25 | LC_ALL=C sort)" "$(ids out.initech)"
+es_eq "a reload: nothing is delivered twice" 13 "$(es_consume_all out.initech "$ES_TMP/dup.txt"; es_count "$ES_TMP/dup.txt")"
 api DELETE "/v1/subscriptions/$SID" >/dev/null
 es_check "inline filter files are removed" bash -c "[ -z \"\$(ls '$ES_TMP/state/subscriptions/' 2>/dev/null)\" ]"
 es_check "the tenant's group is left" es_wait_log "consumer left group=eventstreamd.initech" 20
