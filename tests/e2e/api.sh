@@ -54,6 +54,12 @@ es_eq "delivered counter equals sink lines" "$(es_count "$OUT")" "$(metric 'es_d
 es_eq "consumed counter" 251 "$(metric es_consumed_total)"
 es_eq "decode failures counted" 1 "$(metric es_decode_failed_total)"
 es_eq "latency histogram counts every delivery" 250 "$(metric 'es_delivery_latency_seconds_count{destination="out"}')"
+families=$(sed -n 's/^# TYPE \(es_[a-z_]*\) .*/\1/p' "$ES_TMP/metrics.txt" | grep -v '^es_plugin_')
+undocumented=$(for family in $families; do
+    grep -q "\`$family\`" "$SRC_DIR/docs/api.md" || echo "$family"; done)
+es_eq "every host metric family shown ($(wc -w <<<"$families")) is in api.md's reference" \
+    "" "$undocumented"
+es_check "the run shows at least ten host families" test "$(wc -w <<<"$families")" -ge 10
 es_check "lag gauge per partition" grep -q '^es_consumer_lag{group="eventstreamd",topic="api-in",partition="[01]"} 0$' "$ES_TMP/metrics.txt"
 
 # Every path documented in the OpenAPI document answers: a {param} is
