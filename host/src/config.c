@@ -832,15 +832,29 @@ es_config_t *es_config_load(const char *path, char *errstr, size_t errstr_size)
                  strerror(errno));
         return NULL;
     }
-    size_t cap = 65536, len = 0;
-    char *text = malloc(cap);
-    size_t n;
-    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(errstr, errstr_size, "%s: cannot read: %s", path,
+                 strerror(EISDIR));
+        fclose(f);
+        return NULL;
+    }
+    size_t cap = 65536, len = 0, n;
+    char *text = malloc(cap), *grown;
+    while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0) {
         len += n;
-        if (cap - len < 2)
-            text = realloc(text, cap *= 2);
+        if (cap - len < 2) {
+            grown = realloc(text, cap *= 2);
+            if (!grown)
+                free(text);
+            text = grown;
+        }
     }
     fclose(f);
+    if (!text) {
+        snprintf(errstr, errstr_size, "%s: out of memory reading it", path);
+        return NULL;
+    }
     text[len] = '\0';
     es_config_t *conf = es_config_parse(text, path, errstr, errstr_size);
     free(text);

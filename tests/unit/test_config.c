@@ -240,6 +240,16 @@ START_TEST(environment_references)
 }
 END_TEST
 
+/* A directory named as the config opens but reads nothing: said so, not
+ * "invalid JSON at line 1". */
+START_TEST(config_path_is_a_directory)
+{
+    char err[1024] = "";
+    ck_assert_ptr_null(es_config_load("/tmp", err, sizeof err));
+    ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+}
+END_TEST
+
 START_TEST(repeated_key_paths)
 {
     char path[64] = "untouched";
@@ -294,6 +304,7 @@ int main(void)
     tcase_add_test(tc, subscriptions_park_must_be_an_object);
     tcase_add_test(tc, subscriptions_scripts_dir_is_checked);
     tcase_add_test(tc, environment_references);
+    tcase_add_test(tc, config_path_is_a_directory);
     tcase_add_test(tc, json_syntax_error_has_line_and_column);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
