@@ -127,11 +127,18 @@ int es_loader_load_dir(es_loader_t *l, const char *dir, char *errstr,
     struct dirent *e;
     while ((e = readdir(d)))
         if (has_so_suffix(e->d_name)) {
-            names = realloc(names, (n + 1) * sizeof *names);
-            names[n++] = strdup(e->d_name);
+            /* out of memory: the names so far are loaded */
+            char **grown = realloc(names, (n + 1) * sizeof *names);
+            if (!grown)
+                break;
+            names = grown;
+            if (!(names[n] = strdup(e->d_name)))
+                break;
+            n++;
         }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n) /* qsort(NULL, 0, ...) is undefined */
+        qsort(names, n, sizeof *names, cmp_names);
     int loaded = 0;
     for (size_t i = 0; i < n; i++) {
         char path[4096], err[1024];

@@ -503,8 +503,15 @@ static char *slurp(const char *path, size_t *len)
     char *buf = NULL;
     size_t cap = 0, n = 0, r;
     do {
-        if (n + 65536 > cap)
-            buf = realloc(buf, cap = 2 * cap + 65536);
+        if (n + 65536 > cap) {
+            char *grown = realloc(buf, cap = 2 * cap + 65536);
+            if (!grown) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = grown;
+        }
         r = fread(buf + n, 1, cap - n - 1, f);
         n += r;
     } while (r > 0);

@@ -234,11 +234,17 @@ static void import_json(es_usage_t *u, const char *state_dir)
     if (!f)
         return;
     size_t cap = 1 << 16, len = 0, n;
-    char *text = malloc(cap);
-    while ((n = fread(text + len, 1, cap - len - 1, f)) > 0)
-        if ((len += n) + 1 >= cap)
-            text = realloc(text, cap *= 2);
+    char *text = malloc(cap), *grown;
+    while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0)
+        if ((len += n) + 1 >= cap) {
+            grown = realloc(text, cap *= 2);
+            if (!grown)
+                free(text);
+            text = grown;
+        }
     fclose(f);
+    if (!text)
+        return; /* out of memory: the old totals are not migrated now */
     text[len] = '\0';
     cJSON *o = cJSON_Parse(text);
     free(text);
