@@ -13,12 +13,11 @@
 #include <openssl/crypto.h>
 
 #include "admin.h"
-#include "internal/es_base64.h"
-#include "internal/es_json_edit.h"
 #include "internal/es_tls_check.h"
 #include "log.h"
 #include "metrics.h"
 #include "subscriptions.h"
+#include "topic_test.h"
 /* The host's subscriptions module (es_sub_mask), not api/'s of that name. */
 #include "../host/src/subscriptions.h"
 
@@ -197,170 +196,34 @@ static enum MHD_Result get_usage(es_admin_t *a, struct MHD_Connection *c,
     return send_json(c, MHD_HTTP_OK, o);
 }
 
-/* Headers of the sample record: {"name": "string value", ...}. */
-static int parse_headers(const cJSON *h, es_header_t **out, size_t *n,
-                         const char **why)
-{
-    *out = NULL;
-    *n = 0;
-    if (!h)
-        return 0;
-    if (!cJSON_IsObject(h)) {
-        *why = "\"headers\" must be an object of string values";
-        return -1;
-    }
-    *out = calloc((size_t)cJSON_GetArraySize(h) + 1, sizeof **out);
-    const cJSON *it;
-    cJSON_ArrayForEach(it, h)
-    {
-        if (!cJSON_IsString(it)) {
-            *why = "\"headers\" must be an object of string values";
-            return -1;
-        }
-        (*out)[(*n)++] =
-            (es_header_t){it->string, it->valuestring, strlen(it->valuestring)};
-    }
-    return 0;
-}
-
-/* The wrapped form's options: deliver_to (also ?deliver_to=), timeout_ms. */
-static const char *test_options(struct MHD_Connection *c, const cJSON *body,
-                                es_dry_run_t *q)
-{
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(body, "deliver_to");
-    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(body, "timeout_ms");
-    q->deliver_to = query_arg(c, "deliver_to");
-    q->timeout_ms = 10000;
-    if (to && !cJSON_IsString(to))
-        return "\"deliver_to\" must be an instance name";
-    if (to)
-        q->deliver_to = to->valuestring;
-    if (tm &&
-        (!cJSON_IsNumber(tm) || tm->valuedouble < 1 || tm->valuedouble > 60000))
-        return "\"timeout_ms\" must be a number from 1 to 60000";
-    if (tm)
-        q->timeout_ms = (int)tm->valuedouble;
-    return NULL;
-}
-
-static int is_wrapped(const cJSON *body)
-{
-    return cJSON_IsObject(body) &&
-           !cJSON_GetObjectItemCaseSensitive(body, "specversion") &&
-           (cJSON_GetObjectItemCaseSensitive(body, "value") ||
-            cJSON_GetObjectItemCaseSensitive(body, "value_base64"));
-}
-
-/* The record value: "value_base64" (binary, e.g. Avro), "value" (a string
- * as is, else the JSON text), or the whole body. `err` holds a reason
- * that is not a constant. */
-static const char *test_value(const call_t *call, const cJSON *body,
-                              int wrapped, char **owned, size_t *len, char *err,
-                              size_t err_size)
-{
-    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(body, "value_base64");
-    const cJSON *value =
-        wrapped ? cJSON_GetObjectItemCaseSensitive(body, "value") : body;
-    if (wrapped && b64) {
-        char why[96];
-        if (value)
-            return "give either \"value\" or \"value_base64\", not both";
-        if (!cJSON_IsString(b64))
-            return "\"value_base64\" must be a base64 string";
-        *owned = (char *)es_base64_decode(
-            b64->valuestring, strlen(b64->valuestring), len, why, sizeof why);
-        if (*owned)
-            return NULL;
-        snprintf(err, err_size, "\"value_base64\" is not base64: %s", why);
-        return err;
-    }
-    if (cJSON_IsString(value)) {
-        if (!(*owned = strdup(value->valuestring)))
-            return "out of memory";
-        *len = strlen(*owned);
-        return NULL;
-    }
-    /* The bytes as sent, not cJSON's reprint (its numbers are doubles):
-     * the whole body, or the wrapped value's own bytes. */
-    const char *at = call->body;
-    size_t n = call->body_len;
-    if (wrapped &&
-        es_json_member_text(call->body, call->body_len, "value", &at, &n) != 0)
-        return "\"value\" not found in the body text";
-    if (!(*owned = malloc(n + 1)))
-        return "out of memory";
-    memcpy(*owned, at, n);
-    (*owned)[n] = '\0';
-    *len = n;
-    return NULL;
-}
-
-/*
- * The body is either the record value itself (a structured CloudEvent) or
- * {"value": event-or-string | "value_base64": "...", "key": "...",
- * "headers": {...}, "deliver_to": "instance", "timeout_ms": N}.
- */
+/* The body: see topic_test.h. The dry run under the lock other calls
+ * take; the real delivery's wait (up to timeout_ms) without it, so they
+ * are not held back. */
 static enum MHD_Result post_test(es_admin_t *a, struct MHD_Connection *c,
                                  const call_t *call)
 {
-    const char *end = NULL;
-    cJSON *body =
-        cJSON_ParseWithLengthOpts(call->body, call->body_len, &end, 0);
-    if (!body) {
-        char msg[128];
-        snprintf(msg, sizeof msg,
-                 "request body is not valid JSON (at byte %zu)",
-                 end ? (size_t)(end - call->body) : (size_t)0);
-        return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
-    }
-    int wrapped = is_wrapped(body);
-    const cJSON *key = NULL, *headers = NULL;
-    if (wrapped) {
-        key = cJSON_GetObjectItemCaseSensitive(body, "key");
-        headers = cJSON_GetObjectItemCaseSensitive(body, "headers");
-    }
-    es_dry_run_t q = {.topic = call->param};
-    const char *why = test_options(c, wrapped ? body : NULL, &q);
-    es_header_t *hv = NULL;
-    size_t nh = 0, len = 0;
-    char *value = NULL, err[512];
+    es_topic_test_t t;
+    char err[512];
     unsigned status = MHD_HTTP_BAD_REQUEST;
-    if (!why && key && !cJSON_IsString(key))
-        why = "\"key\" must be a string";
-    if (!why)
-        parse_headers(headers, &hv, &nh, &why);
-    if (!why)
-        why = test_value(call, body, wrapped, &value, &len, err, sizeof err);
-    /* The dry run under the lock other calls take; the real delivery's
-     * wait (up to timeout_ms) without it, so they are not held back. */
+    int bad = es_topic_test_parse(&t, call->param, call->body, call->body_len,
+                                  query_arg(c, "deliver_to"), err, sizeof err);
     pthread_mutex_lock(&a->lock);
-    int st = !why && q.deliver_to
-                 ? es_pipeline_test_endpoint(a->pipeline, q.deliver_to, err,
+    int st = !bad && t.q.deliver_to
+                 ? es_pipeline_test_endpoint(a->pipeline, t.q.deliver_to, err,
                                              sizeof err)
                  : 0;
-    if (st) {
+    if (st)
         status = (unsigned)st;
-        why = err;
-    }
     cJSON *res = NULL;
     es_dry_pending_t *pending = NULL;
-    if (!why) {
-        q.value = value;
-        q.len = len;
-        q.key = key ? key->valuestring : NULL;
-        q.key_len = key ? strlen(key->valuestring) : 0;
-        q.headers = hv;
-        q.nh = nh;
-        res = es_pipeline_dry_run(a->pipeline, &q, &pending);
-    }
+    if (!bad && !st)
+        res = es_pipeline_dry_run(a->pipeline, &t.q, &pending);
     pthread_mutex_unlock(&a->lock);
     if (pending)
         es_pipeline_dry_deliver(pending, res);
     enum MHD_Result ret =
-        res ? send_json(c, MHD_HTTP_OK, res) : send_error(c, status, why);
-    free(value);
-    free(hv);
-    cJSON_Delete(body);
+        res ? send_json(c, MHD_HTTP_OK, res) : send_error(c, status, err);
+    es_topic_test_clear(&t);
     return ret;
 }
 

@@ -1,7 +1,8 @@
 # The admin API, linked into the daemon.
 noinst_LTLIBRARIES += api/libesapi.la
 api_libesapi_la_SOURCES = api/admin.c api/admin.h \
-	api/subscriptions.c api/subscriptions.h
+	api/subscriptions.c api/subscriptions.h \
+	api/topic_test.c api/topic_test.h
 api_libesapi_la_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(RDKAFKA_CFLAGS) \
 	$(OPENSSL_CFLAGS)
 api_libesapi_la_LIBADD = $(MHD_LIBS) $(CJSON_LIBS) $(OPENSSL_LIBS)

@@ -29,7 +29,8 @@ host_libeshost_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) $(SQLITE_CFLAGS) \
 host_libeshost_la_LIBADD = host/aws/libesmsk.la host/aws/libesaws.la \
 	$(RDKAFKA_LIBS) $(CJSON_LIBS) $(SQLITE_LIBS) $(CURL_LIBS) $(OPENSSL_LIBS)
 
-host_eventstreamd_SOURCES = host/src/main.c
+host_eventstreamd_SOURCES = host/src/main.c host/src/dry_run_cli.c \
+	host/src/dry_run_cli.h
 host_eventstreamd_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) -I$(top_srcdir)/api
 host_eventstreamd_LDADD = api/libesapi.la host/libeshost.la
 

@@ -77,7 +77,7 @@ EXTRA_DIST += tests/e2e/lib.sh tests/e2e/foundation.sh \
 	tests/e2e/msk_iam.sh tests/e2e/msk_fake_broker.py scripts/demo.d/config.json \
 	scripts/demo.d/events.py scripts/demo.d/produce.sh scripts/demo.d/show.sh \
 	tests/e2e/docs.sh tests/e2e/doc_examples.py docs/examples/reading.avsc \
-	tests/e2e/reload.sh
+	tests/e2e/reload.sh tests/e2e/dry_run.sh
 
 # A handler that emits a copy of each event: end-to-end tests of emit.
 check_LTLIBRARIES += tests/plugins/echo.la

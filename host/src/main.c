@@ -16,6 +16,7 @@
 #include "build-config.h"
 #include "admin.h"
 #include "config.h"
+#include "dry_run_cli.h"
 #include "kafka.h"
 #include "loader.h"
 #include "log.h"
@@ -259,11 +260,19 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: eventstreamd -c CONFIG.json\n"
                  "       eventstreamd --check-config CONFIG.json\n"
+                 "       eventstreamd -c CONFIG.json --dry-run TOPIC "
+                 "< TESTS.jsonl\n"
                  "       eventstreamd --version\n"
                  "\n"
                  "  -c, --config FILE       run with this config\n"
                  "      --check-config FILE validate the config (and plugin "
                  "configs), then exit\n"
+                 "      --dry-run TOPIC     test each line of standard input "
+                 "(a record of TOPIC,\n"
+                 "                          as POST /v1/topics/TOPIC/test "
+                 "takes) and print its\n"
+                 "                          report; no broker or state of the "
+                 "config is used\n"
                  "  -h, --help              this text\n");
 }
 
@@ -299,6 +308,20 @@ static es_config_t *load_checked_config(const char *path)
         return NULL;
     }
     return conf;
+}
+
+static int dry_run(const char *path, const char *topic)
+{
+    es_config_t *conf = load_checked_config(path);
+    if (!conf)
+        return 1;
+    es_loader_t loader = {0};
+    int rc = load_plugins(conf, &loader) == 0
+                 ? es_dry_run_cli(conf, &loader, topic, stdin, stdout)
+                 : 1;
+    es_loader_clear(&loader);
+    es_config_destroy(conf);
+    return rc;
 }
 
 static int check_config(const char *path)
@@ -407,10 +430,11 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", required_argument, NULL, 'k'},
+        {"dry-run", required_argument, NULL, 'd'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *config = NULL;
+    const char *config = NULL, *dry_topic = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (opt) {
@@ -419,6 +443,9 @@ int main(int argc, char **argv)
             break;
         case 'k':
             return check_config(optarg);
+        case 'd':
+            dry_topic = optarg;
+            break;
         case 'V':
             printf("eventstreamd %s (plugin ABI %u)\n", PACKAGE_VERSION,
                    ES_PLUGIN_ABI_VERSION);
@@ -435,6 +462,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (dry_topic)
+        return dry_run(config, dry_topic);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);

@@ -3,7 +3,8 @@
 # doc, paths made local by doc_examples.py) passes --check-config; the
 # topic-details.json of onboarding.md is taken; the filter contract's
 # example in lua-filters.md drops, reroutes, redacts and splits as the doc
-# says, through the daemon; every CloudEvent shown in the docs is one the
+# says, through the daemon, and its --dry-run example prints what it
+# shows; every CloudEvent shown in the docs is one the
 # daemon takes (the topic test API); api.md's subscription is accepted.
 . "$(dirname "$0")/lib.sh"
 
@@ -105,6 +106,13 @@ assert main[0]["data"] == {"email": "[REDACTED]", "name": "Ann"}, main[0]
 assert main[1]["data"] == {"id": "o-1", "total": 12.50}, main[1]
 assert [(e["id"], e["data"]) for e in audit] == [("c4:audit", {"orderId": "o-1"})], audit
 PY
+
+# --- lua-filters.md's --dry-run example prints the line it shows
+$EXAMPLES block docs/lua-filters.md 'dry-run eventzr.user' |
+    sed "s|/tmp/|$DOCS/|g" >"$DOCS/try.sh"
+es_eq "lua-filters.md's --dry-run example prints what the doc shows" \
+    "$(sed -n 's/^# //p' "$DOCS/try.sh" | tail -1)" \
+    "$(cd "$BUILD_DIR" && SRC=$SRC_DIR bash "$DOCS/try.sh")"
 
 # --- every CloudEvent the docs show is one the daemon takes
 $EXAMPLES events >"$DOCS/events.txt"
