@@ -1,6 +1,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,24 @@
 #include "log.h"
 #include "pipeline.h"
 #include "topic_test.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* SIGINT and SIGTERM end the read (no SA_RESTART: a waiting getline
+ * returns), so the run's state directory is still removed. */
+static void catch_interrupts(void)
+{
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 static int remove_entry(const char *path, const struct stat *st, int flag,
                         struct FTW *ftw)
@@ -148,7 +167,7 @@ static int test_lines(es_pipeline_t *p, const char *topic, FILE *in, FILE *out)
     char *text = NULL;
     size_t cap = 0, line = 0, tests = 0, failed = 0;
     ssize_t n;
-    while ((n = getline(&text, &cap, in)) >= 0) {
+    while (!interrupted && (n = getline(&text, &cap, in)) >= 0) {
         line++;
         if (blank(text))
             continue;
@@ -156,6 +175,10 @@ static int test_lines(es_pipeline_t *p, const char *topic, FILE *in, FILE *out)
         failed += test_line(p, topic, text, (size_t)n, line, out) != 0;
     }
     free(text);
+    if (interrupted) {
+        es_err("dry run: interrupted after %zu test(s)", tests);
+        return 1;
+    }
     es_info("dry run: topic=%s tests=%zu failed=%zu", topic, tests, failed);
     return failed ? 1 : 0;
 }
@@ -164,6 +187,7 @@ int es_dry_run_cli(es_config_t *conf, es_loader_t *loader, const char *topic,
                    FILE *in, FILE *out)
 {
     char err[2048];
+    catch_interrupts();
     char *state = private_state_dir(conf);
     if (!state)
         return 1;

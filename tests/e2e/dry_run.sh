@@ -154,6 +154,27 @@ set -e
 es_eq "deliver_to an instance that is not a test endpoint: exit 1" 1 "$rc"
 es_check "and the line says why" grep -q '"line":1,"error":"deliver_to: instance \\"out\\" is not a test endpoint' "$ES_TMP/nt.json"
 
+# SIGTERM while it waits for input: the run ends and cleans up.
+mkdir -p "$ES_TMP/tmp2"
+mkfifo "$ES_TMP/fifo"
+TMPDIR="$ES_TMP/tmp2" "$ES_BIN" -c "$CONFIG" --dry-run "$TOPIC" <"$ES_TMP/fifo" \
+    >/dev/null 2>"$ES_TMP/int.err" &
+pid=$!
+exec 3>"$ES_TMP/fifo"
+ev w1 order acme >&3
+for _ in $(seq 1 100); do grep -q "consumer started" "$ES_TMP/int.err" && break; sleep 0.05; done
+sleep 0.3
+es_check "its state directory exists while it runs" bash -c "[ -n \"\$(ls -A '$ES_TMP/tmp2')\" ]"
+kill -TERM "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+exec 3>&-
+es_eq "SIGTERM while reading: exit 1" 1 "$rc"
+es_check "logged as interrupted" grep -q "dry run: interrupted after 1 test(s)" "$ES_TMP/int.err"
+es_check "and its state directory removed" bash -c "[ -z \"\$(ls -A '$ES_TMP/tmp2')\" ]"
+
 # Usage and config errors.
 set +e
 "$ES_BIN" --dry-run "$TOPIC" </dev/null >/dev/null 2>"$ES_TMP/usage.err"
@@ -166,5 +187,5 @@ es_eq "--dry-run without -c: usage, exit 2" 2 "$rc"
 es_check "the usage names --dry-run" grep -q -- "--dry-run TOPIC" "$ES_TMP/usage.err"
 es_eq "a bad config: exit 1" 1 "$brc"
 es_check "naming the file and the key" grep -q "bad.json: pipline: unknown key" "$ES_TMP/bad.err"
-es_check "no sanitizer report" bash -c "! grep -l 'runtime error\|Sanitizer' '$ES_TMP/err.log'"
+es_check "no sanitizer report" bash -c "! grep -l 'runtime error\|Sanitizer' '$ES_TMP/err.log' '$ES_TMP/int.err'"
 es_finish
