@@ -5,7 +5,7 @@
 # onboarded topic's tenant and PII, a real delivery to a test endpoint,
 # bad lines answered and counted without stopping the run, exit status;
 # the config's brokers are never contacted and its state_dir never
-# touched.
+# touched; a topic's records piped from kcat; SIGTERM while it reads.
 . "$(dirname "$0")/lib.sh"
 
 TOPIC=dr.orders
@@ -153,6 +153,21 @@ rc=$?
 set -e
 es_eq "deliver_to an instance that is not a test endpoint: exit 1" 1 "$rc"
 es_check "and the line says why" grep -q '"line":1,"error":"deliver_to: instance \\"out\\" is not a test endpoint' "$ES_TMP/nt.json"
+
+# A topic's real records, piped from kcat as lua-filters.md shows.
+es_start_broker -t $TOPIC:1
+{ ev s1 order acme; ev s2 spam acme; ev s3 order globex; } >"$ES_TMP/stream.jsonl"
+es_produce $TOPIC "$ES_TMP/stream.jsonl"
+set +e
+timeout 30 kcat -C -b "$BOOTSTRAP" -t $TOPIC -o beginning -e -q |
+    "$ES_BIN" -c "$CONFIG" --dry-run $TOPIC >"$ES_TMP/stream-reports.jsonl" 2>>"$ES_TMP/err.log"
+rc=$?
+set -e
+es_eq "records piped from kcat: exit 0" 0 "$rc"
+es_eq "each one's verdict" "s1:replace s2:drop s3:replace" "$(python3 -c '
+import json, sys
+print(" ".join("%s:%s" % (r["decoded"]["id"], r["routes"][0]["filters"][0]["verdict"])
+               for r in map(json.loads, open(sys.argv[1]))))' "$ES_TMP/stream-reports.jsonl")"
 
 # SIGTERM while it waits for input: the run ends and cleans up.
 mkdir -p "$ES_TMP/tmp2"
