@@ -262,32 +262,6 @@ static enum MHD_Result subs_one(es_admin_t *a, struct MHD_Connection *c,
     return subscriptions(a, c, call->method, call->param, call);
 }
 
-/* A URL's "user:password@" keeps its user; the password is masked. */
-static void mask_url_passwords(cJSON *node)
-{
-    for (cJSON *it = node ? node->child : NULL; it; it = it->next) {
-        if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
-            mask_url_passwords(it);
-            continue;
-        }
-        const char *v = cJSON_IsString(it) ? it->valuestring : NULL;
-        const char *host = v ? strstr(v, "://") : NULL;
-        if (!host)
-            continue;
-        host += 3;
-        size_t authority = strcspn(host, "/?#");
-        const char *at = memchr(host, '@', authority);
-        const char *colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
-        if (!colon)
-            continue;
-        char *masked = NULL;
-        if (asprintf(&masked, "%.*s:" ES_SUB_MASK "%s", (int)(colon - v), v,
-                     at) >= 0)
-            cJSON_SetValuestring(it, masked);
-        free(masked);
-    }
-}
-
 /* GET /v1/config: the running config as written (before ${NAME}
  * expansion: the environment's values are not shown), secrets masked, with the
  * file's digest (compare with sha256sum of the file on disk: a change not
@@ -305,7 +279,7 @@ static enum MHD_Result get_config(es_admin_t *a, struct MHD_Connection *c,
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
     es_sub_mask(copy);
-    mask_url_passwords(copy);
+    es_sub_mask_urls(copy);
     cJSON_AddStringToObject(o, "path", a->conf->path);
     cJSON_AddStringToObject(o, "sha256", a->conf->sha256);
     cJSON_AddStringToObject(o, "loaded_at", a->conf->loaded_at);

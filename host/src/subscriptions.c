@@ -14,6 +14,7 @@
 
 #include "internal/es_json_int.h"
 #include "internal/es_json_keys.h"
+#include "internal/es_url_mask.h"
 #include "subscriptions.h"
 
 /* "key: what", the key cut at 200 bytes so that what is wrong is always
@@ -29,25 +30,9 @@ static const char *const destination_types[] = {"https", "kafka", "s3"};
 
 /* ------------------------------------------------------------- secrets */
 
-/* Lower-cased substrings that make a key a secret, wherever it is in a
- * destination's or filter's config (header names included). */
-static const char *const secret_words[] = {
-    "secret",  "password",   "passwd",    "token",         "passphrase",
-    "apikey",  "api_key",    "api-key",   "authorization", "cookie",
-    "private", "credential", "signature", "ssl.key.pem",   "sasl.jaas",
-};
-
 int es_sub_secret_key(const char *key)
 {
-    char low[256];
-    size_t n = 0;
-    for (; key[n] && n < sizeof low - 1; n++)
-        low[n] = (char)tolower((unsigned char)key[n]);
-    low[n] = '\0';
-    for (size_t i = 0; i < sizeof secret_words / sizeof *secret_words; i++)
-        if (strstr(low, secret_words[i]))
-            return 1;
-    return 0;
+    return es_secret_name(key, strlen(key));
 }
 
 /* A secret's value as GET shows it: strings and numbers alike (a kafka
@@ -88,6 +73,20 @@ static void mask(cJSON *node, int secret)
 void es_sub_mask(cJSON *node)
 {
     mask(node, 0);
+}
+
+void es_sub_mask_urls(cJSON *node)
+{
+    for (cJSON *it = node ? node->child : NULL; it; it = it->next) {
+        if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+            es_sub_mask_urls(it);
+            continue;
+        }
+        char *masked = cJSON_IsString(it) ? es_url_mask(it->valuestring) : NULL;
+        if (masked)
+            cJSON_SetValuestring(it, masked);
+        free(masked);
+    }
 }
 
 /* Where node has the mask and old, at the same place, a secret's value,

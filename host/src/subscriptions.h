@@ -14,8 +14,9 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "internal/es_url_mask.h"
 
-#define ES_SUB_MASK "********" /* what GET shows in place of a secret */
+#define ES_SUB_MASK ES_URL_MASK /* what GET shows in place of a secret */
 #define ES_SUB_ID_MAX 64
 
 typedef struct es_sub_s {
@@ -57,6 +58,11 @@ int es_sub_secret_key(const char *key);
 /* Replaces, in place, every string or number under a secret key of node
  * (any depth) with ES_SUB_MASK: for showing configs. */
 void es_sub_mask(cJSON *node);
+
+/* Masks the credentials of every string of node (any depth) that is a
+ * URL, as es_url_mask does (internal/es_url_mask.h): for showing the
+ * running config (GET /v1/config). */
+void es_sub_mask_urls(cJSON *node);
 
 /* A PUT may send ES_SUB_MASK back for a secret it did not change: each
  * such value in `s` is replaced by the one at the same place in `old`. */

@@ -24,7 +24,7 @@ write_config() { # $1 = the route's destinations, $2 = out-a's file sink config
   \"api\": {\"listen\": \"127.0.0.1:$PORT\"},
   \"instances\": {\"out-a\": {\"plugin\": \"file\", \"config\": $2},
                 \"out-b\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT_B\"}},
-                \"hook\": {\"plugin\": \"https\", \"config\": {\"url\": \"http://alice:$SECRET@127.0.0.1:9/in\"}}},
+                \"hook\": {\"plugin\": \"https\", \"config\": {\"url\": \"http://alice:$SECRET@127.0.0.1:9/v3/$SECRET$SECRET/in?api_key=$SECRET&page=2\"}}},
   \"routes\": [{\"name\": \"r\", \"topics\": [\"$TOPIC\"], \"destinations\": $1}]
 }" >"$CONFIG"
 }
@@ -60,8 +60,8 @@ curl -s "http://127.0.0.1:$PORT/v1/config" >"$ES_TMP/config-answer.json"
 es_eq "GET /v1/config: the path, the file's digest, when it was loaded" \
     "$CONFIG $(file_sha) true" \
     "$(jq -r '"\(.path) \(.sha256) \(.loaded_at | test("^20[0-9-]+T[0-9:]+Z$"))"' "$ES_TMP/config-answer.json")"
-es_eq "GET /v1/config: the config as written (\${NAME} kept), its secrets masked (a URL's password too)" \
-    "\${ES_RELOAD_OUT_A} ******** http://alice:********@127.0.0.1:9/in" \
+es_eq "GET /v1/config: the config as written (\${NAME} kept), its secrets masked (a URL's password, key-like path segment and secret query parameter too)" \
+    "\${ES_RELOAD_OUT_A} ******** http://alice:********@127.0.0.1:9/v3/********/in?api_key=********&page=2" \
     "$(jq -r '"\(.config.instances["out-a"].config.path) \(.config.kafka.properties["sasl.password"]) \(.config.instances.hook.config.url)"' "$ES_TMP/config-answer.json")"
 es_check "GET /v1/config: the secret is nowhere in the answer" \
     bash -c "! grep -q '$SECRET' '$ES_TMP/config-answer.json'"

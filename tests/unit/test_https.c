@@ -406,6 +406,11 @@ START_TEST(helpers)
     char *u = hs_safe_url("https://user:pw@host:8443/p/a?token=s#f");
     ck_assert_str_eq(u, "https://host:8443/p/a");
     free(u);
+    /* a key in the path (a node provider's, a chat webhook's token) */
+    u = hs_safe_url("https://hooks.example/services/T0AAA1234/"
+                    "Xk2dK9sQ3mZ8pL1wR7tY4vN6/in?sig=s");
+    ck_assert_str_eq(u, "https://hooks.example/services/T0AAA1234/********/in");
+    free(u);
 }
 END_TEST
 

@@ -289,6 +289,59 @@ START_TEST(state_file_round_trips)
 }
 END_TEST
 
+/* GET /v1/config's view of URLs: credentials masked, the rest as written. */
+static void assert_url_masked(const char *url, const char *want)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "urls");
+    cJSON_AddItemToArray(arr, cJSON_CreateString(url));
+    cJSON_AddItemToObject(o, "nested", cJSON_CreateObject());
+    cJSON_AddStringToObject(cJSON_GetObjectItem(o, "nested"), "url", url);
+    es_sub_mask_urls(o);
+    ck_assert_str_eq(cJSON_GetArrayItem(arr, 0)->valuestring, want);
+    ck_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "nested"), "url")
+            ->valuestring,
+        want);
+    cJSON_Delete(o);
+}
+
+START_TEST(urls_show_no_credentials)
+{
+    static const char *const cases[][2] = {
+        {"http://alice:s3cr3t@127.0.0.1:9/in",
+         "http://alice:" ES_SUB_MASK "@127.0.0.1:9/in"},
+        {"https://u:p@ss@host/x", "https://u:" ES_SUB_MASK "@host/x"},
+        {"https://user@host/x", "https://user@host/x"},
+        {"https://mainnet.infura.io/v3/9aa3d95b3bc440fa88ea12eaa4456161",
+         "https://mainnet.infura.io/v3/" ES_SUB_MASK},
+        {"https://hooks.slack.com/services/T0AAA1234/B0BBB5678/"
+         "Xk2dK9sQ3mZ8pL1wR7tY4vN6",
+         "https://hooks.slack.com/services/T0AAA1234/B0BBB5678/" ES_SUB_MASK},
+        {"https://x.blob.core.windows.net/c/o?sv=2022-11-02&sig=abc%2Fdef&se=1",
+         "https://x.blob.core.windows.net/c/o?sv=2022-11-02&sig=" ES_SUB_MASK
+         "&se=1"},
+        {"https://h/f?code=K1&Api_Key=K2&X-Amz-Signature=K3&page=2#frag",
+         "https://h/f?code=" ES_SUB_MASK "&Api_Key=" ES_SUB_MASK
+         "&X-Amz-Signature=" ES_SUB_MASK "&page=2#frag"},
+        /* kept: words, short or all-letter or all-digit segments, ${NAME} */
+        {"https://api.example.com/v1/events/ingest-endpoint-primary",
+         "https://api.example.com/v1/events/ingest-endpoint-primary"},
+        {"https://h/orders/12345678901234567890",
+         "https://h/orders/12345678901234567890"},
+        {"https://mainnet.infura.io/v3/${INFURA_KEY}",
+         "https://mainnet.infura.io/v3/${INFURA_KEY}"},
+        {"https://h/a?keyword=x&token", "https://h/a?keyword=x&token"},
+        /* not URLs */
+        {"see http://a:b@c/ for more", "see http://a:b@c/ for more"},
+        {"/var/log/9aa3d95b3bc440fa88ea12eaa4456161",
+         "/var/log/9aa3d95b3bc440fa88ea12eaa4456161"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        assert_url_masked(cases[i][0], cases[i][1]);
+}
+END_TEST
+
 START_TEST(ids)
 {
     char a[40], b[40];
@@ -314,6 +367,7 @@ int main(void)
     tcase_add_test(tc, numeric_secrets_are_masked_and_kept);
     tcase_add_test(tc, stored_start_offsets_are_checked);
     tcase_add_test(tc, state_file_round_trips);
+    tcase_add_test(tc, urls_show_no_credentials);
     tcase_add_test(tc, ids);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -87,7 +87,8 @@ typedef struct hs_conf_s {
 int hs_conf_parse(const struct cJSON *config, hs_conf_t *conf, char *errstr,
                   size_t errstr_size);
 void hs_conf_free(hs_conf_t *conf);
-/* "https://host:port/path" without userinfo, query or fragment. */
+/* "https://host:port/path" without userinfo, query or fragment, and a
+ * key-like path segment masked (es_url_mask): for log lines. */
 char *hs_safe_url(const char *url);
 
 /* https_body.c */

@@ -14,6 +14,7 @@
 #include "internal/es_file_check.h"
 #include "internal/es_json_int.h"
 #include "internal/es_tls_check.h"
+#include "internal/es_url_mask.h"
 
 typedef enum hs_opt_type_e {
     OPT_STRING,
@@ -505,5 +506,11 @@ char *hs_safe_url(const char *url)
     memcpy(out, url, scheme_len);
     memcpy(out + scheme_len, host, rest);
     out[scheme_len + rest] = '\0';
+    /* Providers and chat webhooks put keys and tokens in the path too. */
+    char *masked = es_url_mask(out);
+    if (masked) {
+        free(out);
+        out = masked;
+    }
     return out;
 }
