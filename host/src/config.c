@@ -201,6 +201,8 @@ static const field_t pipeline_fields[] = {
               600000),
     INT_FIELD(es_config_t, shutdown_timeout_ms, "shutdown_timeout_ms", 0,
               3600000),
+    INT_FIELD(es_config_t, reload_check_timeout_ms, "reload_check_timeout_ms",
+              100, 3600000),
     FIELD(es_config_t, filter_thread, "filter_thread", F_BOOL, 0),
 };
 static const field_t api_fields[] = {
@@ -502,6 +504,7 @@ static void set_defaults(es_config_t *conf)
     conf->batch_size = 1000;
     conf->commit_interval_ms = 1000;
     conf->shutdown_timeout_ms = 10000;
+    conf->reload_check_timeout_ms = 60000;
     conf->region_refresh_ms = 60000;
     conf->region_timeout_ms = 5000;
     conf->usage_minute_hours = 48;

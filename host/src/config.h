@@ -74,6 +74,7 @@ typedef struct es_config_s {
     int batch_size;
     int commit_interval_ms;
     int shutdown_timeout_ms;
+    int reload_check_timeout_ms; /* a SIGHUP's --check-config child */
     int filter_thread; /* the config's routes' filters on their own thread
                           (off by default: docs/config.md) */
 

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +48,39 @@ static struct {
     sigset_t set;
     const char *config;
     volatile sig_atomic_t embedded;
-} hup;
+    volatile sig_atomic_t check_timeout_ms; /* the running config's
+                                               reload_check_timeout_ms */
+} hup = {.check_timeout_ms = 60000};
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Reads fd to its end (a child's stderr must be drained, or it blocks
  * writing and is never reaped), keeping the last size - 1 bytes in buf,
- * NUL-terminated. Returns how many are kept. */
-static size_t read_tail(int fd, char *buf, size_t size)
+ * NUL-terminated, or until deadline_ms (monotonic) passes. Returns how
+ * many are kept; *late is set when the deadline cut it short. */
+static size_t read_tail(int fd, char *buf, size_t size, int64_t deadline_ms,
+                        int *late)
 {
     size_t len = 0;
+    *late = 0;
     for (;;) {
         if (len == size - 1) { /* full: keep the newer half */
             memmove(buf, buf + len / 2, len - len / 2);
             len -= len / 2;
+        }
+        int64_t left = deadline_ms - monotonic_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int ready = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready == 0) {
+            *late = 1;
+            break;
         }
         ssize_t r = read(fd, buf + len, size - 1 - len);
         if (r < 0 && errno == EINTR)
@@ -104,11 +127,23 @@ static int config_passes_check(const char *path, char *why, size_t n)
     }
     close(fds[1]);
     char tail[8192];
-    size_t len = read_tail(fds[0], tail, sizeof tail);
+    int late = 0;
+    size_t len = read_tail(fds[0], tail, sizeof tail,
+                           monotonic_ms() + hup.check_timeout_ms, &late);
     close(fds[0]);
+    if (late) /* a plugin's init that hangs must not hold reloads for ever */
+        kill(pid, SIGKILL);
     int status = 0;
     if (waitpid(pid, &status, 0) != pid) {
         snprintf(why, n, "cannot run the check: %s", strerror(errno));
+        return -1;
+    }
+    if (late) {
+        snprintf(why, n,
+                 "the check did not finish within %d ms "
+                 "(pipeline.reload_check_timeout_ms); a plugin's init may "
+                 "hang",
+                 hup.check_timeout_ms);
         return -1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -372,6 +407,7 @@ static int run(const char *path)
     es_admin_t *admin = NULL;
     int rc = 1;
     const char *brokers = conf->brokers;
+    hup.check_timeout_ms = conf->reload_check_timeout_ms;
     if (!strcmp(brokers, "embedded")) {
         hup.embedded = 1;
         mock = es_mock_broker_start(1, err, sizeof err);

@@ -4,7 +4,9 @@
 # on; a good one is taken after a drain and a commit, in place (same pid),
 # with nothing lost or delivered twice, the admin API back on its port and
 # no descriptors left over; POST /v1/reload does the same and answers
-# with what the check found; with the embedded broker both are refused.
+# with what the check found; a check that hangs is killed after
+# pipeline.reload_check_timeout_ms; with the embedded broker both are
+# refused.
 . "$(dirname "$0")/lib.sh"
 
 TOPIC=reload-in
@@ -15,12 +17,16 @@ es_start_broker -t "$TOPIC:2" -t eventstream.dlq:1
 PORT=$(es_free_port)
 CONFIG="$ES_TMP/config.json"
 SECRET=r3load-$RANDOM$RANDOM # a secret in the config: never shown
+PLUGINS="$ES_TMP/plugins" # the build's and the sample filter (a slow init)
+mkdir -p "$PLUGINS"
+ln -s "$ES_PLUGIN_DIR"/*.so "$BUILD_DIR/tests/e2e/.libs/samplefilter.so" "$PLUGINS/"
 write_config() { # $1 = the route's destinations, $2 = out-a's file sink config
     printf '%s\n' "{
   \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"properties\": {
      \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\",
      \"sasl.password\": \"$SECRET\"}},
-  \"plugin_dir\": \"$ES_PLUGIN_DIR\", \"state_dir\": \"$ES_TMP/state\",
+  \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/state\",
+  \"pipeline\": {\"reload_check_timeout_ms\": 3000},
   \"api\": {\"listen\": \"127.0.0.1:$PORT\"},
   \"instances\": {\"out-a\": {\"plugin\": \"file\", \"config\": $2},
                 \"out-b\": {\"plugin\": \"file\", \"config\": {\"path\": \"$OUT_B\"}},
@@ -93,6 +99,21 @@ for _ in $(seq 1 300); do [ "$(refusals)" -ge 2 ] && break; sleep 0.1; done
 es_eq "a check that logs 0.5 MB: refused with its last error line" \
     "2 $CONFIG: instances.late.config: pth: unknown key\"" \
     "$(refusals) $(grep 'SIGHUP: reload refused' "$ES_DAEMON_LOG" | tail -1 | sed 's/.*the running config is kept: //')"
+# a check that hangs (a plugin's init that does not return): killed after
+# the running config's pipeline.reload_check_timeout_ms and refused; the
+# next reload is not held up by it
+write_config '["out-a"]' "{\"path\": \"$OUT_A\"}"
+jq '.instances.slow = {"plugin": "samplefilter", "config": {"init_sleep_ms": 600000}}' \
+    "$CONFIG" >"$ES_TMP/slow.json"
+mv "$ES_TMP/slow.json" "$CONFIG"
+hung_at=$SECONDS
+kill -HUP "$PID"
+for _ in $(seq 1 300); do [ "$(refusals)" -ge 3 ] && break; sleep 0.1; done
+es_eq "a check that hangs: refused after reload_check_timeout_ms" \
+    "3 the check did not finish within 3000 ms (pipeline.reload_check_timeout_ms); a plugin's init may hang\"" \
+    "$(refusals) $(grep 'SIGHUP: reload refused' "$ES_DAEMON_LOG" | tail -1 | sed 's/.*the running config is kept: //')"
+es_check "a check that hangs: refused within 3-10 s" test $((SECONDS - hung_at)) -ge 3 -a $((SECONDS - hung_at)) -le 10
+es_check "a check that hangs: its process is killed" bash -c "! pgrep -f -- '[-]-check-config $CONFIG' >/dev/null"
 produce 200 100 >>"$ES_TMP/sent1.txt"
 es_wait_lines "$OUT_A" 300 30 || true
 es_eq "bad config: events keep flowing to out-a" 300 "$(es_count "$OUT_A")"

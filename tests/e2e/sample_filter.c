@@ -2,11 +2,14 @@
  * A small filter for the onboarding e2e test (tests/e2e/onboarding.sh):
  * drops events whose type is config "drop_type"; every other event is
  * replaced by a copy with the extension attribute "filtered": "yes", so a
- * test can see the filter's effect in a dry run and at the sink.
+ * test can see the filter's effect in a dry run and at the sink. Config
+ * "init_sleep_ms" makes its init take that long (tests/e2e/reload.sh: a
+ * reload's check that hangs).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <eventstream/plugin.h>
@@ -25,6 +28,10 @@ static int sample_init(const es_host_t *host, const struct cJSON *config,
     {
         if (!strcmp(it->string, "drop_type") && cJSON_IsString(it)) {
             drop = it->valuestring;
+        } else if (!strcmp(it->string, "init_sleep_ms") && cJSON_IsNumber(it)) {
+            struct timespec ts = {it->valueint / 1000,
+                                  (it->valueint % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
         } else {
             snprintf(errstr, errstr_size, "%s: unknown key or bad value",
                      it->string);
