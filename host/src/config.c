@@ -41,18 +41,35 @@ typedef struct parse_ctx_s {
 static int fail(parse_ctx_t *ctx, const char *key_path, const char *fmt, ...)
     ES_PRINTF(3, 4);
 
+/* The key path as an error shows it: control characters as '?' (a key is
+ * any JSON string, and the error goes to a terminal), and a long one cut
+ * so that what is wrong still fits after it. */
+static void shown_key(char *out, size_t size, const char *key_path)
+{
+    enum { MAX_SHOWN = 160 };
+    size_t n = 0;
+    for (; key_path[n] && n < MAX_SHOWN && n < size - 4; n++) {
+        unsigned char c = (unsigned char)key_path[n];
+        out[n] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    out[n] = '\0';
+    if (key_path[n])
+        memcpy(out + n, "...", 4);
+}
+
 static int fail(parse_ctx_t *ctx, const char *key_path, const char *fmt, ...)
 {
-    char what[512];
+    char what[512], key[168];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    shown_key(key, sizeof key, key_path);
     if (!ctx->path[0]) /* a fragment (es_park_conf_parse): no file */
-        snprintf(ctx->errstr, ctx->errstr_size, "%s: %s", key_path, what);
+        snprintf(ctx->errstr, ctx->errstr_size, "%s: %s", key, what);
     else
         snprintf(ctx->errstr, ctx->errstr_size, "%s: %s: %s", ctx->path,
-                 key_path[0] ? key_path : "(top level)", what);
+                 key[0] ? key : "(top level)", what);
     return -1;
 }
 

@@ -55,6 +55,18 @@ START_TEST(errors_name_key_and_problem)
 {
     expect_error(BASE_HEAD "\"routes\": [], \"bogus\": 1}",
                  "conf.json: bogus: unknown key");
+    /* a key's control characters are not sent to the terminal, and a long
+     * key is cut so that the problem is still said (a fuzz find) */
+    expect_error(BASE_HEAD "\"routes\": [], \"a\\u001b[31mb\": 1}",
+                 "conf.json: a?[31mb: unknown key");
+    char long_key[600];
+    memset(long_key, 'k', sizeof long_key);
+    long_key[sizeof long_key - 1] = '\0';
+    char text[1024], want[256];
+    snprintf(text, sizeof text, BASE_HEAD "\"routes\": [], \"%s\": 1}",
+             long_key);
+    snprintf(want, sizeof want, "conf.json: %.160s...: unknown key", long_key);
+    expect_error(text, want);
     expect_error(BASE_HEAD "\"routes\": [{\"name\": \"r\", \"topics\": "
                            "[\"a\"], \"destinations\": [\"nope\"]}]}",
                  "routes[0].destinations[0]: instance \"nope\" is not "
