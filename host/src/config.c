@@ -48,7 +48,7 @@ static void shown_key(char *out, size_t size, const char *key_path)
 {
     enum { MAX_SHOWN = 160 };
     size_t n = 0;
-    for (; key_path[n] && n < MAX_SHOWN && n < size - 4; n++) {
+    for (; n < MAX_SHOWN && n < size - 4 && key_path[n]; n++) {
         unsigned char c = (unsigned char)key_path[n];
         out[n] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
