@@ -135,13 +135,18 @@ es_eq "nothing is delivered to the route's destinations" "0 0" \
     "$(es_count "$ES_TMP/out.jsonl") $(es_count "$ES_TMP/disputes.jsonl")"
 
 # A real delivery to the test endpoint, in the wrapped form.
-printf '{"value":%s,"deliver_to":"probe"}\n' "$(ev d1 order acme)" >"$ES_TMP/deliver.jsonl"
+# (and one the filter drops: nothing to deliver is no failure)
+{
+    printf '{"value":%s,"deliver_to":"probe"}\n' "$(ev d1 order acme)"
+    printf '{"value":%s,"deliver_to":"probe"}\n' "$(ev d0 spam acme)"
+} >"$ES_TMP/deliver.jsonl"
 es_check "a good run exits 0" bash -c \
     "'$ES_BIN' -c '$CONFIG' --dry-run $TOPIC <'$ES_TMP/deliver.jsonl' >'$ES_TMP/d.json' 2>>'$ES_TMP/err.log'"
 es_check "deliver_to really delivers the outputs, PII stripped" python3 - "$ES_TMP" <<'PY'
 import json, sys
 d = sys.argv[1]
-rep = json.load(open(d + "/d.json"))
+rep, dropped = [json.loads(l) for l in open(d + "/d.json")]
+assert dropped["delivery"]["events"] == 0, dropped
 assert rep["delivered"] is True and rep["delivery"]["ok"] == 1, rep
 got = [json.loads(l) for l in open(d + "/probe.jsonl")]
 assert [(e["id"], e["filtered"], "email" in e["data"]) for e in got] == [("d1", "acme", False)], got
@@ -168,6 +173,18 @@ es_eq "each one's verdict" "s1:replace s2:drop s3:replace" "$(python3 -c '
 import json, sys
 print(" ".join("%s:%s" % (r["decoded"]["id"], r["routes"][0]["filters"][0]["verdict"])
                for r in map(json.loads, open(sys.argv[1]))))' "$ES_TMP/stream-reports.jsonl")"
+
+# A reader that goes away (| head -1): the run stops and cleans up.
+mkdir -p "$ES_TMP/tmp3"
+for i in $(seq 1 3000); do ev "h$i" order acme; done >"$ES_TMP/many.jsonl"
+set +e
+TMPDIR="$ES_TMP/tmp3" "$ES_BIN" -c "$CONFIG" --dry-run $TOPIC <"$ES_TMP/many.jsonl" \
+    2>"$ES_TMP/pipe.err" | head -1 >/dev/null
+rc=${PIPESTATUS[0]}
+set -e
+es_eq "the reader goes away: exit 1, said so" "1 1" \
+    "$rc $(grep -c 'dry run: cannot write the reports' "$ES_TMP/pipe.err")"
+es_check "and its state directory removed" bash -c "[ -z \"\$(ls -A '$ES_TMP/tmp3')\" ]"
 
 # SIGTERM while it waits for input: the run ends and cleans up.
 mkdir -p "$ES_TMP/tmp2"
@@ -202,5 +219,5 @@ es_eq "--dry-run without -c: usage, exit 2" 2 "$rc"
 es_check "the usage names --dry-run" grep -q -- "--dry-run TOPIC" "$ES_TMP/usage.err"
 es_eq "a bad config: exit 1" 1 "$brc"
 es_check "naming the file and the key" grep -q "bad.json: pipline: unknown key" "$ES_TMP/bad.err"
-es_check "no sanitizer report" bash -c "! grep -l 'runtime error\|Sanitizer' '$ES_TMP/err.log' '$ES_TMP/int.err'"
+es_check "no sanitizer report" bash -c "! grep -l 'runtime error\|Sanitizer' '$ES_TMP/err.log' '$ES_TMP/int.err' '$ES_TMP/pipe.err'"
 es_finish
