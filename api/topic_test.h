@@ -22,9 +22,9 @@ typedef struct es_topic_test_s {
 /* Parses `len` bytes of `body` as a test of `topic` (borrowed, as is
  * deliver_to: the default endpoint, e.g. from ?deliver_to=, or NULL).
  * 0, or -1 with the reason in err; es_topic_test_clear either way. */
-int es_topic_test_parse(es_topic_test_t *t, const char *topic,
-                        const char *body, size_t len, const char *deliver_to,
-                        char *err, size_t err_size);
+int es_topic_test_parse(es_topic_test_t *t, const char *topic, const char *body,
+                        size_t len, const char *deliver_to, char *err,
+                        size_t err_size);
 void es_topic_test_clear(es_topic_test_t *t);
 
 #endif

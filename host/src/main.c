@@ -17,6 +17,7 @@
 
 #include "build-config.h"
 #include "admin.h"
+#include "internal/es_clock.h"
 #include "config.h"
 #include "dry_run_cli.h"
 #include "kafka.h"
@@ -52,13 +53,6 @@ static struct {
                                                reload_check_timeout_ms */
 } hup = {.check_timeout_ms = 60000};
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads fd to its end (a child's stderr must be drained, or it blocks
  * writing and is never reaped), keeping the last size - 1 bytes in buf,
  * NUL-terminated, or until deadline_ms (monotonic) passes. Returns how
@@ -73,7 +67,7 @@ static size_t read_tail(int fd, char *buf, size_t size, int64_t deadline_ms,
             memmove(buf, buf + len / 2, len - len / 2);
             len -= len / 2;
         }
-        int64_t left = deadline_ms - monotonic_ms();
+        int64_t left = deadline_ms - es_now_ms();
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int ready = left > 0 ? poll(&pfd, 1, (int)left) : 0;
         if (ready < 0 && errno == EINTR)
@@ -129,7 +123,7 @@ static int config_passes_check(const char *path, char *why, size_t n)
     char tail[8192];
     int late = 0;
     size_t len = read_tail(fds[0], tail, sizeof tail,
-                           monotonic_ms() + hup.check_timeout_ms, &late);
+                           es_now_ms() + hup.check_timeout_ms, &late);
     close(fds[0]);
     if (late) /* a plugin's init that hangs must not hold reloads for ever */
         kill(pid, SIGKILL);

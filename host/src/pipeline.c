@@ -3,14 +3,8 @@
  * letters, plugin results and completions, dispatch to instances, set-up,
  * the main loop and shutdown. See pipeline_int.h for the other files.
  */
+#include "internal/es_clock.h"
 #include "pipeline_int.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void pl_make_wake_pipe(int fds[2])
 {
@@ -247,7 +241,7 @@ static void dead_letter_send(es_pipeline_t *p, delivery_t *d)
         return;
     }
     es_warn("dead-letter produce failed, will retry: %s", err);
-    d->due_ms = now_ms() + backoff_ms(p->conf, 1);
+    d->due_ms = es_now_ms() + backoff_ms(p->conf, 1);
     heap_push(p, d);
 }
 
@@ -309,7 +303,7 @@ static void schedule_retry(es_pipeline_t *p, delivery_t *d, const char *reason)
     }
     es_log(ES_LOG_DEBUG, d->dest->conf->name, "retry attempt=%u reason=\"%s\"",
            d->attempt, reason ? reason : "");
-    d->due_ms = now_ms() + backoff_ms(p->conf, d->attempt);
+    d->due_ms = es_now_ms() + backoff_ms(p->conf, d->attempt);
     d->attempt++;
     d->plugin_done = 0;
     atomic_store(&d->child_failed, 0);
@@ -409,7 +403,7 @@ static void on_produced(void *opaque, rd_kafka_resp_err_t err, void *ud)
     }
     es_warn("dead letter not acknowledged (%s), will retry",
             rd_kafka_err2str(err));
-    d->due_ms = now_ms() + backoff_ms(p->conf, 2);
+    d->due_ms = es_now_ms() + backoff_ms(p->conf, 2);
     heap_push(p, d);
 }
 
@@ -513,7 +507,7 @@ void pl_avro_retry_later(es_pipeline_t *p, delivery_t *d, const char *reason)
            "avro decode will be retried topic=%s offset=%lld attempt=%u: %s",
            rd_kafka_topic_name(d->rec->msg->rkt),
            (long long)d->rec->msg->offset, d->attempt, reason);
-    d->due_ms = now_ms() + backoff_ms(p->conf, d->attempt);
+    d->due_ms = es_now_ms() + backoff_ms(p->conf, d->attempt);
     d->attempt++;
     heap_push(p, d);
 }
@@ -539,7 +533,7 @@ static void avro_redecode(es_pipeline_t *p, delivery_t *d)
 
 static void fire_due_retries(es_pipeline_t *p)
 {
-    int64_t now = now_ms();
+    int64_t now = es_now_ms();
     while (p->heap_n && p->heap[0]->due_ms <= now) {
         delivery_t *d = heap_pop(p);
         if (d->dlq)
@@ -780,7 +774,7 @@ static int wait_timeout_ms(es_pipeline_t *p)
 {
     if (p->more_work)
         return 0;
-    int64_t now = now_ms();
+    int64_t now = es_now_ms();
     int64_t t = p->last_flush_ms + FLUSH_INTERVAL_MS - now;
     if (p->heap_n && p->heap[0]->due_ms - now < t)
         t = p->heap[0]->due_ms - now;
@@ -834,7 +828,7 @@ static void iterate(es_pipeline_t *p, int consume)
     fire_due_retries(p);
     p->more_work |= pl_park_iterate(p, consume);
     dispatch_all(p);
-    int64_t now = now_ms();
+    int64_t now = es_now_ms();
     if (now - p->last_flush_ms >= FLUSH_INTERVAL_MS) {
         flush_instances(p);
         p->last_flush_ms = now;
@@ -858,8 +852,8 @@ static void drain(es_pipeline_t *p)
             p->inflight, p->conf->shutdown_timeout_ms);
     for (size_t i = 0; i < p->nconsumers; i++)
         pl_set_paused(p->consumers[i], 1);
-    int64_t deadline = now_ms() + p->conf->shutdown_timeout_ms;
-    while (p->inflight > 0 && now_ms() < deadline) {
+    int64_t deadline = es_now_ms() + p->conf->shutdown_timeout_ms;
+    while (p->inflight > 0 && es_now_ms() < deadline) {
         iterate(p, 0);
         flush_instances(p);
     }
@@ -872,7 +866,7 @@ static void drain(es_pipeline_t *p)
 
 int es_pipeline_run(es_pipeline_t *p, volatile sig_atomic_t *stop)
 {
-    p->last_flush_ms = p->last_commit_ms = now_ms();
+    p->last_flush_ms = p->last_commit_ms = es_now_ms();
     while (!*stop)
         iterate(p, 1);
     pl_calls_stop(p); /* no subscription changes while draining */

@@ -9,6 +9,7 @@
  * when it has replayed everything this process parked (and every backlog it
  * found at start or on assignment), the destination is unparked.
  */
+#include "internal/es_clock.h"
 #include "pipeline_int.h"
 
 #include <inttypes.h>
@@ -53,13 +54,6 @@ struct park_s {
 
     es_counter_t *gauge, *parked_total, *drained_total;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *pl_rec_topic(const record_t *rec)
 {
@@ -274,7 +268,7 @@ static int in_plugin(park_t *pk)
     size_t mine = pk->outq_n + pk->producing + (pk->busy ? 1 : 0);
     if (pk->inst->live <= mine)
         return 0;
-    return now_ms() < pk->hold_until_ms;
+    return es_now_ms() < pk->hold_until_ms;
 }
 
 /* Queues the diverted deliveries oldest first. They are collected over a
@@ -385,7 +379,7 @@ static void park_start(es_pipeline_t *p, park_t *pk, delivery_t *trigger,
                        const char *why)
 {
     pk->parked = 1;
-    pk->hold_until_ms = now_ms() + HOLD_MAX;
+    pk->hold_until_ms = es_now_ms() + HOLD_MAX;
     es_gauge_set(pk->gauge, 1);
     es_log(ES_LOG_WARN, pk->inst->conf->name,
            "destination parked: %s; its events go to %s until it answers "
@@ -410,7 +404,7 @@ int pl_park_on_retry(es_pipeline_t *p, delivery_t *d)
         outq_push(pk, d);
         return 1;
     }
-    int64_t now = now_ms();
+    int64_t now = es_now_ms();
     if (!pk->first_fail_ms)
         pk->first_fail_ms = now;
     park_policy_t pol = {pk->conf->after_ms, pk->conf->after_attempts,
@@ -691,7 +685,7 @@ static rd_kafka_topic_partition_list_t *park_partitions(park_t *pk, int wait)
  * (an end taken after our last acknowledgement), all we parked is done. */
 static int drained_elsewhere(park_t *pk)
 {
-    int64_t now = now_ms();
+    int64_t now = es_now_ms();
     if (pk->done_seq != pk->stall_seq || !pk->stall_since_ms) {
         pk->stall_seq = pk->done_seq;
         pk->stall_since_ms = now;

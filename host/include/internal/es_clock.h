@@ -1,0 +1,16 @@
+/* Milliseconds on the monotonic clock: deadlines, backoffs and intervals
+ * in the host, which a change of the wall clock must not move. */
+#ifndef ES_CLOCK_H
+#define ES_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline int64_t es_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#endif
