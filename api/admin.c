@@ -107,9 +107,10 @@ static enum MHD_Result get_ready(es_admin_t *a, struct MHD_Connection *c,
     int ready = es_pipeline_ready(a->pipeline);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "ready", ready);
-    cJSON_AddStringToObject(o, "reason",
-                            ready ? "all consumer groups joined"
-                                  : "waiting for consumer groups to join");
+    cJSON_AddStringToObject(
+        o, "reason",
+        ready ? "all consumer groups joined"
+              : "waiting for consumer groups to join or rejoin");
     return send_json(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
 }
 

@@ -1,7 +1,11 @@
 /* es-broker: librdkafka's mock cluster as a standalone Kafka broker on
  * loopback, for tests, benchmarks and the demo. Prints
  * "bootstrap=HOST:PORT" on stdout once it listens, then serves until
- * SIGINT/SIGTERM. It speaks the real Kafka protocol (kcat works). */
+ * SIGINT/SIGTERM. It speaks the real Kafka protocol (kcat works).
+ * SIGUSR1 takes every broker down (an outage: connections dropped and
+ * refused, the data kept), SIGUSR2 brings them back; each change is
+ * confirmed on stdout ("down" / "up") once made. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +14,31 @@
 
 #include "kafka.h"
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, want_down;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop = 1;
+    if (sig == SIGUSR1 || sig == SIGUSR2)
+        want_down = sig == SIGUSR1;
+    else
+        stop = 1;
+}
+
+/* The mock cluster's calls are not async-signal-safe: the handler only
+ * records what is wanted, the main loop makes the change. */
+static void apply_outage(es_mock_broker_t *b, int *down)
+{
+    int want = want_down;
+    if (want == *down)
+        return;
+    if (es_mock_broker_set_down(b, want)) {
+        fprintf(stderr, "es-broker: cannot take the brokers %s\n",
+                want ? "down" : "up");
+        return;
+    }
+    *down = want;
+    printf("%s\n", want ? "down" : "up");
+    fflush(stdout);
 }
 
 static void usage(void)
@@ -26,7 +49,9 @@ static void usage(void)
             "  -p  partitions of topics created with -t (default 4)\n"
             "  -t  create TOPIC now, with N (or -p) partitions\n"
             "Topics not created with -t are created on first use with 4 "
-            "partitions.\n");
+            "partitions.\n"
+            "SIGUSR1 takes every broker down (data kept), SIGUSR2 brings "
+            "them back.\n");
 }
 
 int main(int argc, char **argv)
@@ -47,6 +72,17 @@ int main(int argc, char **argv)
             return opt == 'h' ? 0 : 2;
         }
     }
+    /* Blocked except while waiting, so a signal that comes while the loop
+     * works is not lost until the next one; blocked before the cluster's
+     * threads start (they inherit the mask), so only this one takes them. */
+    sigset_t handled, waiting;
+    sigemptyset(&handled);
+    int sigs[] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        sigaddset(&handled, sigs[i]);
+        signal(sigs[i], on_signal);
+    }
+    pthread_sigmask(SIG_BLOCK, &handled, &waiting);
     es_mock_broker_t *b = es_mock_broker_start(brokers, err, sizeof err);
     if (!b) {
         fprintf(stderr, "es-broker: %s\n", err);
@@ -62,12 +98,13 @@ int main(int argc, char **argv)
         if (es_mock_broker_create_topic(b, topics[i], n))
             fprintf(stderr, "es-broker: cannot create topic %s\n", topics[i]);
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     printf("bootstrap=%s\n", es_mock_broker_bootstrap(b));
     fflush(stdout);
-    while (!stop)
-        pause();
+    int down = 0;
+    while (!stop) {
+        sigsuspend(&waiting);
+        apply_outage(b, &down);
+    }
     es_mock_broker_stop(b);
     return 0;
 }

@@ -90,7 +90,9 @@ int es_kafka_props_check(const cJSON *props, const char *file, char *errstr,
 
 /* librdkafka's own log lines go through ours, at matching levels. The
  * warning that a shared property does not apply to a producer (or a
- * consumer) is expected: one kafka.properties object serves both. */
+ * consumer) is expected: one kafka.properties object serves both. A
+ * broker connection's failure ("FAIL") is also reported to on_kafka_error,
+ * which logs it once. */
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
                          const char *buf)
 {
@@ -98,9 +100,27 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
                        : level == 4 ? ES_LOG_WARN
                        : level <= 6 ? ES_LOG_INFO
                                     : ES_LOG_DEBUG;
-    if (!strcmp(fac, "CONFWARN") && strstr(buf, "will be ignored by this"))
+    if ((!strcmp(fac, "CONFWARN") && strstr(buf, "will be ignored by this")) ||
+        !strcmp(fac, "FAIL"))
         l = ES_LOG_DEBUG;
     es_log(l, rd_kafka_name(rk), "%s: %s", fac, buf);
+}
+
+/* Without it librdkafka logs each error itself, a second line beside its
+ * "FAIL" one. Errors here are ones the client retries on its own (a broker
+ * down, a timeout): warnings. A fatal one leaves the handle unusable. */
+static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
+                           void *opaque)
+{
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        es_log(ES_LOG_ERROR, rd_kafka_name(rk), "fatal error: %s", why);
+        return;
+    }
+    es_log(ES_LOG_WARN, rd_kafka_name(rk), "%s: %s", rd_kafka_err2name(err),
+           reason);
 }
 
 rd_kafka_conf_t *es_kafka_conf_new(const char *brokers, const cJSON *props,
@@ -108,6 +128,7 @@ rd_kafka_conf_t *es_kafka_conf_new(const char *brokers, const cJSON *props,
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, on_kafka_log);
+    rd_kafka_conf_set_error_cb(conf, on_kafka_error);
     if (es_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
                           errstr_size))
         goto fail;
@@ -147,6 +168,7 @@ int es_kafka_enabled_from_env(void)
 struct es_mock_broker_s {
     rd_kafka_t *rk; /* the mock cluster lives inside this handle */
     rd_kafka_mock_cluster_t *mcluster;
+    int brokers;
 };
 
 es_mock_broker_t *es_mock_broker_start(int brokers, char *errstr,
@@ -161,6 +183,7 @@ es_mock_broker_t *es_mock_broker_start(int brokers, char *errstr,
     es_mock_broker_t *b = calloc(1, sizeof *b);
     b->rk = rk;
     b->mcluster = rd_kafka_mock_cluster_new(rk, brokers);
+    b->brokers = brokers;
     if (!b->mcluster) {
         snprintf(errstr, errstr_size, "cannot start the mock cluster");
         es_mock_broker_stop(b);
@@ -181,6 +204,19 @@ int es_mock_broker_create_topic(es_mock_broker_t *b, const char *topic,
                    RD_KAFKA_RESP_ERR_NO_ERROR
                ? 0
                : -1;
+}
+
+int es_mock_broker_set_down(es_mock_broker_t *b, int down)
+{
+    /* The mock cluster numbers its brokers from 1. */
+    for (int id = 1; id <= b->brokers; id++) {
+        rd_kafka_resp_err_t err =
+            down ? rd_kafka_mock_broker_set_down(b->mcluster, id)
+                 : rd_kafka_mock_broker_set_up(b->mcluster, id);
+        if (err)
+            return -1;
+    }
+    return 0;
 }
 
 void es_mock_broker_stop(es_mock_broker_t *b)

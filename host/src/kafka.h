@@ -30,6 +30,9 @@ const char *es_mock_broker_bootstrap(const es_mock_broker_t *b);
 /* Creates a topic with `partitions` partitions now (not on first use). */
 int es_mock_broker_create_topic(es_mock_broker_t *b, const char *topic,
                                 int partitions);
+/* Takes every broker of the cluster down (connections closed, new ones
+ * refused; the data is kept) or brings them back up: an outage. */
+int es_mock_broker_set_down(es_mock_broker_t *b, int down);
 void es_mock_broker_stop(es_mock_broker_t *b);
 
 /* ---- the host's producer */

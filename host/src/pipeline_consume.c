@@ -280,17 +280,37 @@ static void partitions_assign(consumer_t *c, rd_kafka_topic_partition_list_t *l)
     if (c->p->paused)
         pl_set_paused(c, 1);
     es_info("partitions assigned group=%s count=%d", c->group, l->cnt);
-    if (!c->joined++) {
-        es_info("consumer joined group=%s", c->group);
+    if (!c->joined) {
+        es_info("consumer %s group=%s", c->ever_joined ? "rejoined" : "joined",
+                c->group);
+        c->joined = c->ever_joined = 1;
         atomic_fetch_add(&c->p->joined_consumers, 1);
     }
 }
 
-/* Revoked partitions commit what is done now; events still in flight
- * finish but commit nothing (the new owner redelivers them). */
-static void partitions_revoke(consumer_t *c)
+/* A consumer whose assignment was lost (its session with the group's
+ * coordinator timed out: the cluster unreachable, or the consumer stalled)
+ * is no member until it is assigned again, and /ready says so. A plain
+ * rebalance's revoke keeps it a member. */
+static void membership_lost(consumer_t *c)
 {
-    commit_consumer(c, 1);
+    if (!c->joined)
+        return;
+    c->joined = 0;
+    atomic_fetch_sub(&c->p->joined_consumers, 1);
+    es_warn("consumer lost its group membership group=%s; not ready until it "
+            "rejoins",
+            c->group);
+}
+
+/* Revoked partitions commit what is done now; events still in flight
+ * finish but commit nothing (the new owner redelivers them). Lost ones
+ * (the group went on without this consumer) commit nothing either: the
+ * partitions may have a new owner already. */
+static void partitions_revoke(consumer_t *c, int lost)
+{
+    if (!lost)
+        commit_consumer(c, 1);
     partition_t *pt = c->parts;
     c->parts = NULL;
     while (pt) {
@@ -314,8 +334,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     consumer_t *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         partitions_assign(c, parts);
-    else
-        partitions_revoke(c);
+    else if (!rd_kafka_assignment_lost(rk))
+        partitions_revoke(c, 0);
+    else {
+        partitions_revoke(c, 1);
+        membership_lost(c);
+    }
 }
 
 static const char *group_of(const es_pipeline_t *p, const route_t *r)

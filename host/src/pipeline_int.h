@@ -110,8 +110,9 @@ struct consumer_s {
     partition_t *parts;
     size_t inflight;  /* records of its partitions not done */
     char *subscribed; /* the topic list last subscribed, "\n"-joined */
-    int joined;
-    int start_at_end;          /* auto.offset.reset is latest (the default) */
+    int joined;       /* a member of its group: counted in joined_consumers */
+    int ever_joined;  /* for the log: joined, or joined again */
+    int start_at_end; /* auto.offset.reset is latest (the default) */
     rd_kafka_message_t **msgs; /* batch_size slots, reused by consume_some */
 };
 

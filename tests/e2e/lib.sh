@@ -64,12 +64,13 @@ es_finish() {
 }
 
 # es_start_broker [es-broker args...]: starts a standalone mock broker and
-# sets BOOTSTRAP (and BROKER_PID). Call it again for a second cluster; the
-# previous BOOTSTRAP is then in the caller's hands.
+# sets BOOTSTRAP (and BROKER_PID, BROKER_OUT: its stdout). Call it again for
+# a second cluster; the previous BOOTSTRAP is then in the caller's hands.
 es_start_broker() {
     local out="$ES_TMP/broker.$RANDOM.out"
     "$ES_BROKER_BIN" "$@" >"$out" 2>"$out.err" &
     BROKER_PID=$!
+    BROKER_OUT=$out
     ES_PIDS+=("$BROKER_PID")
     local i
     for i in $(seq 1 100); do
@@ -81,6 +82,21 @@ es_start_broker() {
         sleep 0.05
     done
     echo "es-broker did not start: $(cat "$out.err")" >&2
+    return 1
+}
+
+# es_broker_outage PID OUT down|up: takes every broker of the cluster
+# started as PID (stdout OUT) down, or back up, and waits until es-broker
+# confirms it.
+es_broker_outage() {
+    local pid=$1 out=$2 state=$3 want i
+    want=$(($(grep -cx "$state" "$out" || true) + 1))
+    if [ "$state" = down ]; then kill -USR1 "$pid"; else kill -USR2 "$pid"; fi
+    for i in $(seq 1 100); do
+        [ "$(grep -cx "$state" "$out" || true)" -ge "$want" ] && return 0
+        sleep 0.05
+    done
+    echo "es-broker $pid did not confirm '$state'" >&2
     return 1
 }
 

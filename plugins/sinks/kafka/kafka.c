@@ -351,6 +351,8 @@ static int ks_apply_properties(ks_sink_t *s, const cJSON *props,
     return 0;
 }
 
+/* A broker connection's failure ("FAIL") is also reported to
+ * ks_error_cb, which logs it once. */
 static void ks_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                       const char *buf)
 {
@@ -359,6 +361,8 @@ static void ks_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                        : level == 4 ? ES_LOG_WARN
                        : level <= 6 ? ES_LOG_INFO
                                     : ES_LOG_DEBUG;
+    if (!strcmp(fac, "FAIL"))
+        l = ES_LOG_DEBUG;
     s->host->log(s->host, l, "librdkafka %s: %s", fac, buf);
 }
 
