@@ -77,6 +77,8 @@ typedef struct es_config_s {
     int reload_check_timeout_ms; /* a SIGHUP's --check-config child */
     int filter_thread; /* the config's routes' filters on their own thread
                           (off by default: docs/config.md) */
+    int dry_run;       /* not from the file: set by --dry-run, which builds only
+                          filters and test endpoints (pipeline.c, stand_in) */
 
     /* admin API; disabled when api_listen is NULL */
     char *api_listen; /* "host:port" */

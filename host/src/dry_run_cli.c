@@ -209,6 +209,7 @@ int es_dry_run_cli(es_config_t *conf, es_loader_t *loader, const char *topic,
     conf->kafka_properties = NULL;
     free(conf->brokers);
     conf->brokers = strdup("embedded");
+    conf->dry_run = 1;
     int rc = 1;
     es_pipeline_t *p = NULL;
     es_mock_broker_t *mock = es_mock_broker_start(1, err, sizeof err);

@@ -583,6 +583,45 @@ void pl_instance_metrics(instance_t *inst)
     inst->latency = es_metrics_histogram("es_delivery_latency_seconds", labels);
 }
 
+static void stand_in_deliver(void *instance, const es_event_t *const *events,
+                             size_t count, es_result_t *results)
+{
+    (void)instance;
+    (void)events;
+    for (size_t i = 0; i < count; i++) {
+        results[i].status = ES_FAIL;
+        snprintf(results[i].reason, sizeof results[i].reason,
+                 "not built in a dry run");
+    }
+}
+
+static void stand_in_destroy(void *instance)
+{
+    (void)instance;
+}
+
+/* A dry run delivers to no sink or handler but a test endpoint, so it does
+ * not build the others: where a team tries its filters, the production
+ * config's files are not created, its target clusters and chain nodes not
+ * contacted, and a path that exists only on the servers is no error. The
+ * stand-in keeps the name and kind the routes and the report use. */
+static void stand_in(instance_t *inst)
+{
+    const es_plugin_t *real = inst->plugin;
+    es_plugin_t *s = &inst->stand_in;
+    memset(s, 0, sizeof *s);
+    s->abi = real->abi;
+    s->size = sizeof *s;
+    s->name = real->name;
+    s->version = real->version;
+    s->kind = real->kind;
+    s->flags = es_plugin_flags(real);
+    s->deliver = stand_in_deliver;
+    s->destroy = stand_in_destroy;
+    inst->plugin = s;
+    inst->handle = NULL;
+}
+
 static int instance_init(es_pipeline_t *p, instance_t *inst,
                          const es_instance_conf_t *ic, char *errstr,
                          size_t errstr_size)
@@ -600,6 +639,12 @@ static int instance_init(es_pipeline_t *p, instance_t *inst,
         return -1;
     }
     pl_host_init(inst);
+    if (p->conf->dry_run && inst->plugin->kind != ES_KIND_FILTER &&
+        !ic->test_endpoint) {
+        stand_in(inst);
+        pl_instance_metrics(inst);
+        return 0;
+    }
     if (inst->plugin->init(&inst->host, ic->config, &inst->handle, err,
                            sizeof err)) {
         snprintf(errstr, errstr_size, "%s: instances.%s.config: %s",

@@ -55,6 +55,7 @@ struct instance_s {
     const es_instance_conf_t *conf;
     const es_plugin_t *plugin;
     void *handle;
+    es_plugin_t stand_in; /* a dry run's unbuilt sink or handler (pipeline.c) */
     es_host_t host;
     es_state_t *state; /* opened on first use */
     pthread_mutex_t state_lock;

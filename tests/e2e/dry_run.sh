@@ -5,7 +5,8 @@
 # onboarded topic's tenant and PII, a real delivery to a test endpoint,
 # bad lines answered and counted without stopping the run, exit status;
 # the config's brokers are never contacted and its state_dir never
-# touched; a topic's records piped from kcat; SIGTERM while it reads.
+# touched, nor are sinks it does not deliver to built; a topic's records
+# piped from kcat; SIGTERM while it reads.
 . "$(dirname "$0")/lib.sh"
 
 TOPIC=dr.orders
@@ -61,16 +62,22 @@ CONFIG=$(es_config dry "{
   \"instances\": {
     \"f\": {\"plugin\": \"lua\", \"config\": {\"script\": \"$ES_TMP/f.lua\",
       \"instruction_limit\": 100000}},
-    \"out\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ES_TMP/out.jsonl\"}},
+    \"out\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ES_TMP/servers-only/out.jsonl\"}},
     \"disputes\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ES_TMP/disputes.jsonl\"}},
+    \"copy\": {\"plugin\": \"kafka\", \"config\": {\"brokers\": \"127.0.0.1:$KPORT\",
+      \"topic\": \"disputes\"}},
     \"probe\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ES_TMP/probe.jsonl\"},
       \"test_endpoint\": true}},
   \"routes\": [
     {\"name\": \"orders\", \"topics\": [\"$TOPIC\"], \"filters\": [\"f\"],
      \"destinations\": [\"out\"]},
-    {\"name\": \"disputes\", \"topics\": [], \"destinations\": [\"disputes\"]}]
+    {\"name\": \"disputes\", \"topics\": [], \"destinations\": [\"disputes\", \"copy\"]}]
 }")
-es_check "the test's config passes --check-config" "$ES_BIN" --check-config "$CONFIG"
+# The sinks and handlers a dry run does not deliver to are not built: the
+# file sink's directory exists only on the servers, the kafka sink's
+# cluster is the listener above.
+es_check "here --check-config refuses the config (a file sink's directory is missing)" \
+    bash -c "'$ES_BIN' --check-config '$CONFIG' 2>&1 | grep -q 'instances.out.config: path: cannot open'"
 
 ev() { # ID TYPE ORG
     printf '{"specversion":"1.0","id":"%s","source":"shop","type":"%s","data":{"customer":{"org":"%s"},"email":"x@y.z","n":1}}\n' "$@"
@@ -111,7 +118,7 @@ assert one["decoded"]["data"]["email"] == "x@y.z", one   # the filter saw it
 assert r[1]["routes"][0]["filters"][0]["verdict"] == "drop", r[1]
 assert r[1]["routes"][0]["outputs"] == [], r[1]
 re = r[2]["routes"][0]["outputs"]
-assert [(o["route"], o["destinations"]) for o in re] == [("disputes", ["disputes"])], re
+assert [(o["route"], o["destinations"]) for o in re] == [("disputes", ["disputes", "copy"])], re
 sp = r[3]["routes"][0]["outputs"]
 assert [(o["event"]["id"], o["route"], o["tenant"]) for o in sp] == \
     [("k4", "orders", "globex"), ("k4:copy", "disputes", "globex")], sp
@@ -127,12 +134,15 @@ es_check "stderr names each failing line" bash -c "
     grep -q 'dry run: line 7: request body is not valid JSON' '$ES_TMP/err.log' &&
     grep -q 'dry run: line 8: route orders: would be dead-lettered: lua instruction limit' '$ES_TMP/err.log' &&
     grep -q 'dry run: topic=$TOPIC tests=8 failed=3' '$ES_TMP/err.log'"
-es_eq "the config's brokers are never contacted" 0 "$(es_count "$ES_TMP/kafka-connections")"
+es_eq "the config's brokers and the kafka sink's are never contacted" 0 "$(es_count "$ES_TMP/kafka-connections")"
 es_check "the config's state_dir is not created" test ! -e "$ES_TMP/state"
+es_check "a sink not delivered to is not built: its missing directory is no error" \
+    test ! -e "$ES_TMP/servers-only"
+es_check "nor is its file created" test ! -e "$ES_TMP/disputes.jsonl"
 es_check "the run's own state directory is removed" \
     bash -c "[ -z \"\$(ls -A '$ES_TMP/tmp')\" ]"
 es_eq "nothing is delivered to the route's destinations" "0 0" \
-    "$(es_count "$ES_TMP/out.jsonl") $(es_count "$ES_TMP/disputes.jsonl")"
+    "$(es_count "$ES_TMP/servers-only/out.jsonl") $(es_count "$ES_TMP/disputes.jsonl")"
 
 # A real delivery to the test endpoint, in the wrapped form.
 # (and one the filter drops: nothing to deliver is no failure)
