@@ -133,7 +133,12 @@ static void commit_consumer(consumer_t *c, int sync)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* A failed commit forgets what it committed so the next tick retries. */
+/* A failed commit forgets what it committed so the next tick retries.
+ * One that met a rebalance in progress holds the periodic commits until
+ * the rebalance's callback: sent meanwhile they fail too, and a
+ * cooperative rebalance's member whose commit comes back "illegal
+ * generation" loses its whole assignment. The revoke callback's commit
+ * and the one at shutdown are still made. */
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
@@ -145,6 +150,14 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                          offsets->elems[i].partition);
         if (pt)
             pt->committed = -1;
+    }
+    if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS) {
+        if (!c->commit_held)
+            es_info("commit group=%s: a rebalance is in progress; commits "
+                    "wait for it",
+                    c->group);
+        c->commit_held = 1;
+        return;
     }
     es_warn("commit group=%s failed: %s (will retry)", c->group,
             rd_kafka_err2str(err));
@@ -166,11 +179,14 @@ static void update_lag(consumer_t *c)
 
 void pl_commit_all(es_pipeline_t *p, int sync)
 {
-    for (size_t i = 0; i < p->nconsumers; i++)
-        if (p->consumers[i]->joined) {
-            commit_consumer(p->consumers[i], sync);
-            update_lag(p->consumers[i]);
-        }
+    for (size_t i = 0; i < p->nconsumers; i++) {
+        consumer_t *c = p->consumers[i];
+        if (!c->joined)
+            continue;
+        if (sync || !c->commit_held)
+            commit_consumer(c, sync);
+        update_lag(c);
+    }
 }
 
 /* -------------------------------------------------------------- rebalance */
@@ -255,6 +271,39 @@ static void resolve_start_offsets(consumer_t *c,
     rd_kafka_topic_partition_list_destroy(fresh);
 }
 
+/* With partition.assignment.strategy=cooperative-sticky (KIP-429) a
+ * rebalance hands out and takes back only the partitions that move, and
+ * the consumer keeps the rest flowing; the changes must then be made with
+ * the incremental calls. */
+static int cooperative(const consumer_t *c)
+{
+    return !strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE");
+}
+
+static void assignment_change(consumer_t *c, rd_kafka_topic_partition_list_t *l,
+                              int add)
+{
+    if (!cooperative(c)) {
+        rd_kafka_assign(c->rk, add ? l : NULL);
+        return;
+    }
+    rd_kafka_error_t *e = add ? rd_kafka_incremental_assign(c->rk, l)
+                              : rd_kafka_incremental_unassign(c->rk, l);
+    if (e) {
+        es_warn("group=%s: cannot %s %d partition(s): %s", c->group,
+                add ? "take" : "let go of", l->cnt, rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+}
+
+static size_t parts_count(const consumer_t *c)
+{
+    size_t n = 0;
+    for (const partition_t *pt = c->parts; pt; pt = pt->next)
+        n++;
+    return n;
+}
+
 static void partitions_assign(consumer_t *c, rd_kafka_topic_partition_list_t *l)
 {
     resolve_start_offsets(c, l);
@@ -276,10 +325,11 @@ static void partitions_assign(consumer_t *c, rd_kafka_topic_partition_list_t *l)
         pt->next = c->parts;
         c->parts = pt;
     }
-    rd_kafka_assign(c->rk, l);
+    assignment_change(c, l, 1);
     if (c->p->paused)
         pl_set_paused(c, 1);
-    es_info("partitions assigned group=%s count=%d", c->group, l->cnt);
+    es_info("partitions assigned group=%s count=%d total=%zu", c->group, l->cnt,
+            parts_count(c));
     if (!c->joined) {
         es_info("consumer %s group=%s", c->ever_joined ? "rejoined" : "joined",
                 c->group);
@@ -303,18 +353,32 @@ static void membership_lost(consumer_t *c)
             c->group);
 }
 
+static int in_list(const rd_kafka_topic_partition_list_t *l,
+                   const partition_t *pt)
+{
+    return rd_kafka_topic_partition_list_find(l, pt->topic, pt->partition) !=
+           NULL;
+}
+
 /* Revoked partitions commit what is done now; events still in flight
  * finish but commit nothing (the new owner redelivers them). Lost ones
  * (the group went on without this consumer) commit nothing either: the
- * partitions may have a new owner already. */
-static void partitions_revoke(consumer_t *c, int lost)
+ * partitions may have a new owner already. An eager rebalance revokes
+ * them all, a cooperative one those in l. */
+static void partitions_revoke(consumer_t *c, rd_kafka_topic_partition_list_t *l,
+                              int lost)
 {
     if (!lost)
         commit_consumer(c, 1);
-    partition_t *pt = c->parts;
-    c->parts = NULL;
-    while (pt) {
-        partition_t *next = pt->next;
+    int all = !cooperative(c);
+    partition_t **link = &c->parts;
+    while (*link) {
+        partition_t *pt = *link;
+        if (!all && !in_list(l, pt)) {
+            link = &pt->next;
+            continue;
+        }
+        *link = pt->next;
         pt->revoked = 1;
         es_gauge_set(pt->lag, 0);
         if (pt->inflight == 0) {
@@ -322,22 +386,23 @@ static void partitions_revoke(consumer_t *c, int lost)
             free(pt->topic);
             free(pt);
         }
-        pt = next;
     }
-    rd_kafka_assign(c->rk, NULL);
-    es_info("partitions revoked group=%s", c->group);
+    assignment_change(c, l, 0);
+    es_info("partitions revoked group=%s count=%d total=%zu", c->group, l->cnt,
+            parts_count(c));
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     consumer_t *c = opaque;
+    c->commit_held = 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         partitions_assign(c, parts);
     else if (!rd_kafka_assignment_lost(rk))
-        partitions_revoke(c, 0);
+        partitions_revoke(c, parts, 0);
     else {
-        partitions_revoke(c, 1);
+        partitions_revoke(c, parts, 1);
         membership_lost(c);
     }
 }

@@ -113,6 +113,8 @@ struct consumer_s {
     char *subscribed; /* the topic list last subscribed, "\n"-joined */
     int joined;       /* a member of its group: counted in joined_consumers */
     int ever_joined;  /* for the log: joined, or joined again */
+    int commit_held;  /* a commit met a rebalance in progress: the periodic
+                         ones wait for its callback (pipeline_consume.c) */
     int start_at_end; /* auto.offset.reset is latest (the default) */
     rd_kafka_message_t **msgs; /* batch_size slots, reused by consume_some */
 };

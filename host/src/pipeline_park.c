@@ -828,8 +828,13 @@ static int drainer_conf(park_t *pk, const char *brokers, rd_kafka_conf_t **out,
     if (!conf)
         return -1;
     /* earliest: a park topic is only ever read by its drain group, and a
-     * group that never committed must replay all of it. */
+     * group that never committed must replay all of it. The drainer's
+     * rebalance callback takes and gives back its whole assignment, so its
+     * group stays eager whatever kafka.properties choose for the others
+     * (its members are all eventstreamd's drainers of this instance). */
     if (es_kafka_conf_set(conf, "group.id", pk->group, errstr, errstr_size) ||
+        es_kafka_conf_set(conf, "partition.assignment.strategy",
+                          "range,roundrobin", errstr, errstr_size) ||
         es_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
                           errstr_size) ||
         es_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
