@@ -212,5 +212,20 @@ es_wait_lines() {
     return 1
 }
 
+# es_metric NAME{LABELS}: its value on the daemon's /metrics (URL and TOKEN
+# set by the suite); empty when the family has no such sample.
+es_metric() {
+    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" |
+        awk -v k="$1" '$1 == k {print $2}'
+}
+
+# es_ids FILE...: the ids of the events in the files, sorted, repeats kept
+# (a line is a CloudEvent, or KEY<TAB>CloudEvent as es_produce takes it).
+es_ids() { python3 -c '
+import json,sys
+for f in sys.argv[1:]:
+    for l in open(f):
+        print(json.loads(l.split("\t",1)[-1])["id"])' "$@" | sort; }
+
 # es_count FILE: number of lines (0 if absent).
 es_count() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }

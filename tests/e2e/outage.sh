@@ -36,10 +36,6 @@ CONFIG=$(es_config outage "{
   \"routes\": [{\"name\": \"r\", \"topics\": [\"in\"], \"destinations\": [\"file\", \"copy\"]}]
 }")
 
-metric() {
-    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" |
-        awk -v k="$1" '$1 == k {print $2}'
-}
 ready_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/ready"; }
 wait_ready_code() { # CODE SECONDS
     local i
@@ -49,14 +45,9 @@ wait_ready_code() { # CODE SECONDS
     done
     return 1
 }
-ids() { python3 -c '
-import json,sys
-for f in sys.argv[1:]:
-    for l in open(f):
-        print(json.loads(l.split("\t",1)[-1])["id"])' "$@" | sort; }
 target_ids() { # COUNT: the ids in the target topic, once each
     es_consume out "$1" "$ES_TMP/target.jsonl" "$TARGET"
-    ids "$ES_TMP/target.jsonl" | uniq
+    es_ids "$ES_TMP/target.jsonl" | uniq
 }
 
 es_start_daemon "$CONFIG"
@@ -74,16 +65,16 @@ es_produce in "$ES_TMP/b.txt"
 es_wait_lines "$OUT" 400 20 || true
 es_eq "target down: the file sink still gets every event at once" 400 "$(es_count "$OUT")"
 for i in $(seq 1 150); do
-    [ "$(metric 'es_retried_total{destination="copy"}')" -gt 0 ] 2>/dev/null && break
+    [ "$(es_metric 'es_retried_total{destination="copy"}')" -gt 0 ] 2>/dev/null && break
     sleep 0.1
 done
 es_check "target down: the kafka sink's deliveries are retried" \
-    test "$(metric 'es_retried_total{destination="copy"}')" -gt 0
+    test "$(es_metric 'es_retried_total{destination="copy"}')" -gt 0
 es_eq "target down: the daemon stays ready (its own cluster is up)" 200 "$(ready_code)"
 es_broker_outage "$TARGET_PID" "$TARGET_OUT" up
 es_eq "target back: every event reaches it, none lost" \
-    "$(ids "$ES_TMP/a.txt" "$ES_TMP/b.txt")" "$(target_ids 400)"
-dead=$(metric 'es_dead_lettered_total{destination="copy"}')
+    "$(es_ids "$ES_TMP/a.txt" "$ES_TMP/b.txt")" "$(target_ids 400)"
+dead=$(es_metric 'es_dead_lettered_total{destination="copy"}')
 es_eq "target outage: nothing dead-lettered" 0 "${dead:-0}"
 
 # --- the source cluster goes down
@@ -112,9 +103,9 @@ es_produce in "$ES_TMP/c.txt"
 es_produce in "$ES_TMP/bad.txt"
 es_wait_lines "$OUT" 600 30 || true
 es_eq "source back: the file has every event, each once" \
-    "$(ids "$ES_TMP/a.txt" "$ES_TMP/b.txt" "$ES_TMP/c.txt")" "$(ids "$OUT")"
+    "$(es_ids "$ES_TMP/a.txt" "$ES_TMP/b.txt" "$ES_TMP/c.txt")" "$(es_ids "$OUT")"
 es_eq "source back: the target topic has every event" \
-    "$(ids "$ES_TMP/a.txt" "$ES_TMP/b.txt" "$ES_TMP/c.txt" | uniq)" "$(target_ids 600)"
+    "$(es_ids "$ES_TMP/a.txt" "$ES_TMP/b.txt" "$ES_TMP/c.txt" | uniq)" "$(target_ids 600)"
 es_consume eventstream.dlq 2 "$ES_TMP/dlq.txt" "$SOURCE" '%h\n'
 es_eq "source back: the two malformed records are dead-lettered with a reason" 2 \
     "$(grep -c 'es_reason=invalid JSON' "$ES_TMP/dlq.txt" || true)"

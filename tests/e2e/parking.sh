@@ -40,23 +40,14 @@ config() { # NAME PARK-OBJECT
   \"routes\": [{\"name\": \"r\", \"topics\": [\"$TOPIC\"], \"destinations\": [\"healthy\", \"flaky\"]}]
 }"
 }
-metric() {
-    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" |
-        awk -v k="$1" '$1 == k {print $2}'
-}
 wait_metric() { # NAME VALUE SECONDS
     local i
     for i in $(seq 1 $(($3 * 10))); do
-        [ "$(metric "$1")" = "$2" ] && return 0
+        [ "$(es_metric "$1")" = "$2" ] && return 0
         sleep 0.1
     done
     return 1
 }
-ids() { python3 -c '
-import json,sys
-for f in sys.argv[1:]:
-    for l in open(f):
-        print(json.loads(l.split("\t",1)[-1])["id"])' "$@" | sort; }
 
 # --- config: the keys are checked and errors name file and key
 msg=$("$ES_BIN" --check-config "$(config c1 '{"after_ms": 0, "after_attempts": 0}')" 2>&1 || true)
@@ -82,14 +73,14 @@ es_eq "healthy destination receives all 300 while the other fails" 300 "$(es_cou
 es_check "... promptly (under 10 s)" test $(($(date +%s) - t0)) -lt 10
 es_check "failing destination is parked" es_wait_log 'destination parked: an event failed' 20
 es_check "every event of the failing one is parked (acknowledged)" wait_metric 'es_parked_total{destination="flaky"}' 300 20
-es_eq "es_parked gauge is 1" 1 "$(metric 'es_parked{destination="flaky"}')"
+es_eq "es_parked gauge is 1" 1 "$(es_metric 'es_parked{destination="flaky"}')"
 es_eq "nothing reached the failing destination" 0 "$(es_count "$OUT_F")"
 es_eq "state change logged once" 1 "$(grep -c 'destination parked' "$ES_DAEMON_LOG")"
 es_consume "$PARK" 300 "$ES_TMP/park1.txt" "$BOOTSTRAP" '%k|%h|%s\n'
 es_eq "300 events in the park topic" 300 "$(es_count "$ES_TMP/park1.txt")"
 es_check "park records carry the origin" grep -q "^flaky|es_park_destination=flaky,es_park_route=r,es_park_tenant=[^,]*,es_park_topic=$TOPIC,es_park_partition=[01],es_park_offset=[0-9]*,es_park_timestamp=[0-9]*,es_park_key=" "$ES_TMP/park1.txt"
-es_check "park records hold the events" cmp -s <(ids "$ES_TMP/b1.txt") \
-    <(sed 's/^[^|]*|[^|]*|//' "$ES_TMP/park1.txt" | ids /dev/stdin)
+es_check "park records hold the events" cmp -s <(es_ids "$ES_TMP/b1.txt") \
+    <(sed 's/^[^|]*|[^|]*|//' "$ES_TMP/park1.txt" | es_ids /dev/stdin)
 
 # --- new events while parked go straight to the park topic
 printf 'poisonkey\t{"specversion":"1.0","id":"poison-1","source":"s","type":"t","tenantid":"x"}\n' >"$ES_TMP/poison.txt"
@@ -109,7 +100,7 @@ python3 "$GEN" 100 --start 400 --keyed >"$ES_TMP/b3.txt"
 es_produce "$TOPIC" "$ES_TMP/b3.txt"
 es_wait_lines "$OUT_H" 501 20 || true
 es_eq "healthy: 501 after restart" 501 "$(es_count "$OUT_H")"
-es_eq "healthy: no event twice (main offsets were committed while parked)" 501 "$(ids "$OUT_H" | uniq | wc -l | tr -d ' ')"
+es_eq "healthy: no event twice (main offsets were committed while parked)" 501 "$(es_ids "$OUT_H" | uniq | wc -l | tr -d ' ')"
 es_check "restart: new events parked behind the old ones" wait_metric 'es_parked_total{destination="flaky"}' 100 20
 es_eq "still nothing at the failing destination" 0 "$(es_count "$OUT_F")"
 
@@ -128,7 +119,7 @@ es_wait_lines "$OUT_F" 500 60 || true
 es_check "unparked after the drain" es_wait_log 'destination unparked' 20
 es_eq "recovered destination received all 500" 500 "$(es_count "$OUT_F")"
 es_check "... exactly the produced events, each once" cmp -s \
-    <(ids "$ES_TMP/b1.txt" "$ES_TMP/b2.txt" "$ES_TMP/b3.txt") <(cut -f1 "$OUT_F" | sort)
+    <(es_ids "$ES_TMP/b1.txt" "$ES_TMP/b2.txt" "$ES_TMP/b3.txt") <(cut -f1 "$OUT_F" | sort)
 es_check "... in offset order per source partition" awk -F'\t' '
     $2 != "park-in" { exit 1 }
     ($3 in last) && $4 <= last[$3] { exit 1 }
@@ -138,8 +129,8 @@ es_check "... with tenant, route and original key" awk -F'\t' '
 es_consume eventstream.dlq 1 "$ES_TMP/dlq.txt" "$BOOTSTRAP" '%k|%h|%s\n'
 es_check "poison event dead-lettered from the drain with its origin" grep -q \
     "^poisonkey|es_reason=poison event,es_route=r,es_destination=flaky,es_plugin=switch,es_topic=$TOPIC,es_partition=[01],es_offset=[0-9]" "$ES_TMP/dlq.txt"
-es_eq "es_parked gauge back to 0" 0 "$(metric 'es_parked{destination="flaky"}')"
-es_eq "the drain resumed where SIGTERM committed it (es_drained_total)" $((501 - before)) "$(metric 'es_drained_total{destination="flaky"}')"
+es_eq "es_parked gauge back to 0" 0 "$(es_metric 'es_parked{destination="flaky"}')"
+es_eq "the drain resumed where SIGTERM committed it (es_drained_total)" $((501 - before)) "$(es_metric 'es_drained_total{destination="flaky"}')"
 
 # --- unparked: new events go direct
 python3 "$GEN" 50 --start 500 --keyed >"$ES_TMP/b4.txt"
@@ -209,7 +200,7 @@ for i in $(seq 1 200); do
     sleep 0.1
 done
 es_check "two processes: every event once" cmp -s \
-    <(ids "$ES_TMP/m1.txt" "$ES_TMP/m2.txt") <(cut -f1 "$OUT_M".m* | sort)
+    <(es_ids "$ES_TMP/m1.txt" "$ES_TMP/m2.txt") <(cut -f1 "$OUT_M".m* | sort)
 es_check "two processes: in offset order per source partition" bash -c "
     sort -t\$'\\t' -k9,9n $OUT_M.m* | awk -F'\\t' '(\$3 in l) && \$4 <= l[\$3] { exit 1 } { l[\$3] = \$4 }'"
 es_consume_all eventstream.park.shared "$ES_TMP/parkm.txt"
