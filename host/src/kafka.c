@@ -310,7 +310,7 @@ int es_producer_send(es_producer_t *p, const char *topic, const void *key,
             rd_kafka_headers_destroy(headers);
         snprintf(errstr, errstr_size, "produce to %s: %s", topic,
                  rd_kafka_err2str(err));
-        return -1;
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? -2 : -1;
     }
     return 0;
 }

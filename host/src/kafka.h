@@ -49,7 +49,9 @@ es_producer_t *es_producer_new(const char *brokers, const cJSON *props,
  * Queues one record; takes ownership of `headers` (may be NULL) in every
  * case. Returns 0 when queued (the callback will report), 1 when
  * publishing is disabled (nothing sent, no callback), -1 when it cannot be
- * queued now (queue full: retry later) with errstr.
+ * queued now (queue full: retry later) with errstr, -2 when it is larger
+ * than the producer takes (message.max.bytes: sending it again cannot
+ * work) with errstr.
  */
 int es_producer_send(es_producer_t *p, const char *topic, const void *key,
                      size_t key_len, const void *value, size_t value_len,

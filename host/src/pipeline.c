@@ -186,6 +186,25 @@ static void add_header(rd_kafka_headers_t *h, const char *name,
     rd_kafka_header_add(h, name, -1, value ? value : "", -1);
 }
 
+static rd_kafka_headers_t *dead_letter_headers(const delivery_t *d);
+
+/* A dead letter too large for the producer (its record near
+ * pipeline.max_event_bytes, the producer's or the broker's
+ * message.max.bytes smaller) would fail every time and hold its
+ * partition's commits for ever. It is written bare instead: the reason
+ * and where the record is, which its source topic keeps. */
+static const char *bare_reason(const delivery_t *d, char *buf, size_t n)
+{
+    const rd_kafka_message_t *m = d->rec->msg;
+    const park_origin_t *o = d->rec->origin;
+    snprintf(buf, n,
+             "%zu-byte value, %zu-byte key and %zu header(s) left out: too "
+             "large for the producer (message.max.bytes); the record is at "
+             "es_topic/es_partition/es_offset",
+             m->len, o ? o->key_len : m->key_len, d->rec->nh);
+    return buf;
+}
+
 static rd_kafka_headers_t *dead_letter_headers(const delivery_t *d)
 {
     const rd_kafka_message_t *m = d->rec->msg;
@@ -203,6 +222,11 @@ static rd_kafka_headers_t *dead_letter_headers(const delivery_t *d)
     add_header(h, "es_offset", num);
     snprintf(num, sizeof num, "%u", d->attempt);
     add_header(h, "es_attempts", num);
+    if (d->dlq_bare) {
+        char why[256];
+        add_header(h, "es_left_out", bare_reason(d, why, sizeof why));
+        return h;
+    }
     for (size_t i = 0; i < d->rec->nh; i++) /* the original headers too */
         rd_kafka_header_add(h, d->rec->headers[i].name, -1,
                             d->rec->headers[i].value,
@@ -221,15 +245,78 @@ static int64_t backoff_ms(const es_config_t *c, uint32_t attempt)
     return b / 2 + (b > 1 ? random() % (b - b / 2) : 0);
 }
 
+/* A write that failed is retried with the retry.* backoff. One streak of
+ * failures (the cluster unreachable, the topic refused) is logged when it
+ * starts, then once a minute, then when a dead letter is written again:
+ * every dead letter waiting retried a few times a second each filled the
+ * log. */
+#define DLQ_LOG_INTERVAL_MS 60000
+
+static void dead_letter_failed(es_pipeline_t *p, delivery_t *d, const char *why)
+{
+    es_counter_add(p->dlq_retries, 1);
+    int64_t now = es_now_ms();
+    if (p->dlq_streak++ == 0) {
+        es_warn("dead letter not written (%s); it is retried, up to every "
+                "retry.max_backoff_ms, and its offset not committed; until one "
+                "is written, failures are counted "
+                "(es_dead_letter_retries_total) and logged once a minute",
+                why);
+        p->dlq_logged_ms = now;
+    } else if (++p->dlq_since_log,
+               now - p->dlq_logged_ms >= DLQ_LOG_INTERVAL_MS) {
+        es_warn("dead letters still not written: %llu failure(s) in the last "
+                "%lld s, the last: %s",
+                (unsigned long long)p->dlq_since_log,
+                (long long)(now - p->dlq_logged_ms) / 1000, why);
+        p->dlq_since_log = 0;
+        p->dlq_logged_ms = now;
+    }
+    d->due_ms = now + backoff_ms(p->conf, ++d->dlq_attempt);
+    heap_push(p, d);
+}
+
+static void dead_letter_written(es_pipeline_t *p, delivery_t *d)
+{
+    if (p->dlq_streak) {
+        es_info("dead letters written again after %llu failure(s)",
+                (unsigned long long)p->dlq_streak);
+        p->dlq_streak = p->dlq_since_log = 0;
+    }
+    delivery_done(p, d);
+}
+
+static void dead_letter_send(es_pipeline_t *p, delivery_t *d);
+
+static void dead_letter_bare(es_pipeline_t *p, delivery_t *d)
+{
+    const rd_kafka_message_t *m = d->rec->msg;
+    const park_origin_t *o = d->rec->origin;
+    char why[256];
+    es_warn("dead letter of topic=%s partition=%d offset=%lld written bare: "
+            "%s",
+            pl_rec_topic(d->rec), (int)(o ? o->partition : m->partition),
+            (long long)(o ? o->offset : m->offset),
+            bare_reason(d, why, sizeof why));
+    d->dlq_bare = 1;
+    dead_letter_send(p, d);
+}
+
 static void dead_letter_send(es_pipeline_t *p, delivery_t *d)
 {
     const rd_kafka_message_t *m = d->rec->msg;
     const park_origin_t *o = d->rec->origin;
+    int bare = d->dlq_bare;
     char err[512];
     int rc = es_producer_send(p->producer, p->conf->dead_letter_topic,
-                              o ? o->key : m->key, o ? o->key_len : m->key_len,
-                              m->payload, m->len, dead_letter_headers(d), d,
-                              err, sizeof err);
+                              bare ? NULL
+                              : o  ? o->key
+                                   : m->key,
+                              bare ? 0
+                              : o  ? o->key_len
+                                   : m->key_len,
+                              bare ? NULL : m->payload, bare ? 0 : m->len,
+                              dead_letter_headers(d), d, err, sizeof err);
     if (rc == 0)
         return;
     if (rc == 1) { /* publishing disabled: the reason is all we can keep */
@@ -240,9 +327,10 @@ static void dead_letter_send(es_pipeline_t *p, delivery_t *d)
         delivery_done(p, d);
         return;
     }
-    es_warn("dead-letter produce failed, will retry: %s", err);
-    d->due_ms = es_now_ms() + backoff_ms(p->conf, 1);
-    heap_push(p, d);
+    if (rc == -2 && !bare)
+        dead_letter_bare(p, d);
+    else
+        dead_letter_failed(p, d, err);
 }
 
 void pl_dead_letter(es_pipeline_t *p, delivery_t *d, const char *reason)
@@ -397,14 +485,12 @@ static void on_produced(void *opaque, rd_kafka_resp_err_t err, void *ud)
         return;
     }
     delivery_t *d = opaque; /* a dead letter */
-    if (!err) {
-        delivery_done(p, d);
-        return;
-    }
-    es_warn("dead letter not acknowledged (%s), will retry",
-            rd_kafka_err2str(err));
-    d->due_ms = es_now_ms() + backoff_ms(p->conf, 2);
-    heap_push(p, d);
+    if (!err)
+        dead_letter_written(p, d);
+    else if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && !d->dlq_bare)
+        dead_letter_bare(p, d); /* the broker's limit is lower */
+    else
+        dead_letter_failed(p, d, rd_kafka_err2str(err));
 }
 
 static void process_completions(es_pipeline_t *p)
@@ -767,6 +853,7 @@ static es_pipeline_t *pipeline_alloc(const es_config_t *conf,
     p->consumed = es_metrics_counter("es_consumed_total", "");
     p->decode_failed = es_metrics_counter("es_decode_failed_total", "");
     p->dead_lettered = es_metrics_counter("es_dead_letters_total", "");
+    p->dlq_retries = es_metrics_counter("es_dead_letter_retries_total", "");
     return p;
 }
 

@@ -166,7 +166,10 @@ struct delivery_s {
     int awaiting_plugin;
     int plugin_done;
     int dlq;
-    int redecode; /* Avro: waiting for the schema registry */
+    uint32_t dlq_attempt; /* the dead letter's failed writes (backoff) */
+    int dlq_bare;         /* written without the record's key, value and
+                             headers: it was too large for the producer */
+    int redecode;         /* Avro: waiting for the schema registry */
     int64_t due_ms;
     atomic_int children;
     atomic_int child_failed;
@@ -218,6 +221,11 @@ struct es_pipeline_s {
     atomic_size_t live_consumers;
     int64_t last_flush_ms, last_commit_ms;
     es_counter_t *consumed, *decode_failed, *dead_lettered;
+    /* Dead letters the producer did not take: retries, and their log's
+     * streak (pipeline.c, dead_letter_failed). */
+    es_counter_t *dlq_retries;
+    uint64_t dlq_streak, dlq_since_log;
+    int64_t dlq_logged_ms;
     es_avro_hook_t *avro; /* NULL when no route reads Avro */
     /* Rebuilt when onboarded Avro topics change (pipeline_dry.c); the API
      * thread's readers of p->avro hold avro_lock. */

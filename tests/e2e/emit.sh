@@ -73,4 +73,35 @@ es_consume eventstream.dlq 1 "$ES_TMP/dlq-bad.txt" "$BOOTSTRAP" '%h\n'
 es_check "an emit to an invalid topic name: dead-lettered with the reason" \
     grep -qF 'es_reason=gave up after 2 attempts: emit: "echo out" is not a Kafka topic name' "$ES_TMP/dlq-bad.txt"
 es_stop_daemon TERM
+
+# A dead letter too large for the producer (message.max.bytes) is written
+# bare, with the reason and where the record is, instead of failing for
+# ever and holding its partition's commits: the record after it commits.
+SMALL=$(es_config emit-small "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"group_id\": \"small\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\",
+     \"message.max.bytes\": \"1500\"}},
+  \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/state\",
+  \"pipeline\": {\"commit_interval_ms\": 200},
+  \"instances\": {\"out\": {\"plugin\": \"file\", \"config\": {\"path\": \"$ES_TMP/small.jsonl\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"small-in\"], \"destinations\": [\"out\"]}]
+}")
+es_start_daemon "$SMALL"
+python3 -c 'print("big\t{\"broken\": \"" + "x" * 3000); print("little\t{\"broken\"")' >"$ES_TMP/big.txt"
+python3 "$SRC_DIR/tests/e2e/gen_events.py" 3 --start 7000 --keyed >>"$ES_TMP/big.txt"
+kcat -P -b "$BOOTSTRAP" -t small-in -p 0 -K $'\t' -z none <"$ES_TMP/big.txt"
+es_wait_lines "$ES_TMP/small.jsonl" 3 20 || true
+es_eq "the events after a too-large bad record are delivered" 3 "$(es_count "$ES_TMP/small.jsonl")"
+es_consume eventstream.dlq 3 "$ES_TMP/dlq-small.txt" "$BOOTSTRAP" '%k|%S|%h\n' # and the emit section's one
+es_check "the too-large dead letter is written bare: no key, no value, what was left out" \
+    grep -qE '^\|-1\|es_reason=invalid JSON at byte [0-9]+,.*es_topic=small-in,es_partition=0,es_offset=0,.*es_left_out=3012-byte value, 3-byte key and 0 header\(s\) left out: too large for the producer' "$ES_TMP/dlq-small.txt"
+es_check "the small one is written whole" \
+    grep -qE '^little\|9\|es_reason=invalid JSON at byte [0-9]+,.*es_offset=1,es_attempts=1$' "$ES_TMP/dlq-small.txt"
+es_check "the bare write is logged" grep -q 'dead letter of topic=small-in partition=0 offset=0 written bare' "$ES_DAEMON_LOG"
+sleep 1
+es_stop_daemon TERM
+es_start_daemon "$SMALL"
+sleep 2
+es_eq "its partition committed past it: a restart redelivers nothing" 3 "$(es_count "$ES_TMP/small.jsonl")"
+es_stop_daemon TERM
 es_finish

@@ -125,5 +125,33 @@ es_eq "SIGTERM during an outage: exit 0" 0 "$rc"
 es_check "SIGTERM during an outage: stopped within the shutdown timeout" \
     test $((SECONDS - started)) -le 12
 es_broker_outage "$SOURCE_PID" "$SOURCE_OUT" up
+
+# --- dead letters while the cluster is down: both clusters go down, the
+# kafka sink gives up on its events (2 attempts) and dead-letters them to
+# the unreachable source cluster. Each is retried with backoff, the streak
+# is logged once, and every dead letter is written once the cluster returns.
+GIVE_UP=$(es_config outage-dlq "$(sed 's/"max_backoff_ms": 1000}/"max_backoff_ms": 1000, "max_attempts": 2}/' "$CONFIG")")
+es_check "the give-up config sets max_attempts" grep -q '"max_attempts": 2' "$GIVE_UP"
+es_start_daemon "$GIVE_UP"
+es_broker_outage "$TARGET_PID" "$TARGET_OUT" down
+gen 20 9000 >"$ES_TMP/d.txt"
+es_produce in "$ES_TMP/d.txt"
+es_wait_lines "$OUT" 620 20 || true
+es_broker_outage "$SOURCE_PID" "$SOURCE_OUT" down
+for i in $(seq 1 300); do
+    [ "$(es_metric es_dead_letter_retries_total)" -ge 40 ] 2>/dev/null && break
+    sleep 0.1
+done
+es_check "both down: the dead letters are retried (es_dead_letter_retries_total)" \
+    test "$(es_metric es_dead_letter_retries_total)" -ge 40
+es_eq "both down: the failing streak is logged once" 1 \
+    "$(grep -c 'dead letter not written' "$ES_DAEMON_LOG" || true)"
+es_broker_outage "$SOURCE_PID" "$SOURCE_OUT" up
+es_consume eventstream.dlq 22 "$ES_TMP/dlq2.txt" "$SOURCE" '%h\n'
+es_eq "source back: the sink's 20 given-up events are dead letters" 20 \
+    "$(grep -c 'es_reason=gave up after 2 attempts.*es_destination=copy' "$ES_TMP/dlq2.txt" || true)"
+es_check "and the recovery is logged" es_wait_log 'dead letters written again after [0-9]+ failure' 10
+es_broker_outage "$TARGET_PID" "$TARGET_OUT" up
+es_stop_daemon TERM
 es_check "no sanitizer report" bash -c "! grep -l 'runtime error\|Sanitizer' $ES_TMP/daemon.*.log"
 es_finish
