@@ -271,6 +271,18 @@ static int in_plugin(park_t *pk)
     return es_now_ms() < pk->hold_until_ms;
 }
 
+/* An event larger than the producer takes (message.max.bytes) can never
+ * be parked: sent again it would fail for ever and hold back every event
+ * queued behind it. It is dead-lettered instead. */
+static void too_large_to_park(es_pipeline_t *p, park_t *pk, delivery_t *d,
+                              const char *err)
+{
+    char why[700];
+    snprintf(why, sizeof why, "cannot be parked to %s: %s", pk->conf->topic,
+             err);
+    pl_dead_letter(p, d, why);
+}
+
 /* Queues the diverted deliveries oldest first. They are collected over a
  * loop turn and sorted: a batch handed to a plugin mixes retries (in the
  * order they fell due) with new events, so the order in which their RETRYs
@@ -292,6 +304,10 @@ static void park_flush(es_pipeline_t *p, park_t *pk)
             p->producer, pk->conf->topic, name, strlen(name), dec->json,
             dec->json_len, delivery_headers(pk, d),
             (void *)((uintptr_t)d | PARK_TAG), err, sizeof err);
+        if (rc == -2) {
+            too_large_to_park(p, pk, d, err);
+            continue;
+        }
         if (rc) {
             if (!pk->warned_send++)
                 es_log(ES_LOG_WARN, name, "park: %s; will try again", err);
@@ -310,6 +326,10 @@ void pl_park_produced(es_pipeline_t *p, delivery_t *d, rd_kafka_resp_err_t err)
 {
     park_t *pk = d->dest->park;
     pk->producing--;
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) { /* the broker's limit */
+        too_large_to_park(p, pk, d, rd_kafka_err2str(err));
+        return;
+    }
     if (err) {
         es_log(ES_LOG_WARN, pk->inst->conf->name,
                "park: produce to %s not acknowledged (%s); will send again",

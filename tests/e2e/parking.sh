@@ -207,5 +207,39 @@ es_consume_all eventstream.park.shared "$ES_TMP/parkm.txt"
 es_eq "two processes: only the failing period was parked" 200 "$(es_count "$ES_TMP/parkm.txt")"
 kill -TERM "$PID1" "$PID2"
 wait "$PID1" "$PID2" || true
+
+# --- an event larger than the producer takes (message.max.bytes) cannot be
+# parked: it is dead-lettered (bare: too large for that too), and the
+# events after it are parked, not held behind it for ever
+touch "$DOWN"
+BIG=$(es_config big "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"group_id\": \"big\", \"properties\": {
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\",
+     \"message.max.bytes\": \"2000\"}},
+  \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/state-big\",
+  \"retry\": {\"initial_backoff_ms\": 50, \"max_backoff_ms\": 400, \"max_attempts\": 0},
+  \"instances\": {\"flaky\": {\"plugin\": \"switch\",
+      \"config\": {\"path\": \"$ES_TMP/big.tsv\", \"fail_file\": \"$DOWN\"},
+      \"park\": {\"after_attempts\": 1, \"after_ms\": 0, \"topic\": \"eventstream.park.big\"}}},
+  \"routes\": [{\"name\": \"r\", \"topics\": [\"park-big\"], \"destinations\": [\"flaky\"]}]
+}")
+es_start_daemon "$BIG" "$ES_TMP/daemon.big.log"
+es_wait_log "park drainer assigned" 30
+{
+    python3 "$GEN" 1 --start 8000 --keyed
+    python3 "$GEN" 1 --start 8001 --keyed --size 3000
+    python3 "$GEN" 1 --start 8002 --keyed
+} >"$ES_TMP/big1.txt"
+kcat -P -b "$BOOTSTRAP" -t park-big -p 0 -K $'\t' -z none <"$ES_TMP/big1.txt"
+es_consume eventstream.park.big 2 "$ES_TMP/parkbig.txt" "$BOOTSTRAP" '%k|%h|%s\n'
+es_eq "too large to park: the events around it are parked" "evt-00008000 evt-00008002" \
+    "$(sed 's/^[^|]*|[^|]*|//' "$ES_TMP/parkbig.txt" | es_ids /dev/stdin | tr '\n' ' ' | sed 's/ $//')"
+es_check "and it is dead-lettered, saying why" \
+    es_wait_log 'dead-lettering topic=park-big partition=0 offset=1 route=r: cannot be parked to eventstream.park.big: .*Message size too large' 20
+es_consume_all eventstream.dlq "$ES_TMP/dlq-big.txt" "$BOOTSTRAP" '%S|%h\n'
+es_check "its dead letter is bare (too large too) and names where it is" \
+    grep -qE '^-1\|es_reason=cannot be parked to eventstream.park.big: .*es_topic=park-big,es_partition=0,es_offset=1,.*es_left_out=' "$ES_TMP/dlq-big.txt"
+rm -f "$DOWN"
+es_stop_daemon TERM
 es_check "no sanitizer reports" bash -c "! grep -l 'runtime error\|Sanitizer' $ES_TMP/daemon.*.log"
 es_finish
