@@ -245,11 +245,11 @@ static int64_t backoff_ms(const es_config_t *c, uint32_t attempt)
     return b / 2 + (b > 1 ? random() % (b - b / 2) : 0);
 }
 
-/* A write that failed is retried with the retry.* backoff. One streak of
+/* A write that failed is retried with the retry.* backoff. A streak of
  * failures (the cluster unreachable, the topic refused) is logged when it
  * starts, then once a minute, then when a dead letter is written again:
- * every dead letter waiting retried a few times a second each filled the
- * log. */
+ * retried a few times a second with a warning each, the dead letters
+ * waiting filled the log. */
 #define DLQ_LOG_INTERVAL_MS 60000
 
 static void dead_letter_failed(es_pipeline_t *p, delivery_t *d, const char *why)
@@ -263,14 +263,16 @@ static void dead_letter_failed(es_pipeline_t *p, delivery_t *d, const char *why)
                 "(es_dead_letter_retries_total) and logged once a minute",
                 why);
         p->dlq_logged_ms = now;
-    } else if (++p->dlq_since_log,
-               now - p->dlq_logged_ms >= DLQ_LOG_INTERVAL_MS) {
-        es_warn("dead letters still not written: %llu failure(s) in the last "
-                "%lld s, the last: %s",
-                (unsigned long long)p->dlq_since_log,
-                (long long)(now - p->dlq_logged_ms) / 1000, why);
-        p->dlq_since_log = 0;
-        p->dlq_logged_ms = now;
+    } else {
+        p->dlq_since_log++;
+        if (now - p->dlq_logged_ms >= DLQ_LOG_INTERVAL_MS) {
+            es_warn("dead letters still not written: %llu failure(s) in the "
+                    "last %lld s, the last: %s",
+                    (unsigned long long)p->dlq_since_log,
+                    (long long)(now - p->dlq_logged_ms) / 1000, why);
+            p->dlq_since_log = 0;
+            p->dlq_logged_ms = now;
+        }
     }
     d->due_ms = now + backoff_ms(p->conf, ++d->dlq_attempt);
     heap_push(p, d);
@@ -306,17 +308,18 @@ static void dead_letter_send(es_pipeline_t *p, delivery_t *d)
 {
     const rd_kafka_message_t *m = d->rec->msg;
     const park_origin_t *o = d->rec->origin;
-    int bare = d->dlq_bare;
+    const void *key = NULL, *value = NULL;
+    size_t key_len = 0, len = 0;
+    if (!d->dlq_bare) {
+        key = o ? o->key : m->key;
+        key_len = o ? o->key_len : m->key_len;
+        value = m->payload;
+        len = m->len;
+    }
     char err[512];
-    int rc = es_producer_send(p->producer, p->conf->dead_letter_topic,
-                              bare ? NULL
-                              : o  ? o->key
-                                   : m->key,
-                              bare ? 0
-                              : o  ? o->key_len
-                                   : m->key_len,
-                              bare ? NULL : m->payload, bare ? 0 : m->len,
-                              dead_letter_headers(d), d, err, sizeof err);
+    int rc = es_producer_send(p->producer, p->conf->dead_letter_topic, key,
+                              key_len, value, len, dead_letter_headers(d), d,
+                              err, sizeof err);
     if (rc == 0)
         return;
     if (rc == 1) { /* publishing disabled: the reason is all we can keep */
@@ -327,7 +330,7 @@ static void dead_letter_send(es_pipeline_t *p, delivery_t *d)
         delivery_done(p, d);
         return;
     }
-    if (rc == -2 && !bare)
+    if (rc == -2 && !d->dlq_bare)
         dead_letter_bare(p, d);
     else
         dead_letter_failed(p, d, err);
