@@ -186,8 +186,6 @@ static void add_header(rd_kafka_headers_t *h, const char *name,
     rd_kafka_header_add(h, name, -1, value ? value : "", -1);
 }
 
-static rd_kafka_headers_t *dead_letter_headers(const delivery_t *d);
-
 /* A dead letter too large for the producer (its record near
  * pipeline.max_event_bytes, the producer's or the broker's
  * message.max.bytes smaller) would fail every time and hold its

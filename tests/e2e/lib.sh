@@ -219,6 +219,16 @@ es_metric() {
         awk -v k="$1" '$1 == k {print $2}'
 }
 
+# es_wait_metric NAME{LABELS} VALUE SECONDS: until /metrics shows VALUE.
+es_wait_metric() {
+    local i
+    for i in $(seq 1 $(($3 * 10))); do
+        [ "$(es_metric "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # es_ids FILE...: the ids of the events in the files, sorted, repeats kept
 # (a line is a CloudEvent, or KEY<TAB>CloudEvent as es_produce takes it).
 es_ids() { python3 -c '

@@ -40,14 +40,6 @@ config() { # NAME PARK-OBJECT
   \"routes\": [{\"name\": \"r\", \"topics\": [\"$TOPIC\"], \"destinations\": [\"healthy\", \"flaky\"]}]
 }"
 }
-wait_metric() { # NAME VALUE SECONDS
-    local i
-    for i in $(seq 1 $(($3 * 10))); do
-        [ "$(es_metric "$1")" = "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # --- config: the keys are checked and errors name file and key
 msg=$("$ES_BIN" --check-config "$(config c1 '{"after_ms": 0, "after_attempts": 0}')" 2>&1 || true)
@@ -72,7 +64,7 @@ es_wait_lines "$OUT_H" 300 20 || true
 es_eq "healthy destination receives all 300 while the other fails" 300 "$(es_count "$OUT_H")"
 es_check "... promptly (under 10 s)" test $(($(date +%s) - t0)) -lt 10
 es_check "failing destination is parked" es_wait_log 'destination parked: an event failed' 20
-es_check "every event of the failing one is parked (acknowledged)" wait_metric 'es_parked_total{destination="flaky"}' 300 20
+es_check "every event of the failing one is parked (acknowledged)" es_wait_metric 'es_parked_total{destination="flaky"}' 300 20
 es_eq "es_parked gauge is 1" 1 "$(es_metric 'es_parked{destination="flaky"}')"
 es_eq "nothing reached the failing destination" 0 "$(es_count "$OUT_F")"
 es_eq "state change logged once" 1 "$(grep -c 'destination parked' "$ES_DAEMON_LOG")"
@@ -89,7 +81,7 @@ python3 "$GEN" 100 --start 300 --keyed >"$ES_TMP/b2.txt"
 es_produce "$TOPIC" "$ES_TMP/b2.txt"
 es_wait_lines "$OUT_H" 401 20 || true
 es_eq "healthy destination still receiving" 401 "$(es_count "$OUT_H")"
-es_check "new events parked too" wait_metric 'es_parked_total{destination="flaky"}' 401 20
+es_check "new events parked too" es_wait_metric 'es_parked_total{destination="flaky"}' 401 20
 sleep 1 # past the commit interval: the main offsets have moved on
 
 # --- SIGKILL while parked, restart while still failing: nothing lost
@@ -101,7 +93,7 @@ es_produce "$TOPIC" "$ES_TMP/b3.txt"
 es_wait_lines "$OUT_H" 501 20 || true
 es_eq "healthy: 501 after restart" 501 "$(es_count "$OUT_H")"
 es_eq "healthy: no event twice (main offsets were committed while parked)" 501 "$(es_ids "$OUT_H" | uniq | wc -l | tr -d ' ')"
-es_check "restart: new events parked behind the old ones" wait_metric 'es_parked_total{destination="flaky"}' 100 20
+es_check "restart: new events parked behind the old ones" es_wait_metric 'es_parked_total{destination="flaky"}' 100 20
 es_eq "still nothing at the failing destination" 0 "$(es_count "$OUT_F")"
 
 # --- recovery: drained in order, exactly once, poison dead-lettered

@@ -59,18 +59,6 @@ api() { # METHOD PATH [BODY]: the body on stdout, the status in $ES_TMP/code
 }
 code() { cat "$ES_TMP/code"; }
 jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-metric() {
-    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" |
-        awk -v k="$1" '$1 == k {print $2}'
-}
-wait_metric() { # NAME VALUE SECONDS
-    local i
-    for i in $(seq 1 $(($3 * 10))); do
-        [ "$(metric "$1")" = "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 events() { # TENANT FIRST COUNT: appended to $ES_TMP/ev.txt, keyed by tenant
     local i
     for i in $(seq "$2" $(($2 + $3 - 1))); do
@@ -128,7 +116,7 @@ es_eq "second tenant's subscription: 201" 201 "$(code)"
 es_eq "no park key when not given" False "$(api GET /v1/subscriptions/good-out | jget '"park" in d')"
 es_check "drainers joined their groups" es_wait_log "park drainer assigned group=eventstreamd.park.good-out" 30
 es_check "... with the default group name" grep -q "park drainer assigned group=eventstreamd.park.bad-hook" "$ES_DAEMON_LOG"
-es_eq "es_parked is 0 for both" "0 0" "$(metric 'es_parked{destination="bad-hook"}') $(metric 'es_parked{destination="good-out"}')"
+es_eq "es_parked is 0 for both" "0 0" "$(es_metric 'es_parked{destination="bad-hook"}') $(es_metric 'es_parked{destination="good-out"}')"
 
 # --- the failing endpoint does not hold the healthy tenant back
 es_log "initech's endpoint fails; acme's keeps receiving"
@@ -143,9 +131,9 @@ wait_good 150 20 || true
 es_eq "healthy tenant gets all 150 while the other fails" 150 "$(good_count)"
 es_check "... promptly (under 15 s)" test $(($(date +%s) - t0)) -lt 15
 es_check "failing subscription is parked" es_wait_log 'destination parked: an event failed 2 time' 20
-es_eq "es_parked{destination=\"bad-hook\"} is 1" 1 "$(metric 'es_parked{destination="bad-hook"}')"
-es_eq "the healthy one is not parked" 0 "$(metric 'es_parked{destination="good-out"}')"
-es_check "all 150 of the failing tenant's are parked" wait_metric 'es_parked_total{destination="bad-hook"}' 150 20
+es_eq "es_parked{destination=\"bad-hook\"} is 1" 1 "$(es_metric 'es_parked{destination="bad-hook"}')"
+es_eq "the healthy one is not parked" 0 "$(es_metric 'es_parked{destination="good-out"}')"
+es_check "all 150 of the failing tenant's are parked" es_wait_metric 'es_parked_total{destination="bad-hook"}' 150 20
 es_consume eventstream.park.bad-hook 150 "$ES_TMP/park.txt"
 es_eq "150 events in eventstream.park.bad-hook" 150 "$(es_count "$ES_TMP/park.txt")"
 es_eq "nothing accepted by the failing endpoint" 0 "$(hpy 'len(s["accepted"])')"
@@ -162,7 +150,7 @@ events acme 151 10
 es_produce "$TOPIC" "$ES_TMP/ev.txt"
 wait_good 160 20 || true
 es_eq "healthy tenant: 160 after restart, none twice" "160 160" "$(good_count) $(python3 -c 'import json,sys; print(len({json.loads(l)["id"] for l in open(sys.argv[1])}))' "$ES_TMP/good.txt")"
-es_check "new events queue behind the parked ones" wait_metric 'es_parked_total{destination="bad-hook"}' 10 20
+es_check "new events queue behind the parked ones" es_wait_metric 'es_parked_total{destination="bad-hook"}' 10 20
 
 # --- recovery: every event once, in order, then direct again
 es_log "recovery"
@@ -176,7 +164,7 @@ es_eq "each exactly once" 1 "$(hpy 'max(s["accepted"].values())')"
 es_eq "in order" "$(printf 'initech-%04d\n' $(seq 1 160) | tr '\n' ' ')" \
     "$(hpy '" ".join(i for r in s["requests"] if r["status"] == 200 for i in r["ids"]) + " "')"
 es_check "unparked" es_wait_log 'destination unparked: eventstream.park.bad-hook is drained' 20
-es_eq "es_parked back to 0" 0 "$(metric 'es_parked{destination="bad-hook"}')"
+es_eq "es_parked back to 0" 0 "$(es_metric 'es_parked{destination="bad-hook"}')"
 : >"$ES_TMP/ev.txt"
 events initech 161 5
 es_produce "$TOPIC" "$ES_TMP/ev.txt"
@@ -185,7 +173,7 @@ for _ in $(seq 1 40); do
     sleep 0.5
 done
 es_eq "then direct again" 165 "$(hpy 'len(s["accepted"])')"
-es_eq "... nothing more parked" 10 "$(metric 'es_parked_total{destination="bad-hook"}')"
+es_eq "... nothing more parked" 10 "$(es_metric 'es_parked_total{destination="bad-hook"}')"
 
 # --- delete while parked: the park topic keeps the events; a subscription
 # re-created with the same id replays them first
@@ -194,11 +182,11 @@ fail_all
 : >"$ES_TMP/ev.txt"
 events initech 166 5
 es_produce "$TOPIC" "$ES_TMP/ev.txt"
-es_check "parked again" wait_metric 'es_parked{destination="bad-hook"}' 1 20
-es_check "the 5 are parked" wait_metric 'es_parked_total{destination="bad-hook"}' 15 20
+es_check "parked again" es_wait_metric 'es_parked{destination="bad-hook"}' 1 20
+es_check "the 5 are parked" es_wait_metric 'es_parked_total{destination="bad-hook"}' 15 20
 api DELETE /v1/subscriptions/bad-hook >/dev/null
 es_eq "delete: 204" 204 "$(code)"
-es_check "gauge cleared once released" wait_metric 'es_parked{destination="bad-hook"}' 0 20
+es_check "gauge cleared once released" es_wait_metric 'es_parked{destination="bad-hook"}' 0 20
 ctl POST /_ctl/config '{"reset": true}'
 api POST /v1/subscriptions "{\"id\": \"bad-hook\", \"tenant\": \"initech\", \"topics\": [\"$TOPIC\"], \"destination\": $HOOK}" >/dev/null
 es_eq "re-create: 201" 201 "$(code)"
