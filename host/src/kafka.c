@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,8 +92,8 @@ int es_kafka_props_check(const cJSON *props, const char *file, char *errstr,
 /* librdkafka's own log lines go through ours, at matching levels. The
  * warning that a shared property does not apply to a producer (or a
  * consumer) is expected: one kafka.properties object serves both. A
- * broker connection's failure ("FAIL") is also reported to on_kafka_error,
- * which logs it once. */
+ * broker connection's failure ("FAIL") and a fatal error ("FATAL") are also
+ * reported to on_kafka_error, which logs each once. */
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
                          const char *buf)
 {
@@ -101,7 +102,7 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
                        : level <= 6 ? ES_LOG_INFO
                                     : ES_LOG_DEBUG;
     if ((!strcmp(fac, "CONFWARN") && strstr(buf, "will be ignored by this")) ||
-        !strcmp(fac, "FAIL"))
+        !strcmp(fac, "FAIL") || !strcmp(fac, "FATAL"))
         l = ES_LOG_DEBUG;
     es_log(l, rd_kafka_name(rk), "%s: %s", fac, buf);
 }
@@ -219,6 +220,60 @@ int es_mock_broker_set_down(es_mock_broker_t *b, int down)
     return 0;
 }
 
+/* The protocol's API keys, by the names Kafka's documentation uses. */
+static int api_key_named(const char *name)
+{
+    static const struct {
+        const char *name;
+        int key;
+    } apis[] = {
+        {"Produce", 0},          {"Fetch", 1},        {"ListOffsets", 2},
+        {"Metadata", 3},         {"OffsetCommit", 8}, {"OffsetFetch", 9},
+        {"FindCoordinator", 10}, {"JoinGroup", 11},   {"Heartbeat", 12},
+        {"LeaveGroup", 13},      {"SyncGroup", 14},   {"ApiVersions", 18},
+        {"InitProducerId", 22}};
+    for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++)
+        if (!strcmp(apis[i].name, name))
+            return apis[i].key;
+    return -1;
+}
+
+static int error_code_named(const char *name, rd_kafka_resp_err_t *err)
+{
+    const struct rd_kafka_err_desc *descs;
+    size_t n;
+    rd_kafka_get_err_descs(&descs, &n);
+    for (size_t i = 0; i < n; i++)
+        if (descs[i].name && !strcmp(descs[i].name, name)) {
+            *err = descs[i].code;
+            return 0;
+        }
+    return -1;
+}
+
+int es_mock_broker_push_errors(es_mock_broker_t *b, const char *api,
+                               const char *error, int count, int delay_ms,
+                               char *errstr, size_t errstr_size)
+{
+    int key = api_key_named(api);
+    rd_kafka_resp_err_t err;
+    if (key < 0) {
+        snprintf(errstr, errstr_size, "unknown protocol API \"%s\"", api);
+        return -1;
+    }
+    if (error_code_named(error, &err) || err <= 0) {
+        snprintf(errstr, errstr_size, "unknown Kafka error \"%s\"", error);
+        return -1;
+    }
+    /* Per broker only: the mock checks the cluster's errors only when a
+     * broker never had any for that API, so the two kinds do not mix. */
+    for (int i = 0; i < count; i++)
+        for (int id = 1; id <= b->brokers; id++)
+            rd_kafka_mock_broker_push_request_error_rtts(
+                b->mcluster, id, (int16_t)key, 1, err, delay_ms);
+    return 0;
+}
+
 void es_mock_broker_stop(es_mock_broker_t *b)
 {
     if (!b)
@@ -233,10 +288,14 @@ void es_mock_broker_stop(es_mock_broker_t *b)
 
 struct es_producer_s {
     rd_kafka_t *rk; /* NULL when publishing is disabled */
+    /* Held to read rk (senders on any thread), and to swap it. */
+    pthread_rwlock_t swap;
     es_producer_dr_fn dr;
     void *ud;
     int warned_disabled;
     es_counter_t *skipped;
+    char *brokers; /* what a replacement handle is made from */
+    cJSON *props;
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -246,43 +305,95 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
     p->dr(m->_private, m->err, p->ud);
 }
 
-es_producer_t *es_producer_new(const char *brokers, const cJSON *props,
-                               int enabled, es_producer_dr_fn dr, void *ud,
-                               char *errstr, size_t errstr_size)
+static rd_kafka_t *producer_handle_new(es_producer_t *p, char *errstr,
+                                       size_t errstr_size)
 {
-    es_producer_t *p = calloc(1, sizeof *p);
-    p->dr = dr;
-    p->ud = ud;
-    p->skipped = es_metrics_counter("es_kafka_publish_skipped_total", "");
-    if (!enabled)
-        return p;
     rd_kafka_conf_t *conf =
-        es_kafka_conf_new(brokers, props, errstr, errstr_size);
+        es_kafka_conf_new(p->brokers, p->props, errstr, errstr_size);
     if (!conf)
-        goto fail;
+        return NULL;
     /* The host producer must never lose a dead letter or an emit. */
     if (es_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
                           errstr_size) ||
         es_kafka_conf_set(conf, "acks", "all", errstr, errstr_size) ||
         es_kafka_conf_set(conf, "linger.ms", "5", errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
-        goto fail;
+        return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, p);
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
-    if (!p->rk) { /* rd_kafka_new frees conf only on success */
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+    if (!rk) { /* rd_kafka_new frees conf only on success */
         rd_kafka_conf_destroy(conf);
-        goto fail;
+        return NULL;
     }
-    if (es_msk_iam_start(p->rk, errstr, errstr_size)) {
-        rd_kafka_destroy(p->rk);
-        goto fail;
+    if (es_msk_iam_start(rk, errstr, errstr_size)) {
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
+static void producer_free(es_producer_t *p)
+{
+    pthread_rwlock_destroy(&p->swap);
+    free(p->brokers);
+    cJSON_Delete(p->props);
+    free(p);
+}
+
+es_producer_t *es_producer_new(const char *brokers, const cJSON *props,
+                               int enabled, es_producer_dr_fn dr, void *ud,
+                               char *errstr, size_t errstr_size)
+{
+    es_producer_t *p = calloc(1, sizeof *p);
+    pthread_rwlock_init(&p->swap, NULL);
+    p->dr = dr;
+    p->ud = ud;
+    p->skipped = es_metrics_counter("es_kafka_publish_skipped_total", "");
+    if (!enabled)
+        return p;
+    p->brokers = strdup(brokers);
+    p->props = props ? cJSON_Duplicate(props, 1) : NULL;
+    p->rk = producer_handle_new(p, errstr, errstr_size);
+    if (!p->rk) {
+        producer_free(p);
+        return NULL;
     }
     return p;
-fail:
-    free(p);
-    return NULL;
+}
+
+int es_producer_fatal(es_producer_t *p, char *why, size_t why_size)
+{
+    return p->rk && rd_kafka_fatal_error(p->rk, why, why_size) ? 1 : 0;
+}
+
+rd_kafka_t *es_producer_replace(es_producer_t *p, char *errstr,
+                                size_t errstr_size)
+{
+    rd_kafka_t *fresh = producer_handle_new(p, errstr, errstr_size);
+    if (!fresh)
+        return NULL;
+    pthread_rwlock_wrlock(&p->swap);
+    rd_kafka_t *old = p->rk;
+    p->rk = fresh;
+    pthread_rwlock_unlock(&p->swap);
+    return old;
+}
+
+/* After a fatal error the handle fails what it holds by itself; the purge
+ * makes sure, so every record gets its report (and is sent again by its
+ * owner, on the new handle) before the handle goes. */
+void es_producer_retire(rd_kafka_t *old)
+{
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 50 && rd_kafka_outq_len(old) > 0; i++)
+        rd_kafka_poll(old, 100);
+    if (rd_kafka_outq_len(old) > 0)
+        es_warn("host producer: %d record(s) of the replaced handle had no "
+                "report in 5 s; their events are redelivered after a restart",
+                rd_kafka_outq_len(old));
+    rd_kafka_destroy(old);
 }
 
 int es_producer_send(es_producer_t *p, const char *topic, const void *key,
@@ -300,11 +411,13 @@ int es_producer_send(es_producer_t *p, const char *topic, const void *key,
                     "es_kafka_publish_skipped_total)");
         return 1;
     }
+    pthread_rwlock_rdlock(&p->swap);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
         RD_KAFKA_V_VALUE((void *)value, value_len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    pthread_rwlock_unlock(&p->swap);
     if (err) {
         if (headers)
             rd_kafka_headers_destroy(headers);
@@ -340,7 +453,7 @@ void es_producer_destroy(es_producer_t *p, int timeout_ms)
                     rd_kafka_outq_len(p->rk));
         rd_kafka_destroy(p->rk);
     }
-    free(p);
+    producer_free(p);
 }
 
 void es_kafka_global_cleanup(void)

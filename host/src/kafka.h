@@ -33,6 +33,14 @@ int es_mock_broker_create_topic(es_mock_broker_t *b, const char *topic,
 /* Takes every broker of the cluster down (connections closed, new ones
  * refused; the data is kept) or brings them back up: an outage. */
 int es_mock_broker_set_down(es_mock_broker_t *b, int down);
+/* The next `count` requests of protocol API `api` (e.g. "Produce",
+ * "InitProducerId") to each broker, from any client, fail with the Kafka
+ * error named `error` (e.g. "TOPIC_AUTHORIZATION_FAILED"), answered
+ * delay_ms late: a failure no outage makes.
+ * -1 with errstr set for an unknown name. */
+int es_mock_broker_push_errors(es_mock_broker_t *b, const char *api,
+                               const char *error, int count, int delay_ms,
+                               char *errstr, size_t errstr_size);
 void es_mock_broker_stop(es_mock_broker_t *b);
 
 /* ---- the host's producer */
@@ -59,7 +67,20 @@ int es_producer_send(es_producer_t *p, const char *topic, const void *key,
                      size_t errstr_size);
 /* Serves delivery reports; returns how many were served. */
 int es_producer_poll(es_producer_t *p);
+/* The handle, for calls made on the thread that polls (it changes only
+ * there, in es_producer_replace). */
 rd_kafka_t *es_producer_handle(es_producer_t *p);
+/* 1 (with why) once the handle hit a fatal error: it produces nothing
+ * more (e.g. the idempotent producer fenced, or refused its producer id). */
+int es_producer_fatal(es_producer_t *p, char *why, size_t why_size);
+/* Swaps in a new handle made from the same settings and returns the old
+ * one, or NULL with errstr when none can be made (the old one stays).
+ * Sends on any thread go to the new one from then on. */
+rd_kafka_t *es_producer_replace(es_producer_t *p, char *errstr,
+                                size_t errstr_size);
+/* Fails what the old handle still holds, serving its reports (up to 5 s),
+ * then destroys it. On the thread that polls. */
+void es_producer_retire(rd_kafka_t *old);
 int es_producer_enabled(const es_producer_t *p);
 /* Waits up to timeout_ms for outstanding records, then frees. NULL ok. */
 void es_producer_destroy(es_producer_t *p, int timeout_ms);

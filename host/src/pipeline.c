@@ -855,7 +855,67 @@ static es_pipeline_t *pipeline_alloc(const es_config_t *conf,
     p->decode_failed = es_metrics_counter("es_decode_failed_total", "");
     p->dead_lettered = es_metrics_counter("es_dead_letters_total", "");
     p->dlq_retries = es_metrics_counter("es_dead_letter_retries_total", "");
+    p->producer_replaced =
+        es_metrics_counter("es_host_producer_replaced_total", "");
     return p;
+}
+
+/* Delivery reports wake the loop through prod_wake. */
+static void watch_producer_queue(es_pipeline_t *p)
+{
+    rd_kafka_t *rk = es_producer_handle(p->producer);
+    if (!rk)
+        return;
+    p->prod_queue = rd_kafka_queue_get_main(rk);
+    rd_kafka_queue_io_event_enable(p->prod_queue, p->prod_wake[1], "p", 1);
+}
+
+/* Waits before the next re-creation: from retry.initial_backoff_ms,
+ * doubling up to retry.max_backoff_ms while fatal errors keep coming (a
+ * refused producer id fails every new handle), back to the start after a
+ * minute without one. */
+static void producer_backoff(es_pipeline_t *p, int64_t now)
+{
+    int initial = p->conf->retry_initial_backoff_ms;
+    int max = p->conf->retry_max_backoff_ms;
+    if (!p->producer_backoff_ms || now - p->producer_replaced_ms > 60000)
+        p->producer_backoff_ms = initial;
+    else if (p->producer_backoff_ms < max)
+        p->producer_backoff_ms =
+            p->producer_backoff_ms > max / 2 ? max : p->producer_backoff_ms * 2;
+    p->producer_retry_at = now + p->producer_backoff_ms;
+}
+
+/*
+ * A fatal error leaves the host producer unable to write any dead letter,
+ * emit or parked event. Each of those waits for its report, so nothing is
+ * lost and nothing is committed past it, but nothing moves either: a new
+ * handle takes over, and the old one's records come back failed and are
+ * sent again on it by their owners.
+ */
+static void replace_fatal_producer(es_pipeline_t *p)
+{
+    char why[512], err[512];
+    int64_t now = es_now_ms();
+    if (now < p->producer_retry_at ||
+        !es_producer_fatal(p->producer, why, sizeof why))
+        return;
+    producer_backoff(p, now);
+    rd_kafka_t *old = es_producer_replace(p->producer, err, sizeof err);
+    if (!old) {
+        es_err("host producer: fatal error (%s), and no new one can be made: "
+               "%s; trying again in %d ms",
+               why, err, p->producer_backoff_ms);
+        return;
+    }
+    es_err("host producer: fatal error: %s; replaced by a new one, which "
+           "sends again what the old one held",
+           why);
+    rd_kafka_queue_destroy(p->prod_queue);
+    watch_producer_queue(p);
+    es_producer_retire(old);
+    es_counter_add(p->producer_replaced, 1);
+    p->producer_replaced_ms = now;
 }
 
 es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
@@ -878,11 +938,7 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
                                   errstr, errstr_size);
     if (!p->producer)
         goto fail;
-    if (es_producer_handle(p->producer)) {
-        p->prod_queue =
-            rd_kafka_queue_get_main(es_producer_handle(p->producer));
-        rd_kafka_queue_io_event_enable(p->prod_queue, p->prod_wake[1], "p", 1);
-    }
+    watch_producer_queue(p);
     es_usage_retention_t keep = {conf->usage_minute_hours,
                                  conf->usage_hour_days, conf->usage_day_days};
     p->usage = es_usage_open(conf->state_dir, &keep, errstr, errstr_size);
@@ -950,6 +1006,7 @@ static void iterate(es_pipeline_t *p, int consume)
     pl_stage_collect(p);
     process_completions(p);
     es_producer_poll(p->producer);
+    replace_fatal_producer(p);
     p->more_work = 0;
     if (consume)
         for (size_t i = 0; i < p->nconsumers; i++)

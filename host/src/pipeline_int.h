@@ -199,6 +199,11 @@ struct es_pipeline_s {
     es_producer_t *producer;
     rd_kafka_queue_t *prod_queue;
     int prod_wake[2];
+    /* Re-creating the producer after fatal errors: not before
+     * producer_retry_at, the wait doubling while they keep coming. */
+    int64_t producer_retry_at, producer_replaced_ms;
+    int producer_backoff_ms;
+    es_counter_t *producer_replaced;
 
     pthread_mutex_t token_lock;
     delivery_t **tokens;

@@ -100,6 +100,28 @@ es_broker_outage() {
     return 1
 }
 
+# es_broker_push PID OUT CONTROL LINE...: makes the cluster started as PID
+# (stdout OUT, with -c CONTROL) fail requests as each LINE says ("API ERROR
+# [COUNT [DELAY_MS]]", see es-broker -h), and waits until es-broker
+# confirms it.
+es_broker_push() {
+    local pid=$1 out=$2 control=$3 want i
+    shift 3
+    printf '%s\n' "$@" >"$control"
+    want=$(($(grep -c '^push' "$out" || true) + 1))
+    kill -HUP "$pid"
+    for i in $(seq 1 100); do
+        if [ "$(grep -c '^push' "$out" || true)" -ge "$want" ]; then
+            grep '^push' "$out" | tail -1 | grep -qx "pushed $#" && return 0
+            echo "es-broker $pid: $(grep '^push' "$out" | tail -1)" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "es-broker $pid did not confirm the push" >&2
+    return 1
+}
+
 # es_free_port: a TCP port on 127.0.0.1 that nothing listens on now, below
 # the kernel's ephemeral range (32768-60999 by default): a port in that
 # range can be taken by any outgoing connection (a Kafka client's, curl's)
