@@ -232,7 +232,7 @@ static rd_kafka_headers_t *dead_letter_headers(const delivery_t *d)
     return h;
 }
 
-static int64_t backoff_ms(const es_config_t *c, uint32_t attempt)
+int64_t pl_backoff_ms(const es_config_t *c, uint32_t attempt)
 {
     int64_t b = c->retry_initial_backoff_ms;
     for (uint32_t i = 1; i < attempt && b < c->retry_max_backoff_ms; i++)
@@ -243,46 +243,60 @@ static int64_t backoff_ms(const es_config_t *c, uint32_t attempt)
     return b / 2 + (b > 1 ? random() % (b - b / 2) : 0);
 }
 
-/* A write that failed is retried with the retry.* backoff. A streak of
- * failures (the cluster unreachable, the topic refused) is logged when it
- * starts, then once a minute, then when a dead letter is written again:
- * retried a few times a second with a warning each, the dead letters
- * waiting filled the log. */
-#define DLQ_LOG_INTERVAL_MS 60000
+#define STREAK_LOG_INTERVAL_MS 60000
 
+int pl_streak_fail(fail_streak_t *s, int64_t now, uint64_t *since,
+                   int64_t *secs)
+{
+    if (s->n++ == 0) {
+        *since = 0;
+        s->logged_ms = now;
+        return 1;
+    }
+    s->since_log++;
+    if (now - s->logged_ms < STREAK_LOG_INTERVAL_MS)
+        return 0;
+    *since = s->since_log;
+    *secs = (now - s->logged_ms) / 1000;
+    s->since_log = 0;
+    s->logged_ms = now;
+    return 1;
+}
+
+uint64_t pl_streak_end(fail_streak_t *s)
+{
+    uint64_t n = s->n;
+    s->n = s->since_log = 0;
+    return n;
+}
+
+/* A write that failed is retried with the retry.* backoff, the streak of
+ * failures (the cluster unreachable, the topic refused) logged as above. */
 static void dead_letter_failed(es_pipeline_t *p, delivery_t *d, const char *why)
 {
+    uint64_t since = 0; /* stays 0 when this failure is not logged */
+    int64_t secs = 0, now = es_now_ms();
     es_counter_add(p->dlq_retries, 1);
-    int64_t now = es_now_ms();
-    if (p->dlq_streak++ == 0) {
+    if (pl_streak_fail(&p->dlq_streak, now, &since, &secs) && !since)
         es_warn("dead letter not written (%s); it is retried, up to every "
                 "retry.max_backoff_ms, and its offset not committed; until one "
                 "is written, failures are counted "
                 "(es_dead_letter_retries_total) and logged once a minute",
                 why);
-        p->dlq_logged_ms = now;
-    } else {
-        p->dlq_since_log++;
-        if (now - p->dlq_logged_ms >= DLQ_LOG_INTERVAL_MS) {
-            es_warn("dead letters still not written: %llu failure(s) in the "
-                    "last %lld s, the last: %s",
-                    (unsigned long long)p->dlq_since_log,
-                    (long long)(now - p->dlq_logged_ms) / 1000, why);
-            p->dlq_since_log = 0;
-            p->dlq_logged_ms = now;
-        }
-    }
-    d->due_ms = now + backoff_ms(p->conf, ++d->dlq_attempt);
+    else if (since)
+        es_warn("dead letters still not written: %llu failure(s) in the "
+                "last %lld s, the last: %s",
+                (unsigned long long)since, (long long)secs, why);
+    d->due_ms = now + pl_backoff_ms(p->conf, ++d->dlq_attempt);
     heap_push(p, d);
 }
 
 static void dead_letter_written(es_pipeline_t *p, delivery_t *d)
 {
-    if (p->dlq_streak) {
+    uint64_t n = pl_streak_end(&p->dlq_streak);
+    if (n)
         es_info("dead letters written again after %llu failure(s)",
-                (unsigned long long)p->dlq_streak);
-        p->dlq_streak = p->dlq_since_log = 0;
-    }
+                (unsigned long long)n);
     delivery_done(p, d);
 }
 
@@ -392,7 +406,7 @@ static void schedule_retry(es_pipeline_t *p, delivery_t *d, const char *reason)
     }
     es_log(ES_LOG_DEBUG, d->dest->conf->name, "retry attempt=%u reason=\"%s\"",
            d->attempt, reason ? reason : "");
-    d->due_ms = es_now_ms() + backoff_ms(p->conf, d->attempt);
+    d->due_ms = es_now_ms() + pl_backoff_ms(p->conf, d->attempt);
     d->attempt++;
     d->plugin_done = 0;
     atomic_store(&d->child_failed, 0);
@@ -594,7 +608,7 @@ void pl_avro_retry_later(es_pipeline_t *p, delivery_t *d, const char *reason)
            "avro decode will be retried topic=%s offset=%lld attempt=%u: %s",
            rd_kafka_topic_name(d->rec->msg->rkt),
            (long long)d->rec->msg->offset, d->attempt, reason);
-    d->due_ms = es_now_ms() + backoff_ms(p->conf, d->attempt);
+    d->due_ms = es_now_ms() + pl_backoff_ms(p->conf, d->attempt);
     d->attempt++;
     heap_push(p, d);
 }

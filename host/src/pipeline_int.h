@@ -44,6 +44,23 @@ typedef struct record_s record_t;
 typedef struct output_s output_t;
 typedef struct delivery_s delivery_t;
 typedef struct park_s park_t;
+
+/* A run of failures of one kind (writes the producer does not take),
+ * logged when it starts, then once a minute, then when it ends: a warning
+ * per failure, a few a second, filled the log. pl_streak_fail returns 1
+ * when this failure is to be logged: the first (*since = 0) or the first
+ * a minute after the last line (*since = failures in between, *secs = how
+ * long that was). pl_streak_end returns the streak's length (0: none) and
+ * ends it. */
+typedef struct fail_streak_s {
+    uint64_t n, since_log;
+    int64_t logged_ms;
+} fail_streak_t;
+int pl_streak_fail(fail_streak_t *s, int64_t now, uint64_t *since,
+                   int64_t *secs);
+uint64_t pl_streak_end(fail_streak_t *s);
+/* The retry.* backoff before attempt `attempt` (from 1), with jitter. */
+int64_t pl_backoff_ms(const es_config_t *c, uint32_t attempt);
 typedef struct park_origin_s park_origin_t;
 typedef struct sub_route_s sub_route_t; /* pipeline_subs.c */
 typedef struct pl_subs_s pl_subs_t;     /* pipeline_subs.c */
@@ -229,8 +246,7 @@ struct es_pipeline_s {
     /* Dead letters the producer did not take: retries, and their log's
      * streak (pipeline.c, dead_letter_failed). */
     es_counter_t *dlq_retries;
-    uint64_t dlq_streak, dlq_since_log;
-    int64_t dlq_logged_ms;
+    fail_streak_t dlq_streak;
     es_avro_hook_t *avro; /* NULL when no route reads Avro */
     /* Rebuilt when onboarded Avro topics change (pipeline_dry.c); the API
      * thread's readers of p->avro hold avro_lock. */

@@ -36,7 +36,11 @@ struct park_s {
     delivery_t **outq; /* diverted, not yet queued in the producer */
     size_t outq_n, outq_cap;
     size_t producing; /* queued in the producer, not yet acknowledged */
-    int warned_send;
+    /* Sends the producer failed (the park topic refused, the cluster
+     * gone): sent again after the retry.* backoff, not every loop turn. */
+    uint32_t send_failures;
+    int64_t send_again_ms;
+    fail_streak_t send_streak;
     uint64_t run; /* this process's id in es_park_run */
     uint64_t next_seq, last_sent_seq, done_seq;
 
@@ -52,7 +56,7 @@ struct park_s {
     uint64_t stall_seq; /* done_seq when the drain last stood still */
     int64_t stall_since_ms, next_shared_check_ms;
 
-    es_counter_t *gauge, *parked_total, *drained_total;
+    es_counter_t *gauge, *parked_total, *drained_total, *send_retries;
 };
 
 const char *pl_rec_topic(const record_t *rec)
@@ -283,6 +287,43 @@ static void too_large_to_park(es_pipeline_t *p, park_t *pk, delivery_t *d,
     pl_dead_letter(p, d, why);
 }
 
+/* A send the producer refused at once (the topic unknown or refused, the
+ * queue full) or failed later: the queue waits for the backoff. */
+static void park_send_failed(park_t *pk, const char *why)
+{
+    const char *name = pk->inst->conf->name;
+    uint64_t since = 0; /* stays 0 when this failure is not logged */
+    int64_t secs = 0, now = es_now_ms();
+    es_counter_add(pk->send_retries, 1);
+    if (pl_streak_fail(&pk->send_streak, now, &since, &secs) && !since)
+        es_log(ES_LOG_WARN, name,
+               "park: not written to %s (%s); sent again, in order, up to "
+               "every retry.max_backoff_ms; until one is, failures are "
+               "counted (es_park_send_retries_total) and logged once a "
+               "minute",
+               pk->conf->topic, why);
+    else if (since)
+        es_log(ES_LOG_WARN, name,
+               "park: still not written to %s: %llu failure(s) in the last "
+               "%lld s, the last: %s",
+               pk->conf->topic, (unsigned long long)since, (long long)secs,
+               why);
+    /* One failed request fails many events: a round counts once. */
+    if (now >= pk->send_again_ms)
+        pk->send_again_ms =
+            now + pl_backoff_ms(pk->p->conf, ++pk->send_failures);
+}
+
+static void park_send_acked(park_t *pk)
+{
+    uint64_t n = pl_streak_end(&pk->send_streak);
+    pk->send_failures = 0;
+    if (n)
+        es_log(ES_LOG_INFO, pk->inst->conf->name,
+               "park: written to %s again after %llu failure(s)",
+               pk->conf->topic, (unsigned long long)n);
+}
+
 /* Queues the diverted deliveries oldest first. They are collected over a
  * loop turn and sorted: a batch handed to a plugin mixes retries (in the
  * order they fell due) with new events, so the order in which their RETRYs
@@ -292,7 +333,7 @@ static void park_flush(es_pipeline_t *p, park_t *pk)
 {
     const char *name = pk->inst->conf->name;
     size_t i;
-    if (!pk->outq_n || in_plugin(pk))
+    if (!pk->outq_n || in_plugin(pk) || es_now_ms() < pk->send_again_ms)
         return;
     if (pk->outq_n > 1)
         qsort(pk->outq, pk->outq_n, sizeof *pk->outq, by_token);
@@ -308,12 +349,10 @@ static void park_flush(es_pipeline_t *p, park_t *pk)
             too_large_to_park(p, pk, d, err);
             continue;
         }
-        if (rc) {
-            if (!pk->warned_send++)
-                es_log(ES_LOG_WARN, name, "park: %s; will try again", err);
+        if (rc) { /* this one and the rest wait for the backoff */
+            park_send_failed(pk, err);
             break;
         }
-        pk->warned_send = 0;
         pk->last_sent_seq = pk->next_seq++;
         pk->producing++;
     }
@@ -330,13 +369,15 @@ void pl_park_produced(es_pipeline_t *p, delivery_t *d, rd_kafka_resp_err_t err)
         too_large_to_park(p, pk, d, rd_kafka_err2str(err));
         return;
     }
-    if (err) {
-        es_log(ES_LOG_WARN, pk->inst->conf->name,
-               "park: produce to %s not acknowledged (%s); will send again",
-               pk->conf->topic, rd_kafka_err2str(err));
+    if (err) { /* back in the queue, in its place (park_flush sorts it) */
+        char why[300];
+        snprintf(why, sizeof why, "produce to %s not acknowledged: %s",
+                 pk->conf->topic, rd_kafka_err2str(err));
+        park_send_failed(pk, why);
         outq_push(pk, d);
         return;
     }
+    park_send_acked(pk);
     es_counter_add(pk->parked_total, 1);
     pl_delivery_done(p, d); /* the main offset may move on */
 }
@@ -949,6 +990,7 @@ static park_t *park_new(es_pipeline_t *p, instance_t *inst)
     pk->gauge = es_metrics_gauge("es_parked", labels);
     pk->parked_total = es_metrics_counter("es_parked_total", labels);
     pk->drained_total = es_metrics_counter("es_drained_total", labels);
+    pk->send_retries = es_metrics_counter("es_park_send_retries_total", labels);
     es_gauge_set(pk->gauge, 0);
     return pk;
 }

@@ -1,5 +1,6 @@
 /* Parking's pure parts: when a destination is due to be parked, the park
- * record headers (round trip and refusals) and the "park" config keys. */
+ * record headers (round trip and refusals), the "park" config keys, and
+ * the failure streak and backoff its writes share with dead letters. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,45 @@ START_TEST(config_keys)
 }
 END_TEST
 
+/* The failure streaks of dead letters and park writes: logged at the
+ * first failure, then once a minute with the count in between, ended by a
+ * success with the whole count. */
+START_TEST(failure_streak_logs_first_then_once_a_minute)
+{
+    fail_streak_t st = {0};
+    uint64_t since = 99;
+    int64_t secs = 0;
+    ck_assert_int_eq(pl_streak_end(&st), 0); /* no streak: nothing to say */
+    ck_assert(pl_streak_fail(&st, 1000, &since, &secs));
+    ck_assert_uint_eq(since, 0);
+    for (int64_t t = 1100; t < 61000; t += 100)
+        ck_assert(!pl_streak_fail(&st, t, &since, &secs));
+    ck_assert(pl_streak_fail(&st, 61000, &since, &secs));
+    ck_assert_uint_eq(since, 600); /* 1100 .. 61000, every 100 ms */
+    ck_assert_int_eq(secs, 60);
+    ck_assert(!pl_streak_fail(&st, 61500, &since, &secs));
+    ck_assert_uint_eq(pl_streak_end(&st), 602);
+    since = 99;
+    ck_assert(pl_streak_fail(&st, 62000, &since, &secs)); /* a new one */
+    ck_assert_uint_eq(since, 0);
+}
+END_TEST
+
+START_TEST(backoff_doubles_within_bounds)
+{
+    es_config_t c = {0};
+    c.retry_initial_backoff_ms = 200;
+    c.retry_max_backoff_ms = 1000;
+    for (int i = 0; i < 50; i++) { /* jitter: the upper half */
+        int64_t b1 = pl_backoff_ms(&c, 1), b3 = pl_backoff_ms(&c, 3);
+        int64_t b9 = pl_backoff_ms(&c, 9);
+        ck_assert(b1 >= 100 && b1 < 200);
+        ck_assert(b3 >= 400 && b3 < 800);
+        ck_assert(b9 >= 500 && b9 < 1000);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("park");
@@ -213,6 +253,8 @@ int main(void)
     tcase_add_test(tc, headers_without_tenant_or_key);
     tcase_add_test(tc, headers_refused);
     tcase_add_test(tc, config_keys);
+    tcase_add_test(tc, failure_streak_logs_first_then_once_a_minute);
+    tcase_add_test(tc, backoff_doubles_within_bounds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A fatal error of the host producer (here: the cluster refuses it a
+# The host producer's writes failing, with es-broker refusing requests
+# (-c, SIGHUP). A fatal error of the host producer (here: the cluster refuses it a
 # producer id, as it does a principal without the IdempotentWrite ACL)
 # leaves it unable to write any dead letter or emit. The daemon replaces it
 # with a new one, which sends again what the old one held: every emitted
 # event and every dead letter arrives once, nothing is committed early, and
-# while the refusals go on the replacements back off (retry.*).
+# while the refusals go on the replacements back off (retry.*). Parked
+# events the cluster refuses are sent again, in order, logged once.
 . "$(dirname "$0")/lib.sh"
 
 PLUGINS="$ES_TMP/plugins"
@@ -115,5 +117,59 @@ PY
 es_eq "refused: every event still reaches the file sink" 50 "$(es_count "$OUT")"
 rc=0; es_stop_daemon TERM || rc=$?
 es_eq "refused: SIGTERM exits 0" 0 "$rc"
+
+# --- parked events the cluster refuses: a destination parked while the
+# park topic refuses writes (five produce requests fail). Its events go
+# back in the park queue, in order, and are sent again after the retry.*
+# backoff; the failures are logged once (they were a line each), and
+# counted. (Here librdkafka itself waits ~1 s, for new metadata, between
+# the refused requests, so the backoff does not show.)
+ln -s "$BUILD_DIR/tests/plugins/.libs/switch.so" "$PLUGINS/switch.so"
+FLAKY="$ES_TMP/flaky.tsv"
+DOWN="$ES_TMP/down"
+PCONFIG=$(es_config park "{
+  \"kafka\": {\"brokers\": \"$BOOTSTRAP\", \"group_id\": \"park-group\", \"properties\": {
+     \"auto.offset.reset\": \"earliest\",
+     \"session.timeout.ms\": \"6000\", \"heartbeat.interval.ms\": \"500\"}},
+  \"plugin_dir\": \"$PLUGINS\", \"state_dir\": \"$ES_TMP/pstate\",
+  \"retry\": {\"initial_backoff_ms\": 200, \"max_backoff_ms\": 1000, \"max_attempts\": 0},
+  \"pipeline\": {\"commit_interval_ms\": 200},
+  \"api\": {\"listen\": \"127.0.0.1:$PORT\", \"token\": \"$TOKEN\"},
+  \"instances\": {\"flaky\": {\"plugin\": \"switch\",
+      \"config\": {\"path\": \"$FLAKY\", \"fail_file\": \"$DOWN\"},
+      \"park\": {\"after_attempts\": 1}}},
+  \"routes\": [{\"name\": \"p\", \"topics\": [\"pin\"], \"destinations\": [\"flaky\"]}]
+}")
+python3 "$SRC_DIR/tests/e2e/gen_events.py" 200 --keyed >"$ES_TMP/p.txt"
+es_produce pin "$ES_TMP/p.txt"
+touch "$DOWN"
+es_broker_push "$BROKER_PID" "$BROKER_OUT" "$CONTROL" \
+    "Produce TOPIC_AUTHORIZATION_FAILED 5"
+es_start_daemon "$PCONFIG"
+es_wait_metric 'es_parked_total{destination="flaky"}' 200 60 || true
+es_eq "park refused: every event is parked in the end" 200 "$(es_metric 'es_parked_total{destination="flaky"}')"
+es_consume_all eventstream.park.flaky "$ES_TMP/park.txt"
+es_eq "park refused: ... once each" "$(es_ids "$ES_TMP/p.txt")" "$(es_ids "$ES_TMP/park.txt")"
+es_check "park refused: the failures are counted" \
+    test "$(es_metric 'es_park_send_retries_total{destination="flaky"}')" -ge 5
+es_eq "park refused: the streak is logged once" 1 \
+    "$(grep -cE 'park: not written to eventstream.park.flaky \(produce to eventstream.park.flaky.*Topic authorization failed\)' "$ES_DAEMON_LOG")"
+es_eq "park refused: ... and its end" 1 \
+    "$(grep -c 'park: written to eventstream.park.flaky again after' "$ES_DAEMON_LOG")"
+rm -f "$DOWN"
+for i in $(seq 1 150); do [ "$(es_count "$FLAKY")" -ge 200 ] && break; sleep 0.2; done
+es_eq "park refused: the destination then gets every event once" \
+    "$(es_ids "$ES_TMP/p.txt")" "$(cut -f1 "$FLAKY" | sort)"
+es_check "park refused: ... in order per source partition" python3 - "$FLAKY" <<'PY'
+import sys
+last = {}
+for l in open(sys.argv[1]):
+    f = l.split("\t")
+    part, off = f[2], int(f[3])
+    assert off > last.get(part, -1), l
+    last[part] = off
+PY
+rc=0; es_stop_daemon TERM || rc=$?
+es_eq "park refused: SIGTERM exits 0" 0 "$rc"
 
 es_finish
