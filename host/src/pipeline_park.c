@@ -297,10 +297,9 @@ static void park_send_failed(park_t *pk, const char *why)
     es_counter_add(pk->send_retries, 1);
     if (pl_streak_fail(&pk->send_streak, now, &since, &secs) && !since)
         es_log(ES_LOG_WARN, name,
-               "park: not written to %s (%s); sent again, in order, up to "
-               "every retry.max_backoff_ms; until one is, failures are "
-               "counted (es_park_send_retries_total) and logged once a "
-               "minute",
+               "park: not written to %s (%s); sent again, up to every "
+               "retry.max_backoff_ms; until one is, failures are counted "
+               "(es_park_send_retries_total) and logged once a minute",
                pk->conf->topic, why);
     else if (since)
         es_log(ES_LOG_WARN, name,

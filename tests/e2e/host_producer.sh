@@ -6,7 +6,7 @@
 # with a new one, which sends again what the old one held: every emitted
 # event and every dead letter arrives once, nothing is committed early, and
 # while the refusals go on the replacements back off (retry.*). Parked
-# events the cluster refuses are sent again, in order, logged once.
+# events the cluster refuses are sent again, the failures logged once.
 . "$(dirname "$0")/lib.sh"
 
 PLUGINS="$ES_TMP/plugins"
@@ -120,9 +120,10 @@ es_eq "refused: SIGTERM exits 0" 0 "$rc"
 
 # --- parked events the cluster refuses: a destination parked while the
 # park topic refuses writes (five produce requests fail). Its events go
-# back in the park queue, in order, and are sent again after the retry.*
-# backoff; the failures are logged once (they were a line each), and
-# counted. (Here librdkafka itself waits ~1 s, for new metadata, between
+# back in the park queue and are sent again after the retry.* backoff;
+# the failures are logged once (they were a line each), and counted. Order
+# is not checked: writes in flight behind a refused one may be taken
+# first (docs/parking.md, "Order per destination"). (Here librdkafka itself waits ~1 s, for new metadata, between
 # the refused requests, so the backoff does not show.)
 ln -s "$BUILD_DIR/tests/plugins/.libs/switch.so" "$PLUGINS/switch.so"
 FLAKY="$ES_TMP/flaky.tsv"
@@ -160,15 +161,6 @@ rm -f "$DOWN"
 for i in $(seq 1 150); do [ "$(es_count "$FLAKY")" -ge 200 ] && break; sleep 0.2; done
 es_eq "park refused: the destination then gets every event once" \
     "$(es_ids "$ES_TMP/p.txt")" "$(cut -f1 "$FLAKY" | sort)"
-es_check "park refused: ... in order per source partition" python3 - "$FLAKY" <<'PY'
-import sys
-last = {}
-for l in open(sys.argv[1]):
-    f = l.split("\t")
-    part, off = f[2], int(f[3])
-    assert off > last.get(part, -1), l
-    last[part] = off
-PY
 rc=0; es_stop_daemon TERM || rc=$?
 es_eq "park refused: SIGTERM exits 0" 0 "$rc"
 
