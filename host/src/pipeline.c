@@ -1013,6 +1013,26 @@ static void housekeeping(es_pipeline_t *p)
         es_warn("%s", err);
 }
 
+/* A consumer's fatal error (its static membership, group.instance.id,
+ * fenced by another member with the same id) ends it for good: it neither
+ * consumes nor commits again. A new one would fence its rival in turn, so
+ * the daemon stops instead, with exit 1, for the operator to see and the
+ * service manager to act on. */
+static void check_fatal_consumers(es_pipeline_t *p)
+{
+    char why[512];
+    for (size_t i = 0; i < p->nconsumers && !p->fatal; i++) {
+        consumer_t *c = p->consumers[i];
+        if (!rd_kafka_fatal_error(c->rk, why, sizeof why))
+            continue;
+        es_err("consumer group=%s: fatal error: %s; stopping (exit 1): it "
+               "can neither consume nor commit again, and what it did not "
+               "commit is redelivered after a restart",
+               c->group, why);
+        p->fatal = 1;
+    }
+}
+
 static void iterate(es_pipeline_t *p, int consume)
 {
     wait_for_work(p);
@@ -1028,6 +1048,7 @@ static void iterate(es_pipeline_t *p, int consume)
     else /* still serve rebalances and errors while draining */
         for (size_t i = 0; i < p->nconsumers; i++)
             pl_consume_serve_only(p->consumers[i]);
+    check_fatal_consumers(p);
     pl_stage_hand_over(p); /* the filter thread starts on them at once */
     fire_due_retries(p);
     p->more_work |= pl_park_iterate(p, consume);
@@ -1071,7 +1092,7 @@ static void drain(es_pipeline_t *p)
 int es_pipeline_run(es_pipeline_t *p, volatile sig_atomic_t *stop)
 {
     p->last_flush_ms = p->last_commit_ms = es_now_ms();
-    while (!*stop)
+    while (!*stop && !p->fatal)
         iterate(p, 1);
     pl_calls_stop(p); /* no subscription changes while draining */
     drain(p);
@@ -1080,7 +1101,7 @@ int es_pipeline_run(es_pipeline_t *p, volatile sig_atomic_t *stop)
         p->consumers[i]->joined = 0;
     }
     es_info("stopped");
-    return 0;
+    return p->fatal ? 1 : 0;
 }
 
 void pl_instance_destroy(instance_t *inst)

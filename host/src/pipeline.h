@@ -26,8 +26,9 @@ es_pipeline_t *es_pipeline_new(const es_config_t *conf, es_loader_t *loader,
                                const char *brokers, char *errstr,
                                size_t errstr_size);
 
-/* Runs until *stop becomes non-zero, then drains in-flight events (up to
- * the shutdown timeout), commits and leaves the groups. Returns 0. */
+/* Runs until *stop becomes non-zero, or a consumer hits a fatal error,
+ * then drains in-flight events (up to the shutdown timeout), commits and
+ * leaves the groups. Returns 0, or 1 after a consumer's fatal error. */
 int es_pipeline_run(es_pipeline_t *p, volatile sig_atomic_t *stop);
 
 void es_pipeline_destroy(es_pipeline_t *p);

@@ -35,7 +35,9 @@ static void handle_message(consumer_t *c, rd_kafka_message_t *m)
 {
     es_pipeline_t *p = c->p;
     if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        /* A fatal one is logged by check_fatal_consumers, as it stops. */
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+            m->err != RD_KAFKA_RESP_ERR__FATAL)
             es_warn("consumer group=%s: %s", c->group,
                     rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);

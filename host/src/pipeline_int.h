@@ -219,6 +219,7 @@ struct es_pipeline_s {
     /* Re-creating the producer after fatal errors: not before
      * producer_retry_at, the wait doubling while they keep coming. */
     int64_t producer_retry_at, producer_replaced_ms;
+    int fatal; /* a consumer hit a fatal error: the run ends, exit 1 */
     int producer_backoff_ms;
     es_counter_t *producer_replaced;
 
