@@ -3,6 +3,7 @@
  * committed per partition once every delivery of a record is done, and
  * rebalances.
  */
+#include "internal/es_clock.h"
 #include "pipeline_int.h"
 
 /* --------------------------------------------------------------- consuming */
@@ -141,10 +142,39 @@ static void commit_consumer(consumer_t *c, int sync)
  * cooperative rebalance's member whose commit comes back "illegal
  * generation" loses its whole assignment. The revoke callback's commit
  * and the one at shutdown are still made. */
+static void commit_failed(consumer_t *c, rd_kafka_resp_err_t err)
+{
+    uint64_t since = 0; /* stays 0 when this failure is not logged */
+    int64_t secs = 0;
+    es_counter_add(c->commit_failures, 1);
+    if (pl_streak_fail(&c->commit_streak, es_now_ms(), &since, &secs) && !since)
+        es_warn("commit group=%s failed: %s; retried at every commit "
+                "interval, failures counted (es_commit_failures_total) and "
+                "logged once a minute until one succeeds; a restart "
+                "meanwhile redelivers what was not committed",
+                c->group, rd_kafka_err2str(err));
+    else if (since)
+        es_warn("commit group=%s still failing: %llu failure(s) in the last "
+                "%lld s, the last: %s",
+                c->group, (unsigned long long)since, (long long)secs,
+                rd_kafka_err2str(err));
+}
+
+static void commit_succeeded(consumer_t *c)
+{
+    uint64_t n = pl_streak_end(&c->commit_streak);
+    if (n)
+        es_info("commit group=%s: commits succeed again after %llu "
+                "failure(s)",
+                c->group, (unsigned long long)n);
+}
+
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
     consumer_t *c = opaque;
+    if (!err)
+        commit_succeeded(c);
     if (!err || !offsets)
         return;
     for (int i = 0; i < offsets->cnt; i++) {
@@ -161,8 +191,7 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         c->commit_held = 1;
         return;
     }
-    es_warn("commit group=%s failed: %s (will retry)", c->group,
-            rd_kafka_err2str(err));
+    commit_failed(c, err);
 }
 
 /* Lag from librdkafka's cached high watermark: no broker round trip. */
@@ -519,6 +548,10 @@ static consumer_t *consumer_alloc(es_pipeline_t *p, const char *group)
     c->p = p;
     c->group = group;
     c->wake[0] = c->wake[1] = -1;
+    char labels[300], g[256];
+    es_metrics_label_escape(g, sizeof g, group);
+    snprintf(labels, sizeof labels, "group=\"%s\"", g);
+    c->commit_failures = es_metrics_counter("es_commit_failures_total", labels);
     if (p->nconsumers == p->consumers_cap) {
         p->consumers_cap = p->consumers_cap ? 2 * p->consumers_cap : 8;
         p->consumers =

@@ -132,7 +132,9 @@ struct consumer_s {
     int ever_joined;  /* for the log: joined, or joined again */
     int commit_held;  /* a commit met a rebalance in progress: the periodic
                          ones wait for its callback (pipeline_consume.c) */
-    int start_at_end; /* auto.offset.reset is latest (the default) */
+    fail_streak_t commit_streak; /* commits refused, for the log */
+    es_counter_t *commit_failures;
+    int start_at_end;          /* auto.offset.reset is latest (the default) */
     rd_kafka_message_t **msgs; /* batch_size slots, reused by consume_some */
 };
 
