@@ -11,6 +11,7 @@
 
 #include <check.h>
 
+#include "internal/es_clock.h"
 #include "kafka_sink_harness.h"
 
 #define N_PER_MODE 1000
@@ -754,6 +755,55 @@ START_TEST(test_fatal_error_recreates_producer)
 }
 END_TEST
 
+/* When the log line has been counted `n` times: polled every 10 ms. */
+static int64_t when_logged(th_host_t *h, const char *what, size_t n,
+                           int timeout_ms)
+{
+    for (int64_t end = es_now_ms() + timeout_ms; es_now_ms() < end;
+         th_sleep_ms(10))
+        if (th_log_count(h, what) >= n)
+            return es_now_ms();
+    return -1;
+}
+
+/* A cluster refusing the producer an id (no IdempotentWrite ACL) makes
+ * each new producer fatal at once. After the first, the re-creations wait
+ * 100, 200, 400, 800 ms: from the first fatal error to the sixth at least
+ * 1.5 s, where without the waits it took ~0.5 s, and the waits keep
+ * growing. Once a producer is let in, the event
+ * gets through. */
+START_TEST(test_refused_producer_id_backs_off)
+{
+    fx_t fx;
+    fx_start(&fx, 4);
+    th_topic_create(&fx.cluster, "refused", 1);
+    for (int i = 0; i < 6; i++)
+        rd_kafka_mock_push_request_errors(
+            fx.cluster.mc, 22 /* InitProducerId */, 1,
+            RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
+    char *config = fx_config(&fx, "\"topic\":\"refused\"");
+    fx_init(&fx, config);
+    free(config);
+    fx_make_events(&fx, 1);
+    int64_t first = when_logged(fx.host, "re-creating", 1, 10000);
+    int64_t sixth = when_logged(fx.host, "re-creating", 6, 20000);
+    ck_assert(first > 0 && sixth > 0);
+    ck_assert_msg(sixth - first >= 1500, "%lld ms", (long long)(sixth - first));
+    es_result_t r = {.status = ES_RETRY};
+    for (int i = 0; i < 200 && r.status == ES_RETRY; i++) {
+        const es_event_t *b[1] = {&fx.events[0].ev};
+        th_plugin()->deliver(fx.inst, b, 1, &r);
+        if (r.status == ES_RETRY)
+            th_sleep_ms(50);
+    }
+    ck_assert_int_eq(r.status, ES_PENDING);
+    ck_assert_uint_eq(th_wait_completed(fx.host, 1, 10000), 1);
+    ck_assert_uint_eq(fx.host->ok, 1);
+    ck_assert_uint_eq(th_log_count(fx.host, "re-creating"), 6);
+    fx_stop(&fx);
+}
+END_TEST
+
 /* ------------------------------------------------------ flush, destroy */
 
 START_TEST(test_destroy_waits_for_acks)
@@ -911,6 +961,7 @@ static Suite *kafka_sink_suite(void)
     tcase_add_test(tc, test_queue_full_is_backpressure);
     tcase_add_test(tc, test_destroy_waits_for_acks);
     tcase_add_test(tc, test_fatal_error_recreates_producer);
+    tcase_add_test(tc, test_refused_producer_id_backs_off);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -23,6 +23,7 @@
 
 #include "binding.h"
 #include "msk_iam.h"
+#include "internal/es_clock.h"
 #include "internal/es_json_int.h"
 
 _Static_assert(sizeof(void *) >= sizeof(uint64_t),
@@ -68,6 +69,10 @@ typedef struct ks_sink_s {
     atomic_int stop;
     atomic_int fatal;
     atomic_int closing;
+    /* Re-creations wait from KS_RESTART_MIN_MS, doubling to
+     * KS_RESTART_MAX_MS while new producers keep failing (the poller's). */
+    int64_t restart_at_ms, restarted_ms;
+    int restart_wait_ms;
 
     /* outstanding deliveries; waiters sleep on idle */
     atomic_long outstanding;
@@ -575,8 +580,11 @@ static int ks_wait_idle(ks_sink_t *s, int timeout_ms)
 static void ks_restart(ks_sink_t *s)
 {
     char err[256];
-    rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    for (int i = 0; i < s->close_timeout_ms / 100 + 1; i++) {
+    /* None when the last re-creation failed. */
+    if (s->rk)
+        rd_kafka_purge(s->rk,
+                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; s->rk && i < s->close_timeout_ms / 100 + 1; i++) {
         rd_kafka_poll(s->rk, 100);
         if (atomic_load(&s->outstanding) == 0)
             break;
@@ -590,14 +598,39 @@ static void ks_restart(ks_sink_t *s)
     pthread_mutex_unlock(&s->lock);
 }
 
+#define KS_RESTART_MIN_MS 100
+#define KS_RESTART_MAX_MS 30000
+
+/* A cluster that refuses the producer an id (no IdempotentWrite ACL) makes
+ * every new producer fatal at once: without a wait the poller made
+ * producers, and logged their errors, as fast as the broker answered. The
+ * wait starts again after a minute without a re-creation. */
+static void ks_restart_when_due(ks_sink_t *s)
+{
+    int64_t now = es_now_ms();
+    if (now < s->restart_at_ms)
+        return;
+    if (!s->restart_wait_ms || now - s->restarted_ms > 60000)
+        s->restart_wait_ms = KS_RESTART_MIN_MS;
+    else if (s->restart_wait_ms < KS_RESTART_MAX_MS)
+        s->restart_wait_ms = s->restart_wait_ms * 2 > KS_RESTART_MAX_MS
+                                 ? KS_RESTART_MAX_MS
+                                 : s->restart_wait_ms * 2;
+    ks_restart(s); /* takes a while: the wait counts from its end */
+    s->restarted_ms = es_now_ms();
+    s->restart_at_ms = s->restarted_ms + s->restart_wait_ms;
+}
+
 static void *ks_poller(void *arg)
 {
     ks_sink_t *s = arg;
     while (!atomic_load(&s->stop)) {
         if (s->rk)
             rd_kafka_poll(s->rk, 100);
+        else /* none could be made: wait as a poll would */
+            nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
         if (atomic_load(&s->fatal) && !atomic_load(&s->closing))
-            ks_restart(s);
+            ks_restart_when_due(s);
         ks_push_counters(s);
     }
     return NULL;
