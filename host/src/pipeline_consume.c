@@ -130,7 +130,8 @@ static void commit_consumer(consumer_t *c, int sync)
     }
     if (l->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, l, !sync);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        /* A sync commit's result also reaches on_commit, which logs it. */
+        if (err && !sync && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             es_warn("commit group=%s: %s", c->group, rd_kafka_err2str(err));
     }
     rd_kafka_topic_partition_list_destroy(l);

@@ -74,4 +74,17 @@ es_eq "restarted: every event arrives, once" "$(es_ids "$ES_TMP/a.txt" "$ES_TMP"
 rc=0; es_stop_daemon TERM || rc=$?
 es_eq "restarted: SIGTERM exits 0" 0 "$rc"
 
+# --- the commit at shutdown refused: logged once (its result also
+# reaches the commit callback, which logged it a second time). No periodic
+# commit comes first: the interval is a minute.
+LONG=$(es_config long "$(sed 's/"commit_interval_ms": 200/"commit_interval_ms": 60000/' "$CONFIG")")
+es_start_daemon "$LONG"
+gen 10 2000 >"$ES_TMP/d.txt"
+es_produce in "$ES_TMP/d.txt"
+es_wait_lines "$OUT" 220 30 || true
+es_broker_push "$BROKER_PID" "$BROKER_OUT" "$CONTROL" "OffsetCommit GROUP_AUTHORIZATION_FAILED 1"
+rc=0; es_stop_daemon TERM || rc=$?
+es_eq "shutdown commit refused: SIGTERM still exits 0" 0 "$rc"
+es_eq "shutdown commit refused: logged once" 1 "$(grep -c 'Group authorization failed' "$ES_DAEMON_LOG")"
+
 es_finish
