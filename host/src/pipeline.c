@@ -884,20 +884,14 @@ static void watch_producer_queue(es_pipeline_t *p)
     rd_kafka_queue_io_event_enable(p->prod_queue, p->prod_wake[1], "p", 1);
 }
 
-/* Waits before the next re-creation: from retry.initial_backoff_ms,
- * doubling up to retry.max_backoff_ms while fatal errors keep coming (a
- * refused producer id fails every new handle), back to the start after a
- * minute without one. */
+/* Waits before the next re-creation: the retry.* backoff, growing while
+ * fatal errors keep coming (a refused producer id fails every new handle),
+ * back to the start after a minute without one. */
 static void producer_backoff(es_pipeline_t *p, int64_t now)
 {
-    int initial = p->conf->retry_initial_backoff_ms;
-    int max = p->conf->retry_max_backoff_ms;
-    if (!p->producer_backoff_ms || now - p->producer_replaced_ms > 60000)
-        p->producer_backoff_ms = initial;
-    else if (p->producer_backoff_ms < max)
-        p->producer_backoff_ms =
-            p->producer_backoff_ms > max / 2 ? max : p->producer_backoff_ms * 2;
-    p->producer_retry_at = now + p->producer_backoff_ms;
+    if (now - p->producer_replaced_ms > 60000)
+        p->producer_attempt = 0;
+    p->producer_retry_at = now + pl_backoff_ms(p->conf, ++p->producer_attempt);
 }
 
 /*
@@ -918,8 +912,8 @@ static void replace_fatal_producer(es_pipeline_t *p)
     rd_kafka_t *old = es_producer_replace(p->producer, err, sizeof err);
     if (!old) {
         es_err("host producer: fatal error (%s), and no new one can be made: "
-               "%s; trying again in %d ms",
-               why, err, p->producer_backoff_ms);
+               "%s; trying again in %lld ms",
+               why, err, (long long)(p->producer_retry_at - now));
         return;
     }
     es_err("host producer: fatal error: %s; replaced by a new one, which "

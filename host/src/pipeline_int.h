@@ -219,11 +219,11 @@ struct es_pipeline_s {
     rd_kafka_queue_t *prod_queue;
     int prod_wake[2];
     /* Re-creating the producer after fatal errors: not before
-     * producer_retry_at, the wait doubling while they keep coming. */
+     * producer_retry_at, the wait growing while they keep coming. */
     int64_t producer_retry_at, producer_replaced_ms;
-    int fatal; /* a consumer hit a fatal error: the run ends, exit 1 */
-    int producer_backoff_ms;
+    uint32_t producer_attempt;
     es_counter_t *producer_replaced;
+    int fatal; /* a consumer hit a fatal error: the run ends, exit 1 */
 
     pthread_mutex_t token_lock;
     delivery_t **tokens;
