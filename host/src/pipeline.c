@@ -234,11 +234,8 @@ static rd_kafka_headers_t *dead_letter_headers(const delivery_t *d)
 
 int64_t pl_backoff_ms(const es_config_t *c, uint32_t attempt)
 {
-    int64_t b = c->retry_initial_backoff_ms;
-    for (uint32_t i = 1; i < attempt && b < c->retry_max_backoff_ms; i++)
-        b *= 2;
-    if (b > c->retry_max_backoff_ms)
-        b = c->retry_max_backoff_ms;
+    int64_t b = es_backoff_doubled(c->retry_initial_backoff_ms,
+                                   c->retry_max_backoff_ms, attempt);
     /* Full jitter on the upper half spreads retries of a burst apart. */
     return b / 2 + (b > 1 ? random() % (b - b / 2) : 0);
 }

@@ -13,4 +13,15 @@ static inline int64_t es_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A backoff before attempt `attempt` (from 1): `initial`, doubled for each
+ * attempt after the first, never above `max`. */
+static inline int64_t es_backoff_doubled(int64_t initial, int64_t max,
+                                         uint32_t attempt)
+{
+    int64_t b = initial;
+    for (uint32_t i = 1; i < attempt && b < max; i++)
+        b *= 2;
+    return b > max ? max : b;
+}
+
 #endif

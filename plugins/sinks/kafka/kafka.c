@@ -72,7 +72,7 @@ typedef struct ks_sink_s {
     /* Re-creations wait from KS_RESTART_MIN_MS, doubling to
      * KS_RESTART_MAX_MS while new producers keep failing (the poller's). */
     int64_t restart_at_ms, restarted_ms;
-    int restart_wait_ms;
+    uint32_t restarts;
 
     /* outstanding deliveries; waiters sleep on idle */
     atomic_long outstanding;
@@ -356,8 +356,8 @@ static int ks_apply_properties(ks_sink_t *s, const cJSON *props,
     return 0;
 }
 
-/* A broker connection's failure ("FAIL") is also reported to
- * ks_error_cb, which logs it once. */
+/* A broker connection's failure ("FAIL") and a fatal error ("FATAL") are
+ * also reported to ks_error_cb, which logs each once. */
 static void ks_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                       const char *buf)
 {
@@ -366,7 +366,7 @@ static void ks_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                        : level == 4 ? ES_LOG_WARN
                        : level <= 6 ? ES_LOG_INFO
                                     : ES_LOG_DEBUG;
-    if (!strcmp(fac, "FAIL"))
+    if (!strcmp(fac, "FAIL") || !strcmp(fac, "FATAL"))
         l = ES_LOG_DEBUG;
     s->host->log(s->host, l, "librdkafka %s: %s", fac, buf);
 }
@@ -610,15 +610,13 @@ static void ks_restart_when_due(ks_sink_t *s)
     int64_t now = es_now_ms();
     if (now < s->restart_at_ms)
         return;
-    if (!s->restart_wait_ms || now - s->restarted_ms > 60000)
-        s->restart_wait_ms = KS_RESTART_MIN_MS;
-    else if (s->restart_wait_ms < KS_RESTART_MAX_MS)
-        s->restart_wait_ms = s->restart_wait_ms * 2 > KS_RESTART_MAX_MS
-                                 ? KS_RESTART_MAX_MS
-                                 : s->restart_wait_ms * 2;
+    if (now - s->restarted_ms > 60000)
+        s->restarts = 0;
     ks_restart(s); /* takes a while: the wait counts from its end */
     s->restarted_ms = es_now_ms();
-    s->restart_at_ms = s->restarted_ms + s->restart_wait_ms;
+    s->restart_at_ms =
+        s->restarted_ms +
+        es_backoff_doubled(KS_RESTART_MIN_MS, KS_RESTART_MAX_MS, ++s->restarts);
 }
 
 static void *ks_poller(void *arg)
